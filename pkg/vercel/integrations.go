@@ -1,0 +1,169 @@
+package vercel
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+)
+
+// AuthorizeIntegration creates the billing authorization that CreateStore
+// needs. The authorization may come back pending; its id is the caller's
+// checkpoint, so that a retry reuses it instead of authorizing twice.
+//
+// Vercel API: POST /v1/integrations/billing/authorization. Undocumented:
+// the route and body come from Prisma's instant-deployment guide. The
+// answer is {"authorization":{…}}.
+func (c *Client) AuthorizeIntegration(ctx context.Context, req AuthorizeRequest) (*Authorization, *Response, error) {
+	if req.IntegrationIDOrSlug == "" {
+		req.IntegrationIDOrSlug = "prisma"
+	}
+	r, err := jsonRequest(EndpointAuthorize, http.MethodPost, "/v1/integrations/billing/authorization", req)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out struct {
+		Authorization *Authorization `json:"authorization"`
+	}
+	resp, err := c.do(ctx, r, &out)
+	if err != nil {
+		return nil, resp, err
+	}
+	if out.Authorization == nil || out.Authorization.ID == "" {
+		return nil, resp, &DecodeError{Endpoint: EndpointAuthorize, StatusCode: resp.StatusCode, Err: errors.New("answer has no authorization id")}
+	}
+	return out.Authorization, resp, nil
+}
+
+// CreateStore creates a database through the integration.
+//
+// Vercel API: POST /v1/storage/stores/integration. Undocumented: the route
+// comes from Prisma's guide; the documented cousin is
+// POST /v1/storage/stores/integration/direct (operation
+// createIntegrationStoreDirect).
+// The answer is {"store":{…}}.
+func (c *Client) CreateStore(ctx context.Context, req CreateStoreRequest) (*Store, *Response, error) {
+	if req.Source == "" {
+		req.Source = "marketplace"
+	}
+	r, err := jsonRequest(EndpointCreateStore, http.MethodPost, "/v1/storage/stores/integration", req)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out struct {
+		Store *Store `json:"store"`
+	}
+	resp, err := c.do(ctx, r, &out)
+	if err != nil {
+		return nil, resp, err
+	}
+	if out.Store == nil || out.Store.ID == "" {
+		return nil, resp, &DecodeError{Endpoint: EndpointCreateStore, StatusCode: resp.StatusCode, Err: errors.New("answer has no store id")}
+	}
+	return out.Store, resp, nil
+}
+
+// DeleteStore deletes a database created by CreateStore.
+//
+// Vercel API: DELETE /v1/storage/stores/integration/{storeId}.
+// Undocumented: the route comes from Vercel's CLI.
+func (c *Client) DeleteStore(ctx context.Context, storeID string) (*Response, error) {
+	seg, err := segment(EndpointDeleteStore, "storeID", storeID)
+	if err != nil {
+		return nil, err
+	}
+	return c.do(ctx, request{ep: EndpointDeleteStore, method: http.MethodDelete, path: "/v1/storage/stores/integration/" + seg}, nil)
+}
+
+// ListResources lists the resources (databases) of an integration
+// installation; with deterministic store names it finds the store that a
+// lost CreateStore answer created.
+//
+// Vercel API: GET /v1/installations/{integrationConfigurationId}/resources
+// (operation get-integration-resources,
+// https://vercel.com/docs/rest-api/marketplace/get-integration-resources).
+func (c *Client) ListResources(ctx context.Context, integrationConfigurationID string) ([]Resource, *Response, error) {
+	seg, err := segment(EndpointListResources, "integrationConfigurationID", integrationConfigurationID)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out struct {
+		Resources []Resource `json:"resources"`
+	}
+	resp, err := c.do(ctx, request{ep: EndpointListResources, method: http.MethodGet, path: "/v1/installations/" + seg + "/resources"}, &out)
+	if err != nil {
+		return nil, resp, err
+	}
+	if out.Resources == nil {
+		out.Resources = []Resource{}
+	}
+	return out.Resources, resp, nil
+}
+
+// ConnectStore connects a store to a project, which injects DATABASE_URL
+// and friends into the project's environment. Success is a 201 without a
+// body. A store that is already connected (a 409, or an error whose
+// message says "already connected") also returns a nil error, so that a
+// retried step succeeds; the Response then holds the answer's status.
+//
+// Vercel API: POST /v1/integrations/installations/{integrationConfigurationId}/resources/{resourceId}/connections
+// (operation connectIntegrationResourceToProject,
+// https://vercel.com/docs/rest-api/integrations/connect-integration-resource-to-project),
+// or with WithConnectPath(ConnectPathWithProduct) the form of Prisma's guide,
+// …/installations/{configId}/products/{productId}/resources/{storeId}/connections.
+func (c *Client) ConnectStore(ctx context.Context, req ConnectStoreRequest) (*Response, error) {
+	const ep = EndpointConnectStore
+	cfg, err := segment(ep, "IntegrationConfigurationID", req.IntegrationConfigurationID)
+	if err != nil {
+		return nil, err
+	}
+	store, err := segment(ep, "StoreID", req.StoreID)
+	if err != nil {
+		return nil, err
+	}
+	if req.ProjectID == "" {
+		return nil, &InvalidArgumentError{Endpoint: ep, Argument: "ProjectID", Reason: "must not be empty"}
+	}
+	path := "/v1/integrations/installations/" + cfg
+	if c.cfg.connectPath == ConnectPathWithProduct {
+		product, err := segment(ep, "ProductID", req.ProductID)
+		if err != nil {
+			return nil, err
+		}
+		path += "/products/" + product
+	}
+	path += "/resources/" + store + "/connections"
+
+	r, err := jsonRequest(ep, http.MethodPost, path, struct {
+		ProjectID string `json:"projectId"`
+	}{req.ProjectID})
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.do(ctx, r, nil)
+	if err != nil && alreadyConnected(err) {
+		return resp, nil
+	}
+	return resp, err
+}
+
+// alreadyConnected recognises the answers that mean the connection exists.
+// Rate and plan limits are excluded whatever their message says.
+func alreadyConnected(err error) bool {
+	var ae *APIError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	var (
+		rl *RateLimitError
+		pl *PlanLimitError
+	)
+	if errors.As(err, &rl) || errors.As(err, &pl) {
+		return false
+	}
+	if ae.StatusCode == http.StatusConflict {
+		return true
+	}
+	return ae.StatusCode >= 400 && ae.StatusCode < 500 &&
+		strings.Contains(strings.ToLower(ae.Message), "already connected")
+}
