@@ -1,0 +1,245 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"time"
+
+	"github.com/deployq/deployq/pkg/vercel"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ClientConfig configures a producer client.
+type ClientConfig struct {
+	// Limits bound requests; they must not exceed the workers' limits.
+	// Defaults to DefaultLimits().
+	Limits Limits
+	// SourceGrace must equal the workers' SourceJanitorConfig.Grace: a
+	// tarball written less than half of it ago is not uploaded again.
+	// Defaults to 10 min.
+	SourceGrace time.Duration
+}
+
+// Client submits deploy requests and follows their events. Other Go
+// services import it to publish requests; cmd/enqueue is built on it.
+type Client struct {
+	js      jetstream.JetStream
+	sources jetstream.ObjectStore
+	refs    jetstream.KeyValue
+	jobs    jetstream.KeyValue
+	events  jetstream.Stream
+	cfg     ClientConfig
+	now     func() time.Time
+}
+
+// NewClient binds to the streams and buckets a worker (or Setup) created.
+func NewClient(ctx context.Context, js jetstream.JetStream, cfg ClientConfig) (*Client, error) {
+	cfg.Limits = cfg.Limits.withDefaults()
+	cfg.SourceGrace = SourceJanitorConfig{Grace: cfg.SourceGrace}.withDefaults().Grace
+	c := &Client{js: js, cfg: cfg, now: time.Now}
+	var err error
+	if c.sources, err = js.ObjectStore(ctx, BucketSources); err != nil {
+		return nil, bindErr("object store "+BucketSources, err)
+	}
+	if c.refs, err = js.KeyValue(ctx, BucketSourceRefs); err != nil {
+		return nil, bindErr("bucket "+BucketSourceRefs, err)
+	}
+	if c.jobs, err = js.KeyValue(ctx, BucketJobs); err != nil {
+		return nil, bindErr("bucket "+BucketJobs, err)
+	}
+	if c.events, err = js.Stream(ctx, StreamEvents); err != nil {
+		return nil, bindErr("stream "+StreamEvents, err)
+	}
+	return c, nil
+}
+
+// Submitted is the result of a submit.
+type Submitted struct {
+	ID      string
+	Tenant  string
+	Subject string
+	// Sequence is the request's position in the requests stream (0 when
+	// not published because the job already exists).
+	Sequence uint64
+	// Duplicate is true when the id was already submitted: nothing new
+	// will run, and the existing job's events tell its outcome.
+	Duplicate bool
+	// Existing is the existing job's checkpoint when the id belongs to a
+	// job that already started (a late retry), else nil.
+	Existing *JobState
+}
+
+// Submit stores the source tarball (once per content), then publishes the
+// request. It fills in Version, a fresh ID when empty, and Source.
+// Submitting the same id again never deploys twice.
+func (c *Client) Submit(ctx context.Context, req Request, tarball []byte) (*Submitted, error) {
+	if req.Version == 0 {
+		req.Version = RequestVersion
+	}
+	if req.ID == "" {
+		req.ID = NewID()
+	}
+	req.Source = SourceRef{Bucket: BucketSources, SHA1: vercel.SHA1Hex(tarball), Size: int64(len(tarball))}
+	if len(tarball) == 0 {
+		return nil, invalid("source", "the tarball is empty")
+	}
+	if err := req.Validate(c.cfg.Limits); err != nil {
+		return nil, err
+	}
+	out := &Submitted{ID: req.ID, Tenant: req.Tenant, Subject: RequestSubject(req.Tenant)}
+	// A retry past the stream's dedup window is caught here: the job
+	// exists, so its outcome is returned instead of running it again.
+	if st, err := ReadState(ctx, c.jobs, req.Tenant, req.ID); err == nil && st != nil {
+		out.Duplicate, out.Existing = true, st
+		return out, nil
+	}
+	if err := c.storeSource(ctx, &req, tarball); err != nil {
+		return nil, err
+	}
+	data, err := jsonMarshal(req)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > c.cfg.Limits.MaxRequestBytes {
+		return nil, invalid("", "request is %d bytes, more than the %d allowed", len(data), c.cfg.Limits.MaxRequestBytes)
+	}
+	ack, err := c.js.Publish(ctx, out.Subject, data, jetstream.WithMsgID(req.ID))
+	if err != nil {
+		return nil, fmt.Errorf("publish request %s: %w", req.ID, err)
+	}
+	out.Sequence, out.Duplicate = ack.Sequence, ack.Duplicate
+	return out, nil
+}
+
+// storeSource references the tarball for this request, then uploads it
+// unless a fresh copy is there (see the note in sources.go on ordering).
+func (c *Client) storeSource(ctx context.Context, req *Request, tarball []byte) error {
+	if _, err := c.refs.Put(ctx, refKey(req), nil); err != nil {
+		return fmt.Errorf("reference source tarball: %w", err)
+	}
+	info, err := c.sources.GetInfo(ctx, req.Source.SHA1)
+	switch {
+	case err == nil && !info.Deleted && c.now().Sub(info.ModTime) < c.cfg.SourceGrace/2:
+		return nil
+	case err != nil && !errors.Is(err, jetstream.ErrObjectNotFound):
+		return fmt.Errorf("look up source tarball: %w", err)
+	}
+	if _, err := c.sources.PutBytes(ctx, req.Source.SHA1, tarball); err != nil {
+		return fmt.Errorf("store source tarball: %w", err)
+	}
+	return nil
+}
+
+// WatchFilter selects events. With neither field set, every event.
+type WatchFilter struct {
+	Tenant string
+	ID     string
+	// FromStart replays the stored events first; otherwise only new
+	// events are delivered.
+	FromStart bool
+}
+
+func (f WatchFilter) subject() string {
+	tenant, id := f.Tenant, f.ID
+	if tenant == "" {
+		tenant = "*"
+	}
+	if id == "" {
+		id = "*"
+	}
+	return eventsPrefix + tenant + "." + id
+}
+
+// Watch yields events matching f until ctx ends or the caller stops
+// ranging. A decode failure is yielded as an error and watching goes on.
+func (c *Client) Watch(ctx context.Context, f WatchFilter) iter.Seq2[Event, error] {
+	return func(yield func(Event, error) bool) {
+		policy := jetstream.DeliverNewPolicy
+		if f.FromStart {
+			policy = jetstream.DeliverAllPolicy
+		}
+		cons, err := c.js.OrderedConsumer(ctx, StreamEvents, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{f.subject()},
+			DeliverPolicy:  policy,
+		})
+		if err != nil {
+			yield(Event{}, fmt.Errorf("watch events: %w", err))
+			return
+		}
+		msgs, err := cons.Messages()
+		if err != nil {
+			yield(Event{}, fmt.Errorf("watch events: %w", err))
+			return
+		}
+		stop := context.AfterFunc(ctx, msgs.Stop)
+		defer stop()
+		defer msgs.Stop()
+		for {
+			msg, err := msgs.Next()
+			if err != nil {
+				if ctx.Err() == nil && !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					yield(Event{}, fmt.Errorf("watch events: %w", err))
+				}
+				return
+			}
+			ev, err := DecodeEvent(msg.Data())
+			if !yield(ev, err) {
+				return
+			}
+		}
+	}
+}
+
+// JobStatus is what is known of a request.
+type JobStatus struct {
+	// State is the job's checkpoint; nil when no worker has started it
+	// (still queued, unknown, or rejected before running).
+	State *JobState
+	// Last is the request's latest event, nil when it has none.
+	Last *Event
+}
+
+// ErrUnknownRequest is returned by Status for an id with no job and no event.
+var ErrUnknownRequest = errors.New("no job or event for this request id (still queued, or unknown)")
+
+// Status returns a request's checkpoint and latest event. Tenant may be
+// empty: the id alone is looked up across tenants.
+func (c *Client) Status(ctx context.Context, tenant, id string) (*JobStatus, error) {
+	if tenant == "" {
+		if msg, err := c.events.GetLastMsgForSubject(ctx, WatchFilter{ID: id}.subject()); err == nil {
+			tenant = tenantOfEventSubject(msg.Subject)
+		}
+	}
+	out := &JobStatus{}
+	if tenant != "" {
+		st, err := ReadState(ctx, c.jobs, tenant, id)
+		if err != nil {
+			return nil, fmt.Errorf("read job state: %w", err)
+		}
+		out.State = st
+		msg, err := c.events.GetLastMsgForSubject(ctx, EventSubject(tenant, id))
+		if err == nil {
+			if ev, derr := DecodeEvent(msg.Data); derr == nil {
+				out.Last = &ev
+			}
+		} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil, fmt.Errorf("read last event: %w", err)
+		}
+	}
+	if out.State == nil && out.Last == nil {
+		return nil, ErrUnknownRequest
+	}
+	return out, nil
+}
+
+func tenantOfEventSubject(subject string) string {
+	rest := subject[len(eventsPrefix):]
+	for i := range len(rest) {
+		if rest[i] == '.' {
+			return rest[:i]
+		}
+	}
+	return ""
+}

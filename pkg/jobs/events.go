@@ -1,0 +1,129 @@
+package jobs
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// EventVersion is the version of the event data schema (docs/EVENTS.md).
+const EventVersion = 1
+
+// Event types. A request gets one TypeStepCompleted event per pipeline
+// step it passes and exactly one terminal event.
+const (
+	TypeStepCompleted = "dev.deployq.deploy.step_completed"
+	TypeSucceeded     = "dev.deployq.deploy.succeeded"
+	TypeFailed        = "dev.deployq.deploy.failed"
+	TypeRejected      = "dev.deployq.deploy.rejected"
+	TypeCancelled     = "dev.deployq.deploy.cancelled"
+)
+
+// eventSource is the CloudEvents source of every event deployq writes.
+const eventSource = "/deployq/worker"
+
+// EventDataSchema identifies the schema of Event.Data.
+const EventDataSchema = "https://deployq.dev/schemas/event/v1"
+
+// Event is a CloudEvents 1.0 event in structured JSON form. Its ID is also
+// the Nats-Msg-Id it is published with, so a worker that publishes the same
+// event twice (after a crash) leaves one copy in the stream.
+type Event struct {
+	SpecVersion     string    `json:"specversion"`
+	ID              string    `json:"id"`
+	Source          string    `json:"source"`
+	Type            string    `json:"type"`
+	Subject         string    `json:"subject"` // the request id
+	Time            time.Time `json:"time"`
+	DataContentType string    `json:"datacontenttype"`
+	DataSchema      string    `json:"dataschema"`
+	Data            EventData `json:"data"`
+}
+
+// EventData is the payload of every event type; fields that do not apply
+// to a type are omitted.
+type EventData struct {
+	Version   int    `json:"version"`
+	RequestID string `json:"requestId"`
+	Tenant    string `json:"tenant"`
+	// Step is the step just completed (step_completed) or the step that
+	// failed (failed, cancelled).
+	Step string `json:"step,omitempty"`
+	// Attempt counts deliveries of the request to a worker, from 1.
+	Attempt int `json:"attempt,omitempty"`
+
+	ProjectID    string `json:"projectId,omitempty"`
+	ProjectName  string `json:"projectName,omitempty"`
+	StoreID      string `json:"storeId,omitempty"`
+	DeploymentID string `json:"deploymentId,omitempty"`
+	URL          string `json:"url,omitempty"`
+	ClaimCode    string `json:"claimCode,omitempty"`
+	ClaimURL     string `json:"claimUrl,omitempty"`
+
+	// Error describes why a request failed or was rejected.
+	Error *EventError `json:"error,omitempty"`
+	// Cleaned lists the resources deleted after a failure ("database",
+	// "project"); resources kept for inspection are not listed.
+	Cleaned []string `json:"cleaned,omitempty"`
+	// DurationMs is the time from submit to this terminal event.
+	DurationMs int64 `json:"durationMs,omitempty"`
+}
+
+// EventError is the reason of a failed or rejected request.
+type EventError struct {
+	Step    string `json:"step,omitempty"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"` // the request field at fault, for rejections
+}
+
+// Terminal reports whether the event ends its request.
+func (e *Event) Terminal() bool {
+	switch e.Type {
+	case TypeSucceeded, TypeFailed, TypeRejected, TypeCancelled:
+		return true
+	}
+	return false
+}
+
+// Short returns the last part of the event type ("succeeded", "step_completed").
+func (e *Event) Short() string {
+	for i := len(e.Type) - 1; i >= 0; i-- {
+		if e.Type[i] == '.' {
+			return e.Type[i+1:]
+		}
+	}
+	return e.Type
+}
+
+func newEvent(typ, eventID string, at time.Time, data EventData) Event {
+	data.Version = EventVersion
+	return Event{
+		SpecVersion:     "1.0",
+		ID:              eventID,
+		Source:          eventSource,
+		Type:            typ,
+		Subject:         data.RequestID,
+		Time:            at.UTC(),
+		DataContentType: "application/json",
+		DataSchema:      EventDataSchema,
+		Data:            data,
+	}
+}
+
+// stepEventID and terminalEventID are the dedup keys of events: one per
+// step and one terminal per request, whatever the number of deliveries.
+func stepEventID(requestID, step string) string { return requestID + ".step." + step }
+func terminalEventID(requestID string) string   { return requestID + ".terminal" }
+
+// DecodeEvent parses an event from the events stream.
+func DecodeEvent(data []byte) (Event, error) {
+	var e Event
+	if err := json.Unmarshal(data, &e); err != nil {
+		return Event{}, fmt.Errorf("decode event: %w", err)
+	}
+	if e.SpecVersion != "1.0" || e.Type == "" {
+		return Event{}, fmt.Errorf("decode event: not a deployq CloudEvent (specversion %q, type %q)", e.SpecVersion, e.Type)
+	}
+	return e, nil
+}

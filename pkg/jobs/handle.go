@@ -1,0 +1,371 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/deployq/deployq/pkg/metrics"
+	"github.com/deployq/deployq/pkg/vercel"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// natsOpTimeout bounds one acknowledgement or publish made after a job's
+// own context ended (hand-back, final events).
+const natsOpTimeout = 10 * time.Second
+
+// handle runs one delivered request to an end: acked with a terminal
+// event, terminated into the DLQ, or handed back for another delivery.
+func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		w.log.Error("delivered message without metadata", "err", err)
+		_ = msg.Nak()
+		return
+	}
+	if meta.NumDelivered > 1 {
+		w.m.Redelivered()
+	}
+	w.m.JobStarted()
+	outcome, attempts := metrics.OutcomeFailure, 0
+	defer func() {
+		if outcome != "" {
+			w.m.JobFinished(outcome, attempts, w.now().Sub(meta.Timestamp))
+		} else {
+			w.m.JobHandedBack()
+		}
+	}()
+
+	req, err := DecodeRequest(msg.Data(), w.cfg.Limits)
+	if err == nil && subjectTenant(msg.Subject()) != req.Tenant {
+		err = invalid("tenant", "%q does not match the subject's tenant %q", req.Tenant, subjectTenant(msg.Subject()))
+	}
+	var verr *ValidationError
+	if errors.As(err, &verr) {
+		w.reject(ctx, msg, meta, verr)
+		outcome = metrics.OutcomeRejected
+		return
+	}
+	w.m.QueueWait(w.now().Sub(meta.Timestamp))
+
+	log := w.log.With("request_id", req.ID, "tenant", req.Tenant, "delivery", meta.NumDelivered)
+	hb := startHeartbeat(msg, w.cfg.HeartbeatInterval)
+	defer hb.stop()
+
+	cp, err := loadOrCreate(ctx, w.assets.Jobs, JobState{
+		Version: stateVersion, ID: req.ID, Tenant: req.Tenant, Status: StatusRunning,
+		SubmittedAt: meta.Timestamp, Seq: meta.Sequence.Stream,
+	})
+	if err != nil {
+		log.Warn("job state unavailable; handing the request back", "err", err)
+		w.handBack(msg, log, w.cfg.PullWait)
+		outcome = ""
+		return
+	}
+	j := &job{w: w, msg: msg, meta: meta, req: &req, cp: cp, log: log}
+	outcome = j.run(ctx)
+	attempts = cp.state.Attempts + 1
+}
+
+// job is one delivery of a request being worked on.
+type job struct {
+	w    *Worker
+	msg  jetstream.Msg
+	meta *jetstream.MsgMetadata
+	req  *Request
+	cp   *checkpoint
+	log  *slog.Logger
+}
+
+// run returns the metrics outcome, or "" when the request was handed back.
+func (j *job) run(ctx context.Context) string {
+	st := &j.cp.state
+	if st.Seq != j.meta.Sequence.Stream {
+		return j.duplicate(ctx)
+	}
+	if st.Done() {
+		// A crash came after the outcome was recorded: finish publishing it.
+		return j.finish(ctx)
+	}
+	takeover := st.Owner != "" // an earlier delivery may have left effects unseen
+	if err := j.cp.claim(ctx, j.w.cfg.Owner, j.w.now()); err != nil {
+		return j.abandon(err)
+	}
+	r := &jobRun{p: j.w.pipeline, req: j.req, st: st, uncertain: takeover, sleep: sleepCtx, now: j.w.now}
+	bo := j.w.cfg.NewBackOff()
+	steps := Steps()
+	for i := nextStep(st.Step); i < len(steps); {
+		step := steps[i]
+		log := j.log.With("step", step)
+		t0 := j.w.now()
+		err := r.runStep(ctx, step)
+		if err == nil {
+			st.Step = step
+			if err := j.cp.save(ctx, j.w.now()); err != nil {
+				return j.abandon(err)
+			}
+			j.w.m.StepFinished(step, "success", j.w.now().Sub(t0))
+			j.publishStep(ctx, step)
+			log.Debug("step completed", "duration", j.w.now().Sub(t0))
+			r.uncertain = false
+			bo.Reset()
+			i++
+			continue
+		}
+		if ctx.Err() != nil {
+			return j.abandon(context.Cause(ctx))
+		}
+		d := classify(err)
+		switch d.Class {
+		case vercel.Fatal:
+			j.w.m.StepFinished(step, "retry", j.w.now().Sub(t0))
+			log.Error("API refused the worker's credentials: pausing all work", "reason", d.Reason, "err", err)
+			j.w.creds.fail()
+			if !j.w.creds.waitOK(ctx) {
+				return j.abandon(context.Cause(ctx))
+			}
+			continue
+		case vercel.Permanent:
+			j.w.m.StepFinished(step, "failure", j.w.now().Sub(t0))
+			return j.fail(ctx, step, errorCode(err, d), err)
+		}
+		j.w.m.StepFinished(step, "retry", j.w.now().Sub(t0))
+		j.cp.recordError(AttemptError{At: j.w.now(), Step: step, Class: d.Class.String(), Reason: d.Reason, Message: err.Error()}, !d.RateLimited)
+		if !d.RateLimited && st.Attempts >= j.w.cfg.MaxAttempts {
+			return j.fail(ctx, step, "retries_exhausted", err)
+		}
+		if err := j.cp.save(ctx, j.w.now()); err != nil {
+			return j.abandon(err)
+		}
+		wait := d.RetryAfter
+		if d.RateLimited {
+			if wait > j.w.cfg.MaxRateLimitWait {
+				log.Warn("capping an absurd rate-limit wait", "announced", wait, "cap", j.w.cfg.MaxRateLimitWait)
+				wait = j.w.cfg.MaxRateLimitWait
+			}
+		} else {
+			wait = max(wait, bo.NextBackOff())
+		}
+		log.Info("step will be retried", "reason", d.Reason, "wait", wait, "attempts", st.Attempts, "err", err)
+		// The error may have come after the effect (a lost answer): the next
+		// attempt looks its resource up before creating one.
+		r.uncertain = true
+		if err := sleepCtx(ctx, wait); err != nil {
+			return j.abandon(err)
+		}
+	}
+	return j.succeed(ctx)
+}
+
+// classify extends the client's classification with the pipeline's own
+// errors; anything else from NATS (object store, KV) is transient.
+func classify(err error) vercel.Decision {
+	var be *BuildError
+	var se *StepError
+	var sm *SourceMissingError
+	switch {
+	case errors.As(err, &be):
+		return vercel.Decision{Class: vercel.Permanent, Reason: "build_failed"}
+	case errors.As(err, &se):
+		return vercel.Decision{Class: vercel.Permanent, Reason: se.Code}
+	case errors.As(err, &sm):
+		return vercel.Decision{Class: vercel.Permanent, Reason: "source_missing"}
+	}
+	return vercel.Classify(err)
+}
+
+func errorCode(err error, d vercel.Decision) string {
+	var be *BuildError
+	var apiErr *vercel.APIError
+	switch {
+	case errors.As(err, &be):
+		return be.Code
+	case errors.As(err, &apiErr) && apiErr.Code != "":
+		return apiErr.Code
+	}
+	return d.Reason
+}
+
+func (j *job) publishStep(ctx context.Context, step string) {
+	st := &j.cp.state
+	ev := newEvent(TypeStepCompleted, stepEventID(j.req.ID, step), j.w.now(), EventData{
+		RequestID: j.req.ID, Tenant: j.req.Tenant, Step: step, Attempt: int(j.meta.NumDelivered),
+		ProjectID: st.ProjectID, ProjectName: st.ProjectName, StoreID: st.StoreID,
+		DeploymentID: st.DeploymentID, URL: st.DeploymentURL,
+	})
+	if err := j.w.publishEvent(ctx, j.req.Tenant, ev); err != nil {
+		// Progress events are informative; the terminal event is the
+		// contract, and its publication is retried until it lands.
+		j.log.Warn("progress event not published", "step", step, "err", err)
+	}
+}
+
+func (j *job) succeed(ctx context.Context) string {
+	st := &j.cp.state
+	ev := newEvent(TypeSucceeded, terminalEventID(j.req.ID), j.w.now(), EventData{
+		RequestID: j.req.ID, Tenant: j.req.Tenant, Attempt: int(j.meta.NumDelivered),
+		ProjectID: st.ProjectID, ProjectName: st.ProjectName, StoreID: st.StoreID,
+		DeploymentID: st.DeploymentID, URL: st.DeploymentURL,
+		ClaimCode: st.ClaimCode, ClaimURL: vercel.ClaimURL(st.ClaimCode, j.req.ReturnURL),
+		DurationMs: j.w.now().Sub(st.SubmittedAt).Milliseconds(),
+	})
+	st.Status, st.Terminal = StatusSucceeded, &ev
+	if err := j.cp.save(ctx, j.w.now()); err != nil {
+		return j.abandon(err)
+	}
+	j.log.Info("deploy succeeded", "url", st.DeploymentURL, "project_id", st.ProjectID)
+	return j.finish(ctx)
+}
+
+// fail compensates, records the failure, dead-letters the request and
+// publishes its failed event.
+func (j *job) fail(ctx context.Context, step, code string, cause error) string {
+	st := &j.cp.state
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	cleaned, cerrs := j.w.pipeline.compensate(cctx, st)
+	cancel()
+	for _, e := range cerrs {
+		j.log.Warn("clean-up after failure incomplete", "err", e)
+	}
+	ev := newEvent(TypeFailed, terminalEventID(j.req.ID), j.w.now(), EventData{
+		RequestID: j.req.ID, Tenant: j.req.Tenant, Step: step, Attempt: int(j.meta.NumDelivered),
+		ProjectID: st.ProjectID, ProjectName: st.ProjectName, StoreID: st.StoreID, DeploymentID: st.DeploymentID,
+		Error:      &EventError{Step: step, Code: code, Message: cause.Error()},
+		Cleaned:    cleaned,
+		DurationMs: j.w.now().Sub(st.SubmittedAt).Milliseconds(),
+	})
+	st.Status, st.Terminal = StatusFailed, &ev
+	if err := j.cp.save(ctx, j.w.now()); err != nil {
+		return j.abandon(err)
+	}
+	j.log.Warn("deploy failed", "step", step, "code", code, "err", cause, "cleaned", strings.Join(cleaned, ","))
+	return j.finish(ctx)
+}
+
+// finish publishes the recorded terminal event (once), releases the
+// source tarball and settles the message.
+func (j *job) finish(ctx context.Context) string {
+	st := &j.cp.state
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), natsOpTimeout)
+	defer cancel()
+	if st.Status == StatusFailed {
+		if err := j.w.deadLetter(ctx, j.msg, j.meta, j.req.Tenant, j.req.ID, DLQReasonFailed, st.Terminal.Data.Error, st.Errors); err != nil {
+			j.log.Warn("dead letter not written; handing back", "err", err)
+			return j.handBackErr()
+		}
+	}
+	if !st.Published {
+		if err := j.w.publishEvent(ctx, j.req.Tenant, *st.Terminal); err != nil {
+			j.log.Warn("terminal event not published; handing back", "err", err)
+			return j.handBackErr()
+		}
+		st.Published = true
+		if err := j.cp.save(ctx, j.w.now()); err != nil && !errors.Is(err, ErrLeaseLost) {
+			j.log.Warn("checkpoint not updated after the terminal event", "err", err)
+		}
+	}
+	j.w.releaseSource(ctx, j.req)
+	var err error
+	if st.Status == StatusSucceeded {
+		err = j.msg.DoubleAck(ctx)
+	} else {
+		err = j.msg.TermWithReason(st.Status + ": " + st.Terminal.Data.Error.Code)
+	}
+	if err != nil {
+		j.log.Warn("settling the request failed; a redelivery will find it finished", "err", err)
+	}
+	switch st.Status {
+	case StatusSucceeded:
+		return metrics.OutcomeSuccess
+	case StatusCancelled:
+		return metrics.OutcomeCancelled
+	}
+	return metrics.OutcomeFailure
+}
+
+// duplicate handles a second message for a request id that has a job
+// already (a client's retry after the dedup window): it never deploys
+// twice. The existing outcome stays in the events stream.
+func (j *job) duplicate(ctx context.Context) string {
+	st := &j.cp.state
+	j.log.Info("duplicate request for an existing job; not deploying again", "status", st.Status, "job_seq", st.Seq)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), natsOpTimeout)
+	defer cancel()
+	if err := j.msg.DoubleAck(ctx); err != nil {
+		j.log.Warn("ack of duplicate failed", "err", err)
+	}
+	return metrics.OutcomeDuplicate
+}
+
+// abandon stops work on the job without settling it when the lease was
+// lost (another worker owns it) or the worker is shutting down (hand back).
+func (j *job) abandon(err error) string {
+	if errors.Is(err, ErrLeaseLost) {
+		j.log.Warn("another worker took this job over; stopping without acting further")
+		return ""
+	}
+	if errors.Is(err, errShutdown) {
+		j.log.Info("handing the job back at shutdown", "step_done", j.cp.state.Step)
+		j.w.handBack(j.msg, j.log, 0)
+		return ""
+	}
+	j.log.Warn("job interrupted; handing it back", "err", err)
+	return j.handBackErr()
+}
+
+func (j *job) handBackErr() string {
+	j.w.handBack(j.msg, j.log, j.w.cfg.PullWait)
+	return ""
+}
+
+// handBack returns a message for redelivery; its checkpoint lets the next
+// worker resume where this one stopped.
+func (w *Worker) handBack(msg jetstream.Msg, log *slog.Logger, delay time.Duration) {
+	var err error
+	if delay > 0 {
+		err = msg.NakWithDelay(delay)
+	} else {
+		err = msg.Nak()
+	}
+	if err != nil {
+		log.Warn("hand-back failed; the request returns after its lease expires", "err", err)
+	}
+}
+
+func (w *Worker) publishEvent(ctx context.Context, tenant string, ev Event) error {
+	data, err := jsonMarshal(ev)
+	if err != nil {
+		return err
+	}
+	_, err = w.js.Publish(ctx, EventSubject(tenant, ev.Subject), data, jetstream.WithMsgID(ev.ID))
+	return err
+}
+
+func subjectTenant(subject string) string {
+	return strings.TrimPrefix(subject, requestsPrefix)
+}
+
+// heartbeat keeps a message's lease alive while its job runs, however
+// long a build or a rate-limit wait takes.
+type heartbeat struct{ done chan struct{} }
+
+func startHeartbeat(msg jetstream.Msg, every time.Duration) *heartbeat {
+	h := &heartbeat{done: make(chan struct{})}
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				_ = msg.InProgress()
+			case <-h.done:
+				return
+			}
+		}
+	}()
+	return h
+}
+
+func (h *heartbeat) stop() { close(h.done) }

@@ -1,0 +1,330 @@
+package jobstest
+
+import (
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/deployq/deployq/pkg/jobs"
+	"github.com/deployq/deployq/pkg/natsembed"
+	"github.com/deployq/deployq/pkg/tarball"
+	"github.com/deployq/deployq/pkg/vercel"
+	"github.com/deployq/deployq/pkg/vercel/vercelsim"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Config shapes a harness. The zero value runs one worker pool against a
+// fault-free simulator whose builds take 50 ms.
+type Config struct {
+	// Sim configures the simulator. Its BuildTime defaults to 50 ms here.
+	Sim vercelsim.Config
+	// Setup configures streams and buckets.
+	Setup jobs.SetupConfig
+	// Pipeline configures the pipeline; IntegrationConfigID defaults to
+	// icfg_test and ExpectedBuild to the simulator's build time.
+	Pipeline jobs.PipelineConfig
+	// Worker configures each worker pool. Concurrency defaults to 8,
+	// backoff to a fast schedule and ShutdownGrace to 5 s.
+	Worker jobs.WorkerConfig
+	// Workers is the number of worker pools. Defaults to 1; 0 with
+	// NoWorkers set starts none (tests that start their own).
+	Workers   int
+	NoWorkers bool
+	// ClientOptions are added to the Vercel client's options.
+	ClientOptions []vercel.Option
+}
+
+// Harness is a running deployq.
+type Harness struct {
+	NATS    *natsembed.Server
+	NC      *nats.Conn
+	JS      jetstream.JetStream
+	Assets  *jobs.Assets
+	Sim     *vercelsim.Server
+	SimURL  string
+	API     *vercel.Client
+	Client  *jobs.Client
+	Workers []*jobs.Worker
+
+	cfg    Config
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Start starts everything and stops it when the test ends.
+func Start(tb testing.TB, cfg Config) *Harness {
+	tb.Helper()
+	if cfg.Sim.BuildTime == 0 {
+		cfg.Sim.BuildTime = 50 * time.Millisecond
+	}
+	if cfg.Pipeline.IntegrationConfigID == "" {
+		cfg.Pipeline.IntegrationConfigID = "icfg_test"
+	}
+	if cfg.Pipeline.ExpectedBuild == 0 {
+		cfg.Pipeline.ExpectedBuild = max(cfg.Sim.BuildTime, time.Millisecond)
+	}
+	if cfg.Pipeline.PollMin == 0 {
+		cfg.Pipeline.PollMin = 10 * time.Millisecond
+	}
+	if cfg.Worker.Concurrency == 0 {
+		cfg.Worker.Concurrency = 8
+	}
+	if cfg.Worker.ShutdownGrace == 0 {
+		cfg.Worker.ShutdownGrace = 5 * time.Second
+	}
+	if cfg.Worker.PullWait == 0 {
+		cfg.Worker.PullWait = 200 * time.Millisecond
+	}
+	if cfg.Worker.NewBackOff == nil {
+		cfg.Worker.NewBackOff = FastBackOff
+	}
+	if cfg.Worker.Logger == nil {
+		cfg.Worker.Logger = slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	if cfg.Workers == 0 && !cfg.NoWorkers {
+		cfg.Workers = 1
+	}
+	h := &Harness{cfg: cfg}
+
+	srv, err := natsembed.Start(natsembed.Options{Dir: filepath.Join(tb.TempDir(), "nats"), Port: -1})
+	if err != nil {
+		tb.Fatalf("start NATS: %v", err)
+	}
+	tb.Cleanup(srv.Shutdown)
+	h.NATS = srv
+	if h.NC, err = srv.Connect(); err != nil {
+		tb.Fatalf("connect NATS: %v", err)
+	}
+	tb.Cleanup(h.NC.Close)
+	if h.JS, err = jetstream.New(h.NC); err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if h.Assets, err = jobs.Setup(ctx, h.JS, cfg.Setup); err != nil {
+		tb.Fatalf("setup: %v", err)
+	}
+
+	h.Sim = vercelsim.New(cfg.Sim)
+	hs := httptest.NewServer(h.Sim)
+	tb.Cleanup(hs.Close)
+	h.SimURL = hs.URL
+	h.API = NewAPI(tb, hs.URL, cfg.ClientOptions...)
+
+	if h.Client, err = jobs.NewClient(ctx, h.JS, jobs.ClientConfig{Limits: cfg.Worker.Limits}); err != nil {
+		tb.Fatalf("client: %v", err)
+	}
+
+	runCtx, stop := context.WithCancel(context.Background())
+	h.cancel = stop
+	tb.Cleanup(h.Stop)
+	for range cfg.Workers {
+		h.StartWorker(tb, runCtx)
+	}
+	return h
+}
+
+// NewAPI returns a real Vercel client for the simulator at url.
+func NewAPI(tb testing.TB, url string, opts ...vercel.Option) *vercel.Client {
+	tb.Helper()
+	api, err := vercel.New(append([]vercel.Option{
+		vercel.WithBaseURL(url), vercel.WithToken("test-token"), vercel.WithRequestTimeout(10 * time.Second),
+	}, opts...)...)
+	if err != nil {
+		tb.Fatalf("vercel client: %v", err)
+	}
+	return api
+}
+
+// NewPipeline returns a pipeline over the harness's client and assets.
+func (h *Harness) NewPipeline(tb testing.TB) *jobs.Pipeline {
+	tb.Helper()
+	p, err := jobs.NewPipeline(h.API, h.Assets.Sources, h.Assets.Uploads, h.cfg.Pipeline)
+	if err != nil {
+		tb.Fatalf("pipeline: %v", err)
+	}
+	return p
+}
+
+// StartWorker starts one more worker pool that runs until ctx ends or the
+// harness stops; it returns the worker and a channel closed when Run
+// returns.
+func (h *Harness) StartWorker(tb testing.TB, ctx context.Context) (*jobs.Worker, <-chan struct{}) {
+	tb.Helper()
+	w, err := jobs.NewWorker(h.JS, h.Assets, h.NewPipeline(tb), h.cfg.Worker)
+	if err != nil {
+		tb.Fatalf("worker: %v", err)
+	}
+	h.Workers = append(h.Workers, w)
+	done := make(chan struct{})
+	h.wg.Go(func() {
+		defer close(done)
+		if err := w.Run(ctx); err != nil {
+			tb.Errorf("worker run: %v", err)
+		}
+	})
+	return w, done
+}
+
+// Stop stops the worker pools and waits for them.
+func (h *Harness) Stop() {
+	if h.cancel != nil {
+		h.cancel()
+	}
+	h.wg.Wait()
+}
+
+// Tarball packs files (path → content) into a source tarball; nil gives a
+// small default app.
+func (h *Harness) Tarball(tb testing.TB, files map[string]string) []byte {
+	return Tarball(tb, files)
+}
+
+// Tarball packs files (path → content) into a deterministic tarball.
+func Tarball(tb testing.TB, files map[string]string) []byte {
+	tb.Helper()
+	if files == nil {
+		files = map[string]string{
+			"package.json":   `{"name":"app","scripts":{"build":"next build"}}`,
+			"app/page.tsx":   `export default function Page() { return <h1>hello</h1> }`,
+			"next.config.js": `module.exports = {}`,
+		}
+	}
+	dir := tb.TempDir()
+	for name, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	a, err := tarball.Pack(dir)
+	if err != nil {
+		tb.Fatalf("pack: %v", err)
+	}
+	return a.Data
+}
+
+// FailingTarball is a tarball whose build the simulator fails with msg.
+func FailingTarball(tb testing.TB, msg string) []byte {
+	return Tarball(tb, map[string]string{
+		"package.json":          `{"name":"broken"}`,
+		".vercelsim/fail-build": msg,
+	})
+}
+
+// Submit submits a request and fails the test on error.
+func (h *Harness) Submit(tb testing.TB, req jobs.Request, tgz []byte) *jobs.Submitted {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sub, err := h.Client.Submit(ctx, req, tgz)
+	if err != nil {
+		tb.Fatalf("submit: %v", err)
+	}
+	return sub
+}
+
+// WaitTerminal waits for the terminal events of ids (all of one tenant)
+// and returns them by id. It fails the test after timeout.
+func (h *Harness) WaitTerminal(tb testing.TB, tenant string, timeout time.Duration, ids ...string) map[string]jobs.Event {
+	tb.Helper()
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	got := make(map[string]jobs.Event, len(ids))
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for ev, err := range h.Client.Watch(ctx, jobs.WatchFilter{Tenant: tenant, FromStart: true}) {
+		if err != nil {
+			tb.Fatalf("watch: %v", err)
+		}
+		if ev.Terminal() && want[ev.Data.RequestID] {
+			got[ev.Data.RequestID] = ev
+			if len(got) == len(want) {
+				return got
+			}
+		}
+	}
+	tb.Fatalf("after %s: %d of %d requests ended", timeout, len(got), len(want))
+	return nil
+}
+
+// Events returns every stored event of one request, in order.
+func (h *Harness) Events(tb testing.TB, tenant, id string) []jobs.Event {
+	tb.Helper()
+	return StoredEvents(tb, h.JS, jobs.EventSubject(tenant, id))
+}
+
+// StoredEvents reads every stored event on subject (wildcards allowed).
+func StoredEvents(tb testing.TB, js jetstream.JetStream, subject string) []jobs.Event {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	msgs := StoredMessages(tb, ctx, js, jobs.StreamEvents, subject)
+	out := make([]jobs.Event, 0, len(msgs))
+	for _, m := range msgs {
+		ev, err := jobs.DecodeEvent(m.Data())
+		if err != nil {
+			tb.Fatalf("stored event: %v", err)
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+// StoredMessages reads every message of stream on subject that is stored now.
+func StoredMessages(tb testing.TB, ctx context.Context, js jetstream.JetStream, stream, subject string) []jetstream.Msg {
+	tb.Helper()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var total uint64
+	for _, n := range info.State.Subjects {
+		total += n
+	}
+	if total == 0 {
+		return nil
+	}
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	batch, err := cons.Fetch(int(total), jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var out []jetstream.Msg
+	for m := range batch.Messages() {
+		out = append(out, m)
+	}
+	if uint64(len(out)) != total {
+		tb.Fatalf("read %d of %d stored messages on %s", len(out), total, subject)
+	}
+	return out
+}
+
+// tbWriter sends worker logs to the test's log, so they show with the
+// failing test and stay quiet otherwise.
+type tbWriter struct{ tb testing.TB }
+
+func (w tbWriter) Write(p []byte) (int, error) {
+	w.tb.Helper()
+	w.tb.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

@@ -1,0 +1,29 @@
+package jobs
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+)
+
+// nameSuffixLen is the number of hex digits of the id's hash appended to
+// resource names: 48 bits, so two ids sharing a name prefix collide with
+// negligible probability even across millions of deploys.
+const nameSuffixLen = 12
+
+// idSuffix is derived from the id alone, so every redelivery of a request
+// (on any worker) computes the same resource names. That is what makes a
+// 409 on create resolvable: the conflicting project is ours.
+func idSuffix(id string) string {
+	sum := sha256.Sum256([]byte("deployq/v1/" + id))
+	return hex.EncodeToString(sum[:])[:nameSuffixLen]
+}
+
+// ProjectName is the Vercel project name a request deploys to.
+func ProjectName(r *Request) string {
+	return r.Name + "-" + idSuffix(r.ID)
+}
+
+// StoreName is the Prisma Postgres database name a request creates.
+func StoreName(r *Request) string {
+	return "deployq-db-" + idSuffix(r.ID)
+}

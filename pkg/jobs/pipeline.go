@@ -1,0 +1,540 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/deployq/deployq/pkg/vercel"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// PipelineConfig holds what every job of one worker shares: the Prisma
+// integration settings and the polling schedule.
+type PipelineConfig struct {
+	// IntegrationConfigID is the Prisma integration's configuration id
+	// (icfg_…). Required.
+	IntegrationConfigID string
+	// ProductID is the Prisma Postgres product. Defaults to iap_yVdbiKqs5fLkYDAB.
+	ProductID string
+	// BillingPlan is the Prisma billing plan. Defaults to partnerEntry.
+	BillingPlan string
+	// Region is the database region when the request names none.
+	// Defaults to iad1.
+	Region string
+	// Target is the deployment target. Defaults to production.
+	Target string
+	// ExpectedBuild seeds the build-time estimate that schedules the first
+	// status poll; the estimate then follows observed builds.
+	// Defaults to 30 s.
+	ExpectedBuild time.Duration
+	// PollMin and PollMax bound the interval between status polls: every
+	// poll spends API budget. Default to 1 s and 15 s.
+	PollMin, PollMax time.Duration
+	// KeepFailedResources keeps a failed job's project and database for
+	// inspection instead of deleting them. Defaults to false.
+	KeepFailedResources bool
+}
+
+func (c PipelineConfig) withDefaults() PipelineConfig {
+	if c.ProductID == "" {
+		c.ProductID = "iap_yVdbiKqs5fLkYDAB"
+	}
+	if c.BillingPlan == "" {
+		c.BillingPlan = "partnerEntry"
+	}
+	if c.Region == "" {
+		c.Region = "iad1"
+	}
+	if c.Target == "" {
+		c.Target = "production"
+	}
+	if c.ExpectedBuild <= 0 {
+		c.ExpectedBuild = 30 * time.Second
+	}
+	if c.PollMin <= 0 {
+		c.PollMin = time.Second
+	}
+	if c.PollMax <= 0 {
+		c.PollMax = 15 * time.Second
+	}
+	if c.PollMax < c.PollMin {
+		c.PollMax = c.PollMin
+	}
+	return c
+}
+
+// Pipeline runs the Vercel + Prisma Postgres steps of a deploy. It is
+// shared by all jobs of a worker and safe for concurrent use.
+type Pipeline struct {
+	api     *vercel.Client
+	cfg     PipelineConfig
+	sources jetstream.ObjectStore
+	uploads jetstream.KeyValue
+	// buildEstimate is an exponentially weighted mean of observed build
+	// times in nanoseconds; the first poll of a deployment waits that long.
+	buildEstimate atomic.Int64
+}
+
+// NewPipeline returns a pipeline calling api, reading tarballs from
+// sources and remembering uploads in uploads (which may be nil).
+func NewPipeline(api *vercel.Client, sources jetstream.ObjectStore, uploads jetstream.KeyValue, cfg PipelineConfig) (*Pipeline, error) {
+	if api == nil {
+		return nil, errors.New("jobs: NewPipeline needs a Vercel client")
+	}
+	if sources == nil {
+		return nil, errors.New("jobs: NewPipeline needs the sources object store")
+	}
+	cfg = cfg.withDefaults()
+	if cfg.IntegrationConfigID == "" {
+		return nil, errors.New("jobs: PipelineConfig.IntegrationConfigID is required")
+	}
+	p := &Pipeline{api: api, cfg: cfg, sources: sources, uploads: uploads}
+	p.buildEstimate.Store(int64(cfg.ExpectedBuild))
+	return p, nil
+}
+
+// StepError is a step's failure as the pipeline saw it.
+type StepError struct {
+	Step string
+	// Code is machine-readable: the API's error code, "BUILD_FAILED", …
+	Code string
+	Err  error
+}
+
+func (e *StepError) Error() string { return e.Step + ": " + e.Err.Error() }
+func (e *StepError) Unwrap() error { return e.Err }
+
+// BuildError is a deployment that ended in ERROR or CANCELED: permanent.
+type BuildError struct {
+	DeploymentID string
+	State        string
+	Code         string
+	Message      string
+}
+
+func (e *BuildError) Error() string {
+	msg := e.Message
+	if msg == "" {
+		msg = "no message"
+	}
+	return fmt.Sprintf("deployment %s ended %s (%s): %s", e.DeploymentID, e.State, e.Code, msg)
+}
+
+// jobRun is one attempt at running a job through the pipeline.
+type jobRun struct {
+	p   *Pipeline
+	req *Request
+	st  *JobState
+	// uncertain marks that an earlier attempt of the current step may have
+	// had its effect without us seeing the answer (lost response, crash,
+	// takeover), so the step looks its resource up before creating it.
+	uncertain bool
+	// waitReadyStarted is when this run started waiting for the build.
+	sleep func(ctx context.Context, d time.Duration) error
+	now   func() time.Time
+}
+
+func (r *jobRun) runStep(ctx context.Context, step string) error {
+	switch step {
+	case StepCreateProject:
+		return r.createProject(ctx)
+	case StepAuthorize:
+		return r.authorize(ctx)
+	case StepCreateDatabase:
+		return r.createDatabase(ctx)
+	case StepConnectDatabase:
+		return r.connectDatabase(ctx)
+	case StepUploadSource:
+		return r.uploadSource(ctx)
+	case StepCreateDeployment:
+		return r.createDeployment(ctx)
+	case StepWaitReady:
+		return r.waitReady(ctx)
+	case StepCreateClaim:
+		return r.createClaim(ctx)
+	}
+	return fmt.Errorf("unknown step %q", step)
+}
+
+func (r *jobRun) createProject(ctx context.Context) error {
+	if r.st.ProjectID != "" {
+		return nil
+	}
+	name := ProjectName(r.req)
+	env := make([]vercel.EnvVar, 0, len(r.req.Env))
+	for _, k := range sortedKeys(r.req.Env) {
+		env = append(env, vercel.EnvVar{Key: k, Value: r.req.Env[k], Type: "encrypted",
+			Target: []string{"production", "preview", "development"}})
+	}
+	proj, _, err := r.p.api.CreateProject(ctx, vercel.CreateProjectRequest{
+		Name: name, Framework: r.req.Framework, EnvironmentVariables: env,
+	})
+	var apiErr *vercel.APIError
+	if errors.As(err, &apiErr) && apiErr.StatusCode == 409 {
+		// The name is derived from this request's id: a project holding it
+		// was created by an earlier attempt whose answer was lost.
+		proj, _, err = r.p.api.GetProject(ctx, name)
+	}
+	if err != nil {
+		return err
+	}
+	r.st.ProjectID, r.st.ProjectName = proj.ID, proj.Name
+	return nil
+}
+
+func (r *jobRun) region() string {
+	if r.req.Region != "" {
+		return r.req.Region
+	}
+	return r.p.cfg.Region
+}
+
+func (r *jobRun) authorize(ctx context.Context) error {
+	if r.st.AuthorizationID != "" {
+		return nil
+	}
+	meta, _ := json.Marshal(map[string]string{"region": r.region()})
+	auth, _, err := r.p.api.AuthorizeIntegration(ctx, vercel.AuthorizeRequest{
+		IntegrationIDOrSlug:        "prisma",
+		ProductID:                  r.p.cfg.ProductID,
+		BillingPlanID:              r.p.cfg.BillingPlan,
+		Metadata:                   string(meta),
+		IntegrationConfigurationID: r.p.cfg.IntegrationConfigID,
+	})
+	if err != nil {
+		return err
+	}
+	if auth.Status == "failed" {
+		return &StepError{Step: StepAuthorize, Code: "authorization_failed",
+			Err: fmt.Errorf("integration authorization %s failed", auth.ID)}
+	}
+	r.st.AuthorizationID = auth.ID
+	return nil
+}
+
+func (r *jobRun) createDatabase(ctx context.Context) error {
+	if r.st.StoreID != "" {
+		return nil
+	}
+	name := StoreName(r.req)
+	if r.uncertain {
+		// A store may exist from an attempt whose answer was lost; its
+		// name is derived from the request id, so it is ours.
+		res, _, err := r.p.api.ListResources(ctx, r.p.cfg.IntegrationConfigID)
+		if err != nil {
+			return err
+		}
+		for _, x := range res {
+			if x.Name == name {
+				r.st.StoreID, r.st.StoreName = x.InternalID, name
+				return nil
+			}
+		}
+	}
+	store, _, err := r.p.api.CreateStore(ctx, vercel.CreateStoreRequest{
+		Name:                       name,
+		IntegrationConfigurationID: r.p.cfg.IntegrationConfigID,
+		IntegrationProductIDOrSlug: r.p.cfg.ProductID,
+		BillingPlanID:              r.p.cfg.BillingPlan,
+		Metadata:                   map[string]any{"region": r.region()},
+		AuthorizationID:            r.st.AuthorizationID,
+		Source:                     "marketplace",
+	})
+	if err != nil {
+		return err
+	}
+	r.st.StoreID, r.st.StoreName = store.ID, name
+	return nil
+}
+
+func (r *jobRun) connectDatabase(ctx context.Context) error {
+	// The client treats "already connected" as success, so a retry after a
+	// lost answer is harmless.
+	_, err := r.p.api.ConnectStore(ctx, vercel.ConnectStoreRequest{
+		IntegrationConfigurationID: r.p.cfg.IntegrationConfigID,
+		ProductID:                  r.p.cfg.ProductID,
+		StoreID:                    r.st.StoreID,
+		ProjectID:                  r.st.ProjectID,
+	})
+	return err
+}
+
+func (r *jobRun) uploadKey() string {
+	team := r.p.api.TeamID()
+	if team == "" {
+		team = "personal"
+	}
+	return team + "." + r.req.Source.SHA1
+}
+
+// Values of an upload key.
+var (
+	uploadInProgress = []byte("uploading")
+	uploadDone       = []byte("done")
+)
+
+// uploadClaimTTL is how long an "uploading" claim holds others back; a
+// claim older than that belongs to a worker that died mid-upload.
+const uploadClaimTTL = 2 * time.Minute
+
+// uploadSource sends the tarball to Vercel once per team, fleet-wide: the
+// job that creates the team's upload key uploads while jobs needing the
+// same tarball wait for it to say done. Should that upload fail or Vercel
+// forget the file, create deployment's missing_files round trip uploads it.
+func (r *jobRun) uploadSource(ctx context.Context) error {
+	if r.p.uploads == nil {
+		return r.upload(ctx)
+	}
+	key := r.uploadKey()
+	for range 3 {
+		rev, err := r.p.uploads.Create(ctx, key, uploadInProgress)
+		if err == nil {
+			return r.uploadClaimed(ctx, key, rev)
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("claim upload: %w", err)
+		}
+		e, err := r.p.uploads.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // released meanwhile: try to claim it
+		}
+		if err != nil {
+			return fmt.Errorf("read upload claim: %w", err)
+		}
+		switch {
+		case bytes.Equal(e.Value(), uploadDone):
+			return nil
+		case r.now().Sub(e.Created()) > uploadClaimTTL:
+			rev, err := r.p.uploads.Update(ctx, key, uploadInProgress, e.Revision())
+			if err == nil {
+				return r.uploadClaimed(ctx, key, rev)
+			}
+			continue
+		}
+		if done, err := r.waitUpload(ctx, key); err != nil || done {
+			return err
+		}
+	}
+	return nil // the deployment's missing_files round trip covers the rest
+}
+
+func (r *jobRun) uploadClaimed(ctx context.Context, key string, rev uint64) error {
+	if err := r.upload(ctx); err != nil {
+		// Give the claim back so another job uploads instead of waiting.
+		_ = r.p.uploads.Delete(context.WithoutCancel(ctx), key, jetstream.LastRevision(rev))
+		return err
+	}
+	// Best effort: a lost "done" costs waiting jobs one claim TTL at most.
+	_, _ = r.p.uploads.Update(ctx, key, uploadDone, rev)
+	return nil
+}
+
+func (r *jobRun) upload(ctx context.Context) error {
+	data, err := r.p.readSource(ctx, r.req.Source)
+	if err != nil {
+		return err
+	}
+	_, err = r.p.api.UploadFile(ctx, r.req.Source.SHA1, data)
+	return err
+}
+
+// waitUpload follows another job's upload of the same tarball. It reports
+// done when it finished, false when it was given back (so this job may
+// claim it) or the claim outlived its TTL.
+func (r *jobRun) waitUpload(ctx context.Context, key string) (bool, error) {
+	wctx, cancel := context.WithTimeout(ctx, uploadClaimTTL)
+	defer cancel()
+	w, err := r.p.uploads.Watch(wctx, key)
+	if err != nil {
+		return false, fmt.Errorf("watch upload claim: %w", err)
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case e := <-w.Updates():
+			switch {
+			case e == nil:
+			case e.Operation() != jetstream.KeyValuePut:
+				return false, nil
+			case bytes.Equal(e.Value(), uploadDone):
+				return true, nil
+			}
+		case <-wctx.Done():
+			if ctx.Err() != nil {
+				return false, context.Cause(ctx)
+			}
+			return false, nil
+		}
+	}
+}
+
+// SourceMissingError means a request's tarball is not in the object store.
+type SourceMissingError struct{ SHA1 string }
+
+func (e *SourceMissingError) Error() string {
+	return "source tarball " + e.SHA1 + " is not in the " + BucketSources + " object store"
+}
+
+func (p *Pipeline) readSource(ctx context.Context, ref SourceRef) ([]byte, error) {
+	data, err := p.sources.GetBytes(ctx, ref.SHA1)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, &SourceMissingError{SHA1: ref.SHA1}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read source tarball: %w", err)
+	}
+	if vercel.SHA1Hex(data) != ref.SHA1 {
+		return nil, fmt.Errorf("source tarball %s: content does not match its SHA-1", ref.SHA1)
+	}
+	return data, nil
+}
+
+// File implements vercel.FileSource for the missing_files round trip.
+func (p *Pipeline) File(ctx context.Context, sha string) ([]byte, error) {
+	return p.readSource(ctx, SourceRef{Bucket: BucketSources, SHA1: sha})
+}
+
+const metaRequestID = "deployqRequestId"
+
+func (r *jobRun) createDeployment(ctx context.Context) error {
+	if r.st.DeploymentID != "" {
+		return nil
+	}
+	if r.uncertain {
+		// A create whose answer was lost started a build; find it by the
+		// request id it carries in meta rather than start a second one.
+		list, _, err := r.p.api.ListDeployments(ctx, vercel.ListDeploymentsOptions{ProjectID: r.st.ProjectID, Limit: 20})
+		if err != nil {
+			return err
+		}
+		for _, d := range list {
+			if d.Meta[metaRequestID] == r.req.ID {
+				r.st.DeploymentID = d.ID
+				return nil
+			}
+		}
+	}
+	req := vercel.CreateDeploymentRequest{
+		Name:    r.st.ProjectName,
+		Project: r.st.ProjectID,
+		Files: []vercel.DeploymentFile{{
+			File: ".vercel/source.tgz", SHA: r.req.Source.SHA1, Size: r.req.Source.Size,
+		}},
+		Target: r.p.cfg.Target,
+		Meta:   map[string]string{metaRequestID: r.req.ID, "deployqTenant": r.req.Tenant},
+	}
+	if r.req.Framework != "" {
+		req.ProjectSettings = &vercel.ProjectSettings{Framework: r.req.Framework}
+	}
+	d, _, err := r.p.api.CreateDeploymentUploading(ctx, req, r.p)
+	if err != nil {
+		return err
+	}
+	r.st.DeploymentID = d.ID
+	return nil
+}
+
+// waitReady polls the deployment on a schedule learned from build times:
+// the first poll comes when the build is expected to be done, the next ones
+// at a fraction of that, so an average deploy costs one or two GETs.
+func (r *jobRun) waitReady(ctx context.Context) error {
+	start := r.now()
+	est := time.Duration(r.p.buildEstimate.Load())
+	wait := est
+	for polls := 0; ; polls++ {
+		if err := r.sleep(ctx, wait); err != nil {
+			return err
+		}
+		d, _, err := r.p.api.GetDeployment(ctx, r.st.DeploymentID)
+		if err != nil {
+			return err
+		}
+		switch d.ReadyState {
+		case vercel.StateReady:
+			if polls == 0 || !r.uncertain {
+				r.p.observeBuild(r.now().Sub(start), polls)
+			}
+			r.st.DeploymentURL = liveURL(d)
+			return nil
+		case vercel.StateError, vercel.StateCanceled:
+			return &BuildError{DeploymentID: d.ID, State: d.ReadyState, Code: orDefault(d.ErrorCode, "BUILD_FAILED"), Message: d.ErrorMessage}
+		}
+		wait = min(max(est/4, r.p.cfg.PollMin), r.p.cfg.PollMax)
+	}
+}
+
+// observeBuild folds one observed build time into the estimate. A build
+// seen ready on the first poll may have finished earlier, so that
+// observation only pulls the estimate down a little.
+func (p *Pipeline) observeBuild(d time.Duration, polls int) {
+	old := p.buildEstimate.Load()
+	next := int64(d)
+	if polls == 0 {
+		next = old - old/10
+	}
+	p.buildEstimate.Store(old + (next-old)/4)
+}
+
+func liveURL(d *vercel.Deployment) string {
+	host := d.URL
+	if len(d.Alias) > 0 {
+		host = d.Alias[0]
+	}
+	if host == "" || strings.HasPrefix(host, "https://") {
+		return host
+	}
+	return "https://" + host
+}
+
+func (r *jobRun) createClaim(ctx context.Context) error {
+	if r.st.ClaimCode != "" {
+		return nil
+	}
+	tc, _, err := r.p.api.CreateTransferRequest(ctx, r.st.ProjectID, vercel.TransferRequest{})
+	if err != nil {
+		return err
+	}
+	r.st.ClaimCode = tc.Code
+	return nil
+}
+
+// compensate deletes what a failed job created, database first since it
+// is connected to the project. It returns what it deleted.
+func (p *Pipeline) compensate(ctx context.Context, st *JobState) (cleaned []string, errs []error) {
+	if p.cfg.KeepFailedResources {
+		return nil, nil
+	}
+	if st.StoreID != "" {
+		if _, err := p.api.DeleteStore(ctx, st.StoreID); err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("delete database %s: %w", st.StoreID, err))
+		} else {
+			cleaned = append(cleaned, "database")
+		}
+	}
+	if st.ProjectID != "" {
+		if _, err := p.api.DeleteProject(ctx, st.ProjectID); err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("delete project %s: %w", st.ProjectID, err))
+		} else {
+			cleaned = append(cleaned, "project")
+		}
+	}
+	return cleaned, errs
+}
+
+func isNotFound(err error) bool {
+	var apiErr *vercel.APIError
+	return errors.As(err, &apiErr) && apiErr.StatusCode == 404
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

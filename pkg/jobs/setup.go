@@ -1,0 +1,195 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// SetupConfig shapes the streams, buckets and consumer deployq uses.
+type SetupConfig struct {
+	// Replicas of every stream and bucket: 1 on a single server, 3 in a
+	// cluster. Defaults to 1.
+	Replicas int
+	// DuplicateWindow is how long the requests stream remembers request ids
+	// for deduplication. Later duplicates are caught by the job state.
+	// Defaults to 1 h.
+	DuplicateWindow time.Duration
+	// EventsMaxAge is how long events are kept. Defaults to 7 days.
+	EventsMaxAge time.Duration
+	// DLQMaxAge is how long dead letters are kept. Defaults to 30 days.
+	DLQMaxAge time.Duration
+	// JobsMaxAge is how long job checkpoints are kept: the horizon within
+	// which a late duplicate of a finished request returns its outcome
+	// instead of deploying again. Defaults to 30 days.
+	JobsMaxAge time.Duration
+	// SourcesMaxAge is a backstop on tarball lifetime; tarballs are normally
+	// deleted soon after their last job ends. Defaults to 7 days.
+	SourcesMaxAge time.Duration
+	// AckWait is the lease of a delivered request; workers heartbeat well
+	// within it. Defaults to 60 s.
+	AckWait time.Duration
+	// MaxDeliver caps deliveries of one request, a safety net against a
+	// request that crashes workers. Defaults to 20.
+	MaxDeliver int
+	// MaxAckPending caps requests in flight across all workers. It must
+	// exceed the fleet's total concurrency. Defaults to 10000.
+	MaxAckPending int
+}
+
+func (c SetupConfig) withDefaults() SetupConfig {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	def(&c.DuplicateWindow, time.Hour)
+	def(&c.EventsMaxAge, 7*24*time.Hour)
+	def(&c.DLQMaxAge, 30*24*time.Hour)
+	def(&c.JobsMaxAge, 30*24*time.Hour)
+	def(&c.SourcesMaxAge, 7*24*time.Hour)
+	def(&c.AckWait, 60*time.Second)
+	if c.MaxDeliver <= 0 {
+		c.MaxDeliver = 20
+	}
+	if c.MaxAckPending <= 0 {
+		c.MaxAckPending = 10000
+	}
+	return c
+}
+
+// Assets are the JetStream handles a worker uses.
+type Assets struct {
+	Requests   jetstream.Stream
+	Events     jetstream.Stream
+	DLQ        jetstream.Stream
+	Consumer   jetstream.Consumer
+	Jobs       jetstream.KeyValue
+	SourceRefs jetstream.KeyValue
+	Uploads    jetstream.KeyValue
+	Sources    jetstream.ObjectStore
+	Config     SetupConfig
+}
+
+// Setup creates or updates every stream, bucket and the shared consumer.
+// It is idempotent, so every worker calls it at start; workers of one fleet
+// must agree on cfg or they will keep rewriting each other's settings.
+func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) (*Assets, error) {
+	cfg = cfg.withDefaults()
+	a := &Assets{Config: cfg}
+	var err error
+	if a.Requests, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        StreamRequests,
+		Description: "deployq deploy requests, consumed once by the worker fleet",
+		Subjects:    []string{requestsPrefix + "*"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		Duplicates:  cfg.DuplicateWindow,
+		Discard:     jetstream.DiscardOld,
+	}); err != nil {
+		return nil, setupErr("stream "+StreamRequests, err)
+	}
+	if a.Events, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        StreamEvents,
+		Description: "deployq progress and result events",
+		Subjects:    []string{eventsPrefix + "*.*"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		MaxAge:      cfg.EventsMaxAge,
+		Duplicates:  10 * time.Minute,
+	}); err != nil {
+		return nil, setupErr("stream "+StreamEvents, err)
+	}
+	if a.DLQ, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        StreamDLQ,
+		Description: "deployq dead letters: the request, every attempt's error and the reason",
+		Subjects:    []string{dlqPrefix + "*"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		MaxAge:      cfg.DLQMaxAge,
+		Duplicates:  10 * time.Minute,
+	}); err != nil {
+		return nil, setupErr("stream "+StreamDLQ, err)
+	}
+	if a.Consumer, err = js.CreateOrUpdateConsumer(ctx, StreamRequests, consumerConfig(cfg)); err != nil {
+		return nil, setupErr("consumer "+ConsumerWorkers, err)
+	}
+	if a.Jobs, err = ensureKV(ctx, js, jetstream.KeyValueConfig{
+		Bucket: BucketJobs, Description: "deployq job checkpoints",
+		TTL: cfg.JobsMaxAge, Replicas: cfg.Replicas, Storage: jetstream.FileStorage,
+	}); err != nil {
+		return nil, err
+	}
+	if a.SourceRefs, err = ensureKV(ctx, js, jetstream.KeyValueConfig{
+		Bucket: BucketSourceRefs, Description: "deployq: requests still needing a source tarball",
+		TTL: cfg.SourcesMaxAge, Replicas: cfg.Replicas, Storage: jetstream.FileStorage,
+	}); err != nil {
+		return nil, err
+	}
+	if a.Uploads, err = ensureKV(ctx, js, jetstream.KeyValueConfig{
+		Bucket: BucketUploads, Description: "deployq: tarballs each Vercel team already has",
+		TTL: cfg.JobsMaxAge, Replicas: cfg.Replicas, Storage: jetstream.FileStorage,
+	}); err != nil {
+		return nil, err
+	}
+	if a.Sources, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket: BucketSources, Description: "deployq source tarballs, named by SHA-1",
+		TTL: cfg.SourcesMaxAge, Replicas: cfg.Replicas, Storage: jetstream.FileStorage,
+	}); err != nil {
+		return nil, setupErr("object store "+BucketSources, err)
+	}
+	return a, nil
+}
+
+func consumerConfig(cfg SetupConfig) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       ConsumerWorkers,
+		Description:   "deployq worker fleet",
+		FilterSubject: requestsPrefix + ">",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		// No BackOff: it silently replaces AckWait and shrinks the lease
+		// that heartbeats extend. Retries wait in-process instead.
+		AckWait:       cfg.AckWait,
+		MaxDeliver:    cfg.MaxDeliver,
+		MaxAckPending: cfg.MaxAckPending,
+	}
+}
+
+func ensureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
+	if err != nil {
+		return nil, setupErr("bucket "+cfg.Bucket, err)
+	}
+	return kv, nil
+}
+
+// SetupError reports which asset could not be created or updated.
+type SetupError struct {
+	Asset string
+	Err   error
+}
+
+func (e *SetupError) Error() string { return "set up " + e.Asset + ": " + e.Err.Error() }
+func (e *SetupError) Unwrap() error { return e.Err }
+
+func setupErr(asset string, err error) error { return &SetupError{Asset: asset, Err: err} }
+
+// errNotSetUp is returned by clients when the streams do not exist yet.
+var errNotSetUp = errors.New("deployq streams are not set up: start a worker first (it creates them) or call jobs.Setup")
+
+func bindErr(what string, err error) error {
+	if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrBucketNotFound) {
+		return fmt.Errorf("%s: %w", what, errNotSetUp)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}

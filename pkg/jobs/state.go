@@ -1,0 +1,182 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Status values of a job checkpoint.
+const (
+	StatusRunning   = "running"
+	StatusSucceeded = "succeeded"
+	StatusFailed    = "failed"
+	StatusRejected  = "rejected"
+	StatusCancelled = "cancelled"
+)
+
+// JobState is a job's checkpoint in the jobs KV bucket. It records every id
+// a step created, so a redelivered job (on any worker, after a crash at any
+// instant) resumes at the first unfinished step and never creates a second
+// project, database or deployment.
+type JobState struct {
+	Version int    `json:"version"`
+	ID      string `json:"id"`
+	Tenant  string `json:"tenant"`
+	Status  string `json:"status"`
+	// Step is the last step completed; empty before the first.
+	Step string `json:"step,omitempty"`
+
+	ProjectID       string `json:"projectId,omitempty"`
+	ProjectName     string `json:"projectName,omitempty"`
+	AuthorizationID string `json:"authorizationId,omitempty"`
+	StoreID         string `json:"storeId,omitempty"`
+	StoreName       string `json:"storeName,omitempty"`
+	DeploymentID    string `json:"deploymentId,omitempty"`
+	DeploymentURL   string `json:"deploymentUrl,omitempty"`
+	ClaimCode       string `json:"claimCode,omitempty"`
+
+	// Owner and Lease fence workers: a worker takes a job by writing itself
+	// as owner with a higher lease through compare-and-set, and every later
+	// write of its own is conditional on the revision it last wrote, so a
+	// worker whose lease lapsed cannot act after another took over.
+	Owner string `json:"owner,omitempty"`
+	Lease uint64 `json:"lease"`
+
+	// Attempts counts failed attempts (rate-limit waits excluded).
+	Attempts int `json:"attempts"`
+	// Errors keeps each failed attempt's error for the DLQ.
+	Errors []AttemptError `json:"errors,omitempty"`
+
+	// Seq is the requests-stream sequence of the message that owns the
+	// job; another message with the same id is a duplicate.
+	Seq uint64 `json:"seq"`
+
+	SubmittedAt time.Time `json:"submittedAt"`
+	StartedAt   time.Time `json:"startedAt"`
+	UpdatedAt   time.Time `json:"updatedAt"`
+
+	// Terminal is the terminal event, written before it is published so a
+	// crash between the two republishes the same event (deduplicated).
+	Terminal *Event `json:"terminal,omitempty"`
+	// Published is set once the terminal event is in the events stream.
+	Published bool `json:"published,omitempty"`
+}
+
+// AttemptError is one failed attempt, as kept in the checkpoint and the DLQ.
+type AttemptError struct {
+	At      time.Time `json:"at"`
+	Step    string    `json:"step"`
+	Class   string    `json:"class"`
+	Reason  string    `json:"reason"`
+	Message string    `json:"message"`
+}
+
+// Done reports whether the job has reached a terminal status.
+func (s *JobState) Done() bool { return s.Status != StatusRunning && s.Status != "" }
+
+// stateVersion is the schema of JobState.
+const stateVersion = 1
+
+// maxKeptErrors bounds the checkpoint size when a step fails repeatedly.
+const maxKeptErrors = 20
+
+// ErrLeaseLost means another worker owns the job now; the caller must stop
+// acting on it and must not ack the message.
+var ErrLeaseLost = errors.New("job lease lost to another worker")
+
+// checkpoint is one worker's handle on a job state: the state plus the
+// KV revision it last read or wrote.
+type checkpoint struct {
+	kv    jetstream.KeyValue
+	key   string
+	rev   uint64
+	state JobState
+}
+
+// loadOrCreate reads the job's checkpoint, creating it when absent.
+func loadOrCreate(ctx context.Context, kv jetstream.KeyValue, init JobState) (*checkpoint, error) {
+	key := jobKey(init.Tenant, init.ID)
+	for range 3 {
+		e, err := kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			data, _ := json.Marshal(init)
+			rev, cerr := kv.Create(ctx, key, data)
+			if errors.Is(cerr, jetstream.ErrKeyExists) {
+				continue // another delivery created it first: read theirs
+			}
+			if cerr != nil {
+				return nil, fmt.Errorf("create checkpoint: %w", cerr)
+			}
+			return &checkpoint{kv: kv, key: key, rev: rev, state: init}, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read checkpoint: %w", err)
+		}
+		cp := &checkpoint{kv: kv, key: key, rev: e.Revision()}
+		if err := json.Unmarshal(e.Value(), &cp.state); err != nil {
+			return nil, fmt.Errorf("decode checkpoint %s: %w", key, err)
+		}
+		return cp, nil
+	}
+	return nil, fmt.Errorf("create checkpoint %s: raced repeatedly", key)
+}
+
+// save writes the state if nobody wrote since our last read or write.
+// A conflict means another worker took the job: ErrLeaseLost.
+func (c *checkpoint) save(ctx context.Context, now time.Time) error {
+	c.state.UpdatedAt = now
+	data, err := json.Marshal(c.state)
+	if err != nil {
+		return fmt.Errorf("encode checkpoint: %w", err)
+	}
+	rev, err := c.kv.Update(ctx, c.key, data, c.rev)
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyNotFound) {
+		return ErrLeaseLost
+	}
+	if err != nil {
+		return fmt.Errorf("save checkpoint: %w", err)
+	}
+	c.rev = rev
+	return nil
+}
+
+// claim makes this worker the job's owner with a new lease.
+func (c *checkpoint) claim(ctx context.Context, owner string, now time.Time) error {
+	c.state.Owner = owner
+	c.state.Lease++
+	if c.state.StartedAt.IsZero() {
+		c.state.StartedAt = now
+	}
+	return c.save(ctx, now)
+}
+
+func (c *checkpoint) recordError(ae AttemptError, counts bool) {
+	if counts {
+		c.state.Attempts++
+	}
+	c.state.Errors = append(c.state.Errors, ae)
+	if n := len(c.state.Errors); n > maxKeptErrors {
+		c.state.Errors = c.state.Errors[n-maxKeptErrors:]
+	}
+}
+
+// ReadState returns a job's checkpoint, or nil when the job has not started.
+func ReadState(ctx context.Context, kv jetstream.KeyValue, tenant, id string) (*JobState, error) {
+	e, err := kv.Get(ctx, jobKey(tenant, id))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var s JobState
+	if err := json.Unmarshal(e.Value(), &s); err != nil {
+		return nil, fmt.Errorf("decode checkpoint: %w", err)
+	}
+	return &s, nil
+}

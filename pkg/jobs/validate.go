@@ -1,0 +1,253 @@
+package jobs
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Limits bound what a request may carry. They protect the worker and the
+// Vercel team from input that would fail late or cost much.
+type Limits struct {
+	// MaxRequestBytes bounds the JSON request. Defaults to 64 KiB.
+	MaxRequestBytes int
+	// MaxSourceBytes bounds the source tarball. Defaults to 50 MiB.
+	MaxSourceBytes int64
+}
+
+// DefaultLimits returns the limits used when none are configured.
+func DefaultLimits() Limits {
+	return Limits{MaxRequestBytes: 64 << 10, MaxSourceBytes: 50 << 20}
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	if l.MaxRequestBytes <= 0 {
+		l.MaxRequestBytes = d.MaxRequestBytes
+	}
+	if l.MaxSourceBytes <= 0 {
+		l.MaxSourceBytes = d.MaxSourceBytes
+	}
+	return l
+}
+
+// ValidationError says precisely why a request is refused. It is
+// permanent: the same bytes will always be refused, so the worker rejects
+// the message at once instead of redelivering it.
+type ValidationError struct {
+	Field  string // JSON field name, empty when the whole message is at fault
+	Reason string
+}
+
+func (e *ValidationError) Error() string {
+	if e.Field == "" {
+		return "invalid request: " + e.Reason
+	}
+	return "invalid request: " + e.Field + ": " + e.Reason
+}
+
+func invalid(field, format string, args ...any) *ValidationError {
+	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+var (
+	idPattern     = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+	tenantPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	namePattern   = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+	regionPattern = regexp.MustCompile(`^[a-z]{3}[0-9]$`)
+	envKeyPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,255}$`)
+	sha1Pattern   = regexp.MustCompile(`^[0-9a-f]{40}$`)
+)
+
+// maxNameLen leaves room for the "-" and suffix that NameFor appends within
+// Vercel's 100-character limit.
+const maxNameLen = 100 - 1 - nameSuffixLen
+
+// frameworks are Vercel's framework preset slugs; a typo here would only
+// surface as a failed build minutes later, so it is refused up front.
+var frameworks = []string{
+	"angular", "astro", "blitzjs", "create-react-app", "docusaurus-2",
+	"eleventy", "ember", "express", "fastapi", "flask", "gatsby", "gridsome",
+	"hexo", "hono", "hugo", "hydrogen", "jekyll", "nestjs", "nextjs",
+	"nitro", "nuxtjs", "parcel", "preact", "react-router", "redwoodjs",
+	"remix", "solidstart-1", "svelte", "sveltekit", "sveltekit-1", "umijs",
+	"vite", "vitepress", "vue", "vuepress",
+}
+
+// reservedEnv are set on the project by the Prisma Postgres connection; a
+// request that sets them would be silently overridden.
+var reservedEnv = []string{"DATABASE_URL", "POSTGRES_URL", "PRISMA_DATABASE_URL"}
+
+const (
+	maxEnvVars     = 100
+	maxEnvValueLen = 32 << 10
+	maxURLLen      = 2048
+)
+
+// DecodeRequest parses and validates a published request. Unknown fields
+// are refused so that a producer's typo ("retrunUrl") is reported instead
+// of silently dropped.
+func DecodeRequest(data []byte, limits Limits) (Request, error) {
+	limits = limits.withDefaults()
+	if len(data) > limits.MaxRequestBytes {
+		return Request{}, invalid("", "message is %d bytes, more than the %d allowed", len(data), limits.MaxRequestBytes)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var r Request
+	if err := dec.Decode(&r); err != nil {
+		return Request{}, jsonError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Request{}, invalid("", "trailing data after the JSON object")
+	}
+	if err := r.Validate(limits); err != nil {
+		return Request{}, err
+	}
+	return r, nil
+}
+
+func jsonError(err error) *ValidationError {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return invalid("", "not valid JSON: %s at byte %d", syn.Error(), syn.Offset)
+	case errors.As(err, &typ):
+		return invalid(typ.Field, "must be a JSON %s, not %s", jsonKind(typ.Type.Kind().String()), typ.Value)
+	case errors.Is(err, io.EOF):
+		return invalid("", "empty message")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return invalid(strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), "unknown field")
+	}
+	return invalid("", "not a JSON object: %s", err.Error())
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "int", "int64":
+		return "number"
+	case "map", "struct":
+		return "object"
+	}
+	return goKind
+}
+
+// Validate checks every field and returns the first problem as a
+// *ValidationError. Fields are checked in schema order so the reason is
+// stable for a given request.
+func (r *Request) Validate(limits Limits) error {
+	limits = limits.withDefaults()
+	if r.Version != RequestVersion {
+		if r.Version == 0 {
+			return invalid("version", "missing; this worker accepts version %d", RequestVersion)
+		}
+		return invalid("version", "version %d is not supported; this worker accepts version %d", r.Version, RequestVersion)
+	}
+	if !idPattern.MatchString(r.ID) {
+		if r.ID == "" {
+			return invalid("id", "missing")
+		}
+		return invalid("id", "must be 1 to 128 characters of A-Z a-z 0-9 _ -")
+	}
+	if !tenantPattern.MatchString(r.Tenant) {
+		if r.Tenant == "" {
+			return invalid("tenant", "missing")
+		}
+		return invalid("tenant", "must be 1 to 63 characters of a-z 0-9 _ -, starting with a letter or digit")
+	}
+	if err := validateName(r.Name); err != nil {
+		return err
+	}
+	if r.Framework != "" && !slices.Contains(frameworks, r.Framework) {
+		return invalid("framework", "%q is not a Vercel framework preset (e.g. nextjs, vite, remix, astro)", r.Framework)
+	}
+	if err := validateSource(r.Source, limits.MaxSourceBytes); err != nil {
+		return err
+	}
+	if r.Region != "" && !regionPattern.MatchString(r.Region) {
+		return invalid("region", "%q is not a region code like iad1 or fra1", r.Region)
+	}
+	if r.ReturnURL != "" {
+		if err := validateReturnURL(r.ReturnURL); err != nil {
+			return err
+		}
+	}
+	return validateEnv(r.Env)
+}
+
+func validateName(name string) error {
+	switch {
+	case name == "":
+		return invalid("name", "missing")
+	case len(name) > maxNameLen:
+		return invalid("name", "is %d characters; at most %d (a suffix derived from the id is added)", len(name), maxNameLen)
+	case !namePattern.MatchString(name):
+		return invalid("name", "must be lowercase letters, digits, '.', '_' and '-', starting with a letter or digit")
+	case strings.Contains(name, "---"):
+		return invalid("name", "must not contain '---'")
+	}
+	return nil
+}
+
+func validateSource(s SourceRef, max int64) error {
+	switch {
+	case s.Bucket == "":
+		return invalid("source.bucket", "missing")
+	case !sha1Pattern.MatchString(s.SHA1):
+		return invalid("source.sha1", "must be 40 lowercase hex digits")
+	case s.Size <= 0:
+		return invalid("source.size", "must be positive")
+	case s.Size > max:
+		return invalid("source.size", "tarball is %d bytes, more than the %d allowed", s.Size, max)
+	}
+	return nil
+}
+
+func validateReturnURL(raw string) error {
+	if len(raw) > maxURLLen {
+		return invalid("returnUrl", "longer than %d characters", maxURLLen)
+	}
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return invalid("returnUrl", "must be an absolute URL")
+	}
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && (u.Hostname() == "localhost" || u.Hostname() == "127.0.0.1"):
+	default:
+		return invalid("returnUrl", "must use https (http only for localhost)")
+	}
+	if u.User != nil {
+		return invalid("returnUrl", "must not carry credentials")
+	}
+	return nil
+}
+
+func validateEnv(env map[string]string) error {
+	if len(env) > maxEnvVars {
+		return invalid("env", "%d variables; at most %d", len(env), maxEnvVars)
+	}
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys) // first error is stable across map orders
+	for _, k := range keys {
+		switch {
+		case !envKeyPattern.MatchString(k):
+			return invalid("env", "%q is not a valid variable name", k)
+		case slices.Contains(reservedEnv, k):
+			return invalid("env", "%s is set by the database connection and cannot be given", k)
+		case len(env[k]) > maxEnvValueLen:
+			return invalid("env", "value of %s is longer than %d bytes", k, maxEnvValueLen)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,281 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/deployq/deployq/pkg/metrics"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// WorkerConfig configures a worker pool.
+type WorkerConfig struct {
+	// Concurrency is the number of jobs run at once. Defaults to 16.
+	Concurrency int
+	// Owner identifies this worker in checkpoints and logs.
+	// Defaults to hostname-pid.
+	Owner string
+	// MaxAttempts caps failed attempts per job; rate-limit waits do not
+	// count. Defaults to 5.
+	MaxAttempts int
+	// NewBackOff returns the retry schedule of one job's transient errors.
+	// Defaults to exponential from 1 s to 1 min with ±50 % jitter.
+	NewBackOff func() backoff.BackOff
+	// MaxRateLimitWait caps one wait on a Retry-After or reset: an absurd
+	// announcement (hours) must not park a job for that long. Defaults to 15 min.
+	MaxRateLimitWait time.Duration
+	// HeartbeatInterval is how often an in-flight job extends its lease.
+	// Defaults to a third of the consumer's AckWait.
+	HeartbeatInterval time.Duration
+	// ShutdownGrace is how long in-flight jobs may go on after shutdown
+	// starts before they are handed back with their checkpoints.
+	// Defaults to 30 s.
+	ShutdownGrace time.Duration
+	// PullWait is how long one fetch waits for requests. Defaults to 2 s.
+	PullWait time.Duration
+	// CredentialsProbeInterval is how often a worker whose token was
+	// refused checks whether it works again. Defaults to 30 s.
+	CredentialsProbeInterval time.Duration
+	// Limits bound requests. Defaults to DefaultLimits().
+	Limits Limits
+	// Sources configures tarball clean-up.
+	Sources SourceJanitorConfig
+	// Logger receives structured logs. Defaults to slog.Default().
+	Logger *slog.Logger
+	// Metrics records the worker's metrics. Defaults to none.
+	Metrics *metrics.Metrics
+}
+
+func (c WorkerConfig) withDefaults(ackWait time.Duration) WorkerConfig {
+	if c.Concurrency <= 0 {
+		c.Concurrency = 16
+	}
+	if c.Owner == "" {
+		host, _ := os.Hostname()
+		c.Owner = host + "-" + strconv.Itoa(os.Getpid())
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 5
+	}
+	if c.NewBackOff == nil {
+		c.NewBackOff = func() backoff.BackOff {
+			b := backoff.NewExponentialBackOff()
+			b.InitialInterval = time.Second
+			b.MaxInterval = time.Minute
+			b.RandomizationFactor = 0.5
+			b.MaxElapsedTime = 0 // attempts are capped by MaxAttempts instead
+			return b
+		}
+	}
+	if c.MaxRateLimitWait <= 0 {
+		c.MaxRateLimitWait = 15 * time.Minute
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = ackWait / 3
+	}
+	if c.ShutdownGrace <= 0 {
+		c.ShutdownGrace = 30 * time.Second
+	}
+	if c.PullWait <= 0 {
+		c.PullWait = 2 * time.Second
+	}
+	if c.CredentialsProbeInterval <= 0 {
+		c.CredentialsProbeInterval = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Worker pulls deploy requests from the shared consumer and runs each
+// through the pipeline with bounded concurrency. Many workers, in one
+// process or many, share one consumer; JetStream gives each request to one
+// of them at a time.
+type Worker struct {
+	js       jetstream.JetStream
+	assets   *Assets
+	pipeline *Pipeline
+	cfg      WorkerConfig
+	log      *slog.Logger
+	m        *metrics.Metrics
+	now      func() time.Time
+
+	running      atomic.Bool
+	shuttingDown atomic.Bool
+	creds        credentialGate
+}
+
+// NewWorker returns a worker over the assets Setup created.
+func NewWorker(js jetstream.JetStream, assets *Assets, p *Pipeline, cfg WorkerConfig) (*Worker, error) {
+	if js == nil || assets == nil || p == nil {
+		return nil, errors.New("jobs: NewWorker needs a JetStream handle, assets and a pipeline")
+	}
+	cfg = cfg.withDefaults(assets.Config.AckWait)
+	if cfg.HeartbeatInterval >= assets.Config.AckWait {
+		return nil, fmt.Errorf("jobs: HeartbeatInterval %s must be shorter than AckWait %s", cfg.HeartbeatInterval, assets.Config.AckWait)
+	}
+	w := &Worker{
+		js: js, assets: assets, pipeline: p, cfg: cfg,
+		log: cfg.Logger, m: cfg.Metrics, now: time.Now,
+	}
+	w.creds.init()
+	return w, nil
+}
+
+// Ready reports whether the worker takes work: running, not shutting
+// down, and its API credentials not refused.
+func (w *Worker) Ready() bool {
+	return w.running.Load() && !w.shuttingDown.Load() && w.creds.ok()
+}
+
+// CredentialsOK reports whether the API accepted the worker's token the
+// last time it was used.
+func (w *Worker) CredentialsOK() bool { return w.creds.ok() }
+
+// errShutdown is the cause of job contexts cancelled when the grace
+// period ends: their jobs are handed back, not failed.
+var errShutdown = errors.New("worker shutting down")
+
+// Run takes work until ctx ends, then stops pulling, lets in-flight jobs
+// finish within ShutdownGrace and hands the rest back. It returns nil after
+// a clean shutdown.
+func (w *Worker) Run(ctx context.Context) error {
+	if !w.running.CompareAndSwap(false, true) {
+		return errors.New("jobs: Worker.Run called twice")
+	}
+	defer w.running.Store(false)
+	w.m.SetConcurrency(w.cfg.Concurrency)
+	w.m.SetReady(true)
+	defer w.m.SetReady(false)
+
+	// Jobs outlive ctx by the grace period, so they get their own context.
+	jobCtx, stopJobs := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer stopJobs(nil)
+
+	var bg sync.WaitGroup
+	bg.Go(func() { w.runSourceJanitor(ctx) })
+	bg.Go(func() { w.probeCredentials(ctx) })
+
+	slots := make(chan struct{}, w.cfg.Concurrency)
+	var jobs sync.WaitGroup
+	for ctx.Err() == nil {
+		if !w.creds.waitOK(ctx) {
+			break
+		}
+		n := acquireSlots(ctx, slots, w.cfg.Concurrency)
+		if n == 0 {
+			break
+		}
+		got, err := w.fetch(ctx, n, func(msg jetstream.Msg) {
+			jobs.Go(func() {
+				defer func() { <-slots }()
+				w.handle(jobCtx, msg)
+			})
+		})
+		for range n - got {
+			<-slots
+		}
+		if err != nil && ctx.Err() == nil {
+			w.log.Warn("fetch requests failed", "err", err)
+			w.m.SetReady(false)
+			if sleepCtx(ctx, w.cfg.PullWait) != nil {
+				break
+			}
+			continue
+		}
+		w.m.SetReady(w.creds.ok())
+	}
+
+	w.shuttingDown.Store(true)
+	w.m.SetReady(false)
+	done := make(chan struct{})
+	go func() { jobs.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(w.cfg.ShutdownGrace):
+		w.log.Warn("shutdown grace period over: handing back in-flight jobs", "grace", w.cfg.ShutdownGrace)
+		stopJobs(errShutdown)
+		<-done
+	}
+	bg.Wait()
+	return nil
+}
+
+// acquireSlots blocks for one free slot, then takes as many more as are
+// free, so a fetch asks for exactly the work the pool can start now:
+// buffered requests would burn their lease while waiting for a slot.
+func acquireSlots(ctx context.Context, slots chan struct{}, max int) int {
+	select {
+	case slots <- struct{}{}:
+	case <-ctx.Done():
+		return 0
+	}
+	n := 1
+	for n < max {
+		select {
+		case slots <- struct{}{}:
+			n++
+		default:
+			return n
+		}
+	}
+	return n
+}
+
+func (w *Worker) fetch(ctx context.Context, n int, start func(jetstream.Msg)) (int, error) {
+	fctx, cancel := context.WithTimeout(ctx, w.cfg.PullWait)
+	defer cancel()
+	batch, err := w.assets.Consumer.Fetch(n, jetstream.FetchContext(fctx))
+	if err != nil {
+		return 0, w.maybeRecreateConsumer(ctx, err)
+	}
+	got := 0
+	for msg := range batch.Messages() {
+		got++
+		start(msg)
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) && !errors.Is(err, jetstream.ErrNoMessages) {
+		return got, w.maybeRecreateConsumer(ctx, err)
+	}
+	return got, nil
+}
+
+// maybeRecreateConsumer puts the shared consumer back when it was deleted
+// (an operator's mistake, a restored cluster): nats.go would otherwise
+// keep pulling from nothing.
+func (w *Worker) maybeRecreateConsumer(ctx context.Context, err error) error {
+	if !errors.Is(err, jetstream.ErrConsumerDeleted) && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return err
+	}
+	c, cerr := w.js.CreateOrUpdateConsumer(ctx, StreamRequests, consumerConfig(w.assets.Config))
+	if cerr != nil {
+		return fmt.Errorf("consumer gone and not recreated: %w", cerr)
+	}
+	w.assets.Consumer = c
+	w.log.Warn("shared consumer was deleted; recreated it", "consumer", ConsumerWorkers)
+	return nil
+}
+
+// sleepCtx waits d or until ctx ends, returning the context's error.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
