@@ -1,0 +1,48 @@
+# deployq — developer entry points. `make demo` and `make test` are the two
+# commands a newcomer needs; both work on a fresh machine with only Go.
+
+GO          ?= go
+GOBIN       := $(shell $(GO) env GOPATH)/bin
+STATICCHECK := $(GOBIN)/staticcheck
+STATICCHECK_VERSION := v0.8.2
+# Packages with goroutines of their own run under the race detector.
+RACE_PKGS   := ./pkg/...  ./cmd/...
+FUZZTIME    ?= 10s
+BIN         := bin
+
+.PHONY: all build test unit vet lint fuzz demo clean tools
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+## test: everything CI checks: formatting, vet, staticcheck, race-enabled tests, a short fuzz run.
+test: vet lint unit fuzz
+
+unit:
+	$(GO) test -race -count=1 -timeout 15m $(RACE_PKGS)
+
+vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+lint: $(STATICCHECK)
+	$(STATICCHECK) ./...
+
+$(STATICCHECK):
+	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+tools: $(STATICCHECK)
+
+## fuzz: a short run of each fuzz target (the seed corpus also runs in `unit`).
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZTIME) ./pkg/jobs/
+
+## demo: a worker on embedded NATS + the Vercel simulator, ~20 deploys of examples/, claim URLs printed.
+demo:
+	./scripts/demo.sh
+
+clean:
+	rm -rf $(BIN) data

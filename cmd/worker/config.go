@@ -1,0 +1,768 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the worker's configuration, read by loadConfig from flags and
+// the environment. Every field has a flag and an environment variable; a
+// flag wins over its variable, and a variable over the default.
+//
+// Printing a Config (fmt, slog) never shows Token or the passwords in URLs.
+type Config struct {
+	// NATSURL lists the NATS servers to connect to, comma-separated
+	// (NATS_URL, --nats-url). Defaults to empty: the worker runs an
+	// embedded NATS server with JetStream instead.
+	NATSURL string `redact:"urls"`
+	// NATSCreds is the path of a NATS .creds file (NATS_CREDS,
+	// --nats-creds). The file must exist. Defaults to none.
+	NATSCreds string
+	// NATSTLSCA is the path of a PEM file of CAs that sign the NATS
+	// servers' certificates (NATS_TLS_CA, --nats-tls-ca). Defaults to the
+	// system's roots.
+	NATSTLSCA string
+	// NATSTLSCert and NATSTLSKey are the paths of a PEM client certificate
+	// and its key, for NATS servers that verify clients (NATS_TLS_CERT,
+	// NATS_TLS_KEY; --nats-tls-cert, --nats-tls-key). Set both or neither.
+	// Defaults to none.
+	NATSTLSCert string
+	NATSTLSKey  string
+
+	// EmbeddedAddr is the host:port the embedded NATS server listens on
+	// when NATSURL is empty (EMBEDDED_NATS_ADDR, --embedded-nats-addr).
+	// Defaults to 127.0.0.1:4222.
+	EmbeddedAddr string
+	// DataDir holds the embedded server's JetStream store (DATA_DIR,
+	// --data-dir). Defaults to ./data.
+	DataDir string
+
+	// Concurrency is how many deploy jobs run at once, from 1 to 10000
+	// (CONCURRENCY, --concurrency). Defaults to 16.
+	Concurrency int
+	// MaxAttempts is how many deliveries a request gets before it is
+	// dead-lettered, from 1 to 100 (MAX_ATTEMPTS, --max-attempts).
+	// Defaults to 5.
+	MaxAttempts int
+	// AckWait is how long a delivery may go unacknowledged before
+	// JetStream redelivers it, at least 1s (ACK_WAIT, --ack-wait). The
+	// worker extends it while a job runs. Defaults to 60s.
+	AckWait time.Duration
+	// ShutdownGrace is how long in-flight jobs may run on after SIGTERM
+	// (SHUTDOWN_GRACE, --shutdown-grace). Defaults to 30s.
+	ShutdownGrace time.Duration
+	// KeepFailedResources leaves the project and store of a failed job in
+	// place for inspection instead of deleting them
+	// (KEEP_FAILED_RESOURCES, --keep-failed-resources). Defaults to false.
+	KeepFailedResources bool
+	// HTTPAddr is the host:port serving /healthz, /readyz and /metrics
+	// (HTTP_ADDR, --http-addr); "off", or an empty flag, disables it.
+	// Defaults to 127.0.0.1:8080.
+	HTTPAddr string
+
+	// Simulate runs against a built-in Vercel simulator instead of the
+	// real API (SIMULATE, --simulate). Defaults to false.
+	Simulate bool
+	// SimBuildTime is how long a simulated build takes (SIM_BUILD_TIME,
+	// --sim-build-time). Defaults to 20s.
+	SimBuildTime time.Duration
+
+	// Token is the Vercel access token (ACCESS_TOKEN, or VERCEL_TOKEN;
+	// --token works but shows the token to anyone who can list
+	// processes). Required unless Simulate.
+	Token string `json:"-" redact:"secret"`
+	// TeamID is the Vercel team the resources are created in (TEAM_ID,
+	// --team-id). Defaults to the token's personal account.
+	TeamID string
+	// IntegrationConfigID is the Prisma integration's configuration id,
+	// which starts with "icfg_" (INTEGRATION_CONFIG_ID,
+	// --integration-config-id). Required unless Simulate.
+	IntegrationConfigID string
+	// PrismaProductID is the Prisma Postgres product on the Vercel
+	// marketplace (PRISMA_PRODUCT_ID, --prisma-product-id). Defaults to
+	// iap_yVdbiKqs5fLkYDAB.
+	PrismaProductID string
+	// Region is where databases are created (PRISMA_POSTGRES_REGION,
+	// --prisma-postgres-region). Defaults to iad1.
+	Region string
+	// BillingPlan is the Prisma plan databases are created on
+	// (PRISMA_BILLING_PLAN, --prisma-billing-plan). Defaults to
+	// partnerEntry.
+	BillingPlan string
+	// VercelAPIURL is the base URL of the Vercel API, absolute http or
+	// https (VERCEL_API_URL, --vercel-api-url). Defaults to
+	// https://api.vercel.com.
+	VercelAPIURL string `redact:"urls"`
+	// ProjectsAPIVersion selects POST /v11/projects or /v10/projects
+	// (VERCEL_PROJECTS_API_VERSION, --vercel-projects-api-version).
+	// Defaults to 11.
+	ProjectsAPIVersion int
+
+	// LogFormat is "text" or "json" (LOG_FORMAT, --log-format). Defaults
+	// to text.
+	LogFormat string
+	// LogLevel is "debug", "info", "warn" or "error" (LOG_LEVEL,
+	// --log-level). Defaults to info.
+	LogLevel string
+
+	// Warnings describe settings that work but are unwise, such as a
+	// token given as a flag; the caller logs them once a logger exists.
+	Warnings []string `redact:"skip"`
+}
+
+// ConfigError reports a setting that is missing or wrong. Its text is one
+// line naming the environment variable and the flag, so the user can find
+// the setting whichever way it was given.
+type ConfigError struct {
+	// Var names the environment variable, with alternatives in
+	// parentheses, such as "ACCESS_TOKEN (or VERCEL_TOKEN)".
+	Var string
+	// Flag is the flag with its dashes, such as "--concurrency"; empty
+	// when the flag is not worth suggesting.
+	Flag string
+	// Msg says what is wrong and, where it helps, what would be right.
+	Msg string
+}
+
+func (e *ConfigError) Error() string {
+	if e.Flag == "" {
+		return e.Var + ": " + e.Msg
+	}
+	return e.Var + " (" + e.Flag + "): " + e.Msg
+}
+
+// errHelp is returned by loadConfig after --help printed the usage; the
+// caller exits successfully.
+var errHelp = flag.ErrHelp
+
+// loadConfig reads the configuration from args (without the program name)
+// and getenv. Errors are *ConfigError, errHelp, or a flag syntax error.
+func loadConfig(args []string, getenv func(string) string) (Config, error) {
+	return parseConfig(args, getenv, os.Stdout)
+}
+
+// setting is one configuration entry: where it comes from and how its text
+// becomes a Config field.
+type setting struct {
+	env     []string // the first is the one to recommend
+	flag    string   // without dashes
+	arg     string   // placeholder in the usage; empty for booleans
+	def     string   // default, as the text a user would write
+	usage   string
+	group   string
+	boolean bool
+	// apply parses v into c. Its error text becomes ConfigError.Msg.
+	apply func(c *Config, v string) error
+}
+
+// varName is how errors and the usage name the setting's variables.
+func (s setting) varName() string {
+	if len(s.env) == 1 {
+		return s.env[0]
+	}
+	return s.env[0] + " (or " + strings.Join(s.env[1:], ", ") + ")"
+}
+
+func (s setting) configError(msg string) *ConfigError {
+	return &ConfigError{Var: s.varName(), Flag: "--" + s.flag, Msg: msg}
+}
+
+// Defaults that more than the setting table refer to.
+const (
+	defaultEmbeddedAddr = "127.0.0.1:4222"
+	defaultVercelAPIURL = "https://api.vercel.com"
+	httpOff             = "off"
+)
+
+// settings lists every setting in usage order. It is a function, not a
+// package variable, so nothing can change the table at run time.
+func settings() []setting {
+	return []setting{
+		{
+			env: []string{"NATS_URL"}, flag: "nats-url", arg: "URLS", group: "NATS",
+			usage: "NATS servers, comma-separated, such as nats://n1:4222,nats://n2:4222. Empty runs an embedded server.",
+			apply: func(c *Config, v string) error { c.NATSURL = v; return checkNATSURLs(v) },
+		},
+		{
+			env: []string{"NATS_CREDS"}, flag: "nats-creds", arg: "FILE", group: "NATS",
+			usage: "NATS .creds file (user JWT and seed).",
+			apply: func(c *Config, v string) error { c.NATSCreds = v; return checkFile(v) },
+		},
+		{
+			env: []string{"NATS_TLS_CA"}, flag: "nats-tls-ca", arg: "FILE", group: "NATS",
+			usage: "PEM file of CAs for the NATS servers' certificates. Default: the system's roots.",
+			apply: func(c *Config, v string) error { c.NATSTLSCA = v; return checkFile(v) },
+		},
+		{
+			env: []string{"NATS_TLS_CERT"}, flag: "nats-tls-cert", arg: "FILE", group: "NATS",
+			usage: "PEM client certificate for NATS; needs NATS_TLS_KEY.",
+			apply: func(c *Config, v string) error { c.NATSTLSCert = v; return checkFile(v) },
+		},
+		{
+			env: []string{"NATS_TLS_KEY"}, flag: "nats-tls-key", arg: "FILE", group: "NATS",
+			usage: "PEM key of the NATS client certificate; needs NATS_TLS_CERT.",
+			apply: func(c *Config, v string) error { c.NATSTLSKey = v; return checkFile(v) },
+		},
+		{
+			env: []string{"EMBEDDED_NATS_ADDR"}, flag: "embedded-nats-addr", arg: "ADDR", group: "NATS",
+			def:   defaultEmbeddedAddr,
+			usage: "host:port of the embedded NATS server, used when NATS_URL is empty.",
+			apply: func(c *Config, v string) error {
+				c.EmbeddedAddr = v
+				if _, err := parsePort(v, 1); err != nil {
+					return fmt.Errorf("%q is not host:port with a port from 1 to 65535", v)
+				}
+				return nil
+			},
+		},
+		{
+			env: []string{"DATA_DIR"}, flag: "data-dir", arg: "DIR", group: "NATS",
+			def:   "./data",
+			usage: "Directory for the embedded server's JetStream store.",
+			apply: func(c *Config, v string) error { c.DataDir = v; return notEmpty(v) },
+		},
+
+		{
+			env: []string{"CONCURRENCY"}, flag: "concurrency", arg: "N", group: "Worker",
+			def:   "16",
+			usage: "Deploy jobs run at once, 1 to 10000.",
+			apply: func(c *Config, v string) (err error) { c.Concurrency, err = parseInt(v, 1, 10000); return err },
+		},
+		{
+			env: []string{"MAX_ATTEMPTS"}, flag: "max-attempts", arg: "N", group: "Worker",
+			def:   "5",
+			usage: "Deliveries per request before it is dead-lettered, 1 to 100.",
+			apply: func(c *Config, v string) (err error) { c.MaxAttempts, err = parseInt(v, 1, 100); return err },
+		},
+		{
+			env: []string{"ACK_WAIT"}, flag: "ack-wait", arg: "DURATION", group: "Worker",
+			def:   "60s",
+			usage: "How long a delivery may go unacknowledged before redelivery, at least 1s.",
+			apply: func(c *Config, v string) (err error) { c.AckWait, err = parseDuration(v, time.Second); return err },
+		},
+		{
+			env: []string{"SHUTDOWN_GRACE"}, flag: "shutdown-grace", arg: "DURATION", group: "Worker",
+			def:   "30s",
+			usage: "How long running jobs may finish after SIGTERM, at least 1s.",
+			apply: func(c *Config, v string) (err error) {
+				c.ShutdownGrace, err = parseDuration(v, time.Second)
+				return err
+			},
+		},
+		{
+			env: []string{"KEEP_FAILED_RESOURCES"}, flag: "keep-failed-resources", group: "Worker",
+			def: "false", boolean: true,
+			usage: "Keep the project and database of a failed job for inspection instead of deleting them.",
+			apply: func(c *Config, v string) (err error) { c.KeepFailedResources, err = parseBool(v); return err },
+		},
+		{
+			env: []string{"HTTP_ADDR"}, flag: "http-addr", arg: "ADDR", group: "Worker",
+			def:   "127.0.0.1:8080",
+			usage: `host:port for /healthz, /readyz and /metrics; "off" disables.`,
+			apply: func(c *Config, v string) error {
+				if v == "" || strings.EqualFold(v, httpOff) {
+					c.HTTPAddr = ""
+					return nil
+				}
+				c.HTTPAddr = v
+				if _, err := parsePort(v, 0); err != nil {
+					return fmt.Errorf(`%q is not host:port (or "off")`, v)
+				}
+				return nil
+			},
+		},
+
+		{
+			env: []string{"SIMULATE"}, flag: "simulate", group: "Simulator",
+			def: "false", boolean: true,
+			usage: "Run against a built-in Vercel simulator; no token needed.",
+			apply: func(c *Config, v string) (err error) { c.Simulate, err = parseBool(v); return err },
+		},
+		{
+			env: []string{"SIM_BUILD_TIME"}, flag: "sim-build-time", arg: "DURATION", group: "Simulator",
+			def:   "20s",
+			usage: "How long a simulated build takes.",
+			apply: func(c *Config, v string) (err error) { c.SimBuildTime, err = parseDuration(v, 0); return err },
+		},
+
+		{
+			env: []string{"ACCESS_TOKEN", "VERCEL_TOKEN"}, flag: "token", arg: "TOKEN", group: "Vercel",
+			usage: "Vercel access token; required unless --simulate. Prefer the variable: a flag shows in the process list.",
+			apply: func(c *Config, v string) error { c.Token = v; return nil },
+		},
+		{
+			env: []string{"TEAM_ID"}, flag: "team-id", arg: "ID", group: "Vercel",
+			usage: "Vercel team to create resources in. Default: the token's personal account.",
+			apply: func(c *Config, v string) error { c.TeamID = v; return noSpace(v) },
+		},
+		{
+			env: []string{"INTEGRATION_CONFIG_ID"}, flag: "integration-config-id", arg: "ID", group: "Vercel",
+			usage: "Prisma integration configuration id (icfg_…); required unless --simulate.",
+			apply: func(c *Config, v string) error {
+				c.IntegrationConfigID = v
+				if v != "" && !strings.HasPrefix(v, "icfg_") {
+					return fmt.Errorf(`%q does not start with "icfg_"`, v)
+				}
+				return noSpace(v)
+			},
+		},
+		{
+			env: []string{"PRISMA_PRODUCT_ID"}, flag: "prisma-product-id", arg: "ID", group: "Vercel",
+			def:   "iap_yVdbiKqs5fLkYDAB",
+			usage: "Prisma Postgres product id on the Vercel marketplace.",
+			apply: func(c *Config, v string) error { c.PrismaProductID = v; return notEmptyNoSpace(v) },
+		},
+		{
+			env: []string{"PRISMA_POSTGRES_REGION"}, flag: "prisma-postgres-region", arg: "REGION", group: "Vercel",
+			def:   "iad1",
+			usage: "Region databases are created in.",
+			apply: func(c *Config, v string) error { c.Region = v; return notEmptyNoSpace(v) },
+		},
+		{
+			env: []string{"PRISMA_BILLING_PLAN"}, flag: "prisma-billing-plan", arg: "PLAN", group: "Vercel",
+			def:   "partnerEntry",
+			usage: "Prisma billing plan databases are created on.",
+			apply: func(c *Config, v string) error { c.BillingPlan = v; return notEmptyNoSpace(v) },
+		},
+		{
+			env: []string{"VERCEL_API_URL"}, flag: "vercel-api-url", arg: "URL", group: "Vercel",
+			def:   defaultVercelAPIURL,
+			usage: "Base URL of the Vercel API.",
+			apply: func(c *Config, v string) error {
+				c.VercelAPIURL = v
+				u, err := url.Parse(v)
+				if err != nil {
+					return errors.New("is not a URL")
+				}
+				if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					return fmt.Errorf("%q is not an absolute http or https URL", redactURLs(v))
+				}
+				return nil
+			},
+		},
+		{
+			env: []string{"VERCEL_PROJECTS_API_VERSION"}, flag: "vercel-projects-api-version", arg: "N", group: "Vercel",
+			def:   "11",
+			usage: "Version of the create-project endpoint: 11 or 10.",
+			apply: func(c *Config, v string) error {
+				switch v {
+				case "11", "10":
+					c.ProjectsAPIVersion, _ = strconv.Atoi(v)
+					return nil
+				}
+				return fmt.Errorf("%q is not 11 or 10", v)
+			},
+		},
+
+		{
+			env: []string{"LOG_FORMAT"}, flag: "log-format", arg: "FORMAT", group: "Logging",
+			def:   "text",
+			usage: "text or json.",
+			apply: func(c *Config, v string) (err error) { c.LogFormat, err = oneOf(v, "text", "json"); return err },
+		},
+		{
+			env: []string{"LOG_LEVEL"}, flag: "log-level", arg: "LEVEL", group: "Logging",
+			def:   "info",
+			usage: "debug, info, warn or error.",
+			apply: func(c *Config, v string) (err error) {
+				c.LogLevel, err = oneOf(v, "debug", "info", "warn", "error")
+				return err
+			},
+		},
+	}
+}
+
+// rawFlag keeps a flag's text as given, so that parsing and its error
+// messages are the same for flags and variables.
+type rawFlag struct {
+	value   string
+	set     bool
+	boolean bool
+}
+
+func (f *rawFlag) String() string     { return f.value }
+func (f *rawFlag) Set(v string) error { f.value, f.set = v, true; return nil }
+func (f *rawFlag) IsBoolFlag() bool   { return f.boolean }
+
+// parseConfig is loadConfig with the usage written to help.
+func parseConfig(args []string, getenv func(string) string, help io.Writer) (Config, error) {
+	all := settings()
+	fset := flag.NewFlagSet("worker", flag.ContinueOnError)
+	// The flag package would print its errors and the whole usage to
+	// stderr on any mistake; the caller prints one line instead.
+	fset.SetOutput(io.Discard)
+	fset.Usage = func() {}
+	raws := make([]*rawFlag, len(all))
+	for i, s := range all {
+		raws[i] = &rawFlag{boolean: s.boolean}
+		fset.Var(raws[i], s.flag, s.usage)
+	}
+	if err := fset.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(help, all)
+			return Config{}, errHelp
+		}
+		return Config{}, fmt.Errorf("%w (run with --help for the list of flags)", err)
+	}
+	if fset.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q: the worker takes flags only (run with --help)", fset.Arg(0))
+	}
+
+	var cfg Config
+	for i, s := range all {
+		v, fromFlag := s.def, false
+		if raws[i].set {
+			v, fromFlag = raws[i].value, true
+		} else {
+			// An empty variable counts as unset: orchestrators often
+			// define every variable and leave the unused ones empty.
+			for _, name := range s.env {
+				if ev := getenv(name); strings.TrimSpace(ev) != "" {
+					v = ev
+					break
+				}
+			}
+		}
+		// Values pasted into secrets and env files often carry a
+		// trailing newline or spaces that no setting can mean.
+		v = strings.TrimSpace(v)
+		if err := s.apply(&cfg, v); err != nil {
+			return Config{}, s.configError(err.Error())
+		}
+		if s.flag == "token" && fromFlag && v != "" {
+			cfg.Warnings = append(cfg.Warnings,
+				"--token is visible to anyone who can list processes; set ACCESS_TOKEN instead")
+		}
+	}
+	if err := checkConfig(&cfg); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// checkConfig validates what no single setting can: requirements and
+// combinations. It may add warnings to c.
+func checkConfig(c *Config) error {
+	if !c.Simulate {
+		if c.Token == "" {
+			return &ConfigError{Var: "ACCESS_TOKEN (or VERCEL_TOKEN)", Msg: "required unless --simulate is set"}
+		}
+		if c.IntegrationConfigID == "" {
+			return &ConfigError{Var: "INTEGRATION_CONFIG_ID", Flag: "--integration-config-id",
+				Msg: "required unless --simulate is set; it is the Prisma integration's id, icfg_…"}
+		}
+	}
+	if c.NATSTLSCert != "" && c.NATSTLSKey == "" {
+		return &ConfigError{Var: "NATS_TLS_KEY", Flag: "--nats-tls-key",
+			Msg: "required when NATS_TLS_CERT is set; a client certificate needs its key"}
+	}
+	if c.NATSTLSKey != "" && c.NATSTLSCert == "" {
+		return &ConfigError{Var: "NATS_TLS_CERT", Flag: "--nats-tls-cert",
+			Msg: "required when NATS_TLS_KEY is set; a key needs its client certificate"}
+	}
+	if c.NATSURL == "" {
+		// Credentials without a URL would silently run the embedded
+		// server, not the cluster the operator meant to reach.
+		const msg = "set, but NATS_URL is empty and the embedded server takes no credentials; set NATS_URL too"
+		switch {
+		case c.NATSCreds != "":
+			return &ConfigError{Var: "NATS_CREDS", Flag: "--nats-creds", Msg: msg}
+		case c.NATSTLSCA != "":
+			return &ConfigError{Var: "NATS_TLS_CA", Flag: "--nats-tls-ca", Msg: msg}
+		case c.NATSTLSCert != "":
+			return &ConfigError{Var: "NATS_TLS_CERT", Flag: "--nats-tls-cert", Msg: msg}
+		}
+		if !isLoopback(c.EmbeddedAddr) {
+			c.Warnings = append(c.Warnings, fmt.Sprintf(
+				"the embedded NATS server listens on %s without authentication; anyone who can reach it can publish deploy requests",
+				c.EmbeddedAddr))
+		}
+	}
+	return nil
+}
+
+func printUsage(w io.Writer, all []setting) {
+	fmt.Fprint(w, `Usage: worker [flags]
+
+worker takes deploy requests from NATS JetStream and runs each through the
+Vercel + Prisma Postgres pipeline. Every setting is a flag or an environment
+variable (named in brackets); a flag wins over its variable.
+`)
+	group := ""
+	for _, s := range all {
+		if s.group != group {
+			group = s.group
+			fmt.Fprintf(w, "\n%s:\n", group)
+		}
+		name := "--" + s.flag
+		if s.arg != "" {
+			name += " " + s.arg
+		}
+		fmt.Fprintf(w, "  %s  [%s]\n        %s", name, strings.Join(s.env, ", "), s.usage)
+		if s.def != "" {
+			fmt.Fprintf(w, " Default: %s.", s.def)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// String shows every setting, with the token and any URL passwords
+// replaced, so the configuration can be logged at startup.
+func (c Config) String() string {
+	var b strings.Builder
+	b.WriteString("Config{")
+	for i, f := range c.printable() {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		if s, ok := f.value.(string); ok {
+			fmt.Fprintf(&b, "%s:%q", f.name, s)
+		} else {
+			fmt.Fprintf(&b, "%s:%v", f.name, f.value)
+		}
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// Format makes every verb, %#v and %x included, print String's redacted
+// form: a Stringer alone would still let %#v print the raw fields.
+func (c Config) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		fmt.Fprintf(f, "%q", c.String())
+		return
+	}
+	io.WriteString(f, c.String())
+}
+
+// GoString backs Format for %#v, so callers of GoString get the same.
+func (c Config) GoString() string { return c.String() }
+
+// LogValue logs the configuration as a group of redacted attributes.
+func (c Config) LogValue() slog.Value {
+	var attrs []slog.Attr
+	for _, f := range c.printable() {
+		attrs = append(attrs, slog.Any(f.name, f.value))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// MarshalJSON encodes the same redacted fields, durations as text, so a
+// Config dumped as JSON (a debug endpoint, a structured log) stays safe.
+func (c Config) MarshalJSON() ([]byte, error) {
+	m := make(map[string]any)
+	for _, f := range c.printable() {
+		if d, ok := f.value.(time.Duration); ok {
+			m[f.name] = d.String()
+			continue
+		}
+		m[f.name] = f.value
+	}
+	return json.Marshal(m)
+}
+
+type printableField struct {
+	name  string
+	value any
+}
+
+// printable lists the fields by reflection, so a field added later is
+// printed without anyone remembering to; the redact tag marks the secrets.
+func (c Config) printable() []printableField {
+	v := reflect.ValueOf(c)
+	t := v.Type()
+	var out []printableField
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		fv := v.Field(i).Interface()
+		switch sf.Tag.Get("redact") {
+		case "skip":
+			continue
+		case "secret":
+			if s, _ := fv.(string); s != "" {
+				fv = "[REDACTED]"
+			}
+		case "urls":
+			fv = redactURLs(fv.(string))
+		}
+		out = append(out, printableField{sf.Name, fv})
+	}
+	return out
+}
+
+// redactURLs hides the password in each comma-separated URL.
+func redactURLs(s string) string {
+	if s == "" {
+		return s
+	}
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil {
+			// Unparseable text may still hold a secret; show none of it.
+			parts[i] = "[UNPARSEABLE]"
+			continue
+		}
+		if u.User != nil {
+			parts[i] = u.Redacted()
+			if _, hasPass := u.User.Password(); !hasPass {
+				// A bare user part is a token (nats://TOKEN@host).
+				u.User = url.User("REDACTED")
+				parts[i] = u.String()
+			}
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// Parsers. Each error says what the value is not, quoting it, so the line
+// that ConfigError prints is enough to fix the setting.
+
+func parseInt(v string, lo, hi int) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("%q is not a whole number from %d to %d", v, lo, hi)
+	}
+	return n, nil
+}
+
+func parseDuration(v string, lo time.Duration) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration such as 45s, 2m or 1m30s", v)
+	}
+	if d < lo {
+		if lo == 0 {
+			return 0, fmt.Errorf("%q is negative", v)
+		}
+		return 0, fmt.Errorf("%q is shorter than %s", v, lo)
+	}
+	return d, nil
+}
+
+func parseBool(v string) (bool, error) {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%q is not true or false", v)
+	}
+	return b, nil
+}
+
+func oneOf(v string, allowed ...string) (string, error) {
+	l := strings.ToLower(v)
+	for _, a := range allowed {
+		if l == a {
+			return l, nil
+		}
+	}
+	last := len(allowed) - 1
+	return "", fmt.Errorf("%q is not %s or %s", v, strings.Join(allowed[:last], ", "), allowed[last])
+}
+
+// parsePort checks that v is host:port with a port from lo to 65535.
+func parsePort(v string, lo int) (int, error) {
+	_, p, err := net.SplitHostPort(v)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n < lo || n > 65535 {
+		return 0, fmt.Errorf("bad port %q", p)
+	}
+	return n, nil
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func notEmpty(v string) error {
+	if v == "" {
+		return errors.New("must not be empty")
+	}
+	return nil
+}
+
+func noSpace(v string) error {
+	if strings.ContainsFunc(v, func(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\r' }) {
+		return fmt.Errorf("%q contains whitespace", v)
+	}
+	return nil
+}
+
+func notEmptyNoSpace(v string) error {
+	if err := notEmpty(v); err != nil {
+		return err
+	}
+	return noSpace(v)
+}
+
+// checkFile requires v, when set, to name a readable regular file, so a
+// typo fails at startup rather than at the first reconnect.
+func checkFile(v string) error {
+	if v == "" {
+		return nil
+	}
+	fi, err := os.Stat(v)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%q does not exist", v)
+	case err != nil:
+		return fmt.Errorf("%q cannot be read: %v", v, errors.Unwrap(err))
+	case fi.IsDir():
+		return fmt.Errorf("%q is a directory, not a file", v)
+	}
+	f, err := os.Open(v)
+	if err != nil {
+		return fmt.Errorf("%q cannot be read: %v", v, errors.Unwrap(err))
+	}
+	return f.Close()
+}
+
+// checkNATSURLs accepts what nats.Connect does: comma-separated URLs with
+// a nats, tls, ws or wss scheme, or bare host:port. Its messages show URLs
+// without their passwords.
+func checkNATSURLs(v string) error {
+	if v == "" {
+		return nil
+	}
+	for i, p := range strings.Split(v, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			return fmt.Errorf("entry %d is empty; separate URLs with single commas", i+1)
+		}
+		if !strings.Contains(p, "://") {
+			p = "nats://" + p
+		}
+		u, err := url.Parse(p)
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("entry %d is not a NATS URL such as nats://host:4222", i+1)
+		}
+		switch u.Scheme {
+		case "nats", "tls", "ws", "wss":
+		default:
+			return fmt.Errorf("%q is not a NATS URL such as nats://host:4222 (scheme nats, tls, ws or wss)", redactURLs(u.String()))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,284 @@
+// Command worker runs deploy requests from NATS JetStream through the
+// Vercel + Prisma Postgres pipeline. With no NATS_URL it starts an embedded
+// nats-server; with --simulate it runs against the built-in Vercel
+// simulator, so `worker --simulate` needs nothing else installed.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/deployq/deployq/pkg/jobs"
+	"github.com/deployq/deployq/pkg/metrics"
+	"github.com/deployq/deployq/pkg/natsembed"
+	"github.com/deployq/deployq/pkg/vercel"
+	"github.com/deployq/deployq/pkg/vercel/vercelsim"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stderr))
+}
+
+// run returns the process exit code: 0 after a clean shutdown, 2 for bad
+// configuration, 1 for any other failure.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	cfg, err := loadConfig(args, getenv)
+	if errors.Is(err, errHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "worker: %v\n", err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
+	if err := serve(ctx, cfg, log); err != nil {
+		log.Error("worker stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // validated by loadConfig
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
+	nc, closeNATS, err := connectNATS(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeNATS()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	assets, err := jobs.Setup(ctx, js, jobs.SetupConfig{AckWait: cfg.AckWait})
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := metrics.New(reg, buildInfo())
+
+	api, integrationID, stopSim, err := vercelClient(cfg, m, log)
+	if err != nil {
+		return err
+	}
+	defer stopSim()
+	pipeline, err := jobs.NewPipeline(api, assets.Sources, assets.Uploads, jobs.PipelineConfig{
+		IntegrationConfigID: integrationID,
+		ProductID:           cfg.PrismaProductID,
+		BillingPlan:         cfg.BillingPlan,
+		Region:              cfg.Region,
+		ExpectedBuild:       expectedBuild(cfg),
+		KeepFailedResources: cfg.KeepFailedResources,
+	})
+	if err != nil {
+		return err
+	}
+	worker, err := jobs.NewWorker(js, assets, pipeline, jobs.WorkerConfig{
+		Concurrency:   cfg.Concurrency,
+		MaxAttempts:   cfg.MaxAttempts,
+		ShutdownGrace: cfg.ShutdownGrace,
+		Logger:        log,
+		Metrics:       m,
+	})
+	if err != nil {
+		return err
+	}
+
+	stopHTTP, err := serveHTTP(cfg.HTTPAddr, reg, nc, worker, log)
+	if err != nil {
+		return err
+	}
+	defer stopHTTP()
+
+	log.Info("worker started", "concurrency", cfg.Concurrency, "nats", natsLabel(cfg), "vercel", vercelLabel(cfg))
+	err = worker.Run(ctx)
+	log.Info("worker stopped taking work; shut down cleanly")
+	return err
+}
+
+// expectedBuild seeds the poll schedule: the simulator's build time is
+// known exactly; Vercel's builds take tens of seconds.
+func expectedBuild(cfg Config) time.Duration {
+	if cfg.Simulate {
+		return cfg.SimBuildTime
+	}
+	return 30 * time.Second
+}
+
+func connectNATS(cfg Config, log *slog.Logger) (*nats.Conn, func(), error) {
+	opts := []nats.Option{
+		nats.Name("deployq-worker"),
+		nats.MaxReconnects(-1),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("NATS disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted()) }),
+	}
+	if cfg.NATSURL != "" {
+		if cfg.NATSCreds != "" {
+			opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
+		}
+		if cfg.NATSTLSCA != "" {
+			opts = append(opts, nats.RootCAs(cfg.NATSTLSCA))
+		}
+		if cfg.NATSTLSCert != "" {
+			opts = append(opts, nats.ClientCert(cfg.NATSTLSCert, cfg.NATSTLSKey))
+		}
+		nc, err := nats.Connect(cfg.NATSURL, opts...)
+		if err != nil {
+			return nil, nil, fmt.Errorf("connect to NATS_URL: %w", err)
+		}
+		return nc, func() { _ = nc.Drain() }, nil
+	}
+	host, portStr, err := net.SplitHostPort(cfg.EmbeddedAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("EMBEDDED_NATS_ADDR: %w", err)
+	}
+	port, _ := strconv.Atoi(portStr)
+	srv, err := natsembed.Start(natsembed.Options{Dir: filepath.Join(cfg.DataDir, "nats"), Host: host, Port: port})
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := srv.Connect(opts...)
+	if err != nil {
+		srv.Shutdown()
+		return nil, nil, err
+	}
+	log.Info("embedded NATS server started", "url", srv.ClientURL(), "store", filepath.Join(cfg.DataDir, "nats"))
+	return nc, func() { nc.Close(); srv.Shutdown() }, nil
+}
+
+// vercelClient returns the API client: the real API, or the simulator
+// served in-process on a loopback port when --simulate is set.
+func vercelClient(cfg Config, m *metrics.Metrics, log *slog.Logger) (*vercel.Client, string, func(), error) {
+	baseURL, token, integrationID := cfg.VercelAPIURL, cfg.Token, cfg.IntegrationConfigID
+	stop := func() {}
+	if cfg.Simulate {
+		sim := vercelsim.New(vercelsim.Config{BuildTime: cfg.SimBuildTime})
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("simulator listener: %w", err)
+		}
+		hs := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = hs.Serve(ln) }()
+		stop = func() { _ = hs.Close() }
+		baseURL, token = "http://"+ln.Addr().String(), "simulated-token"
+		if integrationID == "" {
+			integrationID = "icfg_simulated"
+		}
+		log.Info("Vercel simulator started", "url", baseURL, "build_time", cfg.SimBuildTime)
+	}
+	opts := []vercel.Option{
+		vercel.WithBaseURL(baseURL),
+		vercel.WithToken(token),
+		vercel.WithRequestObserver(m),
+		vercel.WithProjectsAPIVersion(cfg.ProjectsAPIVersion),
+	}
+	if cfg.TeamID != "" {
+		opts = append(opts, vercel.WithTeamID(cfg.TeamID))
+	}
+	api, err := vercel.New(opts...)
+	if err != nil {
+		stop()
+		return nil, "", nil, err
+	}
+	return api, integrationID, stop, nil
+}
+
+func serveHTTP(addr string, reg *prometheus.Registry, nc *nats.Conn, w *jobs.Worker, log *slog.Logger) (func(), error) {
+	if addr == "" {
+		return func() {}, nil
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(rw, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, _ *http.Request) {
+		switch {
+		case !nc.IsConnected():
+			http.Error(rw, "not ready: NATS disconnected", http.StatusServiceUnavailable)
+		case !w.CredentialsOK():
+			http.Error(rw, "not ready: Vercel API refuses the credentials", http.StatusServiceUnavailable)
+		case !w.Ready():
+			http.Error(rw, "not ready: not taking work (starting or shutting down)", http.StatusServiceUnavailable)
+		default:
+			_, _ = io.WriteString(rw, "ready\n")
+		}
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("HTTP_ADDR %s: %w", addr, err)
+	}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	log.Info("serving health and metrics", "addr", ln.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(ctx)
+	}, nil
+}
+
+func buildInfo() metrics.BuildInfo {
+	bi := metrics.BuildInfo{Version: "devel"}
+	if info, ok := debug.ReadBuildInfo(); ok {
+		if info.Main.Version != "" && info.Main.Version != "(devel)" {
+			bi.Version = info.Main.Version
+		}
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" {
+				bi.Revision = s.Value
+			}
+		}
+	}
+	return bi
+}
+
+func natsLabel(cfg Config) string {
+	if cfg.NATSURL == "" {
+		return "embedded " + cfg.EmbeddedAddr
+	}
+	return "external"
+}
+
+func vercelLabel(cfg Config) string {
+	if cfg.Simulate {
+		return "simulator"
+	}
+	return cfg.VercelAPIURL
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The demo behind `make demo`: one worker on the embedded defaults (its own
+# nats-server, the Vercel simulator in-process), about 20 deploys of
+# examples/nextjs-prisma submitted with enqueue, progress and claim URLs
+# shown as they arrive, then a clean SIGTERM shutdown.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+nats_addr="127.0.0.1:${DEMO_NATS_PORT:-14222}"
+http_addr="127.0.0.1:${DEMO_HTTP_PORT:-18080}"
+repeat="${DEMO_REPEAT:-10}"
+build_time="${DEMO_BUILD_TIME:-3s}"
+
+go build -o bin/ ./cmd/worker ./cmd/enqueue
+data="$(mktemp -d)"
+worker_pid=""
+cleanup() {
+	if [ -n "$worker_pid" ] && kill -0 "$worker_pid" 2>/dev/null; then
+		kill -TERM "$worker_pid" 2>/dev/null || true
+		wait "$worker_pid" 2>/dev/null || true
+	fi
+	rm -rf "$data"
+}
+trap cleanup EXIT
+
+echo "==> starting a worker: embedded NATS on $nats_addr, simulated Vercel (builds take $build_time)"
+bin/worker --simulate --sim-build-time "$build_time" --data-dir "$data" \
+	--embedded-nats-addr "$nats_addr" --http-addr "$http_addr" --concurrency 32 \
+	--log-level warn 2>"$data/worker.log" &
+worker_pid=$!
+
+# Ready means NATS is up and the streams exist; poll /readyz for up to 30 s.
+ready=""
+for _ in $(seq 1 300); do
+	if ! kill -0 "$worker_pid" 2>/dev/null; then
+		echo "worker exited early:" >&2
+		cat "$data/worker.log" >&2
+		exit 1
+	fi
+	if exec 3<>"/dev/tcp/${http_addr%:*}/${http_addr#*:}" 2>/dev/null; then
+		printf 'GET /readyz HTTP/1.0\r\n\r\n' >&3
+		read -r status_line <&3 || true
+		exec 3<&- 3>&-
+		case "$status_line" in *" 200 "*) ready=1; break ;; esac
+	fi
+	sleep 0.1
+done
+[ -n "$ready" ] || { echo "worker not ready after 30 s" >&2; cat "$data/worker.log" >&2; exit 1; }
+
+echo "==> submitting examples/demo.jsonl x$repeat and following the events"
+status=0
+bin/enqueue submit --nats-url "nats://$nats_addr" --file examples/demo.jsonl --repeat "$repeat" --wait || status=$?
+
+echo "==> stopping the worker (SIGTERM)"
+kill -TERM "$worker_pid"
+wait "$worker_pid" || { echo "worker exited with $?" >&2; cat "$data/worker.log" >&2; exit 1; }
+worker_pid=""
+echo "==> worker shut down cleanly"
+exit "$status"
