@@ -1,0 +1,191 @@
+package vercelsim
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"time"
+
+	"github.com/deployq/deployq/pkg/vercel"
+)
+
+// Default values of Config.
+const (
+	DefaultBuildTime   = 20 * time.Second
+	DefaultMaxFileSize = 100 << 20
+)
+
+// Limit is a request budget of one endpoint: at most Requests answers per
+// Window. Windows are fixed, not sliding: a window opens with the first
+// request after the previous one closed and lasts Window, which is what the
+// reset time Vercel reports (one instant per window) implies.
+type Limit struct {
+	Requests int
+	Window   time.Duration
+}
+
+// Fault injects failures into one endpoint. The four probabilities are of
+// disjoint outcomes drawn once per request, so their sum must not exceed 1.
+type Fault struct {
+	// ErrorBefore is the probability of a 500 or 503 answer given before
+	// the handler runs: nothing is created.
+	ErrorBefore float64
+	// ErrorAfter is the probability that a successful handler's answer is
+	// replaced by a 500 or 502: the resource exists, the caller is told it
+	// failed. This is what makes retries create duplicates.
+	ErrorAfter float64
+	// Hang is the probability that the request blocks, before the handler
+	// runs, until its context ends (the client gives up) or the Server is
+	// closed.
+	Hang float64
+	// HangAfter is like Hang but after a successful handler ran: the
+	// resource exists and its answer is lost.
+	HangAfter float64
+	// Latency is added to every answer of the endpoint, on top of
+	// Config.Latency.
+	Latency time.Duration
+}
+
+func (f Fault) total() float64 { return f.ErrorBefore + f.ErrorAfter + f.Hang + f.HangAfter }
+
+// Config tunes a Server. The zero value is a usable, fault-free, unlimited
+// simulator whose builds take DefaultBuildTime.
+type Config struct {
+	// BuildTime is how long a deployment takes from the start of its build
+	// to READY (or ERROR). A deployment is QUEUED for the first tenth of
+	// it, INITIALIZING for the second and BUILDING for the rest. Defaults
+	// to DefaultBuildTime; a negative value makes builds finish at once.
+	BuildTime time.Duration
+	// BuildJitter adds a uniform random [0, BuildJitter) to each build's
+	// time, so that builds started together do not finish together.
+	// Defaults to 0.
+	BuildJitter time.Duration
+	// ConcurrentBuilds is how many builds run at once (Vercel: Hobby 1,
+	// Pro 12); a deployment waits QUEUED, with isInConcurrentBuildsQueue
+	// set, until a build slot is free. Defaults to 0: unlimited.
+	ConcurrentBuilds int
+	// Latency is added before every answer. Defaults to 0.
+	Latency time.Duration
+	// LatencyJitter adds a uniform random [0, LatencyJitter) to Latency.
+	// Defaults to 0.
+	LatencyJitter time.Duration
+	// Token, when set, is the only bearer token accepted; another token
+	// gets 401. A request without a bearer token gets 401 whatever Token
+	// says. Defaults to "": any token is accepted.
+	Token string
+	// TeamID, when set, is the only team the token may act for: a request
+	// whose teamId query parameter is missing or different gets 403.
+	// Defaults to "": any teamId, or none, is accepted.
+	TeamID string
+	// RateLimits limits endpoints per team (the teamId query parameter),
+	// each on its own, in fixed windows. Defaults to none.
+	RateLimits map[vercel.Endpoint]Limit
+	// DailyDeploymentCap is how many deployments a team may create in 24 h
+	// (Vercel Hobby: 100); past it, creating one answers 402 until the
+	// window that began with the first deployment ends. Defaults to 0: no
+	// cap.
+	DailyDeploymentCap int
+	// Faults injects failures per endpoint. Defaults to none.
+	Faults map[vercel.Endpoint]Fault
+	// MaxFileSize is the largest upload accepted by POST /v2/files.
+	// Defaults to DefaultMaxFileSize (100 MiB, Vercel Hobby's limit).
+	MaxFileSize int64
+	// Seed seeds the random source of ids, jitter and faults, so a
+	// single-threaded run is reproducible. Defaults to 0: a random seed,
+	// reported by Server.Seed.
+	Seed int64
+	// Clock tells the time. Build progress, rate-limit windows, the daily
+	// cap and timestamps all read it, so a test moves a build forward by
+	// moving its clock rather than by sleeping. It is called from many
+	// goroutines at once. Defaults to time.Now.
+	Clock func() time.Time
+}
+
+// Validate reports what is wrong with c, if anything. New panics on an
+// invalid Config; a command line calls Validate first to print a usable
+// error.
+func (c Config) Validate() error {
+	var errs []error
+	if c.BuildJitter < 0 {
+		errs = append(errs, errors.New("negative BuildJitter"))
+	}
+	if c.ConcurrentBuilds < 0 {
+		errs = append(errs, errors.New("negative ConcurrentBuilds"))
+	}
+	if c.Latency < 0 || c.LatencyJitter < 0 {
+		errs = append(errs, errors.New("negative Latency or LatencyJitter"))
+	}
+	if c.DailyDeploymentCap < 0 {
+		errs = append(errs, errors.New("negative DailyDeploymentCap"))
+	}
+	if c.MaxFileSize < 0 {
+		errs = append(errs, errors.New("negative MaxFileSize"))
+	}
+	for ep, l := range c.RateLimits {
+		if !knownEndpoint(ep) {
+			errs = append(errs, fmt.Errorf("unknown endpoint %q in RateLimits", ep))
+		}
+		if l.Requests <= 0 || l.Window <= 0 {
+			errs = append(errs, fmt.Errorf("limit of %s: Requests and Window must be positive", ep))
+		}
+	}
+	for ep, f := range c.Faults {
+		if !knownEndpoint(ep) {
+			errs = append(errs, fmt.Errorf("unknown endpoint %q in Faults", ep))
+		}
+		if err := f.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("fault of %s: %w", ep, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (f Fault) validate() error {
+	for _, p := range []float64{f.ErrorBefore, f.ErrorAfter, f.Hang, f.HangAfter} {
+		if p < 0 || p > 1 || p != p {
+			return errors.New("probabilities must be within [0, 1]")
+		}
+	}
+	if f.total() > 1 {
+		return errors.New("probabilities sum to more than 1")
+	}
+	if f.Latency < 0 {
+		return errors.New("negative Latency")
+	}
+	return nil
+}
+
+func knownEndpoint(ep vercel.Endpoint) bool {
+	for _, e := range vercel.Endpoints() {
+		if e == ep {
+			return true
+		}
+	}
+	return false
+}
+
+// withDefaults returns a copy of c with defaults applied and maps copied, so
+// a caller changing its maps later does not race with the Server.
+func (c Config) withDefaults() Config {
+	if c.BuildTime == 0 {
+		c.BuildTime = DefaultBuildTime
+	}
+	if c.BuildTime < 0 {
+		c.BuildTime = 0
+	}
+	if c.MaxFileSize == 0 {
+		c.MaxFileSize = DefaultMaxFileSize
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	c.RateLimits = maps.Clone(c.RateLimits)
+	if c.RateLimits == nil {
+		c.RateLimits = map[vercel.Endpoint]Limit{}
+	}
+	c.Faults = maps.Clone(c.Faults)
+	if c.Faults == nil {
+		c.Faults = map[vercel.Endpoint]Fault{}
+	}
+	return c
+}
