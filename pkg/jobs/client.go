@@ -107,6 +107,9 @@ func (c *Client) Submit(ctx context.Context, req Request, tarball []byte) (*Subm
 	}
 	ack, err := c.js.Publish(ctx, out.Subject, data, jetstream.WithMsgID(req.ID))
 	if err != nil {
+		// Best effort: an unpublished request must not pin its tarball
+		// (the refs bucket's max age is the backstop).
+		_ = c.refs.Delete(context.WithoutCancel(ctx), refKey(&req))
 		return nil, fmt.Errorf("publish request %s: %w", req.ID, err)
 	}
 	out.Sequence, out.Duplicate = ack.Sequence, ack.Duplicate
@@ -152,34 +155,48 @@ func (f WatchFilter) subject() string {
 	return eventsPrefix + tenant + "." + id
 }
 
-// Watch yields events matching f until ctx ends or the caller stops
-// ranging. A decode failure is yielded as an error and watching goes on.
-func (c *Client) Watch(ctx context.Context, f WatchFilter) iter.Seq2[Event, error] {
+// Watcher delivers the events of a WatchFilter.
+type Watcher struct {
+	msgs jetstream.MessagesContext
+	ctx  context.Context
+}
+
+// Watch starts following events matching f. The subscription exists when
+// Watch returns, so a caller that watches new events before it submits
+// cannot miss any.
+func (c *Client) Watch(ctx context.Context, f WatchFilter) (*Watcher, error) {
+	policy := jetstream.DeliverNewPolicy
+	if f.FromStart {
+		policy = jetstream.DeliverAllPolicy
+	}
+	cons, err := c.js.OrderedConsumer(ctx, StreamEvents, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{f.subject()},
+		DeliverPolicy:  policy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("watch events: %w", err)
+	}
+	msgs, err := cons.Messages()
+	if err != nil {
+		return nil, fmt.Errorf("watch events: %w", err)
+	}
+	return &Watcher{msgs: msgs, ctx: ctx}, nil
+}
+
+// Stop ends the watch; Events then returns.
+func (w *Watcher) Stop() { w.msgs.Stop() }
+
+// Events yields events until the Watch context ends, Stop is called or
+// the caller stops ranging. A decode failure is yielded as an error and
+// watching goes on.
+func (w *Watcher) Events() iter.Seq2[Event, error] {
 	return func(yield func(Event, error) bool) {
-		policy := jetstream.DeliverNewPolicy
-		if f.FromStart {
-			policy = jetstream.DeliverAllPolicy
-		}
-		cons, err := c.js.OrderedConsumer(ctx, StreamEvents, jetstream.OrderedConsumerConfig{
-			FilterSubjects: []string{f.subject()},
-			DeliverPolicy:  policy,
-		})
-		if err != nil {
-			yield(Event{}, fmt.Errorf("watch events: %w", err))
-			return
-		}
-		msgs, err := cons.Messages()
-		if err != nil {
-			yield(Event{}, fmt.Errorf("watch events: %w", err))
-			return
-		}
-		stop := context.AfterFunc(ctx, msgs.Stop)
+		stop := context.AfterFunc(w.ctx, w.msgs.Stop)
 		defer stop()
-		defer msgs.Stop()
 		for {
-			msg, err := msgs.Next()
+			msg, err := w.msgs.Next()
 			if err != nil {
-				if ctx.Err() == nil && !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				if w.ctx.Err() == nil && !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 					yield(Event{}, fmt.Errorf("watch events: %w", err))
 				}
 				return
@@ -208,8 +225,9 @@ var ErrUnknownRequest = errors.New("no job or event for this request id (still q
 // empty: the id alone is looked up across tenants.
 func (c *Client) Status(ctx context.Context, tenant, id string) (*JobStatus, error) {
 	if tenant == "" {
-		if msg, err := c.events.GetLastMsgForSubject(ctx, WatchFilter{ID: id}.subject()); err == nil {
-			tenant = tenantOfEventSubject(msg.Subject)
+		var err error
+		if tenant, err = c.findTenant(ctx, id); err != nil {
+			return nil, err
 		}
 	}
 	out := &JobStatus{}
@@ -232,6 +250,31 @@ func (c *Client) Status(ctx context.Context, tenant, id string) (*JobStatus, err
 		return nil, ErrUnknownRequest
 	}
 	return out, nil
+}
+
+// findTenant finds the tenant of a request id: from its checkpoint key
+// when a worker started it, else from its events (a rejected request has
+// no checkpoint). "" when neither exists.
+func (c *Client) findTenant(ctx context.Context, id string) (string, error) {
+	lister, err := c.jobs.ListKeysFiltered(ctx, "*."+id)
+	if err != nil {
+		return "", fmt.Errorf("look up job %s: %w", id, err)
+	}
+	tenant := ""
+	for k := range lister.Keys() { // drained: see hasRefs
+		tenant = k[:len(k)-len(id)-1]
+	}
+	if tenant != "" {
+		return tenant, nil
+	}
+	msg, err := c.events.GetLastMsgForSubject(ctx, WatchFilter{ID: id}.subject())
+	switch {
+	case err == nil:
+		return tenantOfEventSubject(msg.Subject), nil
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return "", nil
+	}
+	return "", fmt.Errorf("look up events of %s: %w", id, err)
 }
 
 func tenantOfEventSubject(subject string) string {

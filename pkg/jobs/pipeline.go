@@ -429,9 +429,9 @@ func (r *jobRun) createDeployment(ctx context.Context) error {
 		Target: r.p.cfg.Target,
 		Meta:   map[string]string{metaRequestID: r.req.ID, "deployqTenant": r.req.Tenant},
 	}
-	if r.req.Framework != "" {
-		req.ProjectSettings = &vercel.ProjectSettings{Framework: r.req.Framework}
-	}
+	// A project's first deployment must carry projectSettings; without a
+	// framework preset they say "Other".
+	req.ProjectSettings = &vercel.ProjectSettings{Framework: r.req.Framework}
 	d, _, err := r.p.api.CreateDeploymentUploading(ctx, req, r.p)
 	if err != nil {
 		return err

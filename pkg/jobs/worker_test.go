@@ -28,7 +28,11 @@ func TestManyRequestsSucceed(t *testing.T) {
 	const n = 40
 	ids := make([]string, 0, n)
 	for i := range n {
-		sub := h.Submit(t, request("acme", fmt.Sprintf("app%d", i)), tgz)
+		req := request("acme", fmt.Sprintf("app%d", i))
+		if i%2 == 1 {
+			req.Framework = "" // no preset: deployed as "Other"
+		}
+		sub := h.Submit(t, req, tgz)
 		ids = append(ids, sub.ID)
 	}
 	got := h.WaitTerminal(t, "acme", waitLong, ids...)
@@ -161,7 +165,12 @@ func TestBadInputIsRejectedOnce(t *testing.T) {
 		}
 	}
 	seen := map[string]jobs.Event{}
-	for ev, err := range h.Client.Watch(ctx, jobs.WatchFilter{Tenant: "acme", FromStart: true}) {
+	w, err := h.Client.Watch(ctx, jobs.WatchFilter{Tenant: "acme", FromStart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	for ev, err := range w.Events() {
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -54,6 +54,7 @@ type Harness struct {
 	Workers []*jobs.Worker
 
 	cfg    Config
+	runCtx context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -122,11 +123,10 @@ func Start(tb testing.TB, cfg Config) *Harness {
 		tb.Fatalf("client: %v", err)
 	}
 
-	runCtx, stop := context.WithCancel(context.Background())
-	h.cancel = stop
+	h.runCtx, h.cancel = context.WithCancel(context.Background())
 	tb.Cleanup(h.Stop)
 	for range cfg.Workers {
-		h.StartWorker(tb, runCtx)
+		h.StartWorker(tb, h.runCtx)
 	}
 	return h
 }
@@ -158,6 +158,8 @@ func (h *Harness) NewPipeline(tb testing.TB) *jobs.Pipeline {
 // returns.
 func (h *Harness) StartWorker(tb testing.TB, ctx context.Context) (*jobs.Worker, <-chan struct{}) {
 	tb.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	context.AfterFunc(h.runCtx, cancel)
 	w, err := jobs.NewWorker(h.JS, h.Assets, h.NewPipeline(tb), h.cfg.Worker)
 	if err != nil {
 		tb.Fatalf("worker: %v", err)
@@ -166,6 +168,7 @@ func (h *Harness) StartWorker(tb testing.TB, ctx context.Context) (*jobs.Worker,
 	done := make(chan struct{})
 	h.wg.Go(func() {
 		defer close(done)
+		defer cancel()
 		if err := w.Run(ctx); err != nil {
 			tb.Errorf("worker run: %v", err)
 		}
@@ -245,7 +248,12 @@ func (h *Harness) WaitTerminal(tb testing.TB, tenant string, timeout time.Durati
 	got := make(map[string]jobs.Event, len(ids))
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	for ev, err := range h.Client.Watch(ctx, jobs.WatchFilter{Tenant: tenant, FromStart: true}) {
+	w, err := h.Client.Watch(ctx, jobs.WatchFilter{Tenant: tenant, FromStart: true})
+	if err != nil {
+		tb.Fatalf("watch: %v", err)
+	}
+	defer w.Stop()
+	for ev, err := range w.Events() {
 		if err != nil {
 			tb.Fatalf("watch: %v", err)
 		}
@@ -283,7 +291,9 @@ func StoredEvents(tb testing.TB, js jetstream.JetStream, subject string) []jobs.
 	return out
 }
 
-// StoredMessages reads every message of stream on subject that is stored now.
+// StoredMessages reads every message of stream on subject that is stored
+// now. It needs a limits-retention stream (events, DLQ): a work-queue
+// stream refuses the ordered consumer it reads with.
 func StoredMessages(tb testing.TB, ctx context.Context, js jetstream.JetStream, stream, subject string) []jetstream.Msg {
 	tb.Helper()
 	s, err := js.Stream(ctx, stream)

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/deployq/deployq/pkg/jobs"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// received is one message from the events stream.
+type received struct {
+	ev  jobs.Event
+	raw []byte
+	err error
+	// fatal marks an error after which no more events come.
+	fatal bool
+}
+
+// maxFilters bounds the subjects of one consumer: its configuration
+// travels in one API request, which must fit the server's max payload.
+const maxFilters = 256
+
+// follower streams the stored and future events of a set of requests.
+// Client.Watch is not used: it filters on one id or one tenant, so a batch
+// would need a consumer per request or a replay of whole tenants; and
+// without replay it subscribes lazily, with no signal that it is ready
+// before the requests are published.
+type follower struct {
+	events chan received
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// follow starts consumers of up to perConsumer subjects each, delivering
+// every event stored on the subjects, then new ones as they come.
+func follow(ctx context.Context, js jetstream.JetStream, subjects []string, perConsumer int) (*follower, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	f := &follower{events: make(chan received), cancel: cancel}
+	for chunk := range slices.Chunk(subjects, perConsumer) {
+		cons, err := js.OrderedConsumer(ctx, jobs.StreamEvents, jetstream.OrderedConsumerConfig{
+			FilterSubjects: chunk,
+			DeliverPolicy:  jetstream.DeliverAllPolicy,
+		})
+		if err != nil {
+			f.stop()
+			return nil, fmt.Errorf("follow events: %w", err)
+		}
+		msgs, err := cons.Messages()
+		if err != nil {
+			f.stop()
+			return nil, fmt.Errorf("follow events: %w", err)
+		}
+		f.wg.Go(func() { f.pump(ctx, msgs) })
+	}
+	return f, nil
+}
+
+func (f *follower) pump(ctx context.Context, msgs jetstream.MessagesContext) {
+	stop := context.AfterFunc(ctx, msgs.Stop)
+	defer stop()
+	defer msgs.Stop()
+	for {
+		msg, err := msgs.Next()
+		if err != nil {
+			if ctx.Err() == nil {
+				f.send(ctx, received{err: fmt.Errorf("follow events: %w", err), fatal: true})
+			}
+			return
+		}
+		ev, err := jobs.DecodeEvent(msg.Data())
+		if err != nil {
+			err = fmt.Errorf("event on %s skipped: %w", msg.Subject(), err)
+		}
+		if !f.send(ctx, received{ev: ev, raw: msg.Data(), err: err}) {
+			return
+		}
+	}
+}
+
+func (f *follower) send(ctx context.Context, r received) bool {
+	select {
+	case f.events <- r:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// stop ends the consumers and waits for their goroutines.
+func (f *follower) stop() {
+	f.cancel()
+	f.wg.Wait()
+}

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes. They are part of the command's interface: scripts and the
+// demo branch on them.
+const (
+	exitOK          = 0   // every request succeeded (or the command did its job)
+	exitFailed      = 1   // a deploy failed or was rejected, or NATS could not be used
+	exitUsage       = 2   // bad flags, unreadable source, invalid request: nothing submitted
+	exitTimeout     = 3   // --timeout passed before every request ended
+	exitInterrupted = 130 // SIGINT/SIGTERM while submitting or waiting (128+SIGINT, as shells do)
+)
+
+const usageText = `enqueue publishes deploy requests to deployq and follows their progress.
+
+Usage:
+  enqueue [connection flags] <command> [flags]
+
+Commands:
+  submit   pack a source and publish one deploy request, or every line of a JSONL file
+  status   show a request's job state and last event
+  watch    stream events until interrupted
+  help     show this text, or a command's flags: enqueue help submit
+
+submit (one request):
+  enqueue submit --tenant T --source DIR|FILE.tgz [flags]
+    --tenant T          tenant the deploy belongs to (required; [a-z0-9_-])
+    --source PATH       directory to pack, or a prebuilt .tgz/.tar.gz (required)
+    --name N            project name prefix; defaults to the source's base name
+                        made valid (lowercase a-z 0-9 . _ -, no '---', at most 87 chars)
+    --framework F       Vercel framework preset, e.g. nextjs (default: detected by Vercel)
+    --return-url U      where the claim flow returns the user (https, or http on localhost)
+    --id ID             idempotency key (default: a fresh UUID); resubmitting an id never deploys twice
+    --region R          Prisma Postgres region, e.g. iad1 (default: the worker's)
+    --env KEY=VALUE     environment variable of the new project; repeatable
+
+submit (a file of requests):
+  enqueue submit --file requests.jsonl [flags]
+    One JSON object per line: {"id","tenant","name","framework","source",
+    "region","returnUrl","env"}; only tenant and source are required, source
+    is relative to the file. Blank lines and lines starting with '#' are
+    skipped. Every line is checked before any is submitted.
+
+submit (both forms):
+    --repeat N          submit each request N times (default 1); copies get fresh
+                        ids, or <id>-1 … <id>-N when the request names an id
+    --wait              follow events until every request has ended
+    --json              with --wait: print each request's terminal CloudEvent as one
+                        JSON line and nothing else on stdout; without --wait: one
+                        JSON line per submitted request
+    --timeout D         give up after D (default 30m), exit status 3
+
+status:
+  enqueue status ID [--tenant T] [--json]
+    Prints the job's status, last step, project, URL, claim URL, attempts,
+    errors and last event. --tenant finds a job that has not completed a
+    step yet. Exit status 1 when the id is unknown.
+
+watch:
+  enqueue watch [--tenant T] [--id ID] [--from-start] [--json]
+    Prints one line per event (or the CloudEvent as a JSON line with --json)
+    until SIGINT/SIGTERM. --from-start replays stored events first.
+
+Connection flags (accepted before or after the command):
+  --nats-url URL       NATS server(s), comma-separated; env NATS_URL (default nats://127.0.0.1:4222)
+  --nats-creds FILE    NATS credentials file; env NATS_CREDS
+  --nats-tls-ca FILE   CA bundle to verify the server; env NATS_TLS_CA
+  --nats-tls-cert FILE client certificate; env NATS_TLS_CERT (with --nats-tls-key)
+  --nats-tls-key FILE  client key; env NATS_TLS_KEY
+
+Exit status:
+  0  every request succeeded (status, watch: the command worked)
+  1  a request failed or was rejected; status of an unknown id; NATS unusable
+  2  usage or configuration error: bad flag, unreadable source, invalid request
+     (nothing was submitted)
+  3  --timeout passed before every request ended
+  130 interrupted while submitting or waiting; submitted requests still run
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// env is everything run takes from the process, so tests can call run
+// with their own.
+type env struct {
+	getenv func(string) string
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// run executes one command line and returns the process exit status.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	e := env{getenv: getenv, stdout: stdout, stderr: stderr}
+	conn := natsConfigFromEnv(getenv)
+
+	global := newFlagSet("enqueue", stderr)
+	conn.register(global)
+	global.Usage = func() { fmt.Fprint(stderr, usageText) }
+	if err := global.Parse(args); err != nil {
+		return usageExit(err)
+	}
+	rest := global.Args()
+	if len(rest) == 0 {
+		fmt.Fprint(stderr, usageText)
+		return exitUsage
+	}
+	cmd, cmdArgs := rest[0], rest[1:]
+	switch cmd {
+	case "submit":
+		return runSubmit(ctx, e, conn, cmdArgs)
+	case "status":
+		return runStatus(ctx, e, conn, cmdArgs)
+	case "watch":
+		return runWatch(ctx, e, conn, cmdArgs)
+	case "help":
+		return runHelp(e, cmdArgs)
+	}
+	fmt.Fprintf(stderr, "enqueue: unknown command %q; commands are submit, status, watch (see enqueue help)\n", cmd)
+	return exitUsage
+}
+
+func runHelp(e env, args []string) int {
+	if len(args) == 1 {
+		switch args[0] {
+		case "submit", "status", "watch":
+			// The subcommand's own -h prints its flags with their defaults.
+			return run(context.Background(), []string{args[0], "-h"}, e.getenv, e.stdout, e.stdout)
+		}
+	}
+	fmt.Fprint(e.stdout, usageText)
+	return exitOK
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parseFlags parses fs and returns the positional arguments. Unlike
+// fs.Parse it accepts flags after positional arguments, so that
+// `enqueue status ID --json` works as people type it; "--" ends flags.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+}
+
+// usageExit maps a flag parse error to an exit status; the flag package
+// has already printed the message and the usage.
+func usageExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	return exitUsage
+}
+
+// usageError is a mistake on the command line, reported with exit status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/deployq/deployq/pkg/jobs/jobstest"
+	"github.com/deployq/deployq/pkg/natsembed"
+)
+
+// bundle is a running deployq (embedded NATS, simulator, workers) and a
+// private copy of examples/ for one test.
+type bundle struct {
+	h        *jobstest.Harness
+	examples string
+	env      map[string]string
+}
+
+func setup(t *testing.T, cfg jobstest.Config) *bundle {
+	t.Helper()
+	b := &bundle{h: jobstest.Start(t, cfg), examples: copyExamples(t)}
+	b.env = map[string]string{"NATS_URL": b.h.NATS.ClientURL()}
+	return b
+}
+
+// copyExamples copies examples/ so a test can add files beside them
+// without touching the repository.
+func copyExamples(t *testing.T) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "examples")
+	if err := os.CopyFS(dst, os.DirFS(filepath.Join("..", "..", "examples"))); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// result is what one command line produced.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\n--- stdout\n%s--- stderr\n%s", r.code, r.stdout, r.stderr)
+}
+
+func (b *bundle) run(t *testing.T, args ...string) result {
+	t.Helper()
+	return runWith(t, b.env, args...)
+}
+
+// runWith calls run as main would, with env as the whole environment.
+func runWith(t *testing.T, env map[string]string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, args, func(k string) string { return env[k] }, &stdout, &stderr)
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// writeFile writes content under dir and returns its path.
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// syncBuffer is an io.Writer a test can read while run writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	examples := copyExamples(t)
+	app := filepath.Join(examples, "nextjs-prisma")
+	// No server listens here: a case that wrongly connected would exit 1.
+	env := map[string]string{"NATS_URL": "nats://127.0.0.1:1"}
+	tests := []struct {
+		name string
+		args []string
+		want string // in stderr
+	}{
+		{"no command", nil, "Commands:"},
+		{"unknown command", []string{"deploy"}, `unknown command "deploy"`},
+		{"unknown flag", []string{"submit", "--bogus"}, "flag provided but not defined: -bogus"},
+		{"no source", []string{"submit", "--tenant", "acme"}, "give --source"},
+		{"missing tenant", []string{"submit", "--source", app}, "--tenant: missing"},
+		{"bad tenant", []string{"submit", "--tenant", "Acme", "--source", app}, "--tenant: must be"},
+		{"bad framework", []string{"submit", "--tenant", "acme", "--source", app, "--framework", "nextjs13"}, "--framework:"},
+		{"bad return url", []string{"submit", "--tenant", "acme", "--source", app, "--return-url", "http://example.com"}, "--return-url: must use https"},
+		{"reserved env", []string{"submit", "--tenant", "acme", "--source", app, "--env", "DATABASE_URL=x"}, "--env: DATABASE_URL is set by the database connection"},
+		{"env without =", []string{"submit", "--tenant", "acme", "--source", app, "--env", "FOO"}, "want KEY=VALUE"},
+		{"env twice", []string{"submit", "--tenant", "acme", "--source", app, "--env", "A=1", "--env", "A=2"}, "A is given twice"},
+		{"missing source", []string{"submit", "--tenant", "acme", "--source", filepath.Join(examples, "nope")}, "no such directory or file"},
+		{"source not a tarball", []string{"submit", "--tenant", "acme", "--source", filepath.Join(app, "package.json")}, "must be a directory or a .tgz/.tar.gz file"},
+		{"file with tenant", []string{"submit", "--file", "x.jsonl", "--tenant", "acme"}, "--tenant cannot be combined with --file"},
+		{"missing file", []string{"submit", "--file", filepath.Join(examples, "none.jsonl")}, "no such file"},
+		{"repeat zero", []string{"submit", "--tenant", "acme", "--source", app, "--repeat", "0"}, "--repeat must be at least 1"},
+		{"positional", []string{"submit", app}, "unexpected argument"},
+		{"tls cert without key", []string{"submit", "--tenant", "acme", "--source", app, "--nats-tls-cert", "c.pem"}, "go together"},
+		{"status without id", []string{"status"}, "exactly one request id"},
+		{"status wildcard id", []string{"status", "a.>"}, "must be 1 to 128 characters"},
+		{"watch wildcard tenant", []string{"watch", "--tenant", "*"}, "tenant \"*\""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := runWith(t, env, tt.args...)
+			if r.code != exitUsage || !strings.Contains(r.stderr, tt.want) {
+				t.Fatalf("want exit 2 and %q in stderr; got %v", tt.want, r)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout should be empty on a usage error; got %q", r.stdout)
+			}
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"help"}, {"-h"}, {"help", "submit"}, {"submit", "-h"}} {
+		r := runWith(t, nil, args...)
+		if r.code != exitOK || !strings.Contains(r.stdout+r.stderr, "nats-url") {
+			t.Errorf("%v: want exit 0 and the flags listed; got %v", args, r)
+		}
+	}
+}
+
+func TestConnectionFailure(t *testing.T) {
+	t.Parallel()
+	app := filepath.Join(copyExamples(t), "nextjs-prisma")
+	r := runWith(t, map[string]string{"NATS_URL": "nats://deployq:s3cret@127.0.0.1:1"},
+		"submit", "--tenant", "acme", "--source", app)
+	if r.code != exitFailed {
+		t.Fatalf("want exit 1; got %v", r)
+	}
+	for _, want := range []string{"cannot connect to NATS at nats://deployq:xxxxx@127.0.0.1:1", "go run ./cmd/worker --simulate"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	if strings.Contains(r.stderr, "s3cret") {
+		t.Errorf("the password leaked into the message:\n%s", r.stderr)
+	}
+}
+
+func TestStreamsNotSetUp(t *testing.T) {
+	t.Parallel()
+	// Reachable, with JetStream, but no worker ever created the streams.
+	srv, err := natsembed.Start(natsembed.Options{Dir: t.TempDir(), Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	r := runWith(t, map[string]string{"NATS_URL": srv.ClientURL()}, "status", "some-id")
+	if r.code != exitFailed || !strings.Contains(r.stderr, "not set up") {
+		t.Fatalf("want exit 1 saying the streams are not set up; got %v", r)
+	}
+}

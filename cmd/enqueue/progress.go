@@ -1,0 +1,264 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/deployq/deployq/pkg/jobs"
+	"golang.org/x/term"
+)
+
+// display shows a batch as it is submitted and runs. Calls come from one
+// goroutine.
+type display interface {
+	begin()
+	submitted(t *tracked)
+	// event is called for every event of a tracked request, after t is
+	// updated with it.
+	event(t *tracked, ev *jobs.Event)
+	warn(err error)
+	end(s summary)
+}
+
+// terminal describes stdout when it is an interactive terminal.
+type terminal struct{ width, height int }
+
+// stdoutTerminal reports whether stdout is a terminal that understands
+// cursor movement. Only a real *os.File can be one, so tests writing to a
+// buffer always get plain output.
+func stdoutTerminal(e env) (terminal, bool) {
+	f, ok := e.stdout.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) || e.getenv("TERM") == "dumb" {
+		return terminal{}, false
+	}
+	w, h, err := term.GetSize(int(f.Fd()))
+	if err != nil || w <= 0 || h <= 0 {
+		w, h = 80, 24
+	}
+	return terminal{width: w, height: h}, true
+}
+
+func newDisplay(e env, o *submitOptions, reqs []*tracked) display {
+	if o.json {
+		return &jsonDisplay{stdout: e.stdout, stderr: e.stderr, wait: o.wait}
+	}
+	// Redrawing in place needs every line on screen at once; a batch
+	// taller than the terminal gets the plain log instead.
+	if tty, ok := stdoutTerminal(e); ok && o.wait && len(reqs) < tty.height-1 {
+		return newTTYDisplay(e.stdout, e.stderr, tty.width, reqs)
+	}
+	return &plainDisplay{stdout: e.stdout, stderr: e.stderr, wait: o.wait}
+}
+
+// submissionNote says what a duplicate submit means; empty for a new one.
+func submissionNote(sub *jobs.Submitted) string {
+	switch {
+	case !sub.Duplicate:
+		return ""
+	case sub.Existing != nil:
+		note := "duplicate: a job with this id is already " + sub.Existing.Status
+		if sub.Existing.Step != "" {
+			note += " (last step " + sub.Existing.Step + ")"
+		}
+		return note + "; nothing new will run"
+	}
+	return "duplicate: this id was already submitted; nothing new will run"
+}
+
+// plainDisplay writes one line per submit and per event, for logs, pipes
+// and CI: "<id> <tenant> step_completed create_project", with the
+// outcome's details under each terminal event.
+type plainDisplay struct {
+	stdout, stderr io.Writer
+	wait           bool
+}
+
+func (d *plainDisplay) begin() {}
+
+func (d *plainDisplay) submitted(t *tracked) {
+	line := t.req.ID + " " + t.req.Tenant + " submitted"
+	if note := submissionNote(t.sub); note != "" {
+		line = t.req.ID + " " + t.req.Tenant + " " + note
+	}
+	fmt.Fprintln(d.stdout, line)
+}
+
+func (d *plainDisplay) event(_ *tracked, ev *jobs.Event) {
+	fmt.Fprintln(d.stdout, eventLine(ev))
+	if ev.Terminal() {
+		writeOutcome(d.stdout, ev)
+	}
+}
+
+func (d *plainDisplay) warn(err error) { fmt.Fprintf(d.stderr, "enqueue submit: warning: %v\n", err) }
+
+func (d *plainDisplay) end(s summary) {
+	if d.wait {
+		fmt.Fprintln(d.stdout, s)
+	}
+}
+
+// jsonDisplay keeps stdout machine-readable: with --wait, exactly one line
+// per request, its terminal CloudEvent as received; without, one line per
+// submit. Anything else goes to stderr.
+type jsonDisplay struct {
+	stdout, stderr io.Writer
+	wait           bool
+}
+
+// submission is the JSON form of a submit (without --wait).
+type submission struct {
+	ID        string         `json:"id"`
+	Tenant    string         `json:"tenant"`
+	Subject   string         `json:"subject"`
+	Sequence  uint64         `json:"sequence,omitempty"`
+	Duplicate bool           `json:"duplicate"`
+	Existing  *jobs.JobState `json:"existing,omitempty"`
+	Source    jobs.SourceRef `json:"source"`
+}
+
+func (d *jsonDisplay) begin() {}
+
+func (d *jsonDisplay) submitted(t *tracked) {
+	if d.wait {
+		if note := submissionNote(t.sub); note != "" {
+			fmt.Fprintf(d.stderr, "enqueue submit: %s: %s\n", t.req.ID, note)
+		}
+		return
+	}
+	data, err := json.Marshal(submission{
+		ID: t.sub.ID, Tenant: t.sub.Tenant, Subject: t.sub.Subject, Sequence: t.sub.Sequence,
+		Duplicate: t.sub.Duplicate, Existing: t.sub.Existing, Source: t.req.Source,
+	})
+	if err != nil {
+		d.warn(err)
+		return
+	}
+	fmt.Fprintf(d.stdout, "%s\n", data)
+}
+
+func (d *jsonDisplay) event(t *tracked, ev *jobs.Event) {
+	if !d.wait || !ev.Terminal() {
+		return
+	}
+	// One event per line, whatever the publisher's formatting.
+	var line bytes.Buffer
+	if err := json.Compact(&line, t.endRaw); err != nil {
+		d.warn(fmt.Errorf("terminal event of %s: %w", t.req.ID, err))
+		return
+	}
+	line.WriteByte('\n')
+	_, _ = d.stdout.Write(line.Bytes())
+}
+
+func (d *jsonDisplay) warn(err error) { fmt.Fprintf(d.stderr, "enqueue submit: warning: %v\n", err) }
+
+func (d *jsonDisplay) end(summary) {}
+
+// ttyDisplay keeps one line per request on screen and rewrites them in
+// place as events arrive: "[5/8] upload_source", then the outcome. The
+// URLs and failure reasons follow the table once every request ended.
+type ttyDisplay struct {
+	out, stderr io.Writer
+	width       int
+	reqs        []*tracked
+	drawn       int // lines of the table on screen, to move back over
+	idW         int
+	tenantW     int
+	// Warnings wait until the table is done: writing them while it is
+	// redrawn would leave it misaligned.
+	warnings []error
+}
+
+func newTTYDisplay(out, stderr io.Writer, width int, reqs []*tracked) *ttyDisplay {
+	d := &ttyDisplay{out: out, stderr: stderr, width: width, reqs: reqs}
+	for _, t := range reqs {
+		d.idW = max(d.idW, len(t.req.ID))
+		d.tenantW = max(d.tenantW, len(t.req.Tenant))
+	}
+	d.idW = min(d.idW, 40)
+	return d
+}
+
+func (d *ttyDisplay) begin()                      { d.redraw() }
+func (d *ttyDisplay) submitted(*tracked)          { d.redraw() }
+func (d *ttyDisplay) event(*tracked, *jobs.Event) { d.redraw() }
+func (d *ttyDisplay) warn(err error)              { d.warnings = append(d.warnings, err) }
+
+func (d *ttyDisplay) end(s summary) {
+	d.redraw()
+	var b strings.Builder
+	for _, t := range d.reqs {
+		if t.end == nil {
+			continue
+		}
+		fmt.Fprintf(&b, "\n%s\n", eventLine(t.end))
+		writeOutcome(&b, t.end)
+	}
+	fmt.Fprintf(&b, "\n%s\n", s)
+	_, _ = io.WriteString(d.out, b.String())
+	for _, err := range d.warnings {
+		fmt.Fprintf(d.stderr, "enqueue submit: warning: %v\n", err)
+	}
+}
+
+// redraw writes the whole table in one write, so the terminal never shows
+// half a frame.
+func (d *ttyDisplay) redraw() {
+	var b strings.Builder
+	if d.drawn > 0 {
+		fmt.Fprintf(&b, "\x1b[%dA", d.drawn) // back to the table's first line
+	}
+	for _, t := range d.reqs {
+		line := fmt.Sprintf("%-*s  %-*s  %s", d.idW, t.req.ID, d.tenantW, t.req.Tenant, progressText(t))
+		b.WriteString("\r\x1b[2K") // clear what the previous frame left
+		// A line that wraps takes two rows and breaks the count above.
+		b.WriteString(truncate(line, d.width-1))
+		b.WriteByte('\n')
+	}
+	d.drawn = len(d.reqs)
+	_, _ = io.WriteString(d.out, b.String())
+}
+
+// progressText is a request's state in a few words.
+func progressText(t *tracked) string {
+	if ev := t.end; ev != nil {
+		d := ev.Data
+		switch ev.Type {
+		case jobs.TypeSucceeded:
+			return "✓ succeeded  " + d.URL
+		case jobs.TypeRejected:
+			if d.Error != nil {
+				return "✗ rejected: " + strings.TrimPrefix(d.Error.Message, "invalid request: ")
+			}
+			return "✗ rejected"
+		}
+		text := "✗ " + ev.Short()
+		if d.Error != nil {
+			text += " at " + firstNonEmpty(d.Error.Step, d.Step) + ": " + d.Error.Code
+		}
+		return text
+	}
+	switch {
+	case t.steps > 0:
+		return fmt.Sprintf("[%d/%d] %s", t.steps, len(jobs.Steps()), t.step)
+	case t.state == stateWaiting:
+		return "submitting"
+	case t.sub != nil && t.sub.Duplicate:
+		return "queued (duplicate id)"
+	}
+	return "queued"
+}
+
+func truncate(s string, width int) string {
+	if width <= 0 || utf8.RuneCountInString(s) <= width {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:max(width-1, 0)]) + "…"
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/deployq/deployq/pkg/jobs"
+)
+
+// idPattern and tenantPattern are the request's own rules (see
+// jobs.Request.Validate). They are checked here because both are used in
+// subjects and keys, where "*" or ">" would match other requests.
+var (
+	idPattern     = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+	tenantPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+)
+
+func checkID(id string) error {
+	if !idPattern.MatchString(id) {
+		return usagef("request id %q: must be 1 to 128 characters of A-Z a-z 0-9 _ -", id)
+	}
+	return nil
+}
+
+func checkTenant(tenant string) error {
+	if tenant != "" && !tenantPattern.MatchString(tenant) {
+		return usagef("tenant %q: must be 1 to 63 characters of a-z 0-9 _ -, starting with a letter or digit", tenant)
+	}
+	return nil
+}
+
+func runStatus(ctx context.Context, e env, conn natsConfig, args []string) int {
+	fs := newFlagSet("enqueue status", e.stderr)
+	conn.register(fs)
+	tenant := fs.String("tenant", "", "the request's tenant; finds a job that has not completed a step yet")
+	asJSON := fs.Bool("json", false, `print {"state": <job checkpoint>, "last": <last CloudEvent>} as JSON`)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage:\n  enqueue status ID [--tenant T] [--json]\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return usageExit(err)
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(e.stderr, "enqueue status: give exactly one request id")
+		return exitUsage
+	}
+	id := pos[0]
+	if err := errors.Join(checkID(id), checkTenant(*tenant), conn.validate()); err != nil {
+		fmt.Fprintf(e.stderr, "enqueue status: %v\n", err)
+		return exitUsage
+	}
+	sess, err := connect(ctx, conn)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "enqueue status: %v\n", err)
+		return exitFailed
+	}
+	defer sess.close()
+
+	st, err := sess.client.Status(ctx, *tenant, id)
+	if errors.Is(err, jobs.ErrUnknownRequest) {
+		fmt.Fprintf(e.stderr, "enqueue status: request %s: %v\n", id, err)
+		if *tenant == "" {
+			fmt.Fprintln(e.stderr, "  a request that has not completed its first step is found only with --tenant")
+		}
+		return exitFailed
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "enqueue status: request %s: %v\n", id, err)
+		return exitFailed
+	}
+	if *asJSON {
+		data, err := json.Marshal(struct {
+			State *jobs.JobState `json:"state"`
+			Last  *jobs.Event    `json:"last"`
+		}{st.State, st.Last})
+		if err != nil {
+			fmt.Fprintf(e.stderr, "enqueue status: %v\n", err)
+			return exitFailed
+		}
+		fmt.Fprintf(e.stdout, "%s\n", data)
+		return exitOK
+	}
+	writeStatus(e.stdout, id, st)
+	return exitOK
+}
+
+// writeStatus prints what is known of a request, one labelled fact per
+// line, leaving out what does not apply yet.
+func writeStatus(w io.Writer, id string, st *jobs.JobStatus) {
+	s, last := st.State, st.Last
+	terminal := last
+	if s != nil && s.Terminal != nil {
+		terminal = s.Terminal
+	}
+	if terminal != nil && !terminal.Terminal() {
+		terminal = nil
+	}
+	var rows []detail
+	add := func(k, v string) {
+		if v != "" {
+			rows = append(rows, detail{k, v})
+		}
+	}
+	add("request", id)
+	switch {
+	case s != nil:
+		add("tenant", s.Tenant)
+		add("status", s.Status)
+		if s.Step != "" {
+			add("last step", fmt.Sprintf("%s (%d/%d)", s.Step, stepOf(s.Step), len(jobs.Steps())))
+		}
+		project := s.ProjectID
+		if s.ProjectName != "" {
+			project += " (" + s.ProjectName + ")"
+		}
+		add("project", strings.TrimSpace(project))
+		add("database", s.StoreID)
+		add("deploy", s.DeploymentID)
+		add("url", s.DeploymentURL)
+	case last != nil:
+		add("tenant", last.Data.Tenant)
+		if last.Terminal() {
+			add("status", last.Short())
+		} else {
+			add("status", "running")
+		}
+	}
+	if terminal != nil {
+		if s == nil || s.DeploymentURL == "" {
+			add("url", terminal.Data.URL)
+		}
+		add("claim", terminal.Data.ClaimURL)
+	}
+	if s != nil {
+		add("attempts", strconv.Itoa(s.Attempts)+" failed")
+		add("submitted", formatTime(s.SubmittedAt))
+		add("updated", formatTime(s.UpdatedAt))
+	}
+	for _, r := range rows {
+		fmt.Fprintf(w, "%-10s %s\n", r.key, r.value)
+	}
+	if s != nil && len(s.Errors) > 0 {
+		fmt.Fprintln(w, "errors")
+		for _, ae := range s.Errors {
+			fmt.Fprintf(w, "  %s %s %s/%s: %s\n", formatTime(ae.At), ae.Step, ae.Class, ae.Reason, ae.Message)
+		}
+	}
+	if last != nil {
+		fmt.Fprintf(w, "%-10s %s %s\n", "last event", formatTime(last.Time), eventLine(last))
+		if last.Terminal() {
+			writeOutcome(w, last)
+		}
+	}
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
