@@ -243,7 +243,7 @@ func settings() []setting {
 		{
 			env: []string{"MAX_ATTEMPTS"}, flag: "max-attempts", arg: "N", group: "Worker",
 			def:   "5",
-			usage: "Deliveries per request before it is dead-lettered, 1 to 100.",
+			usage: "Failed attempts per job (rate-limit waits excluded) before it fails into the DLQ, 1 to 100.",
 			apply: func(c *Config, v string) (err error) { c.MaxAttempts, err = parseInt(v, 1, 100); return err },
 		},
 		{

@@ -23,7 +23,7 @@ const (
 const eventSource = "/deployq/worker"
 
 // EventDataSchema identifies the schema of Event.Data.
-const EventDataSchema = "https://deployq.dev/schemas/event/v1"
+const EventDataSchema = "urn:deployq:schema:event:1"
 
 // Event is a CloudEvents 1.0 event in structured JSON form. Its ID is also
 // the Nats-Msg-Id it is published with, so a worker that publishes the same

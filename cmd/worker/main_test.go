@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/deployq/deployq/pkg/jobs"
+	"github.com/deployq/deployq/pkg/jobs/jobstest"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// freeAddr returns a loopback address nothing listens on right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// syncBuffer collects the worker's log lines from its goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func get(ctx context.Context, url string) (int, string) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// The binary's default mode end to end: embedded NATS, the simulator, a
+// deploy submitted over TCP by another connection, health endpoints, the
+// metrics it produced, and a clean exit on shutdown.
+func TestRunSimulatedEndToEnd(t *testing.T) {
+	t.Parallel()
+	natsAddr, httpAddr := freeAddr(t), freeAddr(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var logs syncBuffer
+	exit := make(chan int, 1)
+	go func() {
+		exit <- run(runCtx, []string{
+			"--simulate", "--sim-build-time", "100ms", "--data-dir", t.TempDir(),
+			"--embedded-nats-addr", natsAddr, "--http-addr", httpAddr, "--concurrency", "4",
+			"--token", "must-not-appear-anywhere",
+		}, func(string) string { return "" }, &logs)
+	}()
+
+	for {
+		if code, _ := get(ctx, "http://"+httpAddr+"/readyz"); code == http.StatusOK {
+			break
+		}
+		select {
+		case code := <-exit:
+			t.Fatalf("worker exited %d before ready:\n%s", code, logs.String())
+		case <-ctx.Done():
+			t.Fatalf("never ready:\n%s", logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if code, body := get(ctx, "http://"+httpAddr+"/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz %d %s", code, body)
+	}
+
+	nc, err := nats.Connect("nats://" + natsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	client, err := jobs.NewClient(ctx, js, jobs.ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := client.Submit(ctx, jobs.Request{Tenant: "acme", Name: "e2e"}, jobstest.Tarball(t, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := client.Watch(ctx, jobs.WatchFilter{Tenant: "acme", ID: sub.ID, FromStart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ev, err := range w.Events() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Terminal() {
+			if ev.Type != jobs.TypeSucceeded || ev.Data.ClaimURL == "" {
+				t.Fatalf("terminal event %s %+v", ev.Type, ev.Data)
+			}
+			break
+		}
+	}
+	w.Stop()
+
+	// The job's metrics are recorded after its terminal event is out.
+	var metrics string
+	for !strings.Contains(metrics, `deployq_jobs_processed_total{outcome="success"} 1`) {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("job never counted in /metrics:\n%s", metrics)
+		case <-time.After(20 * time.Millisecond):
+		}
+		_, metrics = get(ctx, "http://"+httpAddr+"/metrics")
+	}
+	for _, want := range []string{
+		`deployq_jobs_processed_total{outcome="success"} 1`,
+		`deployq_vercel_requests_total{code="200",endpoint="projects.create"} 1`,
+		`deployq_worker_ready 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
+	stop()
+	select {
+	case code := <-exit:
+		if code != 0 {
+			t.Fatalf("exit %d after shutdown:\n%s", code, logs.String())
+		}
+	case <-ctx.Done():
+		t.Fatal("worker did not exit after shutdown")
+	}
+	out := logs.String() + metrics
+	if strings.Contains(out, "must-not-appear-anywhere") {
+		t.Fatal("the token appeared in the logs or metrics")
+	}
+	if !strings.Contains(logs.String(), "shut down cleanly") {
+		t.Fatalf("no clean shutdown line in:\n%s", logs.String())
+	}
+}
+
+func TestRunBadConfigExits2(t *testing.T) {
+	t.Parallel()
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"--concurrency", "zero"}, func(string) string { return "" }, &stderr)
+	if code != 2 || !strings.Contains(stderr.String(), "CONCURRENCY") || strings.Count(stderr.String(), "\n") != 1 {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+}
