@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/deployq/deployq/pkg/budget"
+	"github.com/deployq/deployq/pkg/vercel"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -72,12 +74,30 @@ type Config struct {
 	// Defaults to 127.0.0.1:8080.
 	HTTPAddr string
 
+	// Budget is where the API budget's buckets live (BUDGET, --budget):
+	// "shared" across every worker on the same NATS (a KV bucket),
+	// "local" to this process, or "off". Defaults to shared.
+	Budget string
+	// BudgetLimits overrides the limits of endpoint classes, such as
+	// "deployments.create=100/1m,all=300/1m" (BUDGET_LIMITS,
+	// --budget-limits). Defaults to budget.DefaultLimits().
+	BudgetLimits map[vercel.Endpoint]budget.Limit
+	// BudgetHeadroom is the fraction of each limit spent, in (0, 1]
+	// (BUDGET_HEADROOM, --budget-headroom). Defaults to 0.97.
+	BudgetHeadroom float64
+	// BudgetMaxPause caps one pause announced by the API
+	// (BUDGET_MAX_PAUSE, --budget-max-pause). Defaults to 15m.
+	BudgetMaxPause time.Duration
+
 	// Simulate runs against a built-in Vercel simulator instead of the
 	// real API (SIMULATE, --simulate). Defaults to false.
 	Simulate bool
 	// SimBuildTime is how long a simulated build takes (SIM_BUILD_TIME,
 	// --sim-build-time). Defaults to 20s.
 	SimBuildTime time.Duration
+	// SimLimits are the simulator's per-endpoint rate limits, written as
+	// BudgetLimits (SIM_LIMITS, --sim-limits). Defaults to none.
+	SimLimits map[vercel.Endpoint]budget.Limit
 
 	// Token is the Vercel access token (ACCESS_TOKEN, or VERCEL_TOKEN;
 	// --token works but shows the token to anyone who can list
@@ -285,6 +305,47 @@ func settings() []setting {
 		},
 
 		{
+			env: []string{"BUDGET"}, flag: "budget", arg: "MODE", group: "Budget",
+			def:   "shared",
+			usage: "Where the API budget lives: shared (every worker on this NATS), local (this process only) or off.",
+			apply: func(c *Config, v string) error {
+				switch v {
+				case "shared", "local", "off":
+					c.Budget = v
+					return nil
+				}
+				return fmt.Errorf("%q is not shared, local or off", v)
+			},
+		},
+		{
+			env: []string{"BUDGET_LIMITS"}, flag: "budget-limits", arg: "LIMITS", group: "Budget",
+			usage: "Limits per endpoint class overriding the defaults, e.g. deployments.create=100/1m,all=300/1m. The budget also follows X-RateLimit-Limit.",
+			apply: func(c *Config, v string) (err error) { c.BudgetLimits, err = budget.ParseLimits(v); return err },
+		},
+		{
+			env: []string{"BUDGET_HEADROOM"}, flag: "budget-headroom", arg: "FRACTION", group: "Budget",
+			def:   "0.97",
+			usage: "Fraction of each limit spent, in (0, 1]; the rest absorbs timing jitter.",
+			apply: func(c *Config, v string) error {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil || f <= 0 || f > 1 {
+					return fmt.Errorf("%q is not a number in (0, 1]", v)
+				}
+				c.BudgetHeadroom = f
+				return nil
+			},
+		},
+		{
+			env: []string{"BUDGET_MAX_PAUSE"}, flag: "budget-max-pause", arg: "DURATION", group: "Budget",
+			def:   "15m",
+			usage: "Longest pause taken on one 429 or 402; longer announced waits are capped, logged and counted.",
+			apply: func(c *Config, v string) (err error) {
+				c.BudgetMaxPause, err = parseDuration(v, time.Second)
+				return err
+			},
+		},
+
+		{
 			env: []string{"SIMULATE"}, flag: "simulate", group: "Simulator",
 			def: "false", boolean: true,
 			usage: "Run against a built-in Vercel simulator; no token needed.",
@@ -295,6 +356,11 @@ func settings() []setting {
 			def:   "20s",
 			usage: "How long a simulated build takes.",
 			apply: func(c *Config, v string) (err error) { c.SimBuildTime, err = parseDuration(v, 0); return err },
+		},
+		{
+			env: []string{"SIM_LIMITS"}, flag: "sim-limits", arg: "LIMITS", group: "Simulator",
+			usage: "Rate limits the simulator enforces (429s as Vercel sends them), e.g. deployments.create=20/10s.",
+			apply: func(c *Config, v string) (err error) { c.SimLimits, err = budget.ParseLimits(v); return err },
 		},
 
 		{

@@ -59,6 +59,9 @@ func TestConfigDefaults(t *testing.T) {
 		AckWait:             60 * time.Second,
 		ShutdownGrace:       30 * time.Second,
 		HTTPAddr:            "127.0.0.1:8080",
+		Budget:              "shared",
+		BudgetHeadroom:      0.97,
+		BudgetMaxPause:      15 * time.Minute,
 		SimBuildTime:        20 * time.Second,
 		Token:               testToken,
 		IntegrationConfigID: "icfg_abc",
@@ -310,6 +313,8 @@ func TestConfigEveryFieldHasASetting(t *testing.T) {
 		switch {
 		case s.boolean:
 			v = "true"
+		case s.arg == "LIMITS":
+			v = "all=1/1s"
 		case v == "":
 			v = "x"
 		}
@@ -398,5 +403,22 @@ func TestLoadConfig(t *testing.T) {
 	cfg, err := loadConfig([]string{"--simulate"}, env(nil))
 	if err != nil || !cfg.Simulate {
 		t.Fatalf("loadConfig: %+v, %v", cfg, err)
+	}
+}
+
+func TestConfigBudgetErrorsNameTheVariable(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ env, value string }{
+		{"BUDGET", "everywhere"},
+		{"BUDGET_LIMITS", "deployments.create=fast"},
+		{"BUDGET_HEADROOM", "1.5"},
+		{"BUDGET_MAX_PAUSE", "0s"},
+		{"SIM_LIMITS", "nope=1/s"},
+	} {
+		_, err := load(t, nil, realEnv(map[string]string{tt.env: tt.value}))
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Var != tt.env {
+			t.Errorf("%s=%s: err = %v, want a ConfigError naming %s", tt.env, tt.value, err, tt.env)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/deployq/deployq/pkg/budget"
 	"io"
 	"log/slog"
 	"net"
@@ -89,7 +90,12 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg, buildInfo())
 
-	api, integrationID, stopSim, err := vercelClient(cfg, m, log)
+	limiter, stopBudget, err := newBudget(ctx, cfg, js, m, log)
+	if err != nil {
+		return err
+	}
+	defer stopBudget()
+	api, integrationID, stopSim, err := vercelClient(cfg, m, limiter, log)
 	if err != nil {
 		return err
 	}
@@ -182,13 +188,56 @@ func connectNATS(cfg Config, log *slog.Logger) (*nats.Conn, func(), error) {
 	return nc, func() { nc.Close(); srv.Shutdown() }, nil
 }
 
+// newBudget returns the limiter every API call passes: buckets shared by
+// the fleet through NATS, kept in this process, or none.
+func newBudget(ctx context.Context, cfg Config, js jetstream.JetStream, m *metrics.Metrics, log *slog.Logger) (vercel.Limiter, func(), error) {
+	if cfg.Budget == "off" {
+		return nil, func() {}, nil
+	}
+	limits := budget.MergeLimits(budget.DefaultLimits(), cfg.BudgetLimits)
+	if cfg.Simulate && len(cfg.SimLimits) > 0 {
+		// The simulator's limits are known exactly; start from them.
+		limits = budget.MergeLimits(limits, cfg.SimLimits)
+	}
+	var store budget.Store = budget.NewMemoryStore()
+	stop := func() {}
+	if cfg.Budget == "shared" {
+		kv, err := budget.NewKVStore(ctx, js, budget.KVStoreConfig{})
+		if err != nil {
+			return nil, nil, err
+		}
+		store, stop = kv, kv.Close
+	}
+	b, err := budget.New(store, budget.Config{
+		Team: cfg.TeamID, Limits: limits, Headroom: cfg.BudgetHeadroom, MaxPause: cfg.BudgetMaxPause,
+		Logger: log, Metrics: m,
+	})
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	log.Info("API budget", "mode", cfg.Budget, "team", orPersonal(cfg.TeamID), "headroom", cfg.BudgetHeadroom)
+	return b, stop, nil
+}
+
+func orPersonal(team string) string {
+	if team == "" {
+		return "personal"
+	}
+	return team
+}
+
 // vercelClient returns the API client: the real API, or the simulator
 // served in-process on a loopback port when --simulate is set.
-func vercelClient(cfg Config, m *metrics.Metrics, log *slog.Logger) (*vercel.Client, string, func(), error) {
+func vercelClient(cfg Config, m *metrics.Metrics, limiter vercel.Limiter, log *slog.Logger) (*vercel.Client, string, func(), error) {
 	baseURL, token, integrationID := cfg.VercelAPIURL, cfg.Token, cfg.IntegrationConfigID
 	stop := func() {}
 	if cfg.Simulate {
-		sim := vercelsim.New(vercelsim.Config{BuildTime: cfg.SimBuildTime})
+		simLimits := map[vercel.Endpoint]vercelsim.Limit{}
+		for ep, l := range cfg.SimLimits {
+			simLimits[ep] = vercelsim.Limit{Requests: l.Requests, Window: l.Window}
+		}
+		sim := vercelsim.New(vercelsim.Config{BuildTime: cfg.SimBuildTime, BuildJitter: cfg.SimBuildTime / 5, RateLimits: simLimits})
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, "", nil, fmt.Errorf("simulator listener: %w", err)
@@ -210,6 +259,9 @@ func vercelClient(cfg Config, m *metrics.Metrics, log *slog.Logger) (*vercel.Cli
 	}
 	if cfg.TeamID != "" {
 		opts = append(opts, vercel.WithTeamID(cfg.TeamID))
+	}
+	if limiter != nil {
+		opts = append(opts, vercel.WithLimiter(limiter))
 	}
 	api, err := vercel.New(opts...)
 	if err != nil {

@@ -42,6 +42,8 @@ type Metrics struct {
 	vercelRequests        *prometheus.CounterVec
 	vercelRequestDuration *prometheus.HistogramVec
 
+	budget budgetMetrics
+
 	steps     *labelSet
 	reasons   *labelSet
 	endpoints map[vercel.Endpoint]bool
@@ -147,6 +149,7 @@ func New(reg prometheus.Registerer, info BuildInfo) *Metrics {
 	for _, ep := range vercel.Endpoints() {
 		m.endpoints[ep] = true
 	}
+	m.budget = newBudgetMetrics(f)
 
 	// Series that exist from the start let rate() and ratio alerts see a
 	// zero instead of "no data" before the first job of each outcome.

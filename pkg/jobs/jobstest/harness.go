@@ -39,6 +39,9 @@ type Config struct {
 	NoWorkers bool
 	// ClientOptions are added to the Vercel client's options.
 	ClientOptions []vercel.Option
+	// NewLimiter, when set, gives each worker pool its own API budget (as
+	// each worker process has), built on that pool's own NATS connection.
+	NewLimiter func(tb testing.TB, js jetstream.JetStream) vercel.Limiter
 }
 
 // Harness is a running deployq.
@@ -160,7 +163,21 @@ func (h *Harness) StartWorker(tb testing.TB, ctx context.Context) (*jobs.Worker,
 	tb.Helper()
 	ctx, cancel := context.WithCancel(ctx)
 	context.AfterFunc(h.runCtx, cancel)
-	w, err := jobs.NewWorker(h.JS, h.Assets, h.NewPipeline(tb), h.cfg.Worker)
+	p := h.NewPipeline(tb)
+	if h.cfg.NewLimiter != nil {
+		// Its own connection and budget, as a separate process would have.
+		nc, err := h.NATS.Connect()
+		if err != nil {
+			tb.Fatalf("connect NATS: %v", err)
+		}
+		tb.Cleanup(nc.Close)
+		js, _ := jetstream.New(nc)
+		api := NewAPI(tb, h.SimURL, append(h.cfg.ClientOptions, vercel.WithLimiter(h.cfg.NewLimiter(tb, js)))...)
+		if p, err = jobs.NewPipeline(api, h.Assets.Sources, h.Assets.Uploads, h.cfg.Pipeline); err != nil {
+			tb.Fatalf("pipeline: %v", err)
+		}
+	}
+	w, err := jobs.NewWorker(h.JS, h.Assets, p, h.cfg.Worker)
 	if err != nil {
 		tb.Fatalf("worker: %v", err)
 	}

@@ -1,0 +1,236 @@
+package budget
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/deployq/deployq/pkg/metrics"
+	"github.com/deployq/deployq/pkg/vercel"
+)
+
+// Config configures a Budget.
+type Config struct {
+	// Team keys the buckets: Vercel limits each team (or personal account)
+	// on its own. Defaults to "personal".
+	Team string
+	// Limits per endpoint class; endpoints absent are not limited.
+	// Defaults to DefaultLimits().
+	Limits map[vercel.Endpoint]Limit
+	// Headroom is the fraction of each limit the budget spends, leaving
+	// room for the jitter between a granted slot and the call reaching the
+	// API. Defaults to 0.97.
+	Headroom float64
+	// MaxPause caps one pause learned from the API: a Retry-After of hours
+	// is capped, logged and counted, and after the cap one call probes
+	// again. Defaults to 15 min.
+	MaxPause time.Duration
+	// Clock tells the time. Defaults to time.Now.
+	Clock func() time.Time
+	// Logger receives pause notices. Defaults to slog.Default().
+	Logger *slog.Logger
+	// Metrics records waits, tokens, 429s and pauses. Defaults to none.
+	Metrics *metrics.Metrics
+}
+
+// Budget is a vercel.Limiter spending shared per-endpoint buckets.
+type Budget struct {
+	store  Store
+	cfg    Config
+	limits map[vercel.Endpoint]Limit
+	log    *slog.Logger
+	m      *metrics.Metrics
+	now    func() time.Time
+	sleep  func(ctx context.Context, d time.Duration) error
+}
+
+var _ vercel.Limiter = (*Budget)(nil)
+
+// New returns a budget keeping its buckets in store.
+func New(store Store, cfg Config) (*Budget, error) {
+	if store == nil {
+		return nil, errors.New("budget: New needs a Store")
+	}
+	if cfg.Team == "" {
+		cfg.Team = "personal"
+	}
+	if cfg.Limits == nil {
+		cfg.Limits = DefaultLimits()
+	}
+	if cfg.Headroom == 0 {
+		cfg.Headroom = 0.97
+	}
+	if cfg.Headroom <= 0 || cfg.Headroom > 1 {
+		return nil, fmt.Errorf("budget: Headroom %v is not within (0, 1]", cfg.Headroom)
+	}
+	if cfg.MaxPause <= 0 {
+		cfg.MaxPause = 15 * time.Minute
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	for ep, l := range cfg.Limits {
+		if !l.valid() {
+			return nil, fmt.Errorf("budget: limit of %s (%+v) needs positive Requests and Window", ep, l)
+		}
+		cfg.Metrics.BudgetLimit(ep, l.Requests)
+	}
+	return &Budget{
+		store: store, cfg: cfg, limits: cfg.Limits, log: cfg.Logger, m: cfg.Metrics,
+		now: cfg.Clock, sleep: sleepCtx,
+	}, nil
+}
+
+func (b *Budget) key(ep vercel.Endpoint) string { return b.cfg.Team + "." + string(ep) }
+
+// Wait reserves the endpoint's next slot and sleeps until it. Slots are
+// granted in the order they were asked for, across every process sharing
+// the store. A pause announced while the caller slept voids its slot: it
+// reserves again after the pause instead of spending a call on a certain
+// 429.
+func (b *Budget) Wait(ctx context.Context, ep vercel.Endpoint) error {
+	l, ok := b.limits[ep]
+	if !ok {
+		return nil
+	}
+	key := b.key(ep)
+	began := b.now()
+	for {
+		var at int64
+		var r rule
+		st, err := b.store.Update(ctx, key, func(s *State) {
+			r = newRule(l, s.Limit, b.cfg.Headroom)
+			at = reserve(s, unixNano(b.now()), r)
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			return fmt.Errorf("budget %s: %w", key, err)
+		}
+		now := unixNano(b.now())
+		b.m.BudgetTokens(ep, tokens(st, now, r))
+		if err := b.sleep(ctx, time.Duration(at-now)); err != nil {
+			return err
+		}
+		if cur, ok := b.store.Cached(key); ok && cur.PausedUntil > at {
+			continue
+		}
+		b.m.BudgetWait(ep, b.now().Sub(began))
+		return nil
+	}
+}
+
+// observeTimeout bounds the shared-state write of one observation; it runs
+// on the caller's request path.
+const observeTimeout = 5 * time.Second
+
+// resetResolution is the coarsest a reset time comes (X-RateLimit-Reset
+// is whole seconds): an exhausted remaining count pauses the bucket only
+// when its reset lies beyond the next slot by more than that.
+const resetResolution = time.Second
+
+// Observe learns from one answer: 429s and 402s pause the endpoint for
+// every process, X-RateLimit-* headers correct the bucket.
+func (b *Budget) Observe(ep vercel.Endpoint, status int, rl vercel.RateLimit, err error) {
+	l, ok := b.limits[ep]
+	if !ok {
+		return
+	}
+	now := b.now()
+	if rl.Known {
+		b.m.RateLimitRemaining(ep, rl.Remaining)
+	}
+	var until time.Time
+	reason := ""
+	var rle *vercel.RateLimitError
+	var ple *vercel.PlanLimitError
+	switch {
+	case errors.As(err, &rle):
+		b.m.RateLimited(ep, status)
+		until, reason = resumeAt(now, rle.RetryAfter, rle.Reset, l.Window), "rate_limited"
+	case errors.As(err, &ple):
+		b.m.RateLimited(ep, status)
+		until, reason = resumeAt(now, ple.RetryAfter, ple.Reset, l.Window), "plan_limit"
+	}
+	if !until.IsZero() && until.Sub(now) > b.cfg.MaxPause {
+		b.log.Warn("API announced an absurd wait; capping it", "endpoint", ep, "announced", until.Sub(now).Round(time.Second), "cap", b.cfg.MaxPause)
+		b.m.BudgetPauseCapped(ep)
+		until = now.Add(b.cfg.MaxPause)
+	}
+	learned := 0
+	if rl.Limit > 0 && rl.Limit != l.Requests {
+		learned = rl.Limit
+	}
+	exhausted := rl.Known && rl.Remaining == 0 && rl.Reset.After(now)
+
+	cur, _ := b.store.Cached(b.key(ep))
+	needLimit := rl.Limit > 0 && learned != cur.Limit
+	needPause := !until.IsZero() && unixNano(until) > cur.PausedUntil
+	needExhaust := exhausted && unixNano(rl.Reset)-int64(resetResolution) > cur.TAT
+	if !needLimit && !needPause && !needExhaust {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), observeTimeout)
+	defer cancel()
+	paused := false
+	st, uerr := b.store.Update(ctx, b.key(ep), func(s *State) {
+		paused = false
+		if rl.Limit > 0 {
+			s.Limit = learned
+		}
+		if !until.IsZero() && pause(s, unixNano(until)) {
+			paused = true
+		}
+		if exhausted && unixNano(rl.Reset)-int64(resetResolution) > s.TAT && pause(s, unixNano(rl.Reset)) {
+			paused, reason = true, "remaining_exhausted"
+		}
+	})
+	if uerr != nil {
+		b.log.Warn("budget observation not shared", "endpoint", ep, "err", uerr)
+		return
+	}
+	if needLimit {
+		effective := l.Requests
+		if st.Limit > 0 {
+			effective = st.Limit
+		}
+		b.m.BudgetLimit(ep, effective)
+		b.log.Info("API reports a different limit; bucket follows it", "endpoint", ep, "limit", rl.Limit, "configured", l.Requests)
+	}
+	if paused {
+		b.m.BudgetPaused(ep, time.Unix(0, st.PausedUntil))
+		b.log.Info("budget paused for every worker", "endpoint", ep, "reason", reason, "until", time.Unix(0, st.PausedUntil).UTC().Format(time.RFC3339Nano))
+	}
+}
+
+// resumeAt is when calls may resume after a refusal: the announced wait,
+// else the reset time, else one window from now.
+func resumeAt(now time.Time, retryAfter time.Duration, reset time.Time, window time.Duration) time.Time {
+	switch {
+	case retryAfter > 0:
+		return now.Add(retryAfter)
+	case reset.After(now):
+		return reset
+	}
+	return now.Add(window)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}

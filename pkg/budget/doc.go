@@ -1,0 +1,43 @@
+// Package budget spends the Vercel API's rate limits for the whole worker
+// fleet. It sits in front of every API call (it implements
+// vercel.Limiter) and keeps one bucket per (team, endpoint class), shared
+// by every worker process through a NATS KV bucket, so twenty processes
+// together send what one well-behaved client would.
+//
+// # Buckets
+//
+// Each bucket is a generic cell rate algorithm (GCRA), the arithmetic of
+// a token bucket kept as one number: the theoretical arrival time (TAT)
+// of the next request. A caller reserves a slot with one compare-and-set
+// of that number and then sleeps until its slot, so callers are served in
+// the order their reservations landed (first come, first served, no
+// thundering herd after a wait) and each call costs one KV round trip
+// (two when another process wrote the bucket meanwhile). A worker that
+// dies holding reservations only wastes those slots: nothing needs to be
+// given back and nothing stays locked.
+//
+// The rate is Requests/Window × Headroom. Headroom below 1 absorbs the
+// jitter between when a slot is granted and when the API counts the call,
+// so fixed windows on the API's side never see one call too many.
+//
+// # Learning from the API
+//
+// Observe reads every answer:
+//   - a 429 pauses the bucket for every process until the reset it
+//     announces (Retry-After in seconds or as a date, the body's
+//     limit.reset in seconds or milliseconds, resetMs);
+//   - a 402 plan cap pauses that endpoint (deployment creation) the same
+//     way, while other endpoints go on;
+//   - X-RateLimit-Limit replaces the configured Requests of the bucket;
+//     X-RateLimit-Remaining 0 with a reset beyond the next slot pauses
+//     until that reset (someone else spends this token's budget);
+//   - an announced pause longer than MaxPause is capped, logged and
+//     counted: after the cap one call probes the API again.
+//
+// Pauses are pushed to every process through a KV watch, so waiters in
+// other processes that hold slots inside a new pause re-reserve after it
+// instead of spending their calls on certain 429s.
+//
+// Waiting for budget is not failing: Wait only returns an error when its
+// context ends or NATS is unreachable.
+package budget

@@ -1,0 +1,122 @@
+package budget_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/deployq/deployq/pkg/budget"
+	"github.com/deployq/deployq/pkg/jobs"
+	"github.com/deployq/deployq/pkg/jobs/jobstest"
+	"github.com/deployq/deployq/pkg/vercel"
+	"github.com/deployq/deployq/pkg/vercel/vercelsim"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Three worker pools, each with its own NATS connection and budget, share
+// one simulator with tight limits: every job succeeds and the API almost
+// never answers 429, because the pools spend one shared budget.
+func TestFleetSharesTheBudget(t *testing.T) {
+	t.Parallel()
+	const jobsN = 24
+	tight := vercelsim.Limit{Requests: 4, Window: time.Second}
+	simLimits := map[vercel.Endpoint]vercelsim.Limit{}
+	limits := map[vercel.Endpoint]budget.Limit{}
+	for _, ep := range []vercel.Endpoint{
+		vercel.EndpointCreateProject, vercel.EndpointAuthorize, vercel.EndpointCreateStore,
+		vercel.EndpointConnectStore, vercel.EndpointCreateDeployment, vercel.EndpointGetDeployment,
+		vercel.EndpointTransferRequest, vercel.EndpointUploadFile,
+	} {
+		simLimits[ep] = tight
+		limits[ep] = budget.Limit{Requests: tight.Requests, Window: tight.Window}
+	}
+	h := jobstest.Start(t, jobstest.Config{
+		Workers: 3,
+		Sim:     vercelsim.Config{BuildTime: 300 * time.Millisecond, RateLimits: simLimits},
+		Worker:  jobs.WorkerConfig{Concurrency: 8},
+		NewLimiter: func(tb testing.TB, js jetstream.JetStream) vercel.Limiter {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			store, err := budget.NewKVStore(ctx, js, budget.KVStoreConfig{})
+			if err != nil {
+				tb.Fatal(err)
+			}
+			tb.Cleanup(store.Close)
+			b, err := budget.New(store, budget.Config{Limits: limits})
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return b
+		},
+	})
+	tgz := h.Tarball(t, nil)
+	var ids []string
+	for i := range jobsN {
+		ids = append(ids, h.Submit(t, jobs.Request{Tenant: "acme", Name: fmt.Sprintf("fleet%d", i)}, tgz).ID)
+	}
+	got := h.WaitTerminal(t, "acme", 2*time.Minute, ids...)
+	for _, id := range ids {
+		if got[id].Type != jobs.TypeSucceeded {
+			t.Fatalf("%s: %s %+v", id, got[id].Type, got[id].Data.Error)
+		}
+	}
+	stats := h.Sim.Stats()
+	total, limited := 0, 0
+	for ep, n := range stats.Requests {
+		total += n
+		limited += stats.RateLimited[ep]
+	}
+	// The bound: a 429 may come from the jitter between a granted slot and
+	// the simulator's fixed window, at most a few per run.
+	const maxLimited = 3
+	t.Logf("%d requests, %d answered 429", total, limited)
+	if limited > maxLimited {
+		t.Fatalf("%d of %d requests answered 429, want at most %d: %v", limited, total, maxLimited, stats.RateLimited)
+	}
+}
+
+// Waiting for budget is not failing: jobs that wait far longer than their
+// lease for a slow bucket keep their lease (heartbeats), spend no retry
+// attempt and are delivered once.
+func TestLongBudgetWaitsKeepTheLeaseAndSpendNoAttempts(t *testing.T) {
+	t.Parallel()
+	slow := map[vercel.Endpoint]budget.Limit{vercel.EndpointCreateProject: {Requests: 1, Window: 1500 * time.Millisecond}}
+	h := jobstest.Start(t, jobstest.Config{
+		Setup:  jobs.SetupConfig{AckWait: time.Second},
+		Worker: jobs.WorkerConfig{Concurrency: 4, MaxAttempts: 1},
+		Sim:    vercelsim.Config{RateLimits: map[vercel.Endpoint]vercelsim.Limit{vercel.EndpointCreateProject: {Requests: 1, Window: 1500 * time.Millisecond}}},
+		NewLimiter: func(tb testing.TB, js jetstream.JetStream) vercel.Limiter {
+			b, err := budget.New(budget.NewMemoryStore(), budget.Config{Limits: slow})
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return b
+		},
+	})
+	tgz := h.Tarball(t, nil)
+	var ids []string
+	for i := range 4 { // the last waits about 4.5 s: four and a half leases
+		ids = append(ids, h.Submit(t, jobs.Request{Tenant: "acme", Name: fmt.Sprintf("patient%d", i)}, tgz).ID)
+	}
+	got := h.WaitTerminal(t, "acme", time.Minute, ids...)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, id := range ids {
+		ev := got[id]
+		if ev.Type != jobs.TypeSucceeded || ev.Data.Attempt != 1 {
+			t.Fatalf("%s: %s on delivery %d %+v", id, ev.Type, ev.Data.Attempt, ev.Data.Error)
+		}
+		st, err := jobs.ReadState(ctx, h.Assets.Jobs, "acme", id)
+		if err != nil || st == nil || st.Attempts != 0 {
+			t.Fatalf("%s: state %+v %v: budget waits must not count as attempts", id, st, err)
+		}
+	}
+	ci, err := h.Assets.Consumer.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ci.NumRedelivered != 0 {
+		t.Fatalf("%d redeliveries: a lease lapsed while waiting for budget", ci.NumRedelivered)
+	}
+}

@@ -1,0 +1,124 @@
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/deployq/deployq/pkg/vercel"
+)
+
+// budgetMetrics describe the fleet's API budget as this process sees it.
+type budgetMetrics struct {
+	wait        *prometheus.HistogramVec
+	tokens      *prometheus.GaugeVec
+	limited     *prometheus.CounterVec
+	pausedUntil *prometheus.GaugeVec
+	capped      *prometheus.CounterVec
+	remaining   *prometheus.GaugeVec
+	limit       *prometheus.GaugeVec
+}
+
+func newBudgetMetrics(f promauto.Factory) budgetMetrics {
+	return budgetMetrics{
+		wait: f.NewHistogramVec(histogramOpts(
+			"ratelimit_wait_seconds",
+			"Time API calls waited for the shared budget before being sent, by endpoint.",
+			waitBuckets,
+		), []string{"endpoint"}),
+		tokens: f.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "ratelimit_tokens",
+			Help:      "Calls the endpoint's shared bucket would allow right now, as of this process's last reservation.",
+		}, []string{"endpoint"}),
+		limited: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "vercel_rate_limited_total",
+			Help:      "Answers refusing a call for budget, by endpoint and code (429 rate limit, 402 plan cap).",
+		}, []string{"endpoint", "code"}),
+		pausedUntil: f.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "ratelimit_paused_until_timestamp_seconds",
+			Help:      "Unix time until which the endpoint's bucket is paused after a 429, a 402 or an exhausted remaining count; a pause is in force while it exceeds time().",
+		}, []string{"endpoint"}),
+		capped: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "ratelimit_pause_capped_total",
+			Help:      "Announced waits (Retry-After, reset) longer than the configured maximum pause, which were capped.",
+		}, []string{"endpoint"}),
+		remaining: f.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "vercel_ratelimit_remaining",
+			Help:      "X-RateLimit-Remaining of the endpoint's latest answer that carried it.",
+		}, []string{"endpoint"}),
+		limit: f.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "ratelimit_limit_requests",
+			Help:      "Requests per window the endpoint's bucket allows (configured, or learned from X-RateLimit-Limit).",
+		}, []string{"endpoint"}),
+	}
+}
+
+func (m *Metrics) endpoint(ep vercel.Endpoint) string {
+	if m.endpoints[ep] {
+		return string(ep)
+	}
+	return other
+}
+
+// BudgetWait records how long a call waited for the budget.
+func (m *Metrics) BudgetWait(ep vercel.Endpoint, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.budget.wait.WithLabelValues(m.endpoint(ep)).Observe(seconds(d))
+}
+
+// BudgetTokens records the calls an endpoint's bucket allows now.
+func (m *Metrics) BudgetTokens(ep vercel.Endpoint, tokens float64) {
+	if m == nil {
+		return
+	}
+	m.budget.tokens.WithLabelValues(m.endpoint(ep)).Set(tokens)
+}
+
+// BudgetLimit records the requests per window an endpoint's bucket allows.
+func (m *Metrics) BudgetLimit(ep vercel.Endpoint, requests int) {
+	if m == nil {
+		return
+	}
+	m.budget.limit.WithLabelValues(m.endpoint(ep)).Set(float64(requests))
+}
+
+// RateLimited records an answer refusing a call for budget: 429 or 402.
+func (m *Metrics) RateLimited(ep vercel.Endpoint, status int) {
+	if m == nil {
+		return
+	}
+	m.budget.limited.WithLabelValues(m.endpoint(ep), statusCode(status)).Inc()
+}
+
+// BudgetPaused records that an endpoint's bucket is paused until t.
+func (m *Metrics) BudgetPaused(ep vercel.Endpoint, until time.Time) {
+	if m == nil {
+		return
+	}
+	m.budget.pausedUntil.WithLabelValues(m.endpoint(ep)).Set(float64(until.UnixNano()) / 1e9)
+}
+
+// BudgetPauseCapped records an announced wait longer than the maximum pause.
+func (m *Metrics) BudgetPauseCapped(ep vercel.Endpoint) {
+	if m == nil {
+		return
+	}
+	m.budget.capped.WithLabelValues(m.endpoint(ep)).Inc()
+}
+
+// RateLimitRemaining records X-RateLimit-Remaining of an answer.
+func (m *Metrics) RateLimitRemaining(ep vercel.Endpoint, remaining int) {
+	if m == nil {
+		return
+	}
+	m.budget.remaining.WithLabelValues(m.endpoint(ep)).Set(float64(remaining))
+}
