@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -28,8 +29,9 @@ type KVStoreConfig struct {
 // fresh, so most updates land at the first try (one round trip) and
 // pauses decided anywhere reach every process's waiters at once.
 type KVStore struct {
-	kv      jetstream.KeyValue
-	retries int
+	kv        jetstream.KeyValue
+	retries   int
+	conflicts atomic.Int64
 
 	mu    sync.Mutex
 	cache map[string]cached
@@ -127,6 +129,9 @@ func (s *KVStore) Cached(key string) (State, bool) {
 	return c.state, ok
 }
 
+// Conflicts counts compare-and-set races this store lost since it started.
+func (s *KVStore) Conflicts() int64 { return s.conflicts.Load() }
+
 // ErrContention means an update lost the compare-and-set race too often.
 var ErrContention = errors.New("budget: too much contention on a shared bucket")
 
@@ -157,6 +162,7 @@ func (s *KVStore) Update(ctx context.Context, key string, fn func(*State)) (Stat
 			return State{}, err
 		}
 		// Lost the race: read the winner's state and try again.
+		s.conflicts.Add(1)
 		e, gerr := s.kv.Get(ctx, key)
 		switch {
 		case errors.Is(gerr, jetstream.ErrKeyNotFound):

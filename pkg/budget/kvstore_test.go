@@ -18,30 +18,40 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// kvStores starts one embedded server and returns n stores, each on its
-// own connection, as n worker processes would have.
-func kvStores(t *testing.T, n int) []*KVStore {
-	t.Helper()
-	srv, err := natsembed.Start(natsembed.Options{Dir: filepath.Join(t.TempDir(), "nats"), Port: -1})
+// natsConns starts one embedded server and returns n JetStream handles,
+// each on its own connection, as n worker processes would have.
+func natsConns(tb testing.TB, n int) []jetstream.JetStream {
+	tb.Helper()
+	srv, err := natsembed.Start(natsembed.Options{Dir: filepath.Join(tb.TempDir(), "nats"), Port: -1})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(srv.Shutdown)
-	var out []*KVStore
+	tb.Cleanup(srv.Shutdown)
+	var out []jetstream.JetStream
 	for range n {
 		nc, err := srv.Connect()
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
-		t.Cleanup(nc.Close)
+		tb.Cleanup(nc.Close)
 		js, _ := jetstream.New(nc)
+		out = append(out, js)
+	}
+	return out
+}
+
+// kvStores returns n stores on n connections to one server.
+func kvStores(tb testing.TB, n int) []*KVStore {
+	tb.Helper()
+	var out []*KVStore
+	for _, js := range natsConns(tb, n) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		s, err := NewKVStore(ctx, js, KVStoreConfig{})
 		cancel()
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
-		t.Cleanup(s.Close)
+		tb.Cleanup(s.Close)
 		out = append(out, s)
 	}
 	return out
