@@ -158,38 +158,43 @@ func (b *Budget) Observe(ep vercel.Endpoint, status int, rl vercel.RateLimit, er
 		b.m.RateLimited(ep, status)
 		until, reason = resumeAt(now, ple.RetryAfter, ple.Reset, l.Window), "plan_limit"
 	}
+	cur, _ := b.store.Cached(b.key(ep))
+	// An exhausted remaining count on a successful answer pauses only when
+	// its reset lies clearly beyond the next slot: otherwise the schedule
+	// already waits long enough, and pausing to a whole-second reset would
+	// only lose time.
+	exhausted := err == nil && rl.Known && rl.Remaining == 0 && rl.Reset.After(now)
+	if exhausted && unixNano(rl.Reset)-int64(resetResolution) > cur.TAT {
+		until, reason = rl.Reset, "remaining_exhausted"
+	}
 	if !until.IsZero() && until.Sub(now) > b.cfg.MaxPause {
 		b.log.Warn("API announced an absurd wait; capping it", "endpoint", ep, "announced", until.Sub(now).Round(time.Second), "cap", b.cfg.MaxPause)
 		b.m.BudgetPauseCapped(ep)
 		until = now.Add(b.cfg.MaxPause)
 	}
-	learned := 0
-	if rl.Limit > 0 && rl.Limit != l.Requests {
-		learned = rl.Limit
+	// A 402's limit counts deployments per day, not calls per window:
+	// only other answers teach the bucket its limit.
+	reported := rl.Limit
+	if ple != nil {
+		reported = 0
 	}
-	exhausted := rl.Known && rl.Remaining == 0 && rl.Reset.After(now)
-
-	cur, _ := b.store.Cached(b.key(ep))
-	needLimit := rl.Limit > 0 && learned != cur.Limit
+	learned := 0
+	if reported > 0 && reported != l.Requests {
+		learned = reported
+	}
+	needLimit := reported > 0 && learned != cur.Limit
 	needPause := !until.IsZero() && unixNano(until) > cur.PausedUntil
-	needExhaust := exhausted && unixNano(rl.Reset)-int64(resetResolution) > cur.TAT
-	if !needLimit && !needPause && !needExhaust {
+	if !needLimit && !needPause {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), observeTimeout)
 	defer cancel()
 	paused := false
 	st, uerr := b.store.Update(ctx, b.key(ep), func(s *State) {
-		paused = false
-		if rl.Limit > 0 {
+		if reported > 0 {
 			s.Limit = learned
 		}
-		if !until.IsZero() && pause(s, unixNano(until)) {
-			paused = true
-		}
-		if exhausted && unixNano(rl.Reset)-int64(resetResolution) > s.TAT && pause(s, unixNano(rl.Reset)) {
-			paused, reason = true, "remaining_exhausted"
-		}
+		paused = !until.IsZero() && pause(s, unixNano(until))
 	})
 	if uerr != nil {
 		b.log.Warn("budget observation not shared", "endpoint", ep, "err", uerr)
@@ -201,7 +206,7 @@ func (b *Budget) Observe(ep vercel.Endpoint, status int, rl vercel.RateLimit, er
 			effective = st.Limit
 		}
 		b.m.BudgetLimit(ep, effective)
-		b.log.Info("API reports a different limit; bucket follows it", "endpoint", ep, "limit", rl.Limit, "configured", l.Requests)
+		b.log.Info("API reports a different limit; bucket follows it", "endpoint", ep, "limit", reported, "configured", l.Requests)
 	}
 	if paused {
 		b.m.BudgetPaused(ep, time.Unix(0, st.PausedUntil))

@@ -212,6 +212,19 @@ func TestHeaderCorrections(t *testing.T) {
 			t.Fatalf("grants %v, want the learned 2/s: %v", got, want)
 		}
 	})
+	t.Run("a 402's daily total is not a rate", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, map[vercel.Endpoint]Limit{ep: {Requests: 10, Window: time.Second}})
+		b.budget.cfg.MaxPause = time.Second
+		day := b.clock.Now().Add(24 * time.Hour)
+		b.budget.Observe(ep, 402, vercel.RateLimit{Limit: 100, Remaining: 0, Known: true, Reset: day},
+			&vercel.PlanLimitError{APIError: vercel.APIError{StatusCode: 402}, Reset: day, Total: 100})
+		got := b.waits(t, 3)
+		want := []time.Duration{time.Second, time.Second + 100*time.Millisecond, time.Second + 200*time.Millisecond}
+		if !equalDurations(got, want) {
+			t.Fatalf("grants %v, want the capped pause then the configured 10/s: %v", got, want)
+		}
+	})
 	t.Run("remaining exhausted far from reset", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, map[vercel.Endpoint]Limit{ep: {Requests: 10, Window: 10 * time.Second}})

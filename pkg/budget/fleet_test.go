@@ -3,6 +3,9 @@ package budget_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -120,3 +123,61 @@ func TestLongBudgetWaitsKeepTheLeaseAndSpendNoAttempts(t *testing.T) {
 		t.Fatalf("%d redeliveries: a lease lapsed while waiting for budget", ci.NumRedelivered)
 	}
 }
+
+// A 402 daily cap holds back deployment creation only: the other steps of
+// every job go on, no job fails, and all finish once the cap resets.
+func TestPlanCapPausesOnlyDeploymentCreation(t *testing.T) {
+	t.Parallel()
+	var offset atomic.Int64 // the simulator's clock, jumped a day ahead below
+	simNow := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	h := jobstest.Start(t, jobstest.Config{
+		Sim:    vercelsim.Config{DailyDeploymentCap: 2, Clock: simNow},
+		Worker: jobs.WorkerConfig{Concurrency: 4, MaxAttempts: 1, MaxRateLimitWait: 200 * time.Millisecond},
+		NewLimiter: func(tb testing.TB, js jetstream.JetStream) vercel.Limiter {
+			b, err := budget.New(budget.NewMemoryStore(), budget.Config{MaxPause: 200 * time.Millisecond, Logger: quietLogger()})
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return b
+		},
+	})
+	tgz := h.Tarball(t, nil)
+	var ids []string
+	for i := range 4 {
+		ids = append(ids, h.Submit(t, jobs.Request{Tenant: "acme", Name: fmt.Sprintf("capped%d", i)}, tgz).ID)
+	}
+	// Wait until the cap has refused a deployment and every job got past
+	// the steps before it.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		uploaded := 0
+		for _, id := range ids {
+			st, err := jobs.ReadState(ctx, h.Assets.Jobs, "acme", id)
+			if err == nil && st != nil && (st.Step == jobs.StepUploadSource || st.Done() || st.DeploymentID != "") {
+				uploaded++
+			}
+		}
+		if uploaded == len(ids) && h.Sim.Stats().PaymentRequired > 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("jobs did not all reach deployment creation under the cap (402s: %d)", h.Sim.Stats().PaymentRequired)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	offset.Store(int64(25 * time.Hour)) // the daily window ends
+	got := h.WaitTerminal(t, "acme", time.Minute, ids...)
+	for _, id := range ids {
+		if got[id].Type != jobs.TypeSucceeded {
+			t.Fatalf("%s: %s %+v", id, got[id].Type, got[id].Data.Error)
+		}
+		st, _ := jobs.ReadState(ctx, h.Assets.Jobs, "acme", id)
+		if st.Attempts != 0 {
+			t.Fatalf("%s: %d attempts counted for plan-cap waits", id, st.Attempts)
+		}
+	}
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
