@@ -43,6 +43,11 @@ type Config struct {
 	NATSTLSCert string
 	NATSTLSKey  string
 
+	// StreamReplicas is the replica count of every stream and bucket the
+	// worker creates: 1 on one server, 3 in a cluster (STREAM_REPLICAS,
+	// --stream-replicas). Defaults to 1.
+	StreamReplicas int
+
 	// EmbeddedAddr is the host:port the embedded NATS server listens on
 	// when NATSURL is empty (EMBEDDED_NATS_ADDR, --embedded-nats-addr).
 	// Defaults to 127.0.0.1:4222.
@@ -234,6 +239,12 @@ func settings() []setting {
 			env: []string{"NATS_TLS_KEY"}, flag: "nats-tls-key", arg: "FILE", group: "NATS",
 			usage: "PEM key of the NATS client certificate; needs NATS_TLS_CERT.",
 			apply: func(c *Config, v string) error { c.NATSTLSKey = v; return checkFile(v) },
+		},
+		{
+			env: []string{"STREAM_REPLICAS"}, flag: "stream-replicas", arg: "N", group: "NATS",
+			def:   "1",
+			usage: "Replicas of every stream and bucket: 1 on one server, 3 in a cluster. Workers of one fleet must agree.",
+			apply: func(c *Config, v string) (err error) { c.StreamReplicas, err = parseInt(v, 1, 5); return err },
 		},
 		{
 			env: []string{"EMBEDDED_NATS_ADDR"}, flag: "embedded-nats-addr", arg: "ADDR", group: "NATS",

@@ -59,6 +59,7 @@ func TestConfigDefaults(t *testing.T) {
 		AckWait:             60 * time.Second,
 		ShutdownGrace:       30 * time.Second,
 		HTTPAddr:            "127.0.0.1:8080",
+		StreamReplicas:      1,
 		Budget:              "shared",
 		BudgetHeadroom:      0.97,
 		BudgetMaxPause:      15 * time.Minute,

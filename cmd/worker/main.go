@@ -81,7 +81,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	assets, err := jobs.Setup(ctx, js, jobs.SetupConfig{AckWait: cfg.AckWait})
+	assets, err := jobs.Setup(ctx, js, jobs.SetupConfig{AckWait: cfg.AckWait, Replicas: cfg.StreamReplicas})
 	if err != nil {
 		return err
 	}
@@ -202,7 +202,7 @@ func newBudget(ctx context.Context, cfg Config, js jetstream.JetStream, m *metri
 	var store budget.Store = budget.NewMemoryStore()
 	stop := func() {}
 	if cfg.Budget == "shared" {
-		kv, err := budget.NewKVStore(ctx, js, budget.KVStoreConfig{})
+		kv, err := budget.NewKVStore(ctx, js, budget.KVStoreConfig{Replicas: cfg.StreamReplicas})
 		if err != nil {
 			return nil, nil, err
 		}
