@@ -30,6 +30,7 @@ type Client struct {
 	refs    jetstream.KeyValue
 	jobs    jetstream.KeyValue
 	events  jetstream.Stream
+	dlq     jetstream.Stream
 	cfg     ClientConfig
 	now     func() time.Time
 }
@@ -51,6 +52,9 @@ func NewClient(ctx context.Context, js jetstream.JetStream, cfg ClientConfig) (*
 	}
 	if c.events, err = js.Stream(ctx, StreamEvents); err != nil {
 		return nil, bindErr("stream "+StreamEvents, err)
+	}
+	if c.dlq, err = js.Stream(ctx, StreamDLQ); err != nil {
+		return nil, bindErr("stream "+StreamDLQ, err)
 	}
 	return c, nil
 }

@@ -39,26 +39,44 @@ type DeadLetter struct {
 	At         time.Time       `json:"at"`
 }
 
-func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, tenant, id, reason string, final *EventError, attempts []AttemptError) error {
+// letter is what a dead letter is written from: the request message and
+// why it could not end any other way.
+type letter struct {
+	subject    string
+	data       []byte
+	seq        uint64
+	deliveries uint64
+	tenant, id string
+	reason     string
+	final      *EventError
+	attempts   []AttemptError
+}
+
+func letterOf(msg jetstream.Msg, meta *jetstream.MsgMetadata, tenant, id, reason string, final *EventError, attempts []AttemptError) letter {
+	return letter{subject: msg.Subject(), data: msg.Data(), seq: meta.Sequence.Stream, deliveries: meta.NumDelivered,
+		tenant: tenant, id: id, reason: reason, final: final, attempts: attempts}
+}
+
+func (w *Worker) deadLetter(ctx context.Context, l letter) error {
 	dl := DeadLetter{
-		Version: 1, ID: id, Tenant: tenant, Reason: reason, Error: final, Attempts: attempts,
-		Subject: msg.Subject(), StreamSeq: meta.Sequence.Stream, Deliveries: meta.NumDelivered, At: w.now().UTC(),
+		Version: 1, ID: l.id, Tenant: l.tenant, Reason: l.reason, Error: l.final, Attempts: l.attempts,
+		Subject: l.subject, StreamSeq: l.seq, Deliveries: l.deliveries, At: w.now().UTC(),
 	}
-	if json.Valid(msg.Data()) {
-		dl.Request = json.RawMessage(msg.Data())
+	if json.Valid(l.data) {
+		dl.Request = json.RawMessage(l.data)
 	} else {
-		dl.RequestRaw = msg.Data()
+		dl.RequestRaw = l.data
 	}
 	data, err := jsonMarshal(dl)
 	if err != nil {
 		return err
 	}
 	// One dead letter per stream message, however often this runs.
-	_, err = w.js.Publish(ctx, DLQSubject(tenant), data, jetstream.WithMsgID("dlq."+strconv.FormatUint(meta.Sequence.Stream, 10)))
+	_, err = w.js.Publish(ctx, DLQSubject(l.tenant), data, jetstream.WithMsgID("dlq."+strconv.FormatUint(l.seq, 10)))
 	if err != nil {
 		return fmt.Errorf("publish dead letter: %w", err)
 	}
-	w.m.DeadLettered(reason)
+	w.m.DeadLettered(l.reason)
 	return nil
 }
 
@@ -66,19 +84,25 @@ func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstr
 // rejection reaches the subject the producer watches.
 var idInJSON = regexp.MustCompile(`"id"\s*:\s*"([A-Za-z0-9_-]{1,128})"`)
 
+// bestEffortID is the request's id if its body names a valid one, else
+// seq-<stream sequence>.
+func bestEffortID(data []byte, seq uint64) string {
+	if m := idInJSON.FindSubmatch(data); m != nil {
+		return string(m[1])
+	}
+	return "seq-" + strconv.FormatUint(seq, 10)
+}
+
 // reject dead-letters a request that cannot be run, publishes a rejected
 // event with the reason and terminates the message so it never loops.
 func (w *Worker) reject(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, verr *ValidationError) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), natsOpTimeout)
 	defer cancel()
 	tenant := subjectTenant(msg.Subject())
-	id := "seq-" + strconv.FormatUint(meta.Sequence.Stream, 10)
-	if m := idInJSON.FindSubmatch(msg.Data()); m != nil {
-		id = string(m[1])
-	}
+	id := bestEffortID(msg.Data(), meta.Sequence.Stream)
 	log := w.log.With("request_id", id, "tenant", tenant)
 	final := &EventError{Code: "invalid_request", Field: verr.Field, Message: verr.Error()}
-	if err := w.deadLetter(ctx, msg, meta, tenant, id, DLQReasonRejected, final, nil); err != nil {
+	if err := w.deadLetter(ctx, letterOf(msg, meta, tenant, id, DLQReasonRejected, final, nil)); err != nil {
 		log.Warn("rejection not dead-lettered; handing back", "err", err)
 		w.handBack(msg, log, w.cfg.PullWait)
 		return
@@ -105,4 +129,11 @@ func jsonMarshal(v any) ([]byte, error) {
 		return nil, fmt.Errorf("encode %T: %w", v, err)
 	}
 	return data, nil
+}
+
+func jsonUnmarshal(data []byte, v any) error {
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("decode %T: %w", v, err)
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package jobs
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -51,6 +52,9 @@ type EventData struct {
 	Step string `json:"step,omitempty"`
 	// Attempt counts deliveries of the request to a worker, from 1.
 	Attempt int `json:"attempt,omitempty"`
+	// Run is 2, 3, … for a request replayed from the DLQ; omitted on the
+	// first run.
+	Run int `json:"run,omitempty"`
 
 	ProjectID    string `json:"projectId,omitempty"`
 	ProjectName  string `json:"projectName,omitempty"`
@@ -112,9 +116,22 @@ func newEvent(typ, eventID string, at time.Time, data EventData) Event {
 }
 
 // stepEventID and terminalEventID are the dedup keys of events: one per
-// step and one terminal per request, whatever the number of deliveries.
-func stepEventID(requestID, step string) string { return requestID + ".step." + step }
-func terminalEventID(requestID string) string   { return requestID + ".terminal" }
+// step and one terminal per run of a request, whatever the number of
+// deliveries. A replay is a new run with ids of its own.
+func stepEventID(requestID string, run int, step string) string {
+	return requestID + ".step." + step + runSuffix(run)
+}
+
+func terminalEventID(requestID string, run int) string {
+	return requestID + ".terminal" + runSuffix(run)
+}
+
+func runSuffix(run int) string {
+	if run <= 1 {
+		return ""
+	}
+	return ".r" + strconv.Itoa(run)
+}
 
 // DecodeEvent parses an event from the events stream.
 func DecodeEvent(data []byte) (Event, error) {

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"strconv"
 	"context"
 	"errors"
 	"log/slog"
@@ -56,7 +57,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 
 	cp, err := loadOrCreate(ctx, w.assets.Jobs, JobState{
 		Version: stateVersion, ID: req.ID, Tenant: req.Tenant, Status: StatusRunning,
-		SubmittedAt: meta.Timestamp, Seq: meta.Sequence.Stream,
+		SubmittedAt: meta.Timestamp, Seq: meta.Sequence.Stream, Run: 1,
 	})
 	if err != nil {
 		log.Warn("job state unavailable; handing the request back", "err", err)
@@ -82,7 +83,13 @@ type job struct {
 // run returns the metrics outcome, or "" when the request was handed back.
 func (j *job) run(ctx context.Context) string {
 	st := &j.cp.state
-	if st.Seq != j.meta.Sequence.Stream {
+	switch {
+	case st.Seq == j.meta.Sequence.Stream:
+	case st.Seq == 0 && !st.Done() && messageRun(j.msg) == st.run():
+		// A checkpoint written before its message arrived (a replay, or a
+		// cancel that came first): this message carries the job.
+		st.Seq = j.meta.Sequence.Stream
+	default:
 		return j.duplicate(ctx)
 	}
 	if st.Done() {
@@ -90,15 +97,26 @@ func (j *job) run(ctx context.Context) string {
 		return j.finish(ctx)
 	}
 	takeover := st.Owner != "" // an earlier delivery may have left effects unseen
+	st.Status = StatusRunning
 	if err := j.cp.claim(ctx, j.w.cfg.Owner, j.w.now()); err != nil {
 		return j.abandon(err)
 	}
+	ctx, release := j.w.inflight.track(ctx, jobKey(j.req.Tenant, j.req.ID))
+	defer release()
+
 	r := &jobRun{p: j.w.pipeline, req: j.req, st: st, uncertain: takeover, sleep: sleepCtx, now: j.w.now}
 	bo := j.w.cfg.NewBackOff()
 	steps := Steps()
 	for i := nextStep(st.Step); i < len(steps); {
 		step := steps[i]
 		log := j.log.With("step", step)
+		// The fence: no side effect for a job another worker took over.
+		if err := j.cp.verify(ctx); err != nil {
+			return j.abandon(err)
+		}
+		if st.CancelRequested {
+			return j.cancel(ctx, step)
+		}
 		t0 := j.w.now()
 		err := r.runStep(ctx, step)
 		if err == nil {
@@ -115,6 +133,9 @@ func (j *job) run(ctx context.Context) string {
 			continue
 		}
 		if ctx.Err() != nil {
+			if errors.Is(context.Cause(ctx), errCancelled) {
+				return j.cancel(ctx, step)
+			}
 			return j.abandon(context.Cause(ctx))
 		}
 		d := classify(err)
@@ -124,7 +145,7 @@ func (j *job) run(ctx context.Context) string {
 			log.Error("API refused the worker's credentials: pausing all work", "reason", d.Reason, "err", err)
 			j.w.creds.fail()
 			if !j.w.creds.waitOK(ctx) {
-				return j.abandon(context.Cause(ctx))
+				return j.interrupted(ctx, step)
 			}
 			continue
 		case vercel.Permanent:
@@ -153,10 +174,27 @@ func (j *job) run(ctx context.Context) string {
 		// attempt looks its resource up before creating one.
 		r.uncertain = true
 		if err := sleepCtx(ctx, wait); err != nil {
-			return j.abandon(err)
+			return j.interrupted(ctx, step)
 		}
 	}
 	return j.succeed(ctx)
+}
+
+// interrupted ends a wait cut short: by a cancel, or by shutdown.
+func (j *job) interrupted(ctx context.Context, step string) string {
+	if errors.Is(context.Cause(ctx), errCancelled) {
+		return j.cancel(ctx, step)
+	}
+	return j.abandon(context.Cause(ctx))
+}
+
+// messageRun is the run a request message starts: 1, or the run a replay
+// wrote in its header.
+func messageRun(msg jetstream.Msg) int {
+	if n, err := strconv.Atoi(msg.Headers().Get(HeaderRun)); err == nil && n > 1 {
+		return n
+	}
+	return 1
 }
 
 // classify extends the client's classification with the pipeline's own
@@ -190,8 +228,8 @@ func errorCode(err error, d vercel.Decision) string {
 
 func (j *job) publishStep(ctx context.Context, step string) {
 	st := &j.cp.state
-	ev := newEvent(TypeStepCompleted, stepEventID(j.req.ID, step), j.w.now(), EventData{
-		RequestID: j.req.ID, Tenant: j.req.Tenant, Step: step, Attempt: int(j.meta.NumDelivered),
+	ev := newEvent(TypeStepCompleted, stepEventID(j.req.ID, st.Run, step), j.w.now(), EventData{
+		RequestID: j.req.ID, Tenant: j.req.Tenant, Step: step, Attempt: int(j.meta.NumDelivered), Run: runField(st.Run),
 		ProjectID: st.ProjectID, ProjectName: st.ProjectName, StoreID: st.StoreID,
 		DeploymentID: st.DeploymentID, URL: st.DeploymentURL,
 	})
@@ -204,8 +242,8 @@ func (j *job) publishStep(ctx context.Context, step string) {
 
 func (j *job) succeed(ctx context.Context) string {
 	st := &j.cp.state
-	ev := newEvent(TypeSucceeded, terminalEventID(j.req.ID), j.w.now(), EventData{
-		RequestID: j.req.ID, Tenant: j.req.Tenant, Attempt: int(j.meta.NumDelivered),
+	ev := newEvent(TypeSucceeded, terminalEventID(j.req.ID, st.Run), j.w.now(), EventData{
+		RequestID: j.req.ID, Tenant: j.req.Tenant, Attempt: int(j.meta.NumDelivered), Run: runField(st.Run),
 		ProjectID: st.ProjectID, ProjectName: st.ProjectName, StoreID: st.StoreID,
 		DeploymentID: st.DeploymentID, URL: st.DeploymentURL,
 		ClaimCode: st.ClaimCode, ClaimURL: vercel.ClaimURL(st.ClaimCode, j.req.ReturnURL),
@@ -229,8 +267,8 @@ func (j *job) fail(ctx context.Context, step, code string, cause error) string {
 	for _, e := range cerrs {
 		j.log.Warn("clean-up after failure incomplete", "err", e)
 	}
-	ev := newEvent(TypeFailed, terminalEventID(j.req.ID), j.w.now(), EventData{
-		RequestID: j.req.ID, Tenant: j.req.Tenant, Step: step, Attempt: int(j.meta.NumDelivered),
+	ev := newEvent(TypeFailed, terminalEventID(j.req.ID, st.Run), j.w.now(), EventData{
+		RequestID: j.req.ID, Tenant: j.req.Tenant, Step: step, Attempt: int(j.meta.NumDelivered), Run: runField(st.Run),
 		ProjectID: st.ProjectID, ProjectName: st.ProjectName, StoreID: st.StoreID, DeploymentID: st.DeploymentID,
 		Error:      &EventError{Step: step, Code: code, Message: cause.Error()},
 		Cleaned:    cleaned,
@@ -244,14 +282,17 @@ func (j *job) fail(ctx context.Context, step, code string, cause error) string {
 	return j.finish(ctx)
 }
 
-// finish publishes the recorded terminal event (once), releases the
-// source tarball and settles the message.
+// finish publishes the recorded terminal event (once) and settles the
+// message: acked after success or cancel, terminated after a failure (its
+// dead letter is written first). A failed job keeps its source tarball
+// referenced, so a replay from the DLQ can deploy it; purging the dead
+// letter releases it.
 func (j *job) finish(ctx context.Context) string {
 	st := &j.cp.state
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), natsOpTimeout)
 	defer cancel()
 	if st.Status == StatusFailed {
-		if err := j.w.deadLetter(ctx, j.msg, j.meta, j.req.Tenant, j.req.ID, DLQReasonFailed, st.Terminal.Data.Error, st.Errors); err != nil {
+		if err := j.w.deadLetter(ctx, letterOf(j.msg, j.meta, j.req.Tenant, j.req.ID, DLQReasonFailed, st.Terminal.Data.Error, st.Errors)); err != nil {
 			j.log.Warn("dead letter not written; handing back", "err", err)
 			return j.handBackErr()
 		}
@@ -266,12 +307,12 @@ func (j *job) finish(ctx context.Context) string {
 			j.log.Warn("checkpoint not updated after the terminal event", "err", err)
 		}
 	}
-	j.w.releaseSource(ctx, j.req)
 	var err error
-	if st.Status == StatusSucceeded {
-		err = j.msg.DoubleAck(ctx)
-	} else {
+	if st.Status == StatusFailed {
 		err = j.msg.TermWithReason(st.Status + ": " + st.Terminal.Data.Error.Code)
+	} else {
+		j.w.releaseSource(ctx, j.req)
+		err = j.msg.DoubleAck(ctx)
 	}
 	if err != nil {
 		j.log.Warn("settling the request failed; a redelivery will find it finished", "err", err)

@@ -12,6 +12,10 @@ import (
 
 // Status values of a job checkpoint.
 const (
+	// StatusQueued is a checkpoint written before any worker took the
+	// request: a cancel that came first, or a replay waiting for its
+	// message.
+	StatusQueued    = "queued"
 	StatusRunning   = "running"
 	StatusSucceeded = "succeeded"
 	StatusFailed    = "failed"
@@ -53,8 +57,16 @@ type JobState struct {
 	Errors []AttemptError `json:"errors,omitempty"`
 
 	// Seq is the requests-stream sequence of the message that owns the
-	// job; another message with the same id is a duplicate.
+	// job; another message with the same id is a duplicate. 0 while the
+	// job waits for its message (queued).
 	Seq uint64 `json:"seq"`
+	// Run counts runs of the request: 1, then one more per replay from
+	// the DLQ. Event ids carry it, so a replay's events are not taken for
+	// duplicates of the first run's.
+	Run int `json:"run,omitempty"`
+	// CancelRequested is set by Client.Cancel; the job stops at once,
+	// cleans up and ends cancelled.
+	CancelRequested bool `json:"cancelRequested,omitempty"`
 
 	SubmittedAt time.Time `json:"submittedAt"`
 	StartedAt   time.Time `json:"startedAt"`
@@ -77,7 +89,16 @@ type AttemptError struct {
 }
 
 // Done reports whether the job has reached a terminal status.
-func (s *JobState) Done() bool { return s.Status != StatusRunning && s.Status != "" }
+func (s *JobState) Done() bool {
+	switch s.Status {
+	case StatusSucceeded, StatusFailed, StatusRejected, StatusCancelled:
+		return true
+	}
+	return false
+}
+
+// run is the job's run number, 1 before any replay.
+func (s *JobState) run() int { return max(s.Run, 1) }
 
 // stateVersion is the schema of JobState.
 const stateVersion = 1
@@ -126,24 +147,66 @@ func loadOrCreate(ctx context.Context, kv jetstream.KeyValue, init JobState) (*c
 	return nil, fmt.Errorf("create checkpoint %s: raced repeatedly", key)
 }
 
-// save writes the state if nobody wrote since our last read or write.
-// A conflict means another worker took the job: ErrLeaseLost.
+// save writes the state if nobody else took the job since our last read
+// or write. Another worker's claim means our lease is lost: ErrLeaseLost.
+// A cancel written meanwhile is not a takeover: it is merged and the write
+// retried.
 func (c *checkpoint) save(ctx context.Context, now time.Time) error {
 	c.state.UpdatedAt = now
-	data, err := json.Marshal(c.state)
-	if err != nil {
-		return fmt.Errorf("encode checkpoint: %w", err)
+	for range 5 {
+		data, err := json.Marshal(c.state)
+		if err != nil {
+			return fmt.Errorf("encode checkpoint: %w", err)
+		}
+		rev, err := c.kv.Update(ctx, c.key, data, c.rev)
+		if err == nil {
+			c.rev = rev
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			if errors.Is(err, jetstream.ErrKeyNotFound) {
+				return ErrLeaseLost
+			}
+			return fmt.Errorf("save checkpoint: %w", err)
+		}
+		if err := c.refresh(ctx); err != nil {
+			return err
+		}
 	}
-	rev, err := c.kv.Update(ctx, c.key, data, c.rev)
-	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyNotFound) {
+	return ErrLeaseLost
+}
+
+// refresh reads the stored state after someone else wrote it. It fails
+// with ErrLeaseLost unless we still own the job; otherwise it takes the
+// cancel flag from the stored state and its revision for our next write.
+func (c *checkpoint) refresh(ctx context.Context) error {
+	e, err := c.kv.Get(ctx, c.key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return ErrLeaseLost
 	}
 	if err != nil {
-		return fmt.Errorf("save checkpoint: %w", err)
+		return fmt.Errorf("read checkpoint: %w", err)
 	}
-	c.rev = rev
+	if e.Revision() == c.rev {
+		return nil
+	}
+	var stored JobState
+	if err := json.Unmarshal(e.Value(), &stored); err != nil {
+		return fmt.Errorf("decode checkpoint %s: %w", c.key, err)
+	}
+	if stored.Owner != c.state.Owner || stored.Lease != c.state.Lease || stored.Run != c.state.Run {
+		return ErrLeaseLost
+	}
+	c.state.CancelRequested = c.state.CancelRequested || stored.CancelRequested
+	c.rev = e.Revision()
 	return nil
 }
+
+// verify is the fence before a side effect: it fails with ErrLeaseLost
+// when another worker took the job over since our last write, so a worker
+// that was paused past its lease never calls the API for a job it no
+// longer owns. It costs one KV read.
+func (c *checkpoint) verify(ctx context.Context) error { return c.refresh(ctx) }
 
 // claim makes this worker the job's owner with a new lease.
 func (c *checkpoint) claim(ctx context.Context, owner string, now time.Time) error {

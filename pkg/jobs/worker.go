@@ -112,6 +112,7 @@ type Worker struct {
 	running      atomic.Bool
 	shuttingDown atomic.Bool
 	creds        credentialGate
+	inflight     inflight
 }
 
 // NewWorker returns a worker over the assets Setup created.
@@ -160,6 +161,17 @@ func (w *Worker) Run(ctx context.Context) error {
 	// Jobs outlive ctx by the grace period, so they get their own context.
 	jobCtx, stopJobs := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer stopJobs(nil)
+
+	cancels, err := w.subscribeCancels()
+	if err != nil {
+		return fmt.Errorf("subscribe to cancel notices: %w", err)
+	}
+	defer func() { _ = cancels.Unsubscribe() }()
+	advisories, err := w.subscribeMaxDeliveries()
+	if err != nil {
+		return fmt.Errorf("subscribe to max-deliveries advisories: %w", err)
+	}
+	defer func() { _ = advisories.Unsubscribe() }()
 
 	var bg sync.WaitGroup
 	bg.Go(func() { w.runSourceJanitor(ctx) })

@@ -117,19 +117,15 @@ func TestFailingBuildFailsWithReasonAndCleansUp(t *testing.T) {
 	assertQueueEmpty(t, h)
 }
 
-func deadLetters(t *testing.T, h *jobstest.Harness, tenant string) []jobs.DeadLetter {
+func deadLetters(t *testing.T, h *jobstest.Harness, tenant string) []jobs.DeadLetterEntry {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var out []jobs.DeadLetter
-	for _, m := range jobstest.StoredMessages(t, ctx, h.JS, jobs.StreamDLQ, jobs.DLQSubject(tenant)) {
-		var dl jobs.DeadLetter
-		if err := json.Unmarshal(m.Data(), &dl); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, dl)
+	dls, err := h.Client.DeadLetters(ctx, tenant)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out
+	return dls
 }
 
 func TestBadInputIsRejectedOnce(t *testing.T) {

@@ -296,54 +296,11 @@ func StoredEvents(tb testing.TB, js jetstream.JetStream, subject string) []jobs.
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	msgs := StoredMessages(tb, ctx, js, jobs.StreamEvents, subject)
-	out := make([]jobs.Event, 0, len(msgs))
-	for _, m := range msgs {
-		ev, err := jobs.DecodeEvent(m.Data())
-		if err != nil {
-			tb.Fatalf("stored event: %v", err)
-		}
-		out = append(out, ev)
-	}
-	return out
-}
-
-// StoredMessages reads every message of stream on subject that is stored
-// now. It needs a limits-retention stream (events, DLQ): a work-queue
-// stream refuses the ordered consumer it reads with.
-func StoredMessages(tb testing.TB, ctx context.Context, js jetstream.JetStream, stream, subject string) []jetstream.Msg {
-	tb.Helper()
-	s, err := js.Stream(ctx, stream)
+	evs, err := jobs.ReadEvents(ctx, js, subject)
 	if err != nil {
-		tb.Fatal(err)
+		tb.Fatalf("stored events: %v", err)
 	}
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(subject))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var total uint64
-	for _, n := range info.State.Subjects {
-		total += n
-	}
-	if total == 0 {
-		return nil
-	}
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	batch, err := cons.Fetch(int(total), jetstream.FetchMaxWait(5*time.Second))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var out []jetstream.Msg
-	for m := range batch.Messages() {
-		out = append(out, m)
-	}
-	if uint64(len(out)) != total {
-		tb.Fatalf("read %d of %d stored messages on %s", len(out), total, subject)
-	}
-	return out
+	return evs
 }
 
 // tbWriter sends worker logs to the test's log, so they show with the

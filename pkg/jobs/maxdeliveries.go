@@ -1,0 +1,129 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The safety net under the worker's own dead-lettering: a request whose
+// deliveries all ended without an outcome (workers crashed on it, or
+// handed it back, MaxDeliver times) stays in the work-queue stream but is
+// never delivered again. JetStream announces it with a MAX_DELIVERIES
+// advisory; one worker of the fleet (a queue group) moves it to the DLQ
+// with a failed event, cleans up what the job created and deletes it from
+// the requests stream.
+
+const maxDeliveriesSubject = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + StreamRequests + "." + ConsumerWorkers
+
+type maxDeliveriesAdvisory struct {
+	StreamSeq  uint64 `json:"stream_seq"`
+	Deliveries uint64 `json:"deliveries"`
+}
+
+func (w *Worker) subscribeMaxDeliveries() (*nats.Subscription, error) {
+	return w.js.Conn().QueueSubscribe(maxDeliveriesSubject, "deployq-max-deliveries", func(m *nats.Msg) {
+		var adv maxDeliveriesAdvisory
+		if json.Unmarshal(m.Data, &adv) != nil || adv.StreamSeq == 0 {
+			return
+		}
+		// Off the subscription's goroutine: this makes several round trips.
+		go func() {
+			if err := w.deadLetterExhausted(adv); err != nil {
+				w.log.Error("request out of deliveries not moved to the DLQ", "stream_seq", adv.StreamSeq, "err", err)
+			}
+		}()
+	})
+}
+
+func (w *Worker) deadLetterExhausted(adv maxDeliveriesAdvisory) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	raw, err := w.assets.Requests.GetMsg(ctx, adv.StreamSeq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil // settled meanwhile, or already moved by another worker
+	}
+	if err != nil {
+		return fmt.Errorf("read request %d: %w", adv.StreamSeq, err)
+	}
+	tenant := subjectTenant(raw.Subject)
+	id := bestEffortID(raw.Data, adv.StreamSeq)
+	log := w.log.With("request_id", id, "tenant", tenant, "stream_seq", adv.StreamSeq)
+	final := &EventError{Code: "max_deliveries", Message: fmt.Sprintf(
+		"delivered %d times without an outcome (each worker died or gave it back); moved to the dead-letter stream", adv.Deliveries)}
+
+	var attempts []AttemptError
+	publish := (*Event)(nil)
+	if tenantPattern.MatchString(tenant) && idPattern.MatchString(id) {
+		ev, errs, err := w.failExhausted(ctx, tenant, id, final)
+		if err != nil {
+			return err
+		}
+		publish, attempts = ev, errs
+	}
+	if err := w.deadLetter(ctx, letter{subject: raw.Subject, data: raw.Data, seq: adv.StreamSeq, deliveries: adv.Deliveries,
+		tenant: tenant, id: id, reason: DLQReasonMaxDeliveries, final: final, attempts: attempts}); err != nil {
+		return err
+	}
+	if publish != nil {
+		if err := w.publishEvent(ctx, tenant, *publish); err != nil {
+			return err
+		}
+	}
+	if err := w.assets.Requests.DeleteMsg(ctx, adv.StreamSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("delete request %d: %w", adv.StreamSeq, err)
+	}
+	log.Warn("request ran out of deliveries: moved to the DLQ")
+	return nil
+}
+
+// failExhausted records the job as failed (fencing out whoever held its
+// last delivery) and cleans up what it created. It returns the failed
+// event to publish, nil when the job already had an outcome, and the
+// attempts' errors for the dead letter.
+func (w *Worker) failExhausted(ctx context.Context, tenant, id string, final *EventError) (*Event, []AttemptError, error) {
+	now := w.now()
+	cp, err := loadOrCreate(ctx, w.assets.Jobs, JobState{
+		Version: stateVersion, ID: id, Tenant: tenant, Status: StatusRunning, Run: 1, SubmittedAt: now,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	st := &cp.state
+	if st.Done() {
+		return nil, st.Errors, nil
+	}
+	st.Owner, st.Lease = "max-deliveries", st.Lease+1
+	if err := cp.save(ctx, now); err != nil {
+		return nil, nil, err
+	}
+	cleaned, cerrs := w.pipeline.compensate(ctx, st)
+	for _, e := range cerrs {
+		w.log.Warn("clean-up of a request out of deliveries incomplete", "request_id", id, "err", e)
+	}
+	final.Step = nextStepName(st.Step)
+	ev := newEvent(TypeFailed, terminalEventID(id, st.Run), now, EventData{
+		RequestID: id, Tenant: tenant, Step: final.Step, Run: runField(st.Run),
+		ProjectID: st.ProjectID, ProjectName: st.ProjectName, StoreID: st.StoreID, DeploymentID: st.DeploymentID,
+		Error: final, Cleaned: cleaned, DurationMs: now.Sub(st.SubmittedAt).Milliseconds(),
+	})
+	st.Status, st.Terminal, st.Published = StatusFailed, &ev, true
+	if err := cp.save(ctx, now); err != nil {
+		return nil, nil, err
+	}
+	return &ev, st.Errors, nil
+}
+
+// nextStepName is the step a job would have run next.
+func nextStepName(last string) string {
+	steps := Steps()
+	if i := nextStep(last); i < len(steps) {
+		return steps[i]
+	}
+	return steps[len(steps)-1]
+}
