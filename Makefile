@@ -10,7 +10,7 @@ RACE_PKGS   := ./pkg/...  ./cmd/...
 FUZZTIME    ?= 10s
 BIN         := bin
 
-.PHONY: all build test unit vet lint fuzz demo clean tools
+.PHONY: all build test unit vet lint fuzz demo clean tools bench bench-budget
 
 all: build
 
@@ -43,6 +43,14 @@ fuzz:
 ## demo: a worker on embedded NATS + the Vercel simulator, ~20 deploys of examples/, claim URLs printed.
 demo:
 	./scripts/demo.sh
+
+## bench: every benchmark; docs/BENCHMARKS.md shows and explains their figures.
+bench: bench-budget
+
+## bench-budget: shared vs per-process budgets vs the Prisma guide's retries, side by side
+## (a few minutes); writes docs/benchmarks/budget.{json,svg}. Vary with BUDGETBENCH_FLAGS="-n 100 …".
+bench-budget:
+	$(GO) run ./cmd/budgetbench $(BUDGETBENCH_FLAGS)
 
 clean:
 	rm -rf $(BIN) data

@@ -1,10 +1,10 @@
 package jobs
 
 import (
-	"strconv"
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
