@@ -79,16 +79,26 @@ func TestManyRequestsSucceed(t *testing.T) {
 	assertQueueEmpty(t, h)
 }
 
+// assertQueueEmpty waits for the work queue to empty: a request is acked
+// just after its terminal event is published.
 func assertQueueEmpty(t *testing.T, h *jobstest.Harness) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	info, err := h.Assets.Requests.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.State.Msgs != 0 {
-		t.Fatalf("%d requests left in the work queue", info.State.Msgs)
+	var left uint64
+	for {
+		info, err := h.Assets.Requests.Info(ctx)
+		if err != nil {
+			t.Fatalf("%d requests left in the work queue (%v)", left, err)
+		}
+		if left = info.State.Msgs; left == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d requests left in the work queue", left)
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }
 

@@ -34,6 +34,7 @@ type Server struct {
 	limits limiter
 	faults map[vercel.Endpoint]Fault
 	stats  counters
+	token  string // the accepted token, Config.Token until SetToken
 }
 
 // New returns a Server configured by cfg. It panics if cfg.Validate fails,
@@ -59,6 +60,7 @@ func New(cfg Config) *Server {
 		rng:    mrand.New(mrand.NewPCG(uint64(seed), 0x76657263656c73)),
 		limits: newLimiter(cfg.RateLimits, cfg.DailyDeploymentCap),
 		faults: cfg.Faults,
+		token:  cfg.Token,
 		stats:  newCounters(),
 	}
 	s.st = newState(cfg.ConcurrentBuilds)
@@ -135,6 +137,15 @@ func (s *Server) SetFault(ep vercel.Endpoint, f Fault) {
 		return
 	}
 	s.faults[ep] = f
+}
+
+// SetToken replaces the one accepted token from now on ("" accepts any),
+// as revoking or rotating a token on Vercel would: the next requests with
+// the old one get 401.
+func (s *Server) SetToken(token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.token = token
 }
 
 // SetLimit replaces the rate limit of one endpoint from now on; the zero
@@ -236,7 +247,10 @@ func (s *Server) authenticate(r *http.Request) (reply, bool) {
 			Code: "forbidden", Message: "The request is missing an authentication token", MissingToken: true,
 		}), false
 	}
-	if s.cfg.Token != "" && token != s.cfg.Token {
+	s.mu.Lock()
+	want := s.token
+	s.mu.Unlock()
+	if want != "" && token != want {
 		return errorReply(http.StatusUnauthorized, apiError{
 			Code: "forbidden", Message: "Not authorized", InvalidToken: true,
 		}), false

@@ -1,0 +1,276 @@
+package jobs_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deployq/deployq/pkg/jobs"
+	"github.com/deployq/deployq/pkg/jobs/jobstest"
+	"github.com/deployq/deployq/pkg/vercel"
+	"github.com/deployq/deployq/pkg/vercel/vercelsim"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond) // polling with a deadline
+	}
+}
+
+func terminalEvents(t *testing.T, h *jobstest.Harness, tenant, id string) []jobs.Event {
+	t.Helper()
+	var out []jobs.Event
+	for _, e := range h.Events(t, tenant, id) {
+		if e.Terminal() {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Each creating step whose answer is lost after the resource was created
+// is resolved by finding the resource, never by creating a second one.
+func TestLostAnswerOfEachCreatingStep(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		ep      vercel.Endpoint
+		created func(s vercelsim.Stats, req *jobs.Request) int
+	}{
+		{vercel.EndpointCreateProject, func(s vercelsim.Stats, r *jobs.Request) int { return s.ProjectsCreated[jobs.ProjectName(r)] }},
+		{vercel.EndpointCreateStore, func(s vercelsim.Stats, r *jobs.Request) int { return s.StoresCreated[jobs.StoreName(r)] }},
+		{vercel.EndpointCreateDeployment, func(s vercelsim.Stats, r *jobs.Request) int { return s.DeploymentsCreated[jobs.ProjectName(r)] }},
+		{vercel.EndpointConnectStore, nil},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.ep), func(t *testing.T) {
+			t.Parallel()
+			h := jobstest.Start(t, jobstest.Config{Worker: jobs.WorkerConfig{MaxAttempts: 1000}})
+			h.Sim.SetFault(tt.ep, vercelsim.Fault{ErrorAfter: 1})
+			req := request("acme", "lost")
+			req.ID = "lost-answer"
+			h.Submit(t, req, h.Tarball(t, nil))
+			// The resource exists and its creator was told it failed.
+			eventually(t, 30*time.Second, "the first answer was never lost", func() bool {
+				return h.Sim.Stats().Faults[tt.ep].ErrorAfter > 0
+			})
+			h.Sim.SetFault(tt.ep, vercelsim.Fault{})
+			ev := h.WaitTerminal(t, "acme", waitLong, req.ID)[req.ID]
+			if ev.Type != jobs.TypeSucceeded {
+				t.Fatalf("%s %+v", ev.Type, ev.Data.Error)
+			}
+			stats := h.Sim.Stats()
+			created := len(h.Sim.Connections())
+			if tt.created != nil {
+				created = tt.created(stats, &req)
+			}
+			if created != 1 {
+				t.Fatalf("%s created %d times", tt.ep, created)
+			}
+			if n := stats.DeploymentsReady[jobs.ProjectName(&req)]; n != 1 {
+				t.Fatalf("%d ready deployments", n)
+			}
+		})
+	}
+}
+
+// A message for a request whose job already ended, arriving long after
+// the stream's dedup window (here: published under another message id),
+// returns nothing new: no deploy, no second terminal event.
+func TestLateDuplicateMessageDoesNotDeployAgain(t *testing.T) {
+	t.Parallel()
+	h := jobstest.Start(t, jobstest.Config{})
+	req := request("acme", "late")
+	req.ID = "late-dup"
+	h.Submit(t, req, h.Tarball(t, nil))
+	h.WaitTerminal(t, "acme", waitLong, req.ID)
+
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	st, err := jobs.ReadState(ctx, h.Assets.Jobs, "acme", req.ID)
+	if err != nil || st == nil {
+		t.Fatal(st, err)
+	}
+	// Bypass the client's own check, as any NATS producer could.
+	raw := fmt.Sprintf(`{"version":1,"id":%q,"tenant":"acme","name":"late","source":{"bucket":%q,"sha1":%q,"size":10}}`,
+		req.ID, jobs.BucketSources, strings.Repeat("a", 40))
+	if _, err := h.JS.Publish(ctx, jobs.RequestSubject("acme"), []byte(raw), jetstream.WithMsgID("late-retry-1")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, waitLong, "the duplicate was never settled", func() bool {
+		info, err := h.Assets.Requests.Info(ctx)
+		return err == nil && info.State.Msgs == 0
+	})
+	if n := len(terminalEvents(t, h, "acme", req.ID)); n != 1 {
+		t.Fatalf("%d terminal events", n)
+	}
+	if n := h.Sim.Stats().ProjectsCreated[jobs.ProjectName(&req)]; n != 1 {
+		t.Fatalf("project created %d times", n)
+	}
+}
+
+func TestCancelQueuedJob(t *testing.T) {
+	t.Parallel()
+	h := jobstest.Start(t, jobstest.Config{NoWorkers: true})
+	req := request("acme", "never")
+	sub := h.Submit(t, req, h.Tarball(t, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	if _, err := h.Client.Cancel(ctx, "acme", sub.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.StartWorker(t, context.Background())
+	ev := h.WaitTerminal(t, "acme", waitLong, sub.ID)[sub.ID]
+	if ev.Type != jobs.TypeCancelled || len(ev.Data.Cleaned) != 0 {
+		t.Fatalf("%s cleaned %v", ev.Type, ev.Data.Cleaned)
+	}
+	if n := len(h.Sim.Stats().Requests); n != 0 {
+		t.Fatalf("a cancelled queued job called the API: %v", h.Sim.Stats().Requests)
+	}
+	assertQueueEmpty(t, h)
+	if _, err := h.Client.Cancel(ctx, "acme", sub.ID); err == nil || !strings.Contains(err.Error(), "already finished") {
+		t.Fatalf("second cancel: %v", err)
+	}
+}
+
+func TestCancelRunningJob(t *testing.T) {
+	t.Parallel()
+	h := jobstest.Start(t, jobstest.Config{Sim: vercelsim.Config{BuildTime: time.Minute}})
+	sub := h.Submit(t, request("acme", "stopme"), h.Tarball(t, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	eventually(t, waitLong, "the build never started", func() bool {
+		st, err := jobs.ReadState(ctx, h.Assets.Jobs, "acme", sub.ID)
+		return err == nil && st != nil && st.Step == jobs.StepCreateDeployment
+	})
+	if _, err := h.Client.Cancel(ctx, "acme", sub.ID); err != nil {
+		t.Fatal(err)
+	}
+	ev := h.WaitTerminal(t, "acme", waitLong, sub.ID)[sub.ID]
+	if ev.Type != jobs.TypeCancelled || ev.Data.Step != jobs.StepWaitReady || strings.Join(ev.Data.Cleaned, ",") != "database,project" {
+		t.Fatalf("%s at %s, cleaned %v", ev.Type, ev.Data.Step, ev.Data.Cleaned)
+	}
+	if n := len(h.Sim.Projects()); n != 0 {
+		t.Fatalf("%d projects left", n)
+	}
+	if n := len(terminalEvents(t, h, "acme", sub.ID)); n != 1 {
+		t.Fatalf("%d terminal events", n)
+	}
+	assertQueueEmpty(t, h)
+	if dls := deadLetters(t, h, "acme"); len(dls) != 0 {
+		t.Fatalf("a cancel is not a dead letter: %+v", dls)
+	}
+}
+
+func TestReplayFromDLQKeepsTheID(t *testing.T) {
+	t.Parallel()
+	h := jobstest.Start(t, jobstest.Config{Worker: jobs.WorkerConfig{MaxAttempts: 2}})
+	h.Sim.SetFault(vercel.EndpointTransferRequest, vercelsim.Fault{ErrorBefore: 1})
+	req := request("acme", "again")
+	req.ID = "replay-me"
+	h.Submit(t, req, h.Tarball(t, nil))
+	first := h.WaitTerminal(t, "acme", waitLong, req.ID)[req.ID]
+	if first.Type != jobs.TypeFailed || first.Data.Error.Code != "retries_exhausted" {
+		t.Fatalf("first run: %s %+v", first.Type, first.Data.Error)
+	}
+	h.Sim.SetFault(vercel.EndpointTransferRequest, vercelsim.Fault{})
+
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	sub, err := h.Client.Replay(ctx, req.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sub.ID != req.ID {
+		t.Fatalf("replayed as %s", sub.ID)
+	}
+	eventually(t, waitLong, "the replay never succeeded", func() bool {
+		st, err := jobs.ReadState(ctx, h.Assets.Jobs, "acme", req.ID)
+		return err == nil && st != nil && st.Status == jobs.StatusSucceeded && st.Published
+	})
+	terms := terminalEvents(t, h, "acme", req.ID)
+	if len(terms) != 2 || terms[0].Type != jobs.TypeFailed || terms[1].Type != jobs.TypeSucceeded || terms[1].Data.Run != 2 {
+		t.Fatalf("terminal events %+v", terms)
+	}
+	if _, err := h.Client.Replay(ctx, "no-such-id"); err == nil {
+		t.Fatal("replay of an unknown id succeeded")
+	}
+	n, err := h.Client.PurgeDeadLetters(ctx, "acme")
+	if err != nil || n != 1 {
+		t.Fatalf("purged %d, %v", n, err)
+	}
+	if dls := deadLetters(t, h, "acme"); len(dls) != 0 {
+		t.Fatalf("%d dead letters after purge", len(dls))
+	}
+}
+
+// A request whose deliveries all end without an outcome is moved to the
+// DLQ by the MAX_DELIVERIES advisory, with a failed event.
+func TestMaxDeliveriesAdvisoryDeadLetters(t *testing.T) {
+	t.Parallel()
+	h := jobstest.Start(t, jobstest.Config{
+		NoWorkers: true,
+		Setup:     jobs.SetupConfig{MaxDeliver: 1, AckWait: time.Second},
+	})
+	sub := h.Submit(t, request("acme", "cursed"), h.Tarball(t, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	// A worker that takes the request and dies without a word.
+	batch, err := h.Assets.Consumer.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range batch.Messages() {
+	}
+	h.StartWorker(t, context.Background())
+	ev := h.WaitTerminal(t, "acme", waitLong, sub.ID)[sub.ID]
+	if ev.Type != jobs.TypeFailed || ev.Data.Error.Code != "max_deliveries" {
+		t.Fatalf("%s %+v", ev.Type, ev.Data.Error)
+	}
+	dls := deadLetters(t, h, "acme")
+	if len(dls) != 1 || dls[0].Reason != jobs.DLQReasonMaxDeliveries || dls[0].ID != sub.ID {
+		t.Fatalf("dead letters %+v", dls)
+	}
+	eventually(t, waitLong, "the request stayed in the work queue", func() bool {
+		info, err := h.Assets.Requests.Info(ctx)
+		return err == nil && info.State.Msgs == 0
+	})
+}
+
+// A revoked token stops the worker taking work instead of failing the
+// queue; it resumes by itself when the token works again.
+func TestRejectedCredentialsPauseTheWorker(t *testing.T) {
+	t.Parallel()
+	h := jobstest.Start(t, jobstest.Config{
+		Sim:    vercelsim.Config{Token: "test-token"},
+		Worker: jobs.WorkerConfig{CredentialsProbeInterval: 50 * time.Millisecond, MaxAttempts: 1},
+	})
+	w := h.Workers[0]
+	eventually(t, waitLong, "worker never ready", w.Ready)
+	h.Sim.SetToken("rotated")
+	sub := h.Submit(t, request("acme", "paused"), h.Tarball(t, nil))
+	eventually(t, waitLong, "worker kept taking work with a refused token", func() bool { return !w.Ready() && !w.CredentialsOK() })
+
+	more := h.Submit(t, request("acme", "queued"), h.Tarball(t, nil))
+	h.Sim.SetToken("test-token")
+	got := h.WaitTerminal(t, "acme", waitLong, sub.ID, more.ID)
+	for id, ev := range got {
+		if ev.Type != jobs.TypeSucceeded {
+			t.Fatalf("%s: %s %+v", id, ev.Type, ev.Data.Error)
+		}
+	}
+	if !w.Ready() {
+		t.Fatal("worker not ready after the token works again")
+	}
+	if dls := deadLetters(t, h, "acme"); len(dls) != 0 {
+		t.Fatalf("credential trouble dead-lettered %d requests", len(dls))
+	}
+}
