@@ -2,6 +2,7 @@ package jobs_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -11,8 +12,10 @@ import (
 	"github.com/deployq/deployq/pkg/vercel/vercelsim"
 )
 
-// A worker stopped mid-build hands the job back with its checkpoint; the
-// next worker resumes polling the same deployment instead of starting over.
+// A worker stopped (SIGTERM) with builds in flight hands the jobs back
+// with their checkpoints once its grace period is over; the next worker
+// resumes polling the same deployments instead of starting over: nothing
+// lost, nothing doubled.
 func TestShutdownHandsBackAndNextWorkerResumes(t *testing.T) {
 	t.Parallel()
 	h := jobstest.Start(t, jobstest.Config{
@@ -22,44 +25,51 @@ func TestShutdownHandsBackAndNextWorkerResumes(t *testing.T) {
 	})
 	ctx, stop := context.WithCancel(context.Background())
 	_, done := h.StartWorker(t, ctx)
-	sub := h.Submit(t, request("acme", "resume"), h.Tarball(t, nil))
+	tgz := h.Tarball(t, nil)
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, h.Submit(t, request("acme", fmt.Sprintf("resume%d", i)), tgz).ID)
+	}
 
 	wctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
-	w, err := h.Client.Watch(wctx, jobs.WatchFilter{Tenant: "acme", ID: sub.ID, FromStart: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	for ev, err := range w.Events() {
-		if err != nil {
-			t.Fatal(err)
+	eventually(t, waitLong, "builds never all started", func() bool {
+		for _, id := range ids {
+			st, err := jobs.ReadState(wctx, h.Assets.Jobs, "acme", id)
+			if err != nil || st == nil || st.DeploymentID == "" {
+				return false
+			}
 		}
-		if ev.Data.Step == jobs.StepCreateDeployment {
-			break
-		}
-	}
+		return true
+	})
 	stop()
 	select {
 	case <-done:
 	case <-wctx.Done():
 		t.Fatal("worker did not stop after its grace period")
 	}
-	st, err := jobs.ReadState(wctx, h.Assets.Jobs, "acme", sub.ID)
-	if err != nil || st == nil {
-		t.Fatalf("state %v %v", st, err)
-	}
-	if st.Done() || st.DeploymentID == "" {
-		t.Fatalf("after shutdown: status %s, deployment %q", st.Status, st.DeploymentID)
+	deployments := map[string]string{}
+	for _, id := range ids {
+		st, err := jobs.ReadState(wctx, h.Assets.Jobs, "acme", id)
+		if err != nil || st == nil || st.Done() {
+			t.Fatalf("after shutdown %s: %+v %v", id, st, err)
+		}
+		deployments[id] = st.DeploymentID
 	}
 
 	h.StartWorker(t, context.Background())
-	ev := h.WaitTerminal(t, "acme", waitLong, sub.ID)[sub.ID]
-	if ev.Type != jobs.TypeSucceeded || ev.Data.DeploymentID != st.DeploymentID {
-		t.Fatalf("resumed job: %s, deployment %s (checkpoint had %s)", ev.Type, ev.Data.DeploymentID, st.DeploymentID)
+	got := h.WaitTerminal(t, "acme", waitLong, ids...)
+	for _, id := range ids {
+		ev := got[id]
+		if ev.Type != jobs.TypeSucceeded || ev.Data.DeploymentID != deployments[id] {
+			t.Fatalf("%s resumed: %s, deployment %s (checkpoint had %s)", id, ev.Type, ev.Data.DeploymentID, deployments[id])
+		}
+		if n := len(terminalEvents(t, h, "acme", id)); n != 1 {
+			t.Fatalf("%s: %d terminal events", id, n)
+		}
 	}
 	stats := h.Sim.Stats()
-	if stats.Requests[vercel.EndpointCreateProject] != 1 || stats.Requests[vercel.EndpointCreateDeployment] != 1 {
+	if stats.Requests[vercel.EndpointCreateProject] != len(ids) || stats.Requests[vercel.EndpointCreateDeployment] != len(ids) {
 		t.Fatalf("steps repeated after resume: %v", stats.Requests)
 	}
 }
