@@ -35,15 +35,17 @@ type follower struct {
 }
 
 // follow starts consumers of up to perConsumer subjects each, delivering
-// every event stored on the subjects, then new ones as they come.
-func follow(ctx context.Context, js jetstream.JetStream, subjects []string, perConsumer int) (*follower, error) {
+// the events stored on the subjects past stream sequence after (0: every
+// one), then new ones as they come.
+func follow(ctx context.Context, js jetstream.JetStream, subjects []string, perConsumer int, after uint64) (*follower, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	f := &follower{events: make(chan received), cancel: cancel}
 	for chunk := range slices.Chunk(subjects, perConsumer) {
-		cons, err := js.OrderedConsumer(ctx, jobs.StreamEvents, jetstream.OrderedConsumerConfig{
-			FilterSubjects: chunk,
-			DeliverPolicy:  jetstream.DeliverAllPolicy,
-		})
+		cfg := jetstream.OrderedConsumerConfig{FilterSubjects: chunk, DeliverPolicy: jetstream.DeliverAllPolicy}
+		if after > 0 {
+			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
+		}
+		cons, err := js.OrderedConsumer(ctx, jobs.StreamEvents, cfg)
 		if err != nil {
 			f.stop()
 			return nil, fmt.Errorf("follow events: %w", err)
@@ -56,6 +58,20 @@ func follow(ctx context.Context, js jetstream.JetStream, subjects []string, perC
 		f.wg.Go(func() { f.pump(ctx, msgs) })
 	}
 	return f, nil
+}
+
+// lastEventSeq is the events stream's last sequence: following from past
+// it shows only what happens from now on, not a request's earlier runs.
+func lastEventSeq(ctx context.Context, js jetstream.JetStream) (uint64, error) {
+	s, err := js.Stream(ctx, jobs.StreamEvents)
+	if err != nil {
+		return 0, fmt.Errorf("events stream: %w", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("events stream: %w", err)
+	}
+	return info.State.LastSeq, nil
 }
 
 func (f *follower) pump(ctx context.Context, msgs jetstream.MessagesContext) {

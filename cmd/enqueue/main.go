@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 )
 
@@ -15,8 +16,8 @@ import (
 // demo branch on them.
 const (
 	exitOK          = 0   // every request succeeded (or the command did its job)
-	exitFailed      = 1   // a deploy failed or was rejected, or NATS could not be used
-	exitUsage       = 2   // bad flags, unreadable source, invalid request: nothing submitted
+	exitFailed      = 1   // a deploy failed or was rejected, nothing to act on, or NATS could not be used
+	exitUsage       = 2   // bad flags, unreadable source, invalid request, purge without --yes: nothing done
 	exitTimeout     = 3   // --timeout passed before every request ended
 	exitInterrupted = 130 // SIGINT/SIGTERM while submitting or waiting (128+SIGINT, as shells do)
 )
@@ -30,7 +31,9 @@ Commands:
   submit   pack a source and publish one deploy request, or every line of a JSONL file
   status   show a request's job state and last event
   watch    stream events until interrupted
-  help     show this text, or a command's flags: enqueue help submit
+  cancel   stop a running or queued request
+  dlq      list, show, replay or purge dead-lettered (failed and rejected) requests
+  help     show this text, or a command's flags: enqueue help submit, enqueue help dlq replay
 
 submit (one request):
   enqueue submit --tenant T --source DIR|FILE.tgz [flags]
@@ -71,6 +74,36 @@ watch:
     Prints one line per event (or the CloudEvent as a JSON line with --json)
     until SIGINT/SIGTERM. --from-start replays stored events first.
 
+cancel:
+  enqueue cancel ID --tenant T [--wait] [--json] [--timeout D]
+    A running job stops, deletes the project and database it created and
+    ends with a cancelled event; a queued one never runs; for an id no
+    worker has seen, the cancel is recorded and the request will not run
+    if it arrives. Exit status 1 when the job had already finished. --wait
+    follows the job to its cancelled event and shows what was cleaned up
+    (exit status 1 if it ended otherwise first); --json prints that event.
+
+dlq:
+  enqueue dlq list [--tenant T] [--json]
+    One row per dead letter, oldest first: DLQ sequence, time, tenant, id,
+    reason, step, code, message; then a count. --json prints each entry as
+    a JSON line (the count goes to stderr).
+  enqueue dlq show ID [--json]
+    A request's latest dead letter: reason, error, every failed attempt,
+    deliveries, subject and the request as sent. Exit status 1 when the id
+    has none.
+  enqueue dlq replay ID | --all [--tenant T] [--wait] [--json] [--timeout D]
+    Runs a dead-lettered request again under its own id, as a new run
+    (its events carry data.run = 2, 3, …). --all replays the latest dead
+    letter of every id (of --tenant) except jobs running again or
+    succeeded since. --wait, --json and --timeout work as for submit,
+    following the new run only. A request whose source tarball has
+    expired cannot be replayed: submit it again.
+  enqueue dlq purge [--tenant T] --yes
+    Deletes dead letters (of --tenant, else all) and releases the source
+    tarballs they kept. Without --yes it says what it would delete, deletes
+    nothing and exits 2.
+
 Connection flags (accepted before or after the command):
   --nats-url URL       NATS server(s), comma-separated; env NATS_URL (default nats://127.0.0.1:4222)
   --nats-creds FILE    NATS credentials file; env NATS_CREDS
@@ -79,10 +112,12 @@ Connection flags (accepted before or after the command):
   --nats-tls-key FILE  client key; env NATS_TLS_KEY
 
 Exit status:
-  0  every request succeeded (status, watch: the command worked)
-  1  a request failed or was rejected; status of an unknown id; NATS unusable
-  2  usage or configuration error: bad flag, unreadable source, invalid request
-     (nothing was submitted)
+  0  every request succeeded (status, watch, cancel, dlq: the command worked)
+  1  a request failed or was rejected; status of an unknown id; cancel of a
+     finished job; dlq show/replay of an id without a dead letter, or a
+     replay that could not be published; NATS unusable
+  2  usage or configuration error: bad flag, unreadable source, invalid request,
+     dlq purge without --yes (nothing was submitted or deleted)
   3  --timeout passed before every request ended
   130 interrupted while submitting or waiting; submitted requests still run
 `
@@ -125,23 +160,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runStatus(ctx, e, conn, cmdArgs)
 	case "watch":
 		return runWatch(ctx, e, conn, cmdArgs)
+	case "cancel":
+		return runCancel(ctx, e, conn, cmdArgs)
+	case "dlq":
+		return runDLQ(ctx, e, conn, cmdArgs)
 	case "help":
 		return runHelp(e, cmdArgs)
 	}
-	fmt.Fprintf(stderr, "enqueue: unknown command %q; commands are submit, status, watch (see enqueue help)\n", cmd)
+	fmt.Fprintf(stderr, "enqueue: unknown command %q; commands are submit, status, watch, cancel, dlq (see enqueue help)\n", cmd)
 	return exitUsage
 }
 
 func runHelp(e env, args []string) int {
-	if len(args) == 1 {
-		switch args[0] {
-		case "submit", "status", "watch":
-			// The subcommand's own -h prints its flags with their defaults.
-			return run(context.Background(), []string{args[0], "-h"}, e.getenv, e.stdout, e.stdout)
-		}
+	var cmd []string
+	switch {
+	case len(args) == 1 && slices.Contains([]string{"submit", "status", "watch", "cancel", "dlq"}, args[0]):
+		cmd = args
+	case len(args) == 2 && args[0] == "dlq" && slices.Contains([]string{"list", "show", "replay", "purge"}, args[1]):
+		cmd = args
+	default:
+		fmt.Fprint(e.stdout, usageText)
+		return exitOK
 	}
-	fmt.Fprint(e.stdout, usageText)
-	return exitOK
+	// The command's own -h prints its flags with their defaults.
+	return run(context.Background(), append(cmd, "-h"), e.getenv, e.stdout, e.stdout)
 }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {

@@ -129,6 +129,22 @@ func TestUsageErrors(t *testing.T) {
 		{"status without id", []string{"status"}, "exactly one request id"},
 		{"status wildcard id", []string{"status", "a.>"}, "must be 1 to 128 characters"},
 		{"watch wildcard tenant", []string{"watch", "--tenant", "*"}, "tenant \"*\""},
+		{"dlq without subcommand", []string{"dlq"}, "enqueue dlq list [--tenant T]"},
+		{"dlq unknown subcommand", []string{"dlq", "replay-all"}, `unknown subcommand "replay-all"`},
+		{"dlq list positional", []string{"dlq", "list", "acme"}, `unexpected argument "acme"`},
+		{"dlq list bad tenant", []string{"dlq", "list", "--tenant", "*"}, "tenant \"*\""},
+		{"dlq show without id", []string{"dlq", "show"}, "exactly one request id"},
+		{"dlq show wildcard id", []string{"dlq", "show", ">"}, "must be 1 to 128 characters"},
+		{"dlq replay without id", []string{"dlq", "replay", "--wait"}, "give exactly one request id, or --all"},
+		{"dlq replay id and all", []string{"dlq", "replay", "x", "--all"}, "not both"},
+		{"dlq replay tenant without all", []string{"dlq", "replay", "x", "--tenant", "acme"}, "--tenant goes with --all"},
+		{"dlq replay zero timeout", []string{"dlq", "replay", "--all", "--timeout", "0s"}, "--timeout must be positive"},
+		{"dlq purge positional", []string{"dlq", "purge", "acme", "--yes"}, "select dead letters with --tenant"},
+		{"dlq purge bad tenant", []string{"dlq", "purge", "--tenant", "A", "--yes"}, "tenant \"A\""},
+		{"cancel without tenant", []string{"cancel", "x"}, "--tenant is required"},
+		{"cancel without id", []string{"cancel", "--tenant", "acme"}, "exactly one request id"},
+		{"cancel wildcard id", []string{"cancel", "a.*", "--tenant", "acme"}, "must be 1 to 128 characters"},
+		{"cancel json without wait", []string{"cancel", "x", "--tenant", "acme", "--json"}, "--json goes with --wait"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,10 +162,16 @@ func TestUsageErrors(t *testing.T) {
 
 func TestHelp(t *testing.T) {
 	t.Parallel()
-	for _, args := range [][]string{{"help"}, {"-h"}, {"help", "submit"}, {"submit", "-h"}} {
+	for _, args := range [][]string{{"help"}, {"-h"}, {"help", "submit"}, {"submit", "-h"}, {"help", "cancel"}, {"help", "dlq", "replay"}, {"dlq", "purge", "-h"}} {
 		r := runWith(t, nil, args...)
 		if r.code != exitOK || !strings.Contains(r.stdout+r.stderr, "nats-url") {
 			t.Errorf("%v: want exit 0 and the flags listed; got %v", args, r)
+		}
+	}
+	for _, args := range [][]string{{"help", "dlq"}, {"dlq", "-h"}} {
+		r := runWith(t, nil, args...)
+		if r.code != exitOK || !strings.Contains(r.stdout, "enqueue dlq purge [--tenant T] --yes") {
+			t.Errorf("%v: want exit 0 and the dlq subcommands listed; got %v", args, r)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -43,16 +44,18 @@ func stdoutTerminal(e env) (terminal, bool) {
 	return terminal{width: w, height: h}, true
 }
 
-func newDisplay(e env, o *submitOptions, reqs []*tracked) display {
+func newDisplay(e env, o batchOptions, reqs []*tracked) display {
 	if o.json {
-		return &jsonDisplay{stdout: e.stdout, stderr: e.stderr, wait: o.wait}
+		return &jsonDisplay{stdout: e.stdout, stderr: e.stderr, cmd: o.cmd, wait: o.wait}
 	}
 	// Redrawing in place needs every line on screen at once; a batch
 	// taller than the terminal gets the plain log instead.
 	if tty, ok := stdoutTerminal(e); ok && o.wait && len(reqs) < tty.height-1 {
-		return newTTYDisplay(e.stdout, e.stderr, tty.width, reqs)
+		d := newTTYDisplay(e.stdout, e.stderr, tty.width, reqs)
+		d.cmd = o.cmd
+		return d
 	}
-	return &plainDisplay{stdout: e.stdout, stderr: e.stderr, wait: o.wait}
+	return &plainDisplay{stdout: e.stdout, stderr: e.stderr, cmd: o.cmd, verb: o.verb, wait: o.wait}
 }
 
 // submissionNote says what a duplicate submit means; empty for a new one.
@@ -75,13 +78,17 @@ func submissionNote(sub *jobs.Submitted) string {
 // outcome's details under each terminal event.
 type plainDisplay struct {
 	stdout, stderr io.Writer
+	cmd, verb      string
 	wait           bool
 }
 
 func (d *plainDisplay) begin() {}
 
 func (d *plainDisplay) submitted(t *tracked) {
-	line := t.req.ID + " " + t.req.Tenant + " submitted"
+	line := t.req.ID + " " + t.req.Tenant + " " + d.verb
+	if t.run > 1 {
+		line += " (run " + strconv.Itoa(t.run) + ")"
+	}
 	if note := submissionNote(t.sub); note != "" {
 		line = t.req.ID + " " + t.req.Tenant + " " + note
 	}
@@ -95,7 +102,9 @@ func (d *plainDisplay) event(_ *tracked, ev *jobs.Event) {
 	}
 }
 
-func (d *plainDisplay) warn(err error) { fmt.Fprintf(d.stderr, "enqueue submit: warning: %v\n", err) }
+func (d *plainDisplay) warn(err error) {
+	fmt.Fprintf(d.stderr, "enqueue %s: warning: %v\n", d.cmd, err)
+}
 
 func (d *plainDisplay) end(s summary) {
 	if d.wait {
@@ -108,10 +117,11 @@ func (d *plainDisplay) end(s summary) {
 // submit. Anything else goes to stderr.
 type jsonDisplay struct {
 	stdout, stderr io.Writer
+	cmd            string
 	wait           bool
 }
 
-// submission is the JSON form of a submit (without --wait).
+// submission is the JSON form of a submit or a replay (without --wait).
 type submission struct {
 	ID        string         `json:"id"`
 	Tenant    string         `json:"tenant"`
@@ -120,6 +130,8 @@ type submission struct {
 	Duplicate bool           `json:"duplicate"`
 	Existing  *jobs.JobState `json:"existing,omitempty"`
 	Source    jobs.SourceRef `json:"source"`
+	// Run is the run a replay started.
+	Run int `json:"run,omitempty"`
 }
 
 func (d *jsonDisplay) begin() {}
@@ -127,13 +139,13 @@ func (d *jsonDisplay) begin() {}
 func (d *jsonDisplay) submitted(t *tracked) {
 	if d.wait {
 		if note := submissionNote(t.sub); note != "" {
-			fmt.Fprintf(d.stderr, "enqueue submit: %s: %s\n", t.req.ID, note)
+			fmt.Fprintf(d.stderr, "enqueue %s: %s: %s\n", d.cmd, t.req.ID, note)
 		}
 		return
 	}
 	data, err := json.Marshal(submission{
 		ID: t.sub.ID, Tenant: t.sub.Tenant, Subject: t.sub.Subject, Sequence: t.sub.Sequence,
-		Duplicate: t.sub.Duplicate, Existing: t.sub.Existing, Source: t.req.Source,
+		Duplicate: t.sub.Duplicate, Existing: t.sub.Existing, Source: t.req.Source, Run: t.run,
 	})
 	if err != nil {
 		d.warn(err)
@@ -156,7 +168,7 @@ func (d *jsonDisplay) event(t *tracked, ev *jobs.Event) {
 	_, _ = d.stdout.Write(line.Bytes())
 }
 
-func (d *jsonDisplay) warn(err error) { fmt.Fprintf(d.stderr, "enqueue submit: warning: %v\n", err) }
+func (d *jsonDisplay) warn(err error) { fmt.Fprintf(d.stderr, "enqueue %s: warning: %v\n", d.cmd, err) }
 
 func (d *jsonDisplay) end(summary) {}
 
@@ -165,6 +177,7 @@ func (d *jsonDisplay) end(summary) {}
 // URLs and failure reasons follow the table once every request ended.
 type ttyDisplay struct {
 	out, stderr io.Writer
+	cmd         string
 	width       int
 	reqs        []*tracked
 	drawn       int // lines of the table on screen, to move back over
@@ -176,7 +189,7 @@ type ttyDisplay struct {
 }
 
 func newTTYDisplay(out, stderr io.Writer, width int, reqs []*tracked) *ttyDisplay {
-	d := &ttyDisplay{out: out, stderr: stderr, width: width, reqs: reqs}
+	d := &ttyDisplay{out: out, stderr: stderr, cmd: "submit", width: width, reqs: reqs}
 	for _, t := range reqs {
 		d.idW = max(d.idW, len(t.req.ID))
 		d.tenantW = max(d.tenantW, len(t.req.Tenant))
@@ -203,7 +216,7 @@ func (d *ttyDisplay) end(s summary) {
 	fmt.Fprintf(&b, "\n%s\n", s)
 	_, _ = io.WriteString(d.out, b.String())
 	for _, err := range d.warnings {
-		fmt.Fprintf(d.stderr, "enqueue submit: warning: %v\n", err)
+		fmt.Fprintf(d.stderr, "enqueue %s: warning: %v\n", d.cmd, err)
 	}
 }
 
@@ -245,6 +258,8 @@ func progressText(t *tracked) string {
 		return text
 	}
 	switch {
+	case t.err != nil:
+		return "✗ " + t.err.Error()
 	case t.steps > 0:
 		return fmt.Sprintf("[%d/%d] %s", t.steps, len(jobs.Steps()), t.step)
 	case t.state == stateWaiting:

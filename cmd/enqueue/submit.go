@@ -18,18 +18,16 @@ import (
 
 // submitOptions are the submit command's flags.
 type submitOptions struct {
-	file    string
-	source  string
-	req     jobs.Request // the fields given as flags, for a single request
-	env     envFlag
-	repeat  int
-	wait    bool
-	json    bool
-	timeout time.Duration
+	batchOptions
+	file   string
+	source string
+	req    jobs.Request // the fields given as flags, for a single request
+	env    envFlag
+	repeat int
 }
 
 func parseSubmit(args []string, conn *natsConfig, e env) (*submitOptions, error) {
-	o := &submitOptions{}
+	o := &submitOptions{batchOptions: batchOptions{cmd: "submit", verb: "submitted"}}
 	fs := newFlagSet("enqueue submit", e.stderr)
 	conn.register(fs)
 	fs.StringVar(&o.file, "file", "", "JSONL file of requests, one JSON object per line (sources relative to the file)")

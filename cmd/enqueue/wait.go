@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,11 +12,30 @@ import (
 	"github.com/deployq/deployq/pkg/jobs"
 )
 
+// batchOptions are the flags and wording shared by the commands that
+// publish requests and may follow them to their end: submit and dlq replay.
+type batchOptions struct {
+	cmd     string // the command in messages: "submit", "dlq replay"
+	verb    string // what publishing did to a request: "submitted", "replayed"
+	wait    bool
+	json    bool
+	timeout time.Duration
+	// keepGoing goes on after a request that could not be published: its
+	// error is its own (a replay's expired tarball), not one that would
+	// repeat for every request after it.
+	keepGoing bool
+}
+
 // tracked is one request of a batch, from plan to terminal event.
 type tracked struct {
 	*plan
 	state trackState
 	sub   *jobs.Submitted
+	// run is the run the publish started; events of other runs (a
+	// replayed request's earlier ones) are not this request's. 0 accepts
+	// every event.
+	run   int
+	err   error  // why it was not published (stateUnsent)
 	steps int    // pipeline steps completed
 	step  string // the last of them
 	end   *jobs.Event
@@ -32,19 +52,42 @@ type trackState int
 const (
 	stateWaiting trackState = iota // not submitted yet
 	stateQueued                    // submitted
-	stateUnsent                    // never submitted: the batch stopped before it
+	stateUnsent                    // never submitted: the batch stopped before it, or it failed on its own
 )
+
+// sender publishes one request of a batch: a submit or a replay. run is
+// the run it starts, 0 when unknown (every event of the id is its own).
+type sender func(ctx context.Context, t *tracked) (sub *jobs.Submitted, run int, err error)
 
 // submitResult is the outcome of publishing one request.
 type submitResult struct {
 	t   *tracked
 	sub *jobs.Submitted
+	run int
 	err error
 }
 
 // submitAll publishes the plans in order and, with --wait, follows their
 // events until each has its terminal event. It returns the exit status.
 func submitAll(ctx context.Context, e env, sess *session, plans []*plan, o *submitOptions) int {
+	send := func(ctx context.Context, t *tracked) (*jobs.Submitted, int, error) {
+		sub, err := sess.client.Submit(ctx, t.req, t.archive.Data)
+		if err != nil {
+			return nil, 0, fmt.Errorf("submit %s: %w", orCommandLine(t.where)+" ("+t.req.ID+")", err)
+		}
+		return sub, 0, nil
+	}
+	// Ids are assigned before anything is published, so the follower
+	// starts first and replays each request's subject from the beginning:
+	// nothing is missed, whatever the timing, and a duplicate's earlier
+	// events are included.
+	return runBatch(ctx, e, sess, plans, o.batchOptions, send, 0)
+}
+
+// runBatch publishes the plans in order with send and, with --wait,
+// follows their events (those past stream sequence after) until each has
+// its terminal event. It returns the exit status.
+func runBatch(ctx context.Context, e env, sess *session, plans []*plan, o batchOptions, send sender, after uint64) int {
 	started := time.Now()
 	reqs := make([]*tracked, len(plans))
 	byID := make(map[string]*tracked, len(plans))
@@ -56,17 +99,13 @@ func submitAll(ctx context.Context, e env, sess *session, plans []*plan, o *subm
 
 	var events <-chan received
 	if o.wait {
-		// Ids are assigned before anything is published, so the follower
-		// starts first and replays each request's subject from the
-		// beginning: nothing is missed, whatever the timing, and a
-		// duplicate's earlier events are included.
 		subjects := make([]string, len(reqs))
 		for i, t := range reqs {
 			subjects[i] = jobs.EventSubject(t.req.Tenant, t.req.ID)
 		}
-		f, err := follow(ctx, sess.js, subjects, maxFilters)
+		f, err := follow(ctx, sess.js, subjects, maxFilters, after)
 		if err != nil {
-			fmt.Fprintf(e.stderr, "enqueue submit: %v\n", err)
+			fmt.Fprintf(e.stderr, "enqueue %s: %v\n", o.cmd, err)
 			return exitFailed
 		}
 		defer f.stop()
@@ -75,12 +114,22 @@ func submitAll(ctx context.Context, e env, sess *session, plans []*plan, o *subm
 
 	disp.begin()
 	results := make(chan submitResult)
-	go publish(ctx, sess.client, reqs, results)
+	go publish(ctx, send, o.keepGoing, reqs, results)
 
 	var submitErr, followErr error
 	pending := results
 	waiting := func() bool {
 		return o.wait && submitErr == nil && followErr == nil && (pending != nil || !allEnded(reqs))
+	}
+	record := func(r submitResult) {
+		switch {
+		case r.err == nil:
+			queue(disp, r.t, r.sub, r.run)
+		case o.keepGoing:
+			r.t.state, r.t.err = stateUnsent, r.err
+		case submitErr == nil:
+			submitErr = r.err
+		}
 	}
 loop:
 	for pending != nil || waiting() {
@@ -90,11 +139,7 @@ loop:
 				pending = nil
 				continue
 			}
-			if r.err != nil {
-				submitErr = r.err
-				continue
-			}
-			queue(disp, r.t, r.sub)
+			record(r)
 		case rc := <-events:
 			if rc.err != nil {
 				if rc.fatal {
@@ -120,11 +165,7 @@ loop:
 	// so no submitted id goes unreported.
 	if pending != nil {
 		for r := range pending {
-			if r.err == nil {
-				queue(disp, r.t, r.sub)
-			} else if submitErr == nil {
-				submitErr = r.err
-			}
+			record(r)
 		}
 	}
 	for _, t := range reqs {
@@ -133,13 +174,14 @@ loop:
 		}
 	}
 	sum := summarize(reqs, time.Since(started))
+	sum.verb = o.verb
 	disp.end(sum)
 	return finish(ctx, e, o, reqs, sum, submitErr, followErr)
 }
 
 // queue records a confirmed submit, then the events that came before it.
-func queue(disp display, t *tracked, sub *jobs.Submitted) {
-	t.state, t.sub = stateQueued, sub
+func queue(disp display, t *tracked, sub *jobs.Submitted, run int) {
+	t.state, t.sub, t.run = stateQueued, sub, run
 	disp.submitted(t)
 	for _, rc := range t.early {
 		apply(disp, t, rc)
@@ -163,6 +205,9 @@ func apply(disp display, t *tracked, rc received) {
 		return // the terminal event is the last word
 	}
 	ev := rc.ev
+	if t.run > 0 && max(ev.Data.Run, 1) != t.run {
+		return // an earlier run's event, such as the failure a replay retries
+	}
 	if ev.Type == jobs.TypeStepCompleted {
 		if i := stepOf(ev.Data.Step); i > 0 {
 			t.steps, t.step = i, ev.Data.Step
@@ -185,10 +230,16 @@ func allEnded(reqs []*tracked) bool {
 }
 
 // finish reports why the batch stopped and picks the exit status.
-func finish(ctx context.Context, e env, o *submitOptions, reqs []*tracked, sum summary, submitErr, followErr error) int {
+func finish(ctx context.Context, e env, o batchOptions, reqs []*tracked, sum summary, submitErr, followErr error) int {
 	code := exitOK
 	if o.wait && (sum.failed > 0 || sum.rejected > 0 || sum.cancelled > 0) {
 		code = exitFailed
+	}
+	for _, t := range reqs {
+		if t.err != nil {
+			fmt.Fprintf(e.stderr, "enqueue %s: %v\n", o.cmd, t.err)
+			code = exitFailed
+		}
 	}
 	switch {
 	case ctx.Err() != nil:
@@ -197,20 +248,20 @@ func finish(ctx context.Context, e env, o *submitOptions, reqs []*tracked, sum s
 		if errors.Is(context.Cause(ctx), errTimedOut) {
 			what, code = "timed out after "+o.timeout.String(), exitTimeout
 		}
-		fmt.Fprintf(e.stderr, "enqueue submit: %s\n", what)
+		fmt.Fprintf(e.stderr, "enqueue %s: %s\n", o.cmd, what)
 	case submitErr != nil:
-		fmt.Fprintf(e.stderr, "enqueue submit: %v\n", submitErr)
+		fmt.Fprintf(e.stderr, "enqueue %s: %v\n", o.cmd, submitErr)
 		code = exitFailed
 		var verr *jobs.ValidationError
 		if errors.As(submitErr, &verr) {
 			code = exitUsage
 		}
 	case followErr != nil:
-		fmt.Fprintf(e.stderr, "enqueue submit: %v\n", followErr)
+		fmt.Fprintf(e.stderr, "enqueue %s: %v\n", o.cmd, followErr)
 		code = exitFailed
 	}
 	if sum.unsent > 0 {
-		fmt.Fprintf(e.stderr, "enqueue submit: %d request(s) were not submitted\n", sum.unsent)
+		fmt.Fprintf(e.stderr, "enqueue %s: %d request(s) were not %s\n", o.cmd, sum.unsent, o.verb)
 	}
 	if o.wait && sum.unfinished > 0 {
 		var ids []string
@@ -219,27 +270,25 @@ func finish(ctx context.Context, e env, o *submitOptions, reqs []*tracked, sum s
 				ids = append(ids, t.req.ID)
 			}
 		}
-		fmt.Fprintf(e.stderr, "enqueue submit: %d submitted request(s) have not ended and keep running; follow one with `enqueue watch --id ID --from-start`:\n  %s\n",
-			len(ids), strings.Join(ids, "\n  "))
+		fmt.Fprintf(e.stderr, "enqueue %s: %d %s request(s) have not ended and keep running; follow one with `enqueue watch --id ID --from-start`:\n  %s\n",
+			o.cmd, len(ids), o.verb, strings.Join(ids, "\n  "))
 	}
 	return code
 }
 
-// publish submits the requests one by one and stops at the first error:
-// a failure to publish (NATS down, permissions) would repeat for every
-// request after it. It sends every result, then closes results.
-func publish(ctx context.Context, client *jobs.Client, reqs []*tracked, results chan<- submitResult) {
+// publish sends the requests one by one and, unless keepGoing, stops at
+// the first error: a failure to publish (NATS down, permissions) would
+// repeat for every request after it. It sends every result, then closes
+// results.
+func publish(ctx context.Context, send sender, keepGoing bool, reqs []*tracked, results chan<- submitResult) {
 	defer close(results)
 	for _, t := range reqs {
 		if ctx.Err() != nil {
 			return
 		}
-		sub, err := client.Submit(ctx, t.req, t.archive.Data)
-		if err != nil {
-			err = fmt.Errorf("submit %s: %w", orCommandLine(t.where)+" ("+t.req.ID+")", err)
-		}
-		results <- submitResult{t: t, sub: sub, err: err}
-		if err != nil {
+		sub, run, err := send(ctx, t)
+		results <- submitResult{t: t, sub: sub, run: run, err: err}
+		if err != nil && !keepGoing {
 			return
 		}
 	}
@@ -250,6 +299,7 @@ type summary struct {
 	succeeded, failed, rejected, cancelled int
 	unfinished, unsent                     int
 	elapsed                                time.Duration
+	verb                                   string // "submitted" unless set
 }
 
 func summarize(reqs []*tracked, elapsed time.Duration) summary {
@@ -284,7 +334,7 @@ func (s summary) String() string {
 		fmt.Fprintf(&b, ", %d unfinished", s.unfinished)
 	}
 	if s.unsent > 0 {
-		fmt.Fprintf(&b, ", %d not submitted", s.unsent)
+		fmt.Fprintf(&b, ", %d not %s", s.unsent, cmp.Or(s.verb, "submitted"))
 	}
 	fmt.Fprintf(&b, " in %s", s.elapsed.Round(100*time.Millisecond))
 	return b.String()

@@ -26,7 +26,7 @@ func TestFollowReplaysRequestsAcrossConsumers(t *testing.T) {
 	// start of each subject is what makes that safe.
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	f, err := follow(ctx, h.JS, subjects, 2) // two consumers
+	f, err := follow(ctx, h.JS, subjects, 2, 0) // two consumers
 	if err != nil {
 		t.Fatal(err)
 	}

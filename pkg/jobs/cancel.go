@@ -120,8 +120,15 @@ func (c *Client) Cancel(ctx context.Context, tenant, id string) (*JobState, erro
 	for range 10 {
 		e, err := c.jobs.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			// No checkpoint: never started, or rejected before it could.
+			if last, err := c.lastEvent(ctx, tenant, id); err != nil {
+				return nil, err
+			} else if last != nil && last.Terminal() {
+				return &JobState{ID: id, Tenant: tenant, Status: StatusRejected, Terminal: last},
+					fmt.Errorf("%w: %s", ErrFinished, last.Short())
+			}
 			st := JobState{Version: stateVersion, ID: id, Tenant: tenant, Status: StatusQueued, Run: 1,
-				CancelRequested: true, UpdatedAt: c.now()}
+				CancelRequested: true, SubmittedAt: c.now(), UpdatedAt: c.now()}
 			data, _ := jsonMarshal(st)
 			if _, err := c.jobs.Create(ctx, key, data); errors.Is(err, jetstream.ErrKeyExists) {
 				continue

@@ -73,6 +73,8 @@ type Submitted struct {
 	// Existing is the existing job's checkpoint when the id belongs to a
 	// job that already started (a late retry), else nil.
 	Existing *JobState
+	// Run is the run the request starts: 1, or the replay's run number.
+	Run int
 }
 
 // Submit stores the source tarball (once per content), then publishes the
@@ -92,10 +94,12 @@ func (c *Client) Submit(ctx context.Context, req Request, tarball []byte) (*Subm
 	if err := req.Validate(c.cfg.Limits); err != nil {
 		return nil, err
 	}
-	out := &Submitted{ID: req.ID, Tenant: req.Tenant, Subject: RequestSubject(req.Tenant)}
-	// A retry past the stream's dedup window is caught here: the job
-	// exists, so its outcome is returned instead of running it again.
-	if st, err := ReadState(ctx, c.jobs, req.Tenant, req.ID); err == nil && st != nil {
+	out := &Submitted{ID: req.ID, Tenant: req.Tenant, Subject: RequestSubject(req.Tenant), Run: 1}
+	// A retry past the stream's dedup window is caught here: a message
+	// owns the job already, so its outcome is returned instead of running
+	// it again. A checkpoint no message owns yet (a cancel that came
+	// first) still needs this message to reach its end.
+	if st, err := ReadState(ctx, c.jobs, req.Tenant, req.ID); err == nil && st != nil && (st.Seq != 0 || st.Done()) {
 		out.Duplicate, out.Existing = true, st
 		return out, nil
 	}
@@ -241,19 +245,30 @@ func (c *Client) Status(ctx context.Context, tenant, id string) (*JobStatus, err
 			return nil, fmt.Errorf("read job state: %w", err)
 		}
 		out.State = st
-		msg, err := c.events.GetLastMsgForSubject(ctx, EventSubject(tenant, id))
-		if err == nil {
-			if ev, derr := DecodeEvent(msg.Data); derr == nil {
-				out.Last = &ev
-			}
-		} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
-			return nil, fmt.Errorf("read last event: %w", err)
+		if out.Last, err = c.lastEvent(ctx, tenant, id); err != nil {
+			return nil, err
 		}
 	}
 	if out.State == nil && out.Last == nil {
 		return nil, ErrUnknownRequest
 	}
 	return out, nil
+}
+
+// lastEvent returns a request's latest event, nil when it has none.
+func (c *Client) lastEvent(ctx context.Context, tenant, id string) (*Event, error) {
+	msg, err := c.events.GetLastMsgForSubject(ctx, EventSubject(tenant, id))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read last event: %w", err)
+	}
+	ev, err := DecodeEvent(msg.Data)
+	if err != nil {
+		return nil, err
+	}
+	return &ev, nil
 }
 
 // findTenant finds the tenant of a request id: from its checkpoint key

@@ -64,7 +64,7 @@ func (c *Client) DeadLetter(ctx context.Context, id string) (*DeadLetterEntry, e
 func (c *Client) Replay(ctx context.Context, id string) (*Submitted, error) {
 	dl, err := c.DeadLetter(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("replay %s: %w", id, err)
 	}
 	if dl.Request == nil {
 		return nil, fmt.Errorf("replay %s: the dead-lettered message is not JSON; it cannot run: %w", id, invalid("", "unreadable request"))
@@ -76,7 +76,7 @@ func (c *Client) Replay(ctx context.Context, id string) (*Submitted, error) {
 	if err := c.requireSource(ctx, &req); err != nil {
 		return nil, err
 	}
-	run, err := c.startRun(ctx, &req)
+	run, undo, err := c.startRun(ctx, &req)
 	if err != nil {
 		return nil, err
 	}
@@ -87,15 +87,23 @@ func (c *Client) Replay(ctx context.Context, id string) (*Submitted, error) {
 	msg := nats.NewMsg(RequestSubject(req.Tenant))
 	msg.Data = data
 	msg.Header.Set(HeaderRun, strconv.Itoa(run))
+	// The id carries the run, so retrying a replay that failed half-way
+	// publishes the same run once.
 	ack, err := c.js.PublishMsg(ctx, msg, jetstream.WithMsgID(req.ID+".run"+strconv.Itoa(run)))
 	if err != nil {
+		undo()
 		return nil, fmt.Errorf("replay %s: publish: %w", id, err)
 	}
-	return &Submitted{ID: req.ID, Tenant: req.Tenant, Subject: msg.Subject, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+	return &Submitted{ID: req.ID, Tenant: req.Tenant, Subject: msg.Subject, Sequence: ack.Sequence, Duplicate: ack.Duplicate, Run: run}, nil
 }
 
+// ErrSourceExpired means a dead-lettered request's tarball is gone: it can
+// only run again if submitted with its source.
+var ErrSourceExpired = errors.New("source tarball no longer stored")
+
 // ReplayAll replays every dead-lettered request of tenant ("" for all)
-// whose job is not running, once per id.
+// once per id. Entries that cannot be replayed (running, succeeded since,
+// source expired) are skipped, and their errors joined in the result.
 func (c *Client) ReplayAll(ctx context.Context, tenant string) ([]*Submitted, error) {
 	all, err := c.DeadLetters(ctx, tenant)
 	if err != nil {
@@ -103,6 +111,7 @@ func (c *Client) ReplayAll(ctx context.Context, tenant string) ([]*Submitted, er
 	}
 	seen := map[string]bool{}
 	var out []*Submitted
+	var errs []error
 	for i := len(all) - 1; i >= 0; i-- {
 		id := all[i].ID
 		if seen[id] || all[i].Request == nil {
@@ -110,15 +119,16 @@ func (c *Client) ReplayAll(ctx context.Context, tenant string) ([]*Submitted, er
 		}
 		seen[id] = true
 		sub, err := c.Replay(ctx, id)
-		if errors.Is(err, ErrRunning) {
-			continue
-		}
 		if err != nil {
-			return out, err
+			if ctx.Err() != nil {
+				return out, errors.Join(append(errs, err)...)
+			}
+			errs = append(errs, err) // one bad entry does not stop the rest
+			continue
 		}
 		out = append(out, sub)
 	}
-	return out, nil
+	return out, errors.Join(errs...)
 }
 
 // requireSource makes sure the tarball of a replayed request is still
@@ -130,7 +140,7 @@ func (c *Client) requireSource(ctx context.Context, req *Request) error {
 	info, err := c.sources.GetInfo(ctx, req.Source.SHA1)
 	if errors.Is(err, jetstream.ErrObjectNotFound) || (err == nil && info.Deleted) {
 		_ = c.refs.Delete(ctx, refKey(req))
-		return fmt.Errorf("replay %s: its source tarball %s is no longer stored; submit it again with its source", req.ID, req.Source.SHA1)
+		return fmt.Errorf("replay %s: %w (%s); submit it again with its source", req.ID, ErrSourceExpired, req.Source.SHA1)
 	}
 	if err != nil {
 		return fmt.Errorf("look up source tarball: %w", err)
@@ -139,8 +149,11 @@ func (c *Client) requireSource(ctx context.Context, req *Request) error {
 }
 
 // startRun resets the request's checkpoint to a queued new run and
-// returns its number.
-func (c *Client) startRun(ctx context.Context, req *Request) (int, error) {
+// returns its number, with a function that puts the previous checkpoint
+// back (for a replay whose publish failed). Only failed or rejected jobs
+// run again; a replay of a run still queued (its publish failed) reuses
+// that run.
+func (c *Client) startRun(ctx context.Context, req *Request) (int, func(), error) {
 	key := jobKey(req.Tenant, req.ID)
 	for range 10 {
 		e, err := c.jobs.Get(ctx, key)
@@ -148,15 +161,21 @@ func (c *Client) startRun(ctx context.Context, req *Request) (int, error) {
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 		case err != nil:
-			return 0, fmt.Errorf("read job: %w", err)
+			return 0, nil, fmt.Errorf("replay %s: read job: %w", req.ID, err)
 		default:
 			if err := jsonUnmarshal(e.Value(), &prev); err != nil {
-				return 0, err
+				return 0, nil, err
 			}
 			rev = e.Revision()
-			if !prev.Done() {
-				return 0, fmt.Errorf("replay %s: %w (status %s)", req.ID, ErrRunning, prev.Status)
-			}
+		}
+		switch {
+		case rev == 0 || prev.Status == StatusFailed || prev.Status == StatusRejected:
+		case prev.Status == StatusQueued && prev.Seq == 0 && !prev.CancelRequested:
+			return prev.run(), func() {}, nil
+		case prev.Done():
+			return 0, nil, fmt.Errorf("replay %s: %w with status %s since; submit it under a new id to deploy again", req.ID, ErrFinished, prev.Status)
+		default:
+			return 0, nil, fmt.Errorf("replay %s: %w (status %s)", req.ID, ErrRunning, prev.Status)
 		}
 		next := JobState{Version: stateVersion, ID: req.ID, Tenant: req.Tenant, Status: StatusQueued,
 			Run: prev.run() + 1, SubmittedAt: c.now(), UpdatedAt: c.now()}
@@ -164,20 +183,31 @@ func (c *Client) startRun(ctx context.Context, req *Request) (int, error) {
 			next.Run = 1 // rejected before it ever ran
 		}
 		data, _ := jsonMarshal(next)
+		var nrev uint64
 		if rev == 0 {
-			_, err = c.jobs.Create(ctx, key, data)
+			nrev, err = c.jobs.Create(ctx, key, data)
 		} else {
-			_, err = c.jobs.Update(ctx, key, data, rev)
+			nrev, err = c.jobs.Update(ctx, key, data, rev)
 		}
 		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			continue
 		}
 		if err != nil {
-			return 0, fmt.Errorf("start run: %w", err)
+			return 0, nil, fmt.Errorf("replay %s: start run: %w", req.ID, err)
 		}
-		return next.Run, nil
+		undo := func() {
+			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if rev == 0 {
+				_ = c.jobs.Delete(uctx, key, jetstream.LastRevision(nrev))
+				return
+			}
+			old, _ := jsonMarshal(prev)
+			_, _ = c.jobs.Update(uctx, key, old, nrev)
+		}
+		return next.Run, undo, nil
 	}
-	return 0, errors.New("replay: the job's checkpoint kept changing; try again")
+	return 0, nil, fmt.Errorf("replay %s: the job's checkpoint kept changing; try again", req.ID)
 }
 
 // PurgeDeadLetters deletes the dead letters of tenant ("" for all) and
@@ -199,7 +229,12 @@ func (c *Client) PurgeDeadLetters(ctx context.Context, tenant string) (int, erro
 		req.Tenant, req.ID = e.Tenant, e.ID
 		_ = c.refs.Delete(ctx, refKey(&req))
 	}
-	opts := []jetstream.StreamPurgeOpt{}
+	if len(all) == 0 {
+		return 0, nil
+	}
+	// Up to the last entry listed: one that arrives meanwhile stays, its
+	// tarball still referenced.
+	opts := []jetstream.StreamPurgeOpt{jetstream.WithPurgeSequence(all[len(all)-1].Seq + 1)}
 	if tenant != "" {
 		opts = append(opts, jetstream.WithPurgeSubject(DLQSubject(tenant)))
 	}

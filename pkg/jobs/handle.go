@@ -88,7 +88,7 @@ func (j *job) run(ctx context.Context) string {
 	case st.Seq == 0 && !st.Done() && messageRun(j.msg) == st.run():
 		// A checkpoint written before its message arrived (a replay, or a
 		// cancel that came first): this message carries the job.
-		st.Seq = j.meta.Sequence.Stream
+		st.Seq, st.SubmittedAt = j.meta.Sequence.Stream, j.meta.Timestamp
 	default:
 		return j.duplicate(ctx)
 	}

@@ -2,6 +2,7 @@ package jobs_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -200,8 +201,11 @@ func TestReplayFromDLQKeepsTheID(t *testing.T) {
 	if len(terms) != 2 || terms[0].Type != jobs.TypeFailed || terms[1].Type != jobs.TypeSucceeded || terms[1].Data.Run != 2 {
 		t.Fatalf("terminal events %+v", terms)
 	}
-	if _, err := h.Client.Replay(ctx, "no-such-id"); err == nil {
-		t.Fatal("replay of an unknown id succeeded")
+	if _, err := h.Client.Replay(ctx, "no-such-id"); !errors.Is(err, jobs.ErrNoDeadLetter) {
+		t.Fatalf("replay of an unknown id: %v", err)
+	}
+	if _, err := h.Client.Replay(ctx, req.ID); !errors.Is(err, jobs.ErrFinished) {
+		t.Fatalf("replay of a job that succeeded since: %v", err)
 	}
 	n, err := h.Client.PurgeDeadLetters(ctx, "acme")
 	if err != nil || n != 1 {
@@ -272,5 +276,53 @@ func TestRejectedCredentialsPauseTheWorker(t *testing.T) {
 	}
 	if dls := deadLetters(t, h, "acme"); len(dls) != 0 {
 		t.Fatalf("credential trouble dead-lettered %d requests", len(dls))
+	}
+}
+
+// A cancel that comes before its request: the request, once submitted,
+// never runs and ends cancelled.
+func TestCancelBeforeSubmit(t *testing.T) {
+	t.Parallel()
+	h := jobstest.Start(t, jobstest.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	if _, err := h.Client.Cancel(ctx, "acme", "early-cancel"); err != nil {
+		t.Fatal(err)
+	}
+	req := request("acme", "early")
+	req.ID = "early-cancel"
+	if sub := h.Submit(t, req, h.Tarball(t, nil)); sub.Duplicate {
+		t.Fatal("the submit after a cancel was taken for a duplicate")
+	}
+	ev := h.WaitTerminal(t, "acme", waitLong, req.ID)[req.ID]
+	if ev.Type != jobs.TypeCancelled || ev.Data.DurationMs < 0 || ev.Data.DurationMs > waitLong.Milliseconds() {
+		t.Fatalf("%s after %d ms", ev.Type, ev.Data.DurationMs)
+	}
+	if n := len(h.Sim.Stats().Requests); n != 0 {
+		t.Fatalf("a cancelled request called the API: %v", h.Sim.Stats().Requests)
+	}
+}
+
+// Cancel and replay refuse what has ended for good.
+func TestCancelAndReplayRefuseFinishedJobs(t *testing.T) {
+	t.Parallel()
+	h := jobstest.Start(t, jobstest.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	// Rejected: bad input, no checkpoint.
+	if _, err := h.JS.Publish(ctx, jobs.RequestSubject("acme"), []byte(`{"version":1,"id":"bad-one","tenant":"acme"}`)); err != nil {
+		t.Fatal(err)
+	}
+	h.WaitTerminal(t, "acme", waitLong, "bad-one")
+	if _, err := h.Client.Cancel(ctx, "acme", "bad-one"); !errors.Is(err, jobs.ErrFinished) {
+		t.Fatalf("cancel of a rejected request: %v", err)
+	}
+	// Succeeded.
+	req := request("acme", "done")
+	req.ID = "done-one"
+	h.Submit(t, req, h.Tarball(t, nil))
+	h.WaitTerminal(t, "acme", waitLong, req.ID)
+	if _, err := h.Client.Cancel(ctx, "acme", req.ID); !errors.Is(err, jobs.ErrFinished) {
+		t.Fatalf("cancel of a succeeded job: %v", err)
 	}
 }

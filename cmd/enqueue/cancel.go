@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/deployq/deployq/pkg/jobs"
+)
+
+func runCancel(ctx context.Context, e env, conn natsConfig, args []string) int {
+	fs := newFlagSet("enqueue cancel", e.stderr)
+	conn.register(fs)
+	tenant := fs.String("tenant", "", "the request's tenant (required)")
+	wait := fs.Bool("wait", false, "wait for the cancelled event and show what was cleaned up")
+	asJSON := fs.Bool("json", false, "with --wait: print the terminal CloudEvent as one JSON line and nothing else on stdout")
+	timeout := fs.Duration("timeout", 30*time.Minute, "with --wait: give up after this long (exit status 3)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage:\n  enqueue cancel ID --tenant T [--wait] [--json] [--timeout D]\n\n"+
+			"Stops a request: a running job stops and deletes what it created, a queued one never runs.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return usageExit(err)
+	}
+	var check error
+	switch {
+	case len(pos) != 1:
+		check = usagef("give exactly one request id")
+	case *tenant == "":
+		check = usagef("--tenant is required: a cancel is recorded under the request's tenant")
+	case *asJSON && !*wait:
+		check = usagef("--json goes with --wait")
+	case *timeout <= 0:
+		check = usagef("--timeout must be positive")
+	default:
+		check = errors.Join(checkID(pos[0]), checkTenant(*tenant))
+	}
+	if err := errors.Join(check, conn.validate()); err != nil {
+		fmt.Fprintf(e.stderr, "enqueue cancel: %v\n", err)
+		return exitUsage
+	}
+	id := pos[0]
+
+	ctx, cancel := context.WithTimeoutCause(ctx, *timeout, errTimedOut)
+	defer cancel()
+	sess, err := connect(ctx, conn)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "enqueue cancel: %v\n", err)
+		return exitFailed
+	}
+	defer sess.close()
+
+	// Taken before the cancel: the job's end comes after it.
+	var after uint64
+	if *wait {
+		if after, err = lastEventSeq(ctx, sess.js); err != nil {
+			fmt.Fprintf(e.stderr, "enqueue cancel: %v\n", err)
+			return exitFailed
+		}
+	}
+	// A rejected request has no checkpoint, only its event: Cancel would
+	// record a cancel for it as for a request not seen yet.
+	if status, err := sess.client.Status(ctx, *tenant, id); err == nil && status.State == nil && status.Last != nil && status.Last.Terminal() {
+		fmt.Fprintf(e.stderr, "enqueue cancel: %s: already finished with status %s; nothing to cancel\n", id, status.Last.Short())
+		return exitFailed
+	}
+	st, err := sess.client.Cancel(ctx, *tenant, id)
+	if errors.Is(err, jobs.ErrFinished) && st != nil {
+		fmt.Fprintf(e.stderr, "enqueue cancel: %s: already finished with status %s; nothing to cancel\n", id, st.Status)
+		return exitFailed
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "enqueue cancel: %s: %v\n", id, err)
+		return exitFailed
+	}
+	line := id + " " + *tenant + " " + cancelNote(st)
+	if *asJSON {
+		fmt.Fprintln(e.stderr, "enqueue cancel: "+line)
+	} else {
+		fmt.Fprintln(e.stdout, line)
+	}
+	if !*wait {
+		return exitOK
+	}
+	return waitCancelled(ctx, e, sess, *tenant, id, max(st.Run, 1), after, *asJSON)
+}
+
+// cancelNote says what a cancel did, from the checkpoint Cancel returned.
+func cancelNote(st *jobs.JobState) string {
+	switch {
+	case st.Status == jobs.StatusRunning:
+		step := "no step completed yet"
+		if st.Step != "" {
+			step = "last step " + st.Step
+		}
+		return "cancel requested: the job is running (" + step + "); it stops, deletes what it created and ends cancelled"
+	case st.Seq == 0 && st.Run <= 1:
+		// No message owns the job: no worker has taken the request, which
+		// may wait in the stream or not be sent yet.
+		return "cancel recorded: no worker has started this request; if it is queued or arrives later, it will not run"
+	}
+	return "cancelled: the job is queued and will not run"
+}
+
+// waitCancelled follows the request's events from past stream sequence
+// after until its run ends, and returns the exit status: 0 only when it
+// ended cancelled.
+func waitCancelled(ctx context.Context, e env, sess *session, tenant, id string, run int, after uint64, asJSON bool) int {
+	f, err := follow(ctx, sess.js, []string{jobs.EventSubject(tenant, id)}, 1, after)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "enqueue cancel: %v\n", err)
+		return exitFailed
+	}
+	defer f.stop()
+	for {
+		var rc received
+		select {
+		case rc = <-f.events:
+		case <-ctx.Done():
+			what, code := "interrupted", exitInterrupted
+			if errors.Is(context.Cause(ctx), errTimedOut) {
+				what, code = "timed out", exitTimeout
+			}
+			fmt.Fprintf(e.stderr, "enqueue cancel: %s: %s before the job ended; the cancel stays recorded\n", id, what)
+			return code
+		}
+		if rc.err != nil {
+			fmt.Fprintf(e.stderr, "enqueue cancel: %v\n", rc.err)
+			if rc.fatal {
+				return exitFailed
+			}
+			continue
+		}
+		ev := rc.ev
+		if max(ev.Data.Run, 1) != run {
+			continue // an earlier run's event
+		}
+		if asJSON {
+			if !ev.Terminal() {
+				continue
+			}
+			var line bytes.Buffer
+			if err := json.Compact(&line, rc.raw); err != nil {
+				fmt.Fprintf(e.stderr, "enqueue cancel: terminal event: %v\n", err)
+				return exitFailed
+			}
+			fmt.Fprintf(e.stdout, "%s\n", line.Bytes())
+		} else {
+			fmt.Fprintln(e.stdout, eventLine(&ev))
+			if ev.Terminal() {
+				writeOutcome(e.stdout, &ev)
+			}
+		}
+		if !ev.Terminal() {
+			continue
+		}
+		if ev.Type != jobs.TypeCancelled {
+			fmt.Fprintf(e.stderr, "enqueue cancel: %s: the job ended %s before the cancel took effect\n", id, ev.Short())
+			return exitFailed
+		}
+		return exitOK
+	}
+}
