@@ -10,20 +10,22 @@ import (
 // negligible probability even across millions of deploys.
 const nameSuffixLen = 12
 
-// idSuffix is derived from the id alone, so every redelivery of a request
-// (on any worker) computes the same resource names. That is what makes a
-// 409 on create resolvable: the conflicting project is ours.
-func idSuffix(id string) string {
-	sum := sha256.Sum256([]byte("deployq/v1/" + id))
+// idSuffix is derived from the tenant and id alone, so every redelivery of
+// a request (on any worker) computes the same resource names. That is what
+// makes a 409 on create resolvable: the conflicting project is this
+// request's. The tenant is part of it so that another tenant reusing an id
+// can never land on (and adopt) this tenant's project.
+func idSuffix(tenant, id string) string {
+	sum := sha256.Sum256([]byte("deployq/v1/" + tenant + "/" + id))
 	return hex.EncodeToString(sum[:])[:nameSuffixLen]
 }
 
 // ProjectName is the Vercel project name a request deploys to.
 func ProjectName(r *Request) string {
-	return r.Name + "-" + idSuffix(r.ID)
+	return r.Name + "-" + idSuffix(r.Tenant, r.ID)
 }
 
 // StoreName is the Prisma Postgres database name a request creates.
 func StoreName(r *Request) string {
-	return "deployq-db-" + idSuffix(r.ID)
+	return "deployq-db-" + idSuffix(r.Tenant, r.ID)
 }

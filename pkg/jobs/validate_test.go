@@ -84,14 +84,18 @@ func TestDecodeRequestTooLarge(t *testing.T) {
 
 func TestNamesAreDeterministicAndValid(t *testing.T) {
 	t.Parallel()
-	a := &Request{ID: "req-1", Name: strings.Repeat("a", maxNameLen)}
-	b := &Request{ID: "req-1", Name: strings.Repeat("a", maxNameLen)}
-	c := &Request{ID: "req-2", Name: strings.Repeat("a", maxNameLen)}
+	a := &Request{Tenant: "acme", ID: "req-1", Name: strings.Repeat("a", maxNameLen)}
+	b := &Request{Tenant: "acme", ID: "req-1", Name: strings.Repeat("a", maxNameLen)}
+	c := &Request{Tenant: "acme", ID: "req-2", Name: strings.Repeat("a", maxNameLen)}
+	d := &Request{Tenant: "globex", ID: "req-1", Name: strings.Repeat("a", maxNameLen)}
 	if ProjectName(a) != ProjectName(b) || StoreName(a) != StoreName(b) {
 		t.Fatal("same id gave different names")
 	}
 	if ProjectName(a) == ProjectName(c) || StoreName(a) == StoreName(c) {
 		t.Fatal("different ids gave the same name")
+	}
+	if ProjectName(a) == ProjectName(d) || StoreName(a) == StoreName(d) {
+		t.Fatal("another tenant reusing an id got the same names: it could adopt this tenant's project")
 	}
 	if n := len(ProjectName(a)); n > 100 {
 		t.Fatalf("project name is %d characters, Vercel allows 100", n)
