@@ -210,8 +210,18 @@ func (b *Budget) Observe(ep vercel.Endpoint, status int, rl vercel.RateLimit, er
 	}
 	if paused {
 		b.m.BudgetPaused(ep, time.Unix(0, st.PausedUntil))
-		b.log.Info("budget paused for every worker", "endpoint", ep, "reason", reason, "until", time.Unix(0, st.PausedUntil).UTC().Format(time.RFC3339Nano))
+		b.log.Info("budget paused", "endpoint", ep, "reason", reason, "scope", b.scope(),
+			"until", time.Unix(0, st.PausedUntil).UTC().Format(time.RFC3339Nano))
 	}
+}
+
+// scope says who a pause holds back: the whole fleet when the buckets are
+// shared through NATS, else this process only.
+func (b *Budget) scope() string {
+	if _, ok := b.store.(*KVStore); ok {
+		return "fleet"
+	}
+	return "process"
 }
 
 // resumeAt is when calls may resume after a refusal: the announced wait,
