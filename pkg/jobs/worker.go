@@ -44,6 +44,9 @@ type WorkerConfig struct {
 	// CredentialsProbeInterval is how often a worker whose token was
 	// refused checks whether it works again. Defaults to 30 s.
 	CredentialsProbeInterval time.Duration
+	// BacklogInterval is how often the backlog metrics are refreshed from
+	// the consumer and stream. Defaults to 15 s.
+	BacklogInterval time.Duration
 	// Limits bound requests. Defaults to DefaultLimits().
 	Limits Limits
 	// Sources configures tarball clean-up.
@@ -89,6 +92,9 @@ func (c WorkerConfig) withDefaults(ackWait time.Duration) WorkerConfig {
 	}
 	if c.CredentialsProbeInterval <= 0 {
 		c.CredentialsProbeInterval = 30 * time.Second
+	}
+	if c.BacklogInterval <= 0 {
+		c.BacklogInterval = 15 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -175,6 +181,7 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	var bg sync.WaitGroup
 	bg.Go(func() { w.runSourceJanitor(ctx) })
+	bg.Go(func() { w.watchBacklog(ctx) })
 	bg.Go(func() { w.probeCredentials(ctx) })
 
 	slots := make(chan struct{}, w.cfg.Concurrency)

@@ -43,6 +43,7 @@ type Metrics struct {
 	vercelRequestDuration *prometheus.HistogramVec
 
 	budget budgetMetrics
+	queue  queueMetrics
 
 	steps     *labelSet
 	reasons   *labelSet
@@ -150,6 +151,7 @@ func New(reg prometheus.Registerer, info BuildInfo) *Metrics {
 		m.endpoints[ep] = true
 	}
 	m.budget = newBudgetMetrics(f)
+	m.queue = newQueueMetrics(f)
 
 	// Series that exist from the start let rate() and ratio alerts see a
 	// zero instead of "no data" before the first job of each outcome.
