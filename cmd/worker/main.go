@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cenkalti/backoff/v4"
 	"github.com/deployq/deployq/pkg/budget"
 	"io"
 	"log/slog"
@@ -81,8 +82,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	assets, err := jobs.Setup(ctx, js, jobs.SetupConfig{AckWait: cfg.AckWait, Replicas: cfg.StreamReplicas})
-	if err != nil {
+	var assets *jobs.Assets
+	if err := retryStart(ctx, log, "set up streams and buckets", func() (err error) {
+		assets, err = jobs.Setup(ctx, js, jobs.SetupConfig{AckWait: cfg.AckWait, Replicas: cfg.StreamReplicas})
+		return err
+	}); err != nil {
 		return err
 	}
 
@@ -132,6 +136,23 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	err = worker.Run(ctx)
 	log.Info("worker stopped taking work; shut down cleanly")
 	return err
+}
+
+// startupTimeout bounds retries of the start-up steps that need a
+// JetStream quorum: workers starting together on a fresh cluster, or during
+// a leader election, see their stream creations time out for a while.
+const startupTimeout = 2 * time.Minute
+
+// retryStart retries a start-up step with backoff until it succeeds,
+// startupTimeout passes or ctx ends.
+func retryStart(ctx context.Context, log *slog.Logger, what string, step func() error) error {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 250 * time.Millisecond
+	b.MaxInterval = 5 * time.Second
+	b.MaxElapsedTime = startupTimeout
+	return backoff.RetryNotify(step, backoff.WithContext(b, ctx), func(err error, wait time.Duration) {
+		log.Warn("start-up step failed; retrying", "step", what, "err", err, "wait", wait)
+	})
 }
 
 // expectedBuild seeds the poll schedule: the simulator's build time is
@@ -202,8 +223,11 @@ func newBudget(ctx context.Context, cfg Config, js jetstream.JetStream, m *metri
 	var store budget.Store = budget.NewMemoryStore()
 	stop := func() {}
 	if cfg.Budget == "shared" {
-		kv, err := budget.NewKVStore(ctx, js, budget.KVStoreConfig{Replicas: cfg.StreamReplicas})
-		if err != nil {
+		var kv *budget.KVStore
+		if err := retryStart(ctx, log, "set up the budget bucket", func() (err error) {
+			kv, err = budget.NewKVStore(ctx, js, budget.KVStoreConfig{Replicas: cfg.StreamReplicas})
+			return err
+		}); err != nil {
 			return nil, nil, err
 		}
 		store, stop = kv, kv.Close

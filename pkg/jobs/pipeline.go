@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/deployq/deployq/pkg/vercel"
@@ -76,9 +76,12 @@ type Pipeline struct {
 	cfg     PipelineConfig
 	sources jetstream.ObjectStore
 	uploads jetstream.KeyValue
-	// buildEstimate is an exponentially weighted mean of observed build
-	// times in nanoseconds; the first poll of a deployment waits that long.
-	buildEstimate atomic.Int64
+	// buildMean and buildDev estimate build times (moving mean and mean
+	// deviation); a deployment's first poll comes at mean + dev after its
+	// creation.
+	buildMu   sync.Mutex
+	buildMean time.Duration
+	buildDev  time.Duration
 }
 
 // NewPipeline returns a pipeline calling api, reading tarballs from
@@ -94,8 +97,8 @@ func NewPipeline(api *vercel.Client, sources jetstream.ObjectStore, uploads jets
 	if cfg.IntegrationConfigID == "" {
 		return nil, errors.New("jobs: PipelineConfig.IntegrationConfigID is required")
 	}
-	p := &Pipeline{api: api, cfg: cfg, sources: sources, uploads: uploads}
-	p.buildEstimate.Store(int64(cfg.ExpectedBuild))
+	p := &Pipeline{api: api, cfg: cfg, sources: sources, uploads: uploads,
+		buildMean: cfg.ExpectedBuild, buildDev: cfg.ExpectedBuild / 10}
 	return p, nil
 }
 
@@ -135,7 +138,6 @@ type jobRun struct {
 	// had its effect without us seeing the answer (lost response, crash,
 	// takeover), so the step looks its resource up before creating it.
 	uncertain bool
-	// waitReadyStarted is when this run started waiting for the build.
 	sleep func(ctx context.Context, d time.Duration) error
 	now   func() time.Time
 }
@@ -415,7 +417,7 @@ func (r *jobRun) createDeployment(ctx context.Context) error {
 		}
 		for _, d := range list {
 			if d.Meta[metaRequestID] == r.req.ID {
-				r.st.DeploymentID = d.ID
+				r.st.DeploymentID, r.st.DeployedAt = d.ID, r.now()
 				return nil
 			}
 		}
@@ -436,18 +438,23 @@ func (r *jobRun) createDeployment(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.st.DeploymentID = d.ID
+	r.st.DeploymentID, r.st.DeployedAt = d.ID, r.now()
 	return nil
 }
 
 // waitReady polls the deployment on a schedule learned from build times:
-// the first poll comes when the build is expected to be done, the next ones
-// at a fraction of that, so an average deploy costs one or two GETs.
+// the first poll comes when the build is expected to be done (counted from
+// its creation, so a job resumed after a crash polls at once if that time
+// has passed), the next ones at a fraction of the spread of build times,
+// so an average deploy costs one or two GETs.
 func (r *jobRun) waitReady(ctx context.Context) error {
-	start := r.now()
-	est := time.Duration(r.p.buildEstimate.Load())
-	wait := est
-	for polls := 0; ; polls++ {
+	mean, dev := r.p.buildEstimate()
+	started := r.st.DeployedAt
+	if started.IsZero() {
+		started = r.now()
+	}
+	wait := mean + dev - r.now().Sub(started)
+	for {
 		if err := r.sleep(ctx, wait); err != nil {
 			return err
 		}
@@ -457,28 +464,34 @@ func (r *jobRun) waitReady(ctx context.Context) error {
 		}
 		switch d.ReadyState {
 		case vercel.StateReady:
-			if polls == 0 || !r.uncertain {
-				r.p.observeBuild(r.now().Sub(start), polls)
+			if d.Ready > 0 && d.CreatedAt > 0 && d.Ready >= d.CreatedAt {
+				// The API's own timestamps: the build time exactly.
+				r.p.observeBuild(time.Duration(d.Ready-d.CreatedAt) * time.Millisecond)
 			}
 			r.st.DeploymentURL = liveURL(d)
 			return nil
 		case vercel.StateError, vercel.StateCanceled:
 			return &BuildError{DeploymentID: d.ID, State: d.ReadyState, Code: orDefault(d.ErrorCode, "BUILD_FAILED"), Message: d.ErrorMessage}
 		}
-		wait = min(max(est/4, r.p.cfg.PollMin), r.p.cfg.PollMax)
+		wait = min(max(dev/2, mean/8, r.p.cfg.PollMin), r.p.cfg.PollMax)
 	}
 }
 
-// observeBuild folds one observed build time into the estimate. A build
-// seen ready on the first poll may have finished earlier, so that
-// observation only pulls the estimate down a little.
-func (p *Pipeline) observeBuild(d time.Duration, polls int) {
-	old := p.buildEstimate.Load()
-	next := int64(d)
-	if polls == 0 {
-		next = old - old/10
-	}
-	p.buildEstimate.Store(old + (next-old)/4)
+// buildEstimate returns the moving mean and mean deviation of build times.
+func (p *Pipeline) buildEstimate() (mean, dev time.Duration) {
+	p.buildMu.Lock()
+	defer p.buildMu.Unlock()
+	return p.buildMean, p.buildDev
+}
+
+// observeBuild folds one build time into the estimate (exponentially
+// weighted, a quarter per observation).
+func (p *Pipeline) observeBuild(d time.Duration) {
+	p.buildMu.Lock()
+	defer p.buildMu.Unlock()
+	diff := d - p.buildMean
+	p.buildMean += diff / 4
+	p.buildDev += (diff.Abs() - p.buildDev) / 4
 }
 
 func liveURL(d *vercel.Deployment) string {

@@ -42,6 +42,10 @@ type JobState struct {
 	StoreName       string `json:"storeName,omitempty"`
 	DeploymentID    string `json:"deploymentId,omitempty"`
 	DeploymentURL   string `json:"deploymentUrl,omitempty"`
+	// DeployedAt is when this job saw its deployment created (or found
+	// it): a resumed wait counts the build time from there, not from the
+	// resumption.
+	DeployedAt time.Time `json:"deployedAt,omitzero"`
 	ClaimCode       string `json:"claimCode,omitempty"`
 
 	// Owner and Lease fence workers: a worker takes a job by writing itself
@@ -187,7 +191,9 @@ func (c *checkpoint) refresh(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read checkpoint: %w", err)
 	}
-	if e.Revision() == c.rev {
+	if e.Revision() <= c.rev {
+		// Nothing newer than our own last write (an older revision can only
+		// be a stale answer; reads go to the leader, but be safe).
 		return nil
 	}
 	var stored JobState

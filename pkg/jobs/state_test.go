@@ -119,3 +119,35 @@ func TestCancelMarkIsNotATakeover(t *testing.T) {
 		t.Fatalf("save after a cancel mark: %v", err)
 	}
 }
+
+// Checkpoints are read from the stream leader: a replica's stale answer
+// would look like a takeover.
+func TestCheckpointBucketReadsAreConsistent(t *testing.T) {
+	t.Parallel()
+	srv, err := natsembed.Start(natsembed.Options{Dir: filepath.Join(t.TempDir(), "nats"), Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	for range 2 { // a second worker's Setup must not turn direct gets back on
+		if _, err := Setup(ctx, js, SetupConfig{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, bucket := range []string{BucketJobs, BucketUploads} {
+		s, err := js.Stream(ctx, "KV_"+bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := s.CachedInfo().Config; c.AllowDirect || c.MirrorDirect {
+			t.Fatalf("%s allows direct gets: reads may come from a stale replica", bucket)
+		}
+	}
+}

@@ -157,7 +157,9 @@ type Deployment struct {
 	ErrorCode     string            `json:"errorCode,omitempty"`
 	ErrorMessage  string            `json:"errorMessage,omitempty"`
 	Meta          map[string]string `json:"meta,omitempty"`
-	CreatedAt     int64             `json:"createdAt,omitempty"`
+	CreatedAt     int64             `json:"createdAt,omitempty"`  // epoch ms
+	BuildingAt    int64             `json:"buildingAt,omitempty"` // epoch ms
+	Ready         int64             `json:"ready,omitempty"`      // epoch ms, once READY
 }
 
 // Terminal reports whether the deployment will not change state again.
