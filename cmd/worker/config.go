@@ -274,7 +274,7 @@ func settings() []setting {
 		{
 			env: []string{"MAX_ATTEMPTS"}, flag: "max-attempts", arg: "N", group: "Worker",
 			def:   "5",
-			usage: "Failed attempts per job (rate-limit waits excluded) before it fails into the DLQ, 1 to 100.",
+			usage: "Failed attempts of one step (rate-limit waits excluded) before the job fails into the DLQ, 1 to 100.",
 			apply: func(c *Config, v string) (err error) { c.MaxAttempts, err = parseInt(v, 1, 100); return err },
 		},
 		{

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -74,23 +73,17 @@ func (w *Worker) subscribeCancels() (*nats.Subscription, error) {
 // event. It runs on a context of its own: the job's was cancelled.
 func (j *job) cancel(ctx context.Context, step string) string {
 	st := &j.cp.state
-	cctx, done := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-	defer done()
-	cleaned, cerrs := j.w.pipeline.compensate(cctx, st)
-	for _, e := range cerrs {
-		j.log.Warn("clean-up after cancel incomplete", "err", e)
-	}
 	ev := newEvent(TypeCancelled, terminalEventID(j.req.ID, st.Run), j.w.now(), EventData{
 		RequestID: j.req.ID, Tenant: j.req.Tenant, Step: step, Attempt: int(j.meta.NumDelivered), Run: runField(st.Run),
 		ProjectID: st.ProjectID, ProjectName: st.ProjectName, StoreID: st.StoreID, DeploymentID: st.DeploymentID,
-		Cleaned: cleaned, DurationMs: j.w.now().Sub(st.SubmittedAt).Milliseconds(),
+		DurationMs: j.w.now().Sub(st.SubmittedAt).Milliseconds(),
 	})
-	st.Status, st.Terminal = StatusCancelled, &ev
-	if err := j.cp.save(cctx, j.w.now()); err != nil {
+	st.Terminal = &ev
+	if err := j.cp.save(context.WithoutCancel(ctx), j.w.now()); err != nil {
 		return j.abandon(err)
 	}
-	j.log.Info("deploy cancelled", "step", step, "cleaned", strings.Join(cleaned, ","))
-	return j.finish(cctx)
+	j.log.Info("deploy cancelled", "step", step)
+	return j.cleanUpAndEnd(ctx)
 }
 
 // runField is the event's run field: omitted for the first run.

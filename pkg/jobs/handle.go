@@ -103,6 +103,15 @@ func (j *job) run(ctx context.Context) string {
 	}
 	ctx, release := j.w.inflight.track(ctx, jobKey(j.req.Tenant, j.req.ID))
 	defer release()
+	if st.Terminal != nil {
+		// An earlier delivery decided the outcome and died cleaning up.
+		return j.cleanUpAndEnd(ctx)
+	}
+	if takeover && st.Step != "" {
+		// The last step's event may have died with the earlier delivery;
+		// its dedup id makes publishing it again free.
+		j.publishStep(ctx, st.Step)
+	}
 
 	r := &jobRun{p: j.w.pipeline, req: j.req, st: st, uncertain: takeover, sleep: sleepCtx, now: j.w.now}
 	bo := j.w.cfg.NewBackOff()
@@ -121,6 +130,7 @@ func (j *job) run(ctx context.Context) string {
 		err := r.runStep(ctx, step)
 		if err == nil {
 			st.Step = step
+			st.Attempts = 0 // attempts are capped per step
 			if err := j.cp.save(ctx, j.w.now()); err != nil {
 				return j.abandon(err)
 			}
@@ -257,29 +267,50 @@ func (j *job) succeed(ctx context.Context) string {
 	return j.finish(ctx)
 }
 
-// fail compensates, records the failure, dead-letters the request and
-// publishes its failed event.
+// fail records the failure, compensates, dead-letters the request and
+// publishes its failed event. The failure is recorded before the clean-up,
+// so a worker dying mid-clean-up leaves a job that the next delivery
+// finishes cleaning, with the same reason, instead of running it again
+// against deleted resources.
 func (j *job) fail(ctx context.Context, step, code string, cause error) string {
 	st := &j.cp.state
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-	cleaned, cerrs := j.w.pipeline.compensate(cctx, st)
-	cancel()
-	for _, e := range cerrs {
-		j.log.Warn("clean-up after failure incomplete", "err", e)
-	}
 	ev := newEvent(TypeFailed, terminalEventID(j.req.ID, st.Run), j.w.now(), EventData{
 		RequestID: j.req.ID, Tenant: j.req.Tenant, Step: step, Attempt: int(j.meta.NumDelivered), Run: runField(st.Run),
 		ProjectID: st.ProjectID, ProjectName: st.ProjectName, StoreID: st.StoreID, DeploymentID: st.DeploymentID,
 		Error:      &EventError{Step: step, Code: code, Message: cause.Error()},
-		Cleaned:    cleaned,
 		DurationMs: j.w.now().Sub(st.SubmittedAt).Milliseconds(),
 	})
-	st.Status, st.Terminal = StatusFailed, &ev
-	if err := j.cp.save(ctx, j.w.now()); err != nil {
+	st.Terminal = &ev
+	if err := j.cp.save(context.WithoutCancel(ctx), j.w.now()); err != nil {
 		return j.abandon(err)
 	}
-	j.log.Warn("deploy failed", "step", step, "code", code, "err", cause, "cleaned", strings.Join(cleaned, ","))
-	return j.finish(ctx)
+	j.log.Warn("deploy failed", "step", step, "code", code, "err", cause)
+	return j.cleanUpAndEnd(ctx)
+}
+
+// cleanUpAndEnd deletes what a failed or cancelled job created, then
+// records and publishes its recorded terminal event. Deleting what is
+// already gone counts as done, so it can run again after a crash.
+func (j *job) cleanUpAndEnd(ctx context.Context) string {
+	st := &j.cp.state
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	cleaned, cerrs := j.w.pipeline.compensate(cctx, st)
+	for _, e := range cerrs {
+		j.log.Warn("clean-up incomplete", "err", e)
+	}
+	st.Terminal.Data.Cleaned = cleaned
+	st.Status = StatusFailed
+	if st.Terminal.Type == TypeCancelled {
+		st.Status = StatusCancelled
+	}
+	if err := j.cp.save(cctx, j.w.now()); err != nil {
+		return j.abandon(err)
+	}
+	if len(cleaned) > 0 {
+		j.log.Info("cleaned up after the job", "cleaned", strings.Join(cleaned, ","))
+	}
+	return j.finish(cctx)
 }
 
 // finish publishes the recorded terminal event (once) and settles the

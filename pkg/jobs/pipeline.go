@@ -138,8 +138,8 @@ type jobRun struct {
 	// had its effect without us seeing the answer (lost response, crash,
 	// takeover), so the step looks its resource up before creating it.
 	uncertain bool
-	sleep func(ctx context.Context, d time.Duration) error
-	now   func() time.Time
+	sleep     func(ctx context.Context, d time.Duration) error
+	now       func() time.Time
 }
 
 func (r *jobRun) runStep(ctx context.Context, step string) error {

@@ -46,7 +46,7 @@ type JobState struct {
 	// it): a resumed wait counts the build time from there, not from the
 	// resumption.
 	DeployedAt time.Time `json:"deployedAt,omitzero"`
-	ClaimCode       string `json:"claimCode,omitempty"`
+	ClaimCode  string    `json:"claimCode,omitempty"`
 
 	// Owner and Lease fence workers: a worker takes a job by writing itself
 	// as owner with a higher lease through compare-and-set, and every later

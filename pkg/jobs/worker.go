@@ -23,8 +23,9 @@ type WorkerConfig struct {
 	// Owner identifies this worker in checkpoints and logs.
 	// Defaults to hostname-pid.
 	Owner string
-	// MaxAttempts caps failed attempts per job; rate-limit waits do not
-	// count. Defaults to 5.
+	// MaxAttempts caps failed attempts of each step (so a job fails after
+	// at most steps × MaxAttempts); rate-limit waits do not count.
+	// Defaults to 5.
 	MaxAttempts int
 	// NewBackOff returns the retry schedule of one job's transient errors.
 	// Defaults to exponential from 1 s to 1 min with ±50 % jitter.
