@@ -6,11 +6,12 @@ GOBIN       := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 # Packages with goroutines of their own run under the race detector.
-RACE_PKGS   := ./pkg/...  ./cmd/...
+# ./chaos/... runs the short chaos test (60 deploys, 1–2 minutes).
+RACE_PKGS   := ./pkg/...  ./cmd/...  ./chaos/...
 FUZZTIME    ?= 10s
 BIN         := bin
 
-.PHONY: all build test unit vet lint fuzz demo clean tools bench bench-budget
+.PHONY: all build test unit vet lint fuzz demo clean tools bench bench-budget chaos lint-deploy
 
 all: build
 
@@ -43,6 +44,18 @@ fuzz:
 ## demo: a worker on embedded NATS + the Vercel simulator, ~20 deploys of examples/, claim URLs printed.
 demo:
 	./scripts/demo.sh
+
+## chaos: the long chaos test (300 deploys, about 6 minutes): worker processes SIGKILLed every 4 s,
+## a NATS node restarted, API faults and 429s; prints the counts (docs/RELIABILITY.md). `make test`
+## runs a 60-request version. Keep the worker logs with CHAOS_FLAGS="-artifacts -outputdir DIR".
+chaos:
+	DEPLOYQ_CHAOS=long $(GO) test -count=1 -v -timeout 20m -run '^TestChaos$$' ./chaos/ $(CHAOS_FLAGS)
+
+## lint-deploy: validate deploy/ offline (NATS configs and a live 3-node cluster with tenant permissions,
+## Kubernetes manifests and KEDA, Prometheus rules and their tests, Grafana dashboard, Dockerfile, docker-compose);
+## installs the tools it lacks. A minute or two once the tools are built.
+lint-deploy:
+	./deploy/lint.sh
 
 ## bench: every benchmark; docs/BENCHMARKS.md shows and explains their figures.
 bench: bench-budget

@@ -1,0 +1,343 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deployq/deployq/pkg/jobs"
+	"github.com/deployq/deployq/pkg/jobs/jobstest"
+	"github.com/deployq/deployq/pkg/vercel/vercelsim"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// tally is what the events stream holds for one request.
+type tally struct {
+	terminal   []jobs.Event
+	steps      int
+	deliveries int // the highest delivery number any of its events carries
+}
+
+// verify checks the guarantees after the run and returns the report.
+func verify(t *testing.T, sc scenario, js jetstream.JetStream, client *jobs.Client, sim *vercelsim.Server, f *fleet, reqs []request, run *runStats) string {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 2*time.Minute)
+	defer cancel()
+	rep := report{title: "deployq chaos test (" + sc.name + ")"}
+	toFail, toReject := 0, 0
+	byID := make(map[string]*request, len(reqs))
+	for i := range reqs {
+		byID[reqs[i].ID] = &reqs[i]
+		switch {
+		case reqs[i].raw != nil:
+			toReject++
+		case reqs[i].fail:
+			toFail++
+		}
+	}
+	rep.line("requests", "%d over %d tenants: %d made to fail (a build error), %d invalid", len(reqs), len(tenants), toFail, toReject)
+
+	// Events: exactly one terminal event per request, of the right kind.
+	evs := jobstest.StoredEvents(t, js, jobs.AllEvents)
+	tallies := map[string]*tally{}
+	for _, ev := range evs {
+		id := ev.Data.RequestID
+		if byID[id] == nil {
+			t.Errorf("event %s (%s) for a request never submitted: %s", ev.ID, ev.Short(), id)
+			continue
+		}
+		ta := tallies[id]
+		if ta == nil {
+			ta = &tally{}
+			tallies[id] = ta
+		}
+		if ev.Terminal() {
+			ta.terminal = append(ta.terminal, ev)
+		} else {
+			ta.steps++
+		}
+		ta.deliveries = max(ta.deliveries, ev.Data.Attempt)
+	}
+	perRequest := map[int]int{} // terminal events → requests
+	var succeeded, failed, cleaned, rejected, wrong, redelivered, maxDeliveries int
+	var missing []request
+	for _, r := range reqs {
+		ta := tallies[r.ID]
+		if ta == nil {
+			ta = &tally{}
+		}
+		perRequest[len(ta.terminal)]++
+		if ta.deliveries > 1 {
+			redelivered++
+		}
+		maxDeliveries = max(maxDeliveries, ta.deliveries)
+		switch len(ta.terminal) {
+		case 0:
+			missing = append(missing, r)
+			continue
+		case 1:
+		default:
+			var kinds []string
+			for _, ev := range ta.terminal {
+				kinds = append(kinds, ev.ID+" "+ev.Short())
+			}
+			t.Errorf("%s has %d terminal events: %s", r.ID, len(ta.terminal), strings.Join(kinds, ", "))
+		}
+		ev := ta.terminal[0]
+		switch {
+		case r.raw != nil:
+			if ev.Type == jobs.TypeRejected && ev.Data.Error != nil && ev.Data.Error.Code == "invalid_request" {
+				rejected++
+			} else {
+				wrong++
+				t.Errorf("%s ended %s, want rejected with invalid_request", r.ID, describe(ev))
+			}
+		case ev.Type == jobs.TypeSucceeded && !r.fail:
+			succeeded++
+			if ev.Data.URL == "" || ev.Data.ClaimURL == "" || ev.Data.DeploymentID == "" {
+				t.Errorf("%s succeeded without a URL, claim URL or deployment: %+v", r.ID, ev.Data)
+			}
+		case ev.Type == jobs.TypeFailed && r.fail && ev.Data.Error != nil && ev.Data.Error.Code == "BUILD_FAILED":
+			failed++
+			if slices.Contains(ev.Data.Cleaned, "project") && slices.Contains(ev.Data.Cleaned, "database") {
+				cleaned++
+			}
+		default:
+			wrong++
+			t.Errorf("%s ended %s, want %s: %s", r.ID, describe(ev), r.outcome(), f.grepSummary(r.ID))
+		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("%d of %d requests have no terminal event after %s:\n%s",
+			len(missing), len(reqs), run.wall.Round(time.Second), describeMissing(ctx, js, f, missing))
+	}
+	rep.line("outcomes", "%d succeeded, %d failed with BUILD_FAILED (%d of them with project and database deleted), %d rejected, %d ended otherwise, %d without an outcome",
+		succeeded, failed, cleaned, rejected, wrong, len(missing))
+	// Progress events are best effort (the terminal event is the
+	// contract): count those missing rather than fail on them.
+	wantSteps, gotSteps := 0, 0
+	for _, r := range reqs {
+		ta := tallies[r.ID]
+		if ta == nil || len(ta.terminal) == 0 {
+			continue
+		}
+		switch ta.terminal[0].Type {
+		case jobs.TypeSucceeded:
+			wantSteps += len(jobs.Steps())
+		case jobs.TypeFailed:
+			wantSteps += slices.Index(jobs.Steps(), jobs.StepWaitReady) // the steps before the build's end
+		}
+		gotSteps += ta.steps
+	}
+	rep.line("terminal", "events per request: %s; %d events in all, %d of them progress events (%d expected from the outcomes)",
+		histogram(perRequest, len(reqs)), len(evs), gotSteps, wantSteps)
+	rep.line("deliveries", "%d requests delivered more than once, at most %d deliveries (as their events show)", redelivered, maxDeliveries)
+
+	// The simulator: at most one project, database and READY deployment
+	// per request, and exactly one READY deployment per success.
+	st := sim.Stats()
+	var maxProjects, maxStores, maxReady, dupDeployments, readyOK int
+	for _, r := range reqs {
+		pn, sn := jobs.ProjectName(&r.Request), jobs.StoreName(&r.Request)
+		projects, stores := st.ProjectsCreated[pn], st.StoresCreated[sn]
+		ready, created := st.DeploymentsReady[pn], st.DeploymentsCreated[pn]
+		maxProjects, maxStores, maxReady = max(maxProjects, projects), max(maxStores, stores), max(maxReady, ready)
+		if created > 1 {
+			dupDeployments++
+		}
+		if projects > 1 || stores > 1 || ready > 1 {
+			t.Errorf("%s: the simulator created %d projects named %s, %d databases named %s, %d deployments (%d READY)",
+				r.ID, projects, pn, stores, sn, created, ready)
+		}
+		if ta := tallies[r.ID]; ta != nil && len(ta.terminal) > 0 && ta.terminal[0].Type == jobs.TypeSucceeded {
+			if ready == 1 {
+				readyOK++
+			} else {
+				t.Errorf("%s succeeded but its project %s has %d READY deployments", r.ID, pn, ready)
+			}
+		}
+	}
+	rep.line("simulator", "per request at most %d project, %d database, %d READY deployment; %d of %d successes with exactly one READY deployment; %d requests with a second deployment created",
+		maxProjects, maxStores, maxReady, readyOK, succeeded, dupDeployments)
+
+	// The DLQ holds exactly the requests made to fail, once each.
+	dead, err := client.DeadLetters(ctx, "")
+	if err != nil {
+		t.Fatalf("read the DLQ: %v", err)
+	}
+	dlq := map[string]int{}
+	for _, d := range dead {
+		dlq[d.ID]++
+		r := byID[d.ID]
+		switch {
+		case r == nil:
+			t.Errorf("dead letter for a request never submitted: %s (%s)", d.ID, d.Reason)
+		case r.raw != nil:
+			if d.Reason != jobs.DLQReasonRejected || d.Error == nil || d.Error.Code != "invalid_request" {
+				t.Errorf("dead letter of %s: reason %s, error %+v; want rejected with invalid_request", d.ID, d.Reason, d.Error)
+			}
+		case !r.fail:
+			t.Errorf("dead letter for %s, which should have succeeded: reason %s, error %+v", d.ID, d.Reason, d.Error)
+		case d.Reason != jobs.DLQReasonFailed || d.Error == nil || d.Error.Code != "BUILD_FAILED":
+			t.Errorf("dead letter of %s: reason %s, error %+v; want failed with BUILD_FAILED", d.ID, d.Reason, d.Error)
+		}
+	}
+	for _, r := range reqs {
+		if (r.fail || r.raw != nil) && dlq[r.ID] != 1 {
+			t.Errorf("%s must end %s and has %d dead letters, want 1", r.ID, r.outcome(), dlq[r.ID])
+		}
+	}
+	rep.line("dlq", "%d entries for %d requests; %d made to fail and %d invalid", len(dead), len(dlq), toFail, toReject)
+
+	// Nothing is left in the work queue.
+	left, pending := queueLeft(ctx, t, js)
+	if left != 0 || pending != 0 {
+		t.Errorf("%d requests left in %s, %d awaiting ack, after every request ended", left, jobs.StreamRequests, pending)
+	}
+	rep.line("queue", "%d requests left in %s, %d awaiting ack", left, jobs.StreamRequests, pending)
+
+	// What the chaos did; a run that did not exercise something checked
+	// nothing about it.
+	faults, faultKinds := countFaults(st)
+	limited := 0
+	for _, n := range st.RateLimited {
+		limited += n
+	}
+	rep.line("chaos", "%d SIGKILLs (one every %s); %d NATS node restart: %s",
+		run.kills, sc.killEvery, run.nodeRestarts, run.nodeDown)
+	rep.line("workers", "%d processes; %d exited by themselves before taking work (restarted), %d after",
+		len(f.incarnations()), len(run.startFailures), len(run.crashes))
+	const (
+		takenOver = "another worker took this job over; stopping without acting further"
+		retried   = "step will be retried"
+		handed    = "job interrupted; handing it back"
+		disconn   = "NATS disconnected"
+	)
+	logs := f.logCounts(takenOver, retried, handed, disconn)
+	rep.line("logs", "%d steps retried, %d jobs dropped as taken over by another worker, %d handed back after an error, %d NATS disconnects",
+		logs[retried], logs[takenOver], logs[handed], logs[disconn])
+	rep.line("api", "%d calls; %d injected faults (%s); %d answered 429 (%s)",
+		sum(st.Requests), faults, faultKinds, limited, byEndpoint(st.RateLimited))
+	if run.kills == 0 {
+		t.Error("the run ended before any worker was killed")
+	}
+	if run.nodeRestarts != 1 {
+		t.Errorf("%d NATS node restarts, want 1", run.nodeRestarts)
+	}
+	if faults == 0 {
+		t.Error("the simulator injected no fault")
+	}
+	if limited == 0 {
+		t.Error("the simulator answered no 429: the rate-limit path went unexercised")
+	}
+	rep.line("time", "submitted in %s; all ended %s after the first submit; %s until the workers stopped",
+		run.submitted.Round(time.Millisecond), orDash(run.allEnded), run.wall.Round(time.Millisecond))
+	rep.line("machine", "%s/%s, %d CPUs (GOMAXPROCS %d), %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
+	return rep.String()
+}
+
+func describe(ev jobs.Event) string {
+	s := ev.Short()
+	if ev.Data.Error != nil {
+		s += fmt.Sprintf(" at %s with %s (%s)", ev.Data.Error.Step, ev.Data.Error.Code, clip(ev.Data.Error.Message, 200))
+	}
+	return s
+}
+
+func (f *fleet) grepSummary(id string) string {
+	lines := f.grep(`"`+id+`"`, 6, 300)
+	if len(lines) == 0 {
+		return "no log line names it"
+	}
+	return "its last log lines:\n      " + strings.Join(lines, "\n      ")
+}
+
+// histogram reads like "exactly 1 for 60 of 60" or lists every count.
+func histogram(h map[int]int, total int) string {
+	if len(h) == 1 && h[1] == total {
+		return fmt.Sprintf("exactly 1 for %d of %d", total, total)
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(h)) {
+		parts = append(parts, fmt.Sprintf("%d for %d", k, h[k]))
+	}
+	return strings.Join(parts, ", ") + fmt.Sprintf(" (of %d)", total)
+}
+
+func queueLeft(ctx context.Context, t *testing.T, js jetstream.JetStream) (left uint64, pending int) {
+	t.Helper()
+	s, err := js.Stream(ctx, jobs.StreamRequests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Consumer(ctx, jobs.ConsumerWorkers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, err := c.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs, ci.NumAckPending
+}
+
+func countFaults(st vercelsim.Stats) (int, string) {
+	var before, after, hang int
+	for _, fc := range st.Faults {
+		before += fc.ErrorBefore
+		after += fc.ErrorAfter
+		hang += fc.Hang + fc.HangAfter
+	}
+	return before + after + hang, fmt.Sprintf("5xx before the effect %d, after it %d, hangs %d", before, after, hang)
+}
+
+func sum[K comparable](m map[K]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func byEndpoint[K ~string](m map[K]int) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if m[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func orDash(d time.Duration) string {
+	if d == 0 {
+		return "—"
+	}
+	return d.Round(time.Millisecond).String()
+}
+
+// report is the printed summary, one labelled line per fact.
+type report struct {
+	title string
+	b     strings.Builder
+}
+
+func (r *report) line(label, format string, args ...any) {
+	if r.b.Len() == 0 {
+		r.b.WriteString(r.title + "\n")
+	}
+	fmt.Fprintf(&r.b, "  %-11s %s\n", label+":", fmt.Sprintf(format, args...))
+}
+
+func (r *report) String() string { return r.b.String() }
