@@ -79,6 +79,12 @@ type Config struct {
 	// Defaults to 127.0.0.1:8080.
 	HTTPAddr string
 
+	// ExpectedBuild seeds the build-time estimate that schedules a
+	// deployment's first status poll; the estimate then follows observed
+	// builds (EXPECTED_BUILD_TIME, --expected-build-time). Defaults to 30s,
+	// or SIM_BUILD_TIME with --simulate.
+	ExpectedBuild time.Duration
+
 	// Budget is where the API budget's buckets live (BUDGET, --budget):
 	// "shared" across every worker on the same NATS (a KV bucket),
 	// "local" to this process, or "off". Defaults to shared.
@@ -315,6 +321,17 @@ func settings() []setting {
 			},
 		},
 
+		{
+			env: []string{"EXPECTED_BUILD_TIME"}, flag: "expected-build-time", arg: "DURATION", group: "Worker",
+			usage: "First guess of a build's duration, which schedules the first status poll until builds are observed. Default: 30s, or SIM_BUILD_TIME with --simulate.",
+			apply: func(c *Config, v string) (err error) {
+				if v == "" {
+					return nil
+				}
+				c.ExpectedBuild, err = parseDuration(v, time.Second)
+				return err
+			},
+		},
 		{
 			env: []string{"BUDGET"}, flag: "budget", arg: "MODE", group: "Budget",
 			def:   "shared",

@@ -316,6 +316,8 @@ func TestConfigEveryFieldHasASetting(t *testing.T) {
 			v = "true"
 		case s.arg == "LIMITS":
 			v = "all=1/1s"
+		case s.arg == "DURATION" && v == "":
+			v = "5s"
 		case v == "":
 			v = "x"
 		}

@@ -158,7 +158,10 @@ func retryStart(ctx context.Context, log *slog.Logger, what string, step func() 
 // expectedBuild seeds the poll schedule: the simulator's build time is
 // known exactly; Vercel's builds take tens of seconds.
 func expectedBuild(cfg Config) time.Duration {
-	if cfg.Simulate {
+	switch {
+	case cfg.ExpectedBuild > 0:
+		return cfg.ExpectedBuild
+	case cfg.Simulate:
 		return cfg.SimBuildTime
 	}
 	return 30 * time.Second
