@@ -53,7 +53,7 @@ chaos:
 
 ## lint-deploy: validate deploy/ offline (NATS configs and a live 3-node cluster with tenant permissions,
 ## Kubernetes manifests and KEDA, Prometheus rules and their tests, Grafana dashboard, Dockerfile, docker-compose);
-## installs the tools it lacks. A minute or two once the tools are built.
+## installs the tools it lacks. About 30 s once they are built (the first run builds promtool: ~3 min).
 lint-deploy:
 	./deploy/lint.sh
 

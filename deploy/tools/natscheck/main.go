@@ -1,0 +1,640 @@
+// Command natscheck proves deploy/nats and deploy/k8s against a live
+// cluster booted from deploy/nats/nats-*.conf (deploy/lint.sh does that):
+//
+//	natscheck cluster -monitor URL,URL,URL
+//	    every node answers /healthz, and JetStream has a meta leader over
+//	    all the nodes (/jsz) with distinct server names (/varz);
+//	natscheck tenant -servers URLS -tenant T -password P -other O -source DIR -failing DIR
+//	    with a tenant's credentials, pkg/jobs.Client can submit and follow
+//	    its own deploys to their end (a worker must be running), and every
+//	    way to reach another tenant's subjects, the workers' queue or the
+//	    checkpoints is refused;
+//	natscheck keda -monitor URL -scaledobject FILE
+//	    the nats-jetstream trigger's account, stream and consumer exist in
+//	    /jsz as KEDA reads it, and the lag it would compute.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/deployq/deployq/pkg/jobs"
+	"github.com/deployq/deployq/pkg/tarball"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	var err error
+	switch os.Args[1] {
+	case "cluster":
+		err = runCluster(os.Args[2:])
+	case "tenant":
+		err = runTenant(os.Args[2:])
+	case "keda":
+		err = runKEDA(os.Args[2:])
+	default:
+		usage()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "natscheck:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: natscheck cluster|tenant|keda [flags]")
+	os.Exit(2)
+}
+
+// ---- cluster ---------------------------------------------------------------
+
+func runCluster(args []string) error {
+	fs := flag.NewFlagSet("cluster", flag.ExitOnError)
+	monitors := fs.String("monitor", "", "monitoring base URLs of every node, comma-separated")
+	wait := fs.Duration("wait", 30*time.Second, "how long the cluster may take to form")
+	_ = fs.Parse(args)
+	urls := split(*monitors)
+	if len(urls) == 0 {
+		return errors.New("cluster: -monitor is required")
+	}
+	deadline := time.Now().Add(*wait)
+	for {
+		err := clusterOnce(urls)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func clusterOnce(urls []string) error {
+	names := map[string]bool{}
+	leaders := map[string]bool{}
+	for _, base := range urls {
+		if code, body, err := get(base + "/healthz"); err != nil || code != http.StatusOK {
+			return fmt.Errorf("%s/healthz: %d %s %v", base, code, strings.TrimSpace(body), err)
+		}
+		var varz struct {
+			ServerName string `json:"server_name"`
+			Routes     int    `json:"routes"`
+			Cluster    struct {
+				Name string `json:"name"`
+			} `json:"cluster"`
+		}
+		if err := getJSON(base+"/varz", &varz); err != nil {
+			return err
+		}
+		if names[varz.ServerName] {
+			return fmt.Errorf("server_name %q is used twice", varz.ServerName)
+		}
+		names[varz.ServerName] = true
+		var jsz struct {
+			Meta struct {
+				Name        string `json:"name"`
+				Leader      string `json:"leader"`
+				ClusterSize int    `json:"cluster_size"`
+			} `json:"meta_cluster"`
+		}
+		if err := getJSON(base+"/jsz", &jsz); err != nil {
+			return err
+		}
+		if jsz.Meta.Leader == "" {
+			return fmt.Errorf("%s/jsz: no JetStream meta leader yet", base)
+		}
+		if jsz.Meta.ClusterSize != len(urls) {
+			return fmt.Errorf("%s/jsz: meta cluster of %d, want %d", base, jsz.Meta.ClusterSize, len(urls))
+		}
+		leaders[jsz.Meta.Leader] = true
+		fmt.Printf("  %s: server %s, cluster %s, %d routes, healthz ok, meta leader %s (cluster size %d)\n",
+			base, varz.ServerName, varz.Cluster.Name, varz.Routes, jsz.Meta.Leader, jsz.Meta.ClusterSize)
+	}
+	if len(leaders) != 1 {
+		return fmt.Errorf("nodes disagree on the meta leader: %v", leaders)
+	}
+	return nil
+}
+
+// ---- tenant ----------------------------------------------------------------
+
+// violations collects the permission errors the server reports.
+type violations struct {
+	mu   sync.Mutex
+	errs []string
+}
+
+func (v *violations) handler(_ *nats.Conn, _ *nats.Subscription, err error) {
+	if err == nil {
+		return
+	}
+	v.mu.Lock()
+	v.errs = append(v.errs, err.Error())
+	v.mu.Unlock()
+}
+
+// mark returns a position in the errors received so far.
+func (v *violations) mark() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return len(v.errs)
+}
+
+// waitFor reports whether a permissions violation mentioning every one of
+// parts arrives, after position from, within d.
+func (v *violations) waitFor(from int, d time.Duration, parts ...string) bool {
+	deadline := time.Now().Add(d)
+	for {
+		v.mu.Lock()
+		for _, e := range v.errs[from:] {
+			if !strings.Contains(strings.ToLower(e), "permissions violation") {
+				continue
+			}
+			all := true
+			for _, p := range parts {
+				if !strings.Contains(e, p) {
+					all = false
+					break
+				}
+			}
+			if all {
+				v.mu.Unlock()
+				return true
+			}
+		}
+		v.mu.Unlock()
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func runTenant(args []string) error {
+	fs := flag.NewFlagSet("tenant", flag.ExitOnError)
+	servers := fs.String("servers", "", "NATS URLs, comma-separated, without credentials")
+	tenant := fs.String("tenant", "acme", "tenant whose user connects")
+	password := fs.String("password", "", "password of the user tenant-<tenant>")
+	other := fs.String("other", "globex", "another tenant, whose subjects must stay out of reach")
+	source := fs.String("source", "examples/nextjs-prisma", "app directory that builds")
+	failing := fs.String("failing", "examples/failing-build", "app directory whose build fails")
+	timeout := fs.Duration("timeout", 90*time.Second, "how long the deploys may take")
+	_ = fs.Parse(args)
+	if *servers == "" || *password == "" {
+		return errors.New("tenant: -servers and -password are required")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+
+	var v violations
+	user := "tenant-" + *tenant
+	nc, err := nats.Connect(withUser(*servers, user, *password),
+		nats.Name("natscheck-"+*tenant),
+		// Replies come to this tenant's own inbox prefix, the only one
+		// its user may subscribe to.
+		nats.CustomInboxPrefix("_INBOX_"+*tenant),
+		nats.ErrorHandler(v.handler),
+	)
+	if err != nil {
+		return fmt.Errorf("connect as %s: %w", user, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	client, err := jobs.NewClient(ctx, js, jobs.ClientConfig{})
+	if err != nil {
+		return fmt.Errorf("allowed: jobs.NewClient as %s: %w", user, err)
+	}
+	ok("jobs.NewClient binds the streams and buckets")
+
+	// The producer client reads checkpoints before it publishes. A tenant
+	// can only be allowed that read per tenant when the checkpoint bucket
+	// answers direct gets (subject in the request subject); MSG.GET names
+	// the key in its body, so granting it would expose every tenant's
+	// checkpoints, claim codes included. Without either, Submit waits for
+	// an answer that never comes until its context ends.
+	var failed []string
+	incompatible := ""
+	if info, err := js.Stream(ctx, "KV_"+jobs.BucketJobs); err != nil {
+		return fmt.Errorf("allowed: stream info of KV_%s: %w", jobs.BucketJobs, err)
+	} else if !info.CachedInfo().Config.AllowDirect {
+		incompatible = "KV_" + jobs.BucketJobs + " refuses direct gets, so pkg/jobs.Client reads checkpoints with " +
+			"$JS.API.STREAM.MSG.GET." + "KV_" + jobs.BucketJobs + ", which cannot be limited to one tenant: " +
+			"Client.Submit cannot work for a tenant user without exposing every tenant's checkpoints (claim codes included). " +
+			"Read checkpoints from the leader in the worker only (a STREAM.MSG.GET request) and leave direct gets on for clients"
+		failed = append(failed, "tenant Submit/Watch: "+incompatible)
+		fmt.Printf("  FAIL   %s\n", incompatible)
+	}
+	if incompatible == "" {
+		// Allowed: submit and follow deploys of our own: one that builds, one
+		// that fails (the worker's path to the DLQ), and the first again
+		// through a client whose tiny SourceGrace makes it upload the stored
+		// tarball again (replacing an object purges its old chunks).
+		regrace, err := jobs.NewClient(ctx, js, jobs.ClientConfig{SourceGrace: time.Millisecond})
+		if err != nil {
+			return err
+		}
+		for _, c := range []struct {
+			client    *jobs.Client
+			dir, want string
+			note      string
+		}{
+			{client, *source, jobs.TypeSucceeded, ""},
+			{client, *failing, jobs.TypeFailed, ""},
+			{regrace, *source, jobs.TypeSucceeded, ", its stored tarball uploaded again"},
+		} {
+			if err := submitAndFollow(ctx, c.client, js, *tenant, c.dir, c.want, c.note); err != nil {
+				v.mu.Lock()
+				defer v.mu.Unlock()
+				return fmt.Errorf("%w (connection errors: %q)", err, v.errs)
+			}
+		}
+	}
+	if err := firstViolation(&v); err != nil {
+		return fmt.Errorf("allowed operations caused %w", err)
+	}
+
+	// Refused: every other way in.
+	short := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, 2*time.Second) }
+	raw := func(subject, body string) func() {
+		return func() { _ = nc.PublishRequest(subject, nc.NewInbox(), []byte(body)); _ = nc.Flush() }
+	}
+	pub := func(subject string) func() {
+		return func() { _ = nc.Publish(subject, []byte("{}")); _ = nc.Flush() }
+	}
+	sub := func(subject string) func() {
+		return func() {
+			if s, err := nc.SubscribeSync(subject); err == nil {
+				_ = nc.Flush()
+				time.AfterFunc(3*time.Second, func() { _ = s.Unsubscribe() })
+			}
+		}
+	}
+	otherReq := jobs.Request{Tenant: *other, Name: "natscheck", Framework: "nextjs"}
+	// parts: what the server's refusal must mention. A checkpoint read is
+	// a direct get or a MSG.GET, depending on the bucket's settings, so
+	// those checks accept a refusal of either (orRefused).
+	readsCheckpoint := []string{"$JS.API.STREAM.MSG.GET.KV_DEPLOY_JOBS"}
+	orRefused := map[string][]string{
+		"Client.Submit for " + *other:      readsCheckpoint,
+		"read " + *other + "'s checkpoint": readsCheckpoint,
+	}
+	denied := []struct {
+		what  string
+		op    func()
+		parts []string
+	}{
+		{"publish a request for " + *other, pub(jobs.RequestSubject(*other)), []string{`"deploy.requests.` + *other + `"`}},
+		{"Client.Submit for " + *other, func() {
+			c, done := short()
+			defer done()
+			_, _ = client.Submit(c, otherReq, []byte("not a real tarball"))
+		}, []string{"." + *other + "."}},
+		{"record a source reference for " + *other, pub("$KV.DEPLOY_SOURCE_REFS.0123456789abcdef0123456789abcdef01234567." + *other + ".x"),
+			[]string{"$KV.DEPLOY_SOURCE_REFS.", "." + *other + ".x"}},
+		{"forge an event", pub(jobs.EventSubject(*tenant, "forged")), []string{`"deploy.events.` + *tenant + `.forged"`}},
+		{"publish a cancel notice", pub("deploy.cancel." + *other + ".x"), []string{"deploy.cancel." + *other}},
+		{"write a checkpoint", pub("$KV.DEPLOY_JOBS." + *tenant + ".forged"), []string{"$KV.DEPLOY_JOBS." + *tenant + ".forged"}},
+		{"subscribe to " + *other + "'s events", sub("deploy.events." + *other + ".>"), []string{"deploy.events." + *other + ".>"}},
+		{"subscribe to every event", sub("deploy.events.>"), []string{`"deploy.events.>"`}},
+		{"subscribe to the shared inbox", sub("_INBOX.>"), []string{`"_INBOX.>"`}},
+		{"subscribe to requests", sub("deploy.requests.>"), []string{`"deploy.requests.>"`}},
+		{"Client.Watch " + *other, func() {
+			c, done := short()
+			defer done()
+			if w, err := client.Watch(c, jobs.WatchFilter{Tenant: *other, FromStart: true}); err == nil {
+				w.Stop()
+			}
+		}, []string{"$JS.API.CONSUMER.CREATE.DEPLOY_EVENTS.", "deploy.events." + *other}},
+		{"Client.Watch every tenant", func() {
+			c, done := short()
+			defer done()
+			if w, err := client.Watch(c, jobs.WatchFilter{FromStart: true}); err == nil {
+				w.Stop()
+			}
+		}, []string{"$JS.API.CONSUMER.CREATE.DEPLOY_EVENTS.", "deploy.events.*.*"}},
+		{"read " + *other + "'s checkpoint", func() {
+			c, done := short()
+			defer done()
+			if kv, err := js.KeyValue(c, jobs.BucketJobs); err == nil {
+				_, _ = kv.Get(c, *other+".some-id")
+			}
+		}, []string{"$JS.API.DIRECT.GET.KV_DEPLOY_JOBS.$KV.DEPLOY_JOBS." + *other}},
+		{"MSG.GET on the events stream (any subject)", raw("$JS.API.STREAM.MSG.GET.DEPLOY_EVENTS", `{"seq":1}`), []string{"$JS.API.STREAM.MSG.GET.DEPLOY_EVENTS"}},
+		{"bind the requests stream", raw("$JS.API.STREAM.INFO.DEPLOY_REQUESTS", ""), []string{"$JS.API.STREAM.INFO.DEPLOY_REQUESTS"}},
+		{"pull from the workers' consumer", raw("$JS.API.CONSUMER.MSG.NEXT.DEPLOY_REQUESTS.deploy-workers", `{"batch":1}`), []string{"$JS.API.CONSUMER.MSG.NEXT.DEPLOY_REQUESTS"}},
+		{"read the DLQ", raw("$JS.API.CONSUMER.CREATE.DEPLOY_DLQ.x.deploy.dlq."+*tenant, `{}`), []string{"$JS.API.CONSUMER.CREATE.DEPLOY_DLQ"}},
+		{"purge the events stream", raw("$JS.API.STREAM.PURGE.DEPLOY_EVENTS", `{}`), []string{"$JS.API.STREAM.PURGE.DEPLOY_EVENTS"}},
+		{"purge the checkpoints", raw("$JS.API.STREAM.PURGE.KV_DEPLOY_JOBS", `{}`), []string{"$JS.API.STREAM.PURGE.KV_DEPLOY_JOBS"}},
+		{"delete the events stream", raw("$JS.API.STREAM.DELETE.DEPLOY_EVENTS", ""), []string{"$JS.API.STREAM.DELETE.DEPLOY_EVENTS"}},
+		{"delete a consumer", raw("$JS.API.CONSUMER.DELETE.DEPLOY_EVENTS.x", ""), []string{"$JS.API.CONSUMER.DELETE.DEPLOY_EVENTS"}},
+		{"list accounts' streams", raw("$JS.API.STREAM.NAMES", ""), []string{"$JS.API.STREAM.NAMES"}},
+	}
+	for _, d := range denied {
+		from := v.mark()
+		// The violation arrives within milliseconds; a refused request
+		// would only time out, so it runs on in the background.
+		go d.op()
+		refused := v.waitFor(from, 3*time.Second, d.parts...)
+		if alt, ok := orRefused[d.what]; ok && !refused {
+			refused = v.waitFor(from, 0, alt...)
+		}
+		if refused {
+			ok("refused: " + d.what)
+		} else {
+			failed = append(failed, d.what)
+			fmt.Printf("  FAIL   not refused: %s\n", d.what)
+		}
+	}
+
+	// Client.Status reads the checkpoint and the last event, with MSG.GET
+	// unless their streams allow direct gets; MSG.GET cannot be limited to
+	// a tenant, so it is refused and Status fails for tenant users.
+	{
+		c, done := short()
+		_, err := client.Status(c, *tenant, "natscheck-status-probe")
+		done()
+		switch {
+		case err == nil || errors.Is(err, jobs.ErrUnknownRequest):
+			ok("Client.Status works for the tenant")
+		default:
+			fmt.Printf("  note   Client.Status fails for tenant users (%v): it reads the checkpoint or the last event with STREAM.MSG.GET, which cannot be limited to one tenant\n", err)
+		}
+	}
+
+	// The consumer-create subject names the filter; the server must refuse
+	// a body whose filter differs, or the subject permission would mean
+	// nothing.
+	for _, body := range []string{
+		`{"stream_name":"DEPLOY_EVENTS","config":{"name":"natscheck","filter_subject":"deploy.events.` + *other + `.>","ack_policy":"none","deliver_policy":"all","inactive_threshold":5000000000}}`,
+		`{"stream_name":"DEPLOY_EVENTS","config":{"name":"natscheck","filter_subjects":["deploy.events.` + *tenant + `.>","deploy.events.` + *other + `.>"],"ack_policy":"none","deliver_policy":"all","inactive_threshold":5000000000}}`,
+	} {
+		c, done := short()
+		from := v.mark()
+		msg, err := nc.RequestWithContext(c, "$JS.API.CONSUMER.CREATE.DEPLOY_EVENTS.natscheck.deploy.events."+*tenant+".>", []byte(body))
+		done()
+		if v.waitFor(from, 0) {
+			failed = append(failed, "consumer create with a smuggled filter: refused by permissions, not by the server's filter check")
+			continue
+		}
+		var resp struct {
+			Error *struct {
+				Code        int    `json:"code"`
+				ErrCode     int    `json:"err_code"`
+				Description string `json:"description"`
+			} `json:"error"`
+		}
+		switch {
+		case err != nil:
+			failed = append(failed, "consumer create with a smuggled filter: "+err.Error())
+		case json.Unmarshal(msg.Data, &resp) != nil || resp.Error == nil:
+			failed = append(failed, "consumer create with a smuggled filter was accepted: "+string(msg.Data))
+			fmt.Printf("  FAIL   a consumer filtering %s was created through %s's subject\n", *other, *tenant)
+		default:
+			ok(fmt.Sprintf("refused: a consumer body filtering %s under %s's create subject (%d %s)",
+				*other, *tenant, resp.Error.ErrCode, resp.Error.Description))
+		}
+	}
+
+	if len(failed) > 0 {
+		return fmt.Errorf("%d checks failed: %s", len(failed), strings.Join(failed, "; "))
+	}
+	return nil
+}
+
+func submitAndFollow(ctx context.Context, client *jobs.Client, js jetstream.JetStream, tenant, dir, want, note string) error {
+	start := time.Now()
+	archive, err := tarball.Pack(dir)
+	if err != nil {
+		return fmt.Errorf("pack %s: %w", dir, err)
+	}
+	req := jobs.Request{ID: jobs.NewID(), Tenant: tenant, Name: "natscheck", Framework: "nextjs",
+		ReturnURL: "https://platform.example/back"}
+	w, err := client.Watch(ctx, jobs.WatchFilter{Tenant: tenant, ID: req.ID, FromStart: true})
+	if err != nil {
+		return fmt.Errorf("allowed: Client.Watch own request: %w", err)
+	}
+	defer w.Stop()
+	sub, err := client.Submit(ctx, req, archive.Data)
+	if err != nil {
+		return fmt.Errorf("allowed: Client.Submit for %s: %w", tenant, err)
+	}
+	steps := 0
+	for ev, err := range w.Events() {
+		if err != nil {
+			return fmt.Errorf("allowed: following %s: %w", sub.ID, err)
+		}
+		if !ev.Terminal() {
+			steps++
+			continue
+		}
+		if ev.Type != want {
+			return fmt.Errorf("request %s (%s) ended %s, want %s", sub.ID, dir, ev.Type, want)
+		}
+		ok(fmt.Sprintf("Client.Submit + Client.Watch: %s %s after %d steps in %s%s",
+			dir, strings.TrimPrefix(ev.Type, "dev.deployq.deploy."), steps, time.Since(start).Round(10*time.Millisecond), note))
+		kv, err := js.KeyValue(ctx, jobs.BucketJobs)
+		if err != nil {
+			return fmt.Errorf("allowed: bind %s: %w", jobs.BucketJobs, err)
+		}
+		st, err := jobs.ReadState(ctx, kv, tenant, sub.ID)
+		if err != nil || st == nil {
+			return fmt.Errorf("allowed: read own checkpoint %s.%s: %v", tenant, sub.ID, err)
+		}
+		ok("read own checkpoint: status " + string(st.Status))
+		return nil
+	}
+	return fmt.Errorf("request %s (%s): no terminal event before the timeout", sub.ID, dir)
+}
+
+func firstViolation(v *violations) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, e := range v.errs {
+		if strings.Contains(strings.ToLower(e), "permissions violation") {
+			return errors.New(e)
+		}
+	}
+	return nil
+}
+
+func ok(what string) { fmt.Printf("  ok     %s\n", what) }
+
+// withUser puts credentials into every URL of a comma-separated list.
+func withUser(servers, user, password string) string {
+	var out []string
+	for _, s := range split(servers) {
+		u, err := url.Parse(s)
+		if err != nil {
+			out = append(out, s)
+			continue
+		}
+		u.User = url.UserPassword(user, password)
+		out = append(out, u.String())
+	}
+	return strings.Join(out, ",")
+}
+
+// ---- keda ------------------------------------------------------------------
+
+func runKEDA(args []string) error {
+	fs := flag.NewFlagSet("keda", flag.ExitOnError)
+	monitor := fs.String("monitor", "", "monitoring base URL of one node")
+	file := fs.String("scaledobject", "deploy/k8s/scaledobject.yaml", "the ScaledObject manifest")
+	replicas := fs.Int("replicas", 3, "replicas the stream must have")
+	_ = fs.Parse(args)
+	meta, err := triggerMetadata(*file)
+	if err != nil {
+		return err
+	}
+	for _, k := range []string{"natsServerMonitoringEndpoint", "account", "stream", "consumer", "lagThreshold"} {
+		if meta[k] == "" {
+			return fmt.Errorf("%s: trigger metadata %s is empty", *file, k)
+		}
+	}
+	// The URL KEDA builds (getNATSJetStreamMonitoringURL), on our node.
+	q := url.Values{"acc": {meta["account"]}, "consumers": {"true"}, "config": {"true"}}
+	var jsz struct {
+		Accounts []struct {
+			ID      string `json:"id"`
+			Name    string `json:"name"`
+			Streams []struct {
+				Name   string `json:"name"`
+				Config struct {
+					Replicas int `json:"num_replicas"`
+				} `json:"config"`
+				Consumers []struct {
+					Name          string `json:"name"`
+					NumPending    int    `json:"num_pending"`
+					NumAckPending int    `json:"num_ack_pending"`
+					Cluster       struct {
+						Leader string `json:"leader"`
+					} `json:"cluster"`
+				} `json:"consumer_detail"`
+			} `json:"stream_detail"`
+		} `json:"account_details"`
+	}
+	if err := getJSON(*monitor+"/jsz?"+q.Encode(), &jsz); err != nil {
+		return err
+	}
+	for _, a := range jsz.Accounts {
+		if a.Name != meta["account"] && a.ID != meta["account"] {
+			continue
+		}
+		for _, s := range a.Streams {
+			if s.Name != meta["stream"] {
+				continue
+			}
+			if s.Config.Replicas != *replicas {
+				return fmt.Errorf("stream %s has %d replicas, want %d (STREAM_REPLICAS)", s.Name, s.Config.Replicas, *replicas)
+			}
+			for _, c := range s.Consumers {
+				if c.Name != meta["consumer"] {
+					continue
+				}
+				if c.Cluster.Leader == "" {
+					return fmt.Errorf("consumer %s has no leader", c.Name)
+				}
+				ok(fmt.Sprintf("KEDA trigger finds account %s, stream %s (R%d), consumer %s (leader %s); lag = %d pending + %d ack pending",
+					meta["account"], s.Name, s.Config.Replicas, c.Name, c.Cluster.Leader, c.NumPending, c.NumAckPending))
+				return nil
+			}
+			return fmt.Errorf("/jsz: stream %s has no consumer %s", s.Name, meta["consumer"])
+		}
+		return fmt.Errorf("/jsz: account %s has no stream %s", meta["account"], meta["stream"])
+	}
+	return fmt.Errorf("/jsz: no account %s", meta["account"])
+}
+
+// triggerMetadata reads the "key: value" lines of the nats-jetstream
+// trigger's metadata block. The manifest's structure is kubeconform's to
+// check; this only needs the values, which sit one level below
+// "metadata:" after "type: nats-jetstream".
+func triggerMetadata(file string) (map[string]string, error) {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	meta := map[string]string{}
+	inTrigger, inMeta, metaIndent := false, false, 0
+	for _, line := range strings.Split(string(raw), "\n") {
+		trimmed := strings.TrimSpace(line)
+		if trimmed == "" || strings.HasPrefix(trimmed, "#") {
+			continue
+		}
+		indent := len(line) - len(strings.TrimLeft(line, " "))
+		switch {
+		case strings.TrimPrefix(trimmed, "- ") == "type: nats-jetstream":
+			inTrigger = true
+		case inTrigger && trimmed == "metadata:":
+			inMeta, metaIndent = true, indent
+		case inMeta && indent > metaIndent:
+			k, v, found := strings.Cut(trimmed, ":")
+			if found {
+				meta[strings.TrimSpace(k)] = strings.Trim(strings.TrimSpace(v), `"'`)
+			}
+		case inMeta:
+			inTrigger, inMeta = false, false
+		}
+	}
+	if len(meta) == 0 {
+		return nil, fmt.Errorf("%s: no nats-jetstream trigger metadata", file)
+	}
+	return meta, nil
+}
+
+// ---- helpers ---------------------------------------------------------------
+
+var httpClient = &http.Client{Timeout: 5 * time.Second}
+
+func get(u string) (int, string, error) {
+	resp, err := httpClient.Get(u)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), err
+}
+
+func getJSON(u string, v any) error {
+	code, body, err := get(u)
+	if err != nil {
+		return err
+	}
+	if code != http.StatusOK {
+		return fmt.Errorf("%s: %d %s", u, code, strings.TrimSpace(body))
+	}
+	if err := json.Unmarshal([]byte(body), v); err != nil {
+		return fmt.Errorf("%s: %w", u, err)
+	}
+	return nil
+}
+
+func split(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
