@@ -218,11 +218,13 @@ func newBudget(ctx context.Context, cfg Config, js jetstream.JetStream, m *metri
 	if cfg.Budget == "off" {
 		return nil, func() {}, nil
 	}
-	limits := budget.MergeLimits(budget.DefaultLimits(), cfg.BudgetLimits)
-	if cfg.Simulate && len(cfg.SimLimits) > 0 {
-		// The simulator's limits are known exactly; start from them.
-		limits = budget.MergeLimits(limits, cfg.SimLimits)
+	base := budget.DefaultLimits()
+	if cfg.Simulate {
+		// The simulator's limits are known exactly (none unless SIM_LIMITS
+		// sets some); the defaults are guesses for the real API.
+		base = cfg.SimLimits
 	}
+	limits := budget.MergeLimits(base, cfg.BudgetLimits)
 	var store budget.Store = budget.NewMemoryStore()
 	stop := func() {}
 	if cfg.Budget == "shared" {
