@@ -58,21 +58,25 @@ func (w *Worker) deadLetterExhausted(adv maxDeliveriesAdvisory) error {
 		"delivered %d times without an outcome (each worker died or gave it back); moved to the dead-letter stream", adv.Deliveries)}
 
 	var attempts []AttemptError
-	publish := (*Event)(nil)
+	var cp *checkpoint // the job's, when it still needs its failed event published
 	if tenantPattern.MatchString(tenant) && idPattern.MatchString(id) {
-		ev, errs, err := w.failExhausted(ctx, tenant, id, final)
+		c, errs, err := w.failExhausted(ctx, tenant, id, final)
 		if err != nil {
 			return err
 		}
-		publish, attempts = ev, errs
+		cp, attempts = c, errs
 	}
 	if err := w.deadLetter(ctx, letter{subject: raw.Subject, data: raw.Data, seq: adv.StreamSeq, deliveries: adv.Deliveries,
 		tenant: tenant, id: id, reason: DLQReasonMaxDeliveries, final: final, attempts: attempts}); err != nil {
 		return err
 	}
-	if publish != nil {
-		if err := w.publishEvent(ctx, tenant, *publish); err != nil {
+	if cp != nil {
+		if err := w.publishEvent(ctx, tenant, *cp.state.Terminal); err != nil {
 			return err
+		}
+		cp.state.Published = true
+		if err := cp.save(ctx, w.now()); err != nil {
+			log.Warn("checkpoint not updated after the failed event", "err", err)
 		}
 	}
 	if err := w.assets.Requests.DeleteMsg(ctx, adv.StreamSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -83,10 +87,11 @@ func (w *Worker) deadLetterExhausted(adv maxDeliveriesAdvisory) error {
 }
 
 // failExhausted records the job as failed (fencing out whoever held its
-// last delivery) and cleans up what it created. It returns the failed
-// event to publish, nil when the job already had an outcome, and the
-// attempts' errors for the dead letter.
-func (w *Worker) failExhausted(ctx context.Context, tenant, id string, final *EventError) (*Event, []AttemptError, error) {
+// last delivery) and cleans up what it created. It returns the job's
+// checkpoint, whose failed event is still to be published (nil when the
+// job already had an outcome), and the attempts' errors for the dead
+// letter.
+func (w *Worker) failExhausted(ctx context.Context, tenant, id string, final *EventError) (*checkpoint, []AttemptError, error) {
 	now := w.now()
 	cp, err := loadOrCreate(ctx, w.assets.Jobs, JobState{
 		Version: stateVersion, ID: id, Tenant: tenant, Status: StatusRunning, Run: 1, SubmittedAt: now,
@@ -112,11 +117,11 @@ func (w *Worker) failExhausted(ctx context.Context, tenant, id string, final *Ev
 		ProjectID: st.ProjectID, ProjectName: st.ProjectName, StoreID: st.StoreID, DeploymentID: st.DeploymentID,
 		Error: final, Cleaned: cleaned, DurationMs: now.Sub(st.SubmittedAt).Milliseconds(),
 	})
-	st.Status, st.Terminal, st.Published = StatusFailed, &ev, true
+	st.Status, st.Terminal, st.Published = StatusFailed, &ev, false
 	if err := cp.save(ctx, now); err != nil {
 		return nil, nil, err
 	}
-	return &ev, st.Errors, nil
+	return cp, st.Errors, nil
 }
 
 // nextStepName is the step a job would have run next.
