@@ -111,7 +111,7 @@ func (c *Client) Cancel(ctx context.Context, tenant, id string) (*JobState, erro
 	}
 	key := jobKey(tenant, id)
 	for range 10 {
-		e, err := c.jobs.Get(ctx, key)
+		e, err := c.jobsLeader.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			// No checkpoint: never started, or rejected before it could.
 			if last, err := c.lastEvent(ctx, tenant, id); err != nil {

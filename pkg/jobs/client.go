@@ -29,10 +29,15 @@ type Client struct {
 	sources jetstream.ObjectStore
 	refs    jetstream.KeyValue
 	jobs    jetstream.KeyValue
-	events  jetstream.Stream
-	dlq     jetstream.Stream
-	cfg     ClientConfig
-	now     func() time.Time
+	// jobsLeader reads checkpoints from the stream leader, for the
+	// compare-and-set loops of Cancel and Replay (admin credentials);
+	// Submit and Status read through jobs, with direct gets, which a
+	// tenant's credentials allow for its own keys.
+	jobsLeader jetstream.KeyValue
+	events     jetstream.Stream
+	dlq        jetstream.Stream
+	cfg        ClientConfig
+	now        func() time.Time
 }
 
 // NewClient binds to the streams and buckets a worker (or Setup) created.
@@ -50,6 +55,7 @@ func NewClient(ctx context.Context, js jetstream.JetStream, cfg ClientConfig) (*
 	if c.jobs, err = js.KeyValue(ctx, BucketJobs); err != nil {
 		return nil, bindErr("bucket "+BucketJobs, err)
 	}
+	c.jobsLeader = newLeaderKV(js, c.jobs)
 	if c.events, err = js.Stream(ctx, StreamEvents); err != nil {
 		return nil, bindErr("stream "+StreamEvents, err)
 	}

@@ -3,6 +3,8 @@ package jobs
 import (
 	"context"
 	"sync"
+
+	"github.com/deployq/deployq/pkg/vercel"
 )
 
 // credentialGate stops the whole worker from taking work while the API
@@ -67,6 +69,25 @@ func (g *credentialGate) waitOK(ctx context.Context) bool {
 // credentialsProbeName is looked up to test the token: only the status
 // code matters, and 404 (or 200) means the API accepts the token.
 const credentialsProbeName = "deployq-credentials-probe"
+
+// checkCredentials asks the API once, at start, whether it accepts the
+// token: a worker with a bad token must not report ready and take jobs
+// only to pause on the first call, and deployq_vercel_credentials_ok must
+// read 1 on a healthy worker before its first job. An answer that proves
+// nothing either way (network trouble, a 5xx) leaves the question to the
+// first job's calls.
+func (w *Worker) checkCredentials(ctx context.Context) {
+	_, _, err := w.pipeline.api.GetProject(ctx, credentialsProbeName)
+	switch {
+	case err == nil || isNotFound(err):
+		w.m.SetCredentialsOK(true)
+	case classify(err).Class == vercel.Fatal:
+		w.log.Error("API refuses the worker's credentials: taking no work until it accepts them", "err", err)
+		w.creds.fail()
+	default:
+		w.log.Warn("could not check the API credentials at start; the first job will", "err", err)
+	}
+}
 
 // probeCredentials runs for the life of the worker: while the token is
 // refused it asks the API, every probe interval, whether it works again.

@@ -156,7 +156,7 @@ func (c *Client) requireSource(ctx context.Context, req *Request) error {
 func (c *Client) startRun(ctx context.Context, req *Request) (int, func(), error) {
 	key := jobKey(req.Tenant, req.ID)
 	for range 10 {
-		e, err := c.jobs.Get(ctx, key)
+		e, err := c.jobsLeader.Get(ctx, key)
 		prev, rev := JobState{}, uint64(0)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):

@@ -10,9 +10,11 @@ import (
 
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/jobs/jobstest"
+	"github.com/deployq/deployq/pkg/metrics"
 	"github.com/deployq/deployq/pkg/vercel"
 	"github.com/deployq/deployq/pkg/vercel/vercelsim"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // eventually polls cond until it holds or the deadline passes.
@@ -133,8 +135,8 @@ func TestCancelQueuedJob(t *testing.T) {
 	if ev.Type != jobs.TypeCancelled || len(ev.Data.Cleaned) != 0 {
 		t.Fatalf("%s cleaned %v", ev.Type, ev.Data.Cleaned)
 	}
-	if n := len(h.Sim.Stats().Requests); n != 0 {
-		t.Fatalf("a cancelled queued job called the API: %v", h.Sim.Stats().Requests)
+	if calls := jobCalls(h, 1); len(calls) != 0 {
+		t.Fatalf("a cancelled queued job called the API: %v", calls)
 	}
 	assertQueueEmpty(t, h)
 	if _, err := h.Client.Cancel(ctx, "acme", sub.ID); err == nil || !strings.Contains(err.Error(), "already finished") {
@@ -279,6 +281,62 @@ func TestRejectedCredentialsPauseTheWorker(t *testing.T) {
 	}
 }
 
+// A worker checks its token when it starts: with a good one it reports
+// credentials_ok 1 before any job; with a refused one it never becomes
+// ready, takes no request, and starts once the token works.
+func TestCredentialsCheckedAtStart(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	h := jobstest.Start(t, jobstest.Config{
+		Sim: vercelsim.Config{Token: "other-token"},
+		Worker: jobs.WorkerConfig{CredentialsProbeInterval: 50 * time.Millisecond,
+			Metrics: metrics.New(reg, metrics.BuildInfo{})},
+	})
+	gauge := func(name string) float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatalf("no %s", name)
+		return 0
+	}
+	w := h.Workers[0]
+	eventually(t, waitLong, "the refused token was not noticed at start", func() bool {
+		return !w.CredentialsOK() && h.Sim.Stats().Responses[vercel.EndpointGetProject][401] > 0
+	})
+	if w.Ready() || gauge("deployq_vercel_credentials_ok") != 0 || gauge("deployq_worker_ready") != 0 {
+		t.Fatal("a worker whose token is refused reports ready")
+	}
+	sub := h.Submit(t, request("acme", "waits-for-token"), h.Tarball(t, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	if ci, err := h.Assets.Consumer.Info(ctx); err != nil || ci.NumAckPending != 0 || ci.NumPending != 1 {
+		t.Fatalf("a worker with a refused token took work: %+v %v", ci, err)
+	}
+	h.Sim.SetToken("test-token")
+	if ev := h.WaitTerminal(t, "acme", waitLong, sub.ID)[sub.ID]; ev.Type != jobs.TypeSucceeded {
+		t.Fatalf("%s %+v", ev.Type, ev.Data.Error)
+	}
+	if !w.Ready() || gauge("deployq_vercel_credentials_ok") != 1 || gauge("deployq_worker_ready") != 1 {
+		t.Fatal("not ready after the token works")
+	}
+
+	// A healthy worker reads 1 before its first job.
+	reg2 := prometheus.NewRegistry()
+	h2 := jobstest.Start(t, jobstest.Config{Worker: jobs.WorkerConfig{Metrics: metrics.New(reg2, metrics.BuildInfo{})}})
+	eventually(t, waitLong, "healthy worker never ready", h2.Workers[0].Ready)
+	reg = reg2
+	if gauge("deployq_vercel_credentials_ok") != 1 {
+		t.Fatal("credentials_ok is 0 on a healthy worker before its first job")
+	}
+}
+
 // A cancel that comes before its request: the request, once submitted,
 // never runs and ends cancelled.
 func TestCancelBeforeSubmit(t *testing.T) {
@@ -298,8 +356,8 @@ func TestCancelBeforeSubmit(t *testing.T) {
 	if ev.Type != jobs.TypeCancelled || ev.Data.DurationMs < 0 || ev.Data.DurationMs > waitLong.Milliseconds() {
 		t.Fatalf("%s after %d ms", ev.Type, ev.Data.DurationMs)
 	}
-	if n := len(h.Sim.Stats().Requests); n != 0 {
-		t.Fatalf("a cancelled request called the API: %v", h.Sim.Stats().Requests)
+	if calls := jobCalls(h, 1); len(calls) != 0 {
+		t.Fatalf("a cancelled request called the API: %v", calls)
 	}
 }
 

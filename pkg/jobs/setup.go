@@ -123,7 +123,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) (*Asset
 	if a.Consumer, err = js.CreateOrUpdateConsumer(ctx, StreamRequests, consumerConfig(cfg)); err != nil {
 		return nil, setupErr("consumer "+ConsumerWorkers, err)
 	}
-	if a.Jobs, err = ensureConsistentKV(ctx, js, jetstream.KeyValueConfig{
+	if a.Jobs, err = ensureLeaderReadKV(ctx, js, jetstream.KeyValueConfig{
 		Bucket: BucketJobs, Description: "deployq job checkpoints",
 		TTL: cfg.JobsMaxAge, Replicas: cfg.Replicas, Storage: jetstream.FileStorage,
 	}); err != nil {
@@ -135,7 +135,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) (*Asset
 	}); err != nil {
 		return nil, err
 	}
-	if a.Uploads, err = ensureConsistentKV(ctx, js, jetstream.KeyValueConfig{
+	if a.Uploads, err = ensureLeaderReadKV(ctx, js, jetstream.KeyValueConfig{
 		Bucket: BucketUploads, Description: "deployq: tarballs each Vercel team already has",
 		TTL: cfg.JobsMaxAge, Replicas: cfg.Replicas, Storage: jetstream.FileStorage,
 	}); err != nil {
@@ -173,40 +173,27 @@ func ensureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValu
 	return kv, nil
 }
 
-// ensureConsistentKV is ensureKV for buckets read before compare-and-set:
-// checkpoints and upload claims. KV buckets answer reads from any replica
-// ("direct get") by default, and in a cluster a replica may not have
-// applied the latest write yet; a stale checkpoint would look like another
-// worker's takeover. With direct gets off, every read goes to the stream
-// leader and sees every acknowledged write. The bucket is created once and
-// then only updated here, because creating or updating it through the KV
-// API turns direct gets back on.
-func ensureConsistentKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	stream := "KV_" + cfg.Bucket
-	if _, err := js.KeyValue(ctx, cfg.Bucket); errors.Is(err, jetstream.ErrBucketNotFound) {
-		if _, err := js.CreateKeyValue(ctx, cfg); err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
-			return nil, setupErr("bucket "+cfg.Bucket, err)
-		}
-	} else if err != nil {
-		return nil, setupErr("bucket "+cfg.Bucket, err)
+// ensureLeaderReadKV is ensureKV for buckets workers read right before a
+// compare-and-set (checkpoints and upload claims): the handle it returns
+// reads from the stream leader (see leaderKV). The bucket itself keeps
+// direct gets, which per-tenant producer credentials need; a bucket an
+// earlier version created without them gets them back.
+func ensureLeaderReadKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := ensureKV(ctx, js, cfg)
+	if err != nil {
+		return nil, err
 	}
-	s, err := js.Stream(ctx, stream)
+	s, err := js.Stream(ctx, "KV_"+cfg.Bucket)
 	if err != nil {
 		return nil, setupErr("bucket "+cfg.Bucket, err)
 	}
-	sc := s.CachedInfo().Config
-	if sc.AllowDirect || sc.MirrorDirect || sc.MaxAge != cfg.TTL || sc.Replicas != cfg.Replicas {
-		sc.AllowDirect, sc.MirrorDirect, sc.MaxAge, sc.Replicas = false, false, cfg.TTL, cfg.Replicas
+	if sc := s.CachedInfo().Config; !sc.AllowDirect {
+		sc.AllowDirect = true
 		if _, err := js.UpdateStream(ctx, sc); err != nil {
-			return nil, setupErr("bucket "+cfg.Bucket+" (consistent reads)", err)
+			return nil, setupErr("bucket "+cfg.Bucket+" (direct gets)", err)
 		}
 	}
-	// Bound after the update, so this handle reads from the leader.
-	kv, err := js.KeyValue(ctx, cfg.Bucket)
-	if err != nil {
-		return nil, setupErr("bucket "+cfg.Bucket, err)
-	}
-	return kv, nil
+	return newLeaderKV(js, kv), nil
 }
 
 // SetupError reports which asset could not be created or updated.

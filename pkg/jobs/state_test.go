@@ -120,8 +120,9 @@ func TestCancelMarkIsNotATakeover(t *testing.T) {
 	}
 }
 
-// Checkpoints are read from the stream leader: a replica's stale answer
-// would look like a takeover.
+// Workers read checkpoints and upload claims from the stream leader (a
+// replica's stale answer would look like a takeover), while the buckets
+// keep direct gets, the only read a tenant's credentials can be scoped to.
 func TestCheckpointBucketReadsAreConsistent(t *testing.T) {
 	t.Parallel()
 	srv, err := natsembed.Start(natsembed.Options{Dir: filepath.Join(t.TempDir(), "nats"), Port: -1})
@@ -136,8 +137,19 @@ func TestCheckpointBucketReadsAreConsistent(t *testing.T) {
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
 	ctx := context.Background()
-	for range 2 { // a second worker's Setup must not turn direct gets back on
-		if _, err := Setup(ctx, js, SetupConfig{}); err != nil {
+	// A bucket an earlier version made without direct gets gets them back.
+	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketJobs}); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := js.Stream(ctx, "KV_"+BucketJobs)
+	sc := s.CachedInfo().Config
+	sc.AllowDirect = false
+	if _, err := js.UpdateStream(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	var assets *Assets
+	for range 2 { // a second worker's Setup changes nothing
+		if assets, err = Setup(ctx, js, SetupConfig{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -146,8 +158,96 @@ func TestCheckpointBucketReadsAreConsistent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c := s.CachedInfo().Config; c.AllowDirect || c.MirrorDirect {
-			t.Fatalf("%s allows direct gets: reads may come from a stale replica", bucket)
+		if c := s.CachedInfo().Config; !c.AllowDirect {
+			t.Fatalf("%s refuses direct gets: tenant-scoped producers could not read", bucket)
 		}
+	}
+
+	// Which API each read uses, seen by a second connection.
+	spy, err := srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(spy.Close)
+	apiCalls, err := spy.SubscribeSync("$JS.API.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := spy.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	nextAPICall := func() string {
+		t.Helper()
+		m, err := apiCalls.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Subject
+	}
+	drain := func() { // skip the calls made so far
+		if err := spy.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			if _, err := apiCalls.NextMsg(50 * time.Millisecond); err != nil {
+				return
+			}
+		}
+	}
+
+	for _, kv := range []jetstream.KeyValue{assets.Jobs, assets.Uploads} {
+		key := "acme.read-" + kv.Bucket()
+		drain()
+		if _, err := kv.Get(ctx, key); !errors.Is(err, jetstream.ErrKeyNotFound) {
+			t.Fatalf("%s: missing key: %v, want ErrKeyNotFound", kv.Bucket(), err)
+		}
+		if got, want := nextAPICall(), "$JS.API.STREAM.MSG.GET.KV_"+kv.Bucket(); got != want {
+			t.Fatalf("%s: worker read went to %s, want the leader (%s)", kv.Bucket(), got, want)
+		}
+		rev, err := kv.Create(ctx, key, []byte("v1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := kv.Get(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nextAPICall()
+		if string(e.Value()) != "v1" || e.Revision() != rev || e.Key() != key || e.Bucket() != kv.Bucket() ||
+			e.Operation() != jetstream.KeyValuePut || e.Created().IsZero() {
+			t.Fatalf("%s: read %q rev %d key %q op %v, want v1 rev %d", kv.Bucket(), e.Value(), e.Revision(), e.Key(), e.Operation(), rev)
+		}
+		// The revision read is the one compare-and-set expects.
+		if _, err := kv.Update(ctx, key, []byte("v2"), e.Revision()); err != nil {
+			t.Fatalf("%s: update at the revision read: %v", kv.Bucket(), err)
+		}
+		if err := kv.Delete(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kv.Get(ctx, key); !errors.Is(err, jetstream.ErrKeyNotFound) {
+			t.Fatalf("%s: deleted key: %v, want ErrKeyNotFound", kv.Bucket(), err)
+		}
+		if _, err := kv.Put(ctx, key, []byte("v3")); err != nil {
+			t.Fatal(err)
+		}
+		if err := kv.Purge(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kv.Get(ctx, key); !errors.Is(err, jetstream.ErrKeyNotFound) {
+			t.Fatalf("%s: purged key: %v, want ErrKeyNotFound", kv.Bucket(), err)
+		}
+	}
+
+	// A producer's handle reads its own keys with a direct get.
+	producer, err := js.KeyValue(ctx, BucketJobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain()
+	if _, err := producer.Get(ctx, "acme.direct"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatal(err)
+	}
+	if got, want := nextAPICall(), "$JS.API.DIRECT.GET.KV_"+BucketJobs+".$KV."+BucketJobs+".acme.direct"; got != want {
+		t.Fatalf("producer read went to %s, want %s", got, want)
 	}
 }

@@ -136,6 +136,7 @@ func NewWorker(js jetstream.JetStream, assets *Assets, p *Pipeline, cfg WorkerCo
 		log: cfg.Logger, m: cfg.Metrics, now: time.Now,
 	}
 	w.creds.init()
+	w.m.DeclareDeadLetterReasons(DLQReasonRejected, DLQReasonFailed, DLQReasonMaxDeliveries)
 	return w, nil
 }
 
@@ -162,7 +163,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	defer w.running.Store(false)
 	w.m.SetConcurrency(w.cfg.Concurrency)
-	w.m.SetReady(true)
+	w.checkCredentials(ctx)
+	w.m.SetReady(w.creds.ok())
 	defer w.m.SetReady(false)
 
 	// Jobs outlive ctx by the grace period, so they get their own context.

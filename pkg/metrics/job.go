@@ -129,3 +129,16 @@ func (m *Metrics) DeadLettered(reason string) {
 	}
 	m.deadLettered.WithLabelValues(m.reasons.value(reason)).Inc()
 }
+
+// DeclareDeadLetterReasons creates the dead-letter series of each reason at
+// zero. A counter that first appears with the value 1 hides that first
+// dead letter from increase() and rate(), and so from the alerts on them;
+// the worker declares its reasons when it starts.
+func (m *Metrics) DeclareDeadLetterReasons(reasons ...string) {
+	if m == nil {
+		return
+	}
+	for _, r := range reasons {
+		m.deadLettered.WithLabelValues(m.reasons.value(r))
+	}
+}

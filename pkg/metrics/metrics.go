@@ -159,6 +159,14 @@ func New(reg prometheus.Registerer, info BuildInfo) *Metrics {
 		m.jobsProcessed.WithLabelValues(o)
 		m.jobAttempts.WithLabelValues(o)
 	}
+	// The same for the budget counters the 429-ratio and plan-cap alerts
+	// read: their first increment must count.
+	for ep := range m.endpoints {
+		for _, code := range []string{"429", "402"} {
+			m.budget.limited.WithLabelValues(string(ep), code)
+		}
+		m.budget.capped.WithLabelValues(string(ep))
+	}
 
 	f.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: namespace,

@@ -342,3 +342,33 @@ func TestDoubleRegistrationPanics(t *testing.T) {
 	}()
 	New(reg, BuildInfo{})
 }
+
+// The counters the alerts take increase() of exist at zero before their
+// first event, so that event counts.
+func TestCountersStartAtZero(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.m.DeclareDeadLetterReasons("rejected", "failed", "max_deliveries")
+	eps := len(vercel.Endpoints())
+	for _, c := range []struct {
+		name string
+		want int
+	}{
+		{"deployq_jobs_processed_total", len(outcomes)},
+		{"deployq_job_attempts_total", len(outcomes)},
+		{"deployq_vercel_rate_limited_total", 2 * eps},
+		{"deployq_ratelimit_pause_capped_total", eps},
+		{"deployq_jobs_dead_lettered_total", 3},
+	} {
+		if got := testutil.CollectAndCount(b.reg, c.name); got != c.want {
+			t.Errorf("%s: %d series before any event, want %d", c.name, got, c.want)
+		}
+	}
+	if got := testutil.ToFloat64(b.m.budget.limited.WithLabelValues(string(vercel.EndpointCreateDeployment), "402")); got != 0 {
+		t.Errorf("402 counter starts at %v", got)
+	}
+	b.m.DeadLettered("failed")
+	if got := testutil.ToFloat64(b.m.deadLettered.WithLabelValues("failed")); got != 1 {
+		t.Errorf("failed dead letters = %v after one", got)
+	}
+}

@@ -1,0 +1,129 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// leaderKV is a KeyValue whose Get always reads from the stream leader.
+//
+// KV buckets answer reads from any replica ("direct get"), and in a
+// cluster a replica may not have applied the latest write yet. Workers
+// read a checkpoint or an upload claim right before a compare-and-set, and
+// a stale checkpoint looks like another worker's takeover, so their reads
+// must see every acknowledged write. Turning direct gets off for the
+// bucket would do that too, but then producers could not read at all with
+// per-tenant credentials: the leader read ($JS.API.STREAM.MSG.GET) names
+// the subject in its body, where a permission cannot reach, whereas the
+// direct get names it in the request subject
+// ($JS.API.DIRECT.GET.KV_DEPLOY_JOBS.$KV.DEPLOY_JOBS.<tenant>.>). So the
+// buckets keep direct gets for producers, and workers read through this.
+// Writes, watches and the rest go to the embedded KeyValue unchanged.
+type leaderKV struct {
+	jetstream.KeyValue
+	nc      *nats.Conn
+	apiSubj string // $JS.API.STREAM.MSG.GET.KV_<bucket>
+	prefix  string // $KV.<bucket>.
+	timeout time.Duration
+}
+
+// newLeaderKV wraps kv, whose bucket is the one named.
+func newLeaderKV(js jetstream.JetStream, kv jetstream.KeyValue) *leaderKV {
+	return &leaderKV{
+		KeyValue: kv,
+		nc:       js.Conn(),
+		apiSubj:  "$JS.API.STREAM.MSG.GET.KV_" + kv.Bucket(),
+		prefix:   "$KV." + kv.Bucket() + ".",
+		// nats.go's own default for API requests without a deadline.
+		timeout: 5 * time.Second,
+	}
+}
+
+// msgGetResponse is the JetStream API's answer to STREAM.MSG.GET.
+type msgGetResponse struct {
+	Message *struct {
+		Subject  string    `json:"subject"`
+		Sequence uint64    `json:"seq"`
+		Header   []byte    `json:"hdrs,omitempty"`
+		Data     []byte    `json:"data,omitempty"`
+		Time     time.Time `json:"time"`
+	} `json:"message"`
+	Error *struct {
+		Code        int    `json:"code"`
+		ErrCode     int    `json:"err_code"`
+		Description string `json:"description"`
+	} `json:"error"`
+}
+
+// errCodeMessageNotFound is JetStream's error code for "no message found".
+const errCodeMessageNotFound = 10037
+
+// Get returns the key's latest value as the stream leader has it. A
+// deleted or purged key is jetstream.ErrKeyNotFound, as with KeyValue.Get.
+func (kv *leaderKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, kv.timeout)
+		defer cancel()
+	}
+	body, _ := json.Marshal(map[string]string{"last_by_subj": kv.prefix + key})
+	msg, err := kv.nc.RequestWithContext(ctx, kv.apiSubj, body)
+	if err != nil {
+		return nil, fmt.Errorf("read %s from the leader: %w", key, err)
+	}
+	var resp msgGetResponse
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return nil, fmt.Errorf("read %s from the leader: %w", key, err)
+	}
+	if resp.Error != nil {
+		if resp.Error.ErrCode == errCodeMessageNotFound {
+			return nil, jetstream.ErrKeyNotFound
+		}
+		return nil, fmt.Errorf("read %s from the leader: %s (%d/%d)", key, resp.Error.Description, resp.Error.Code, resp.Error.ErrCode)
+	}
+	if resp.Message == nil {
+		return nil, fmt.Errorf("read %s from the leader: %w", key, jetstream.ErrInvalidJetStreamResponse)
+	}
+	e := &leaderEntry{bucket: kv.Bucket(), key: key, value: resp.Message.Data,
+		revision: resp.Message.Sequence, created: resp.Message.Time, op: jetstream.KeyValuePut}
+	if len(resp.Message.Header) > 0 {
+		h, err := nats.DecodeHeadersMsg(resp.Message.Header)
+		if err != nil {
+			return nil, fmt.Errorf("read %s from the leader: %w", key, err)
+		}
+		// A delete or purge leaves a marker message; a message removed by
+		// the bucket's TTL leaves one with a reason instead.
+		switch {
+		case h.Get("KV-Operation") == "DEL" || h.Get(jetstream.MarkerReasonHeader) == "Remove":
+			e.op = jetstream.KeyValueDelete
+		case h.Get("KV-Operation") == "PURGE" || h.Get(jetstream.MarkerReasonHeader) != "":
+			e.op = jetstream.KeyValuePurge
+		}
+	}
+	if e.op != jetstream.KeyValuePut {
+		return nil, jetstream.ErrKeyNotFound
+	}
+	return e, nil
+}
+
+// leaderEntry is one value read by leaderKV.Get.
+type leaderEntry struct {
+	bucket, key string
+	value       []byte
+	revision    uint64
+	created     time.Time
+	op          jetstream.KeyValueOp
+}
+
+func (e *leaderEntry) Bucket() string                  { return e.bucket }
+func (e *leaderEntry) Key() string                     { return e.key }
+func (e *leaderEntry) Value() []byte                   { return e.value }
+func (e *leaderEntry) Revision() uint64                { return e.revision }
+func (e *leaderEntry) Created() time.Time              { return e.created }
+func (e *leaderEntry) Delta() uint64                   { return 0 }
+func (e *leaderEntry) Operation() jetstream.KeyValueOp { return e.op }
