@@ -292,6 +292,25 @@ echo "  ok     admin user: enqueue submit --wait ($(tail -1 "$WORK/batch.txt")),
 "$BIN/natscheck" tenant -servers "$CLIENTS" -tenant acme -password "$TENANT_ACME_PASSWORD" -other globex \
 	-source examples/nextjs-prisma -failing examples/failing-build -timeout 90s ||
 	FAILURES+=("tenant permissions (natscheck tenant, above)")
+# The same tenant through enqueue, on its own inbox prefix: its deploy
+# runs and is followed; a request for another tenant is refused.
+TENANT_URL=$(url_with tenant-acme "$TENANT_ACME_PASSWORD")
+tenant_enqueue() { "$WORK/image/enqueue" --nats-url "$TENANT_URL" --nats-inbox-prefix _INBOX_acme "$@"; }
+TENANT_ID="lint-acme-$(rand)"
+if tenant_enqueue submit --tenant acme --source examples/nextjs-prisma --id "$TENANT_ID" --wait --timeout 1m >"$WORK/tenant-submit.txt" 2>&1 &&
+	tenant_enqueue status --tenant acme "$TENANT_ID" >"$WORK/tenant-status.txt" 2>&1 &&
+	grep -q succeeded "$WORK/tenant-status.txt"; then
+	echo "  ok     enqueue as tenant-acme (--nats-inbox-prefix _INBOX_acme): submit --wait and status of its own deploy"
+else
+	cat "$WORK/tenant-submit.txt" "$WORK/tenant-status.txt" 2>/dev/null
+	FAILURES+=("enqueue as tenant-acme")
+fi
+if tenant_enqueue submit --tenant globex --source examples/nextjs-prisma --timeout 10s >"$WORK/tenant-other.txt" 2>&1; then
+	cat "$WORK/tenant-other.txt"
+	FAILURES+=("enqueue as tenant-acme submitted for globex")
+else
+	echo "  ok     enqueue as tenant-acme: a request for globex is refused ($(grep -m1 -o 'Permissions Violation.*' "$WORK/tenant-other.txt" | cut -c1-90 || true))"
+fi
 "$BIN/natscheck" keda -monitor "http://127.0.0.1:$((BASE + 4001))" -scaledobject deploy/k8s/scaledobject.yaml
 
 curl -sf "http://$WORKER_ADDR/metrics" >"$WORK/metrics.txt"

@@ -21,6 +21,9 @@ const defaultNATSURL = "nats://127.0.0.1:4222"
 // the CLI.
 type natsConfig struct {
 	URL, Creds, TLSCA, TLSCert, TLSKey string
+	// InboxPrefix replaces _INBOX for replies: a tenant's NATS user may
+	// only receive on its own prefix (deploy/nats/accounts.conf).
+	InboxPrefix string
 }
 
 func natsConfigFromEnv(getenv func(string) string) natsConfig {
@@ -30,6 +33,8 @@ func natsConfigFromEnv(getenv func(string) string) natsConfig {
 		TLSCA:   getenv("NATS_TLS_CA"),
 		TLSCert: getenv("NATS_TLS_CERT"),
 		TLSKey:  getenv("NATS_TLS_KEY"),
+
+		InboxPrefix: getenv("NATS_INBOX_PREFIX"),
 	}
 	if c.URL == "" {
 		c.URL = defaultNATSURL
@@ -46,6 +51,7 @@ func (c *natsConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSCA, "nats-tls-ca", c.TLSCA, "CA bundle that signs the NATS server's certificate (env NATS_TLS_CA)")
 	fs.StringVar(&c.TLSCert, "nats-tls-cert", c.TLSCert, "client certificate for NATS (env NATS_TLS_CERT)")
 	fs.StringVar(&c.TLSKey, "nats-tls-key", c.TLSKey, "client key for NATS (env NATS_TLS_KEY)")
+	fs.StringVar(&c.InboxPrefix, "nats-inbox-prefix", c.InboxPrefix, "reply subject prefix, such as _INBOX_acme for a tenant's user (env NATS_INBOX_PREFIX)")
 }
 
 func (c natsConfig) validate() error {
@@ -54,6 +60,9 @@ func (c natsConfig) validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return usagef("--nats-tls-cert and --nats-tls-key (NATS_TLS_CERT, NATS_TLS_KEY) go together")
+	}
+	if p := c.InboxPrefix; p != "" && (strings.ContainsAny(p, " \t*>") || strings.HasSuffix(p, ".") || strings.HasPrefix(p, ".")) {
+		return usagef("--nats-inbox-prefix %q: must be a subject prefix without wildcards, such as _INBOX_acme", p)
 	}
 	return nil
 }
@@ -97,6 +106,9 @@ func connect(ctx context.Context, c natsConfig) (*session, error) {
 	}
 	if c.Creds != "" {
 		opts = append(opts, nats.UserCredentials(c.Creds))
+	}
+	if c.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(c.InboxPrefix))
 	}
 	if c.TLSCA != "" {
 		opts = append(opts, nats.RootCAs(c.TLSCA))

@@ -63,15 +63,15 @@ func (f *inflight) cancel(key string) bool {
 func (w *Worker) subscribeCancels() (*nats.Subscription, error) {
 	return w.js.Conn().Subscribe(cancelPrefix+">", func(m *nats.Msg) {
 		key := strings.TrimPrefix(m.Subject, cancelPrefix)
-		if w.inflight.cancel(key) {
-			w.log.Info("cancelling a running job on request", "job", key)
-		}
+		// The job logs its own "deploy cancelled" line, with its step.
+		w.inflight.cancel(key)
 	})
 }
 
 // cancel cleans up after a cancelled job and ends it with one cancelled
 // event. It runs on a context of its own: the job's was cancelled.
 func (j *job) cancel(ctx context.Context, step string) string {
+	j.step = step
 	st := &j.cp.state
 	ev := newEvent(TypeCancelled, terminalEventID(j.req.ID, st.Run), j.w.now(), EventData{
 		RequestID: j.req.ID, Tenant: j.req.Tenant, Step: step, Attempt: int(j.meta.NumDelivered), Run: runField(st.Run),
@@ -82,7 +82,7 @@ func (j *job) cancel(ctx context.Context, step string) string {
 	if err := j.cp.save(context.WithoutCancel(ctx), j.w.now()); err != nil {
 		return j.abandon(err)
 	}
-	j.log.Info("deploy cancelled", "step", step)
+	j.logger().Info("deploy cancelled")
 	return j.cleanUpAndEnd(ctx)
 }
 

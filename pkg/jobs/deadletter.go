@@ -100,7 +100,7 @@ func (w *Worker) reject(ctx context.Context, msg jetstream.Msg, meta *jetstream.
 	defer cancel()
 	tenant := subjectTenant(msg.Subject())
 	id := bestEffortID(msg.Data(), meta.Sequence.Stream)
-	log := w.log.With("request_id", id, "tenant", tenant)
+	log := w.log.With("request_id", id, "tenant", tenant, "step", stepValidate)
 	final := &EventError{Code: "invalid_request", Field: verr.Field, Message: verr.Error()}
 	if err := w.deadLetter(ctx, letterOf(msg, meta, tenant, id, DLQReasonRejected, final, nil)); err != nil {
 		log.Warn("rejection not dead-lettered; handing back", "err", err)

@@ -51,7 +51,8 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	w.m.QueueWait(w.now().Sub(meta.Timestamp))
 
-	log := w.log.With("request_id", req.ID, "tenant", req.Tenant, "delivery", meta.NumDelivered)
+	base := w.log.With("request_id", req.ID, "tenant", req.Tenant, "delivery", meta.NumDelivered)
+	log := base.With("step", stepStart)
 	hb := startHeartbeat(msg, w.cfg.HeartbeatInterval)
 	defer hb.stop()
 
@@ -65,7 +66,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		outcome = ""
 		return
 	}
-	j := &job{w: w, msg: msg, meta: meta, req: &req, cp: cp, log: log}
+	j := &job{w: w, msg: msg, meta: meta, req: &req, cp: cp, base: base, step: stepStart}
 	outcome = j.run(ctx)
 	attempts = cp.state.Attempts + 1
 }
@@ -77,8 +78,24 @@ type job struct {
 	meta *jetstream.MsgMetadata
 	req  *Request
 	cp   *checkpoint
-	log  *slog.Logger
+	base *slog.Logger // names the request and its tenant
+	step string       // where the job is: stepStart, a pipeline step, stepFinish
 }
+
+// Where a job is, besides its pipeline steps, in the "step" of its log
+// lines: a request being validated (one that fails never becomes a job),
+// before the first step (claiming it, spotting a duplicate), after the
+// last (the terminal event, settling the message), and a request moved to
+// the DLQ after its last delivery when it never reached a step.
+const (
+	stepValidate = "validate"
+	stepStart    = "start"
+	stepFinish   = "finish"
+)
+
+// logger is the job's logger: every line names the request, its tenant
+// and the step the job is at, so one grep follows a job across workers.
+func (j *job) logger() *slog.Logger { return j.base.With("step", j.step) }
 
 // run returns the metrics outcome, or "" when the request was handed back.
 func (j *job) run(ctx context.Context) string {
@@ -94,6 +111,7 @@ func (j *job) run(ctx context.Context) string {
 	}
 	if st.Done() {
 		// A crash came after the outcome was recorded: finish publishing it.
+		j.step = stepFinish
 		return j.finish(ctx)
 	}
 	takeover := st.Owner != "" // an earlier delivery may have left effects unseen
@@ -105,6 +123,7 @@ func (j *job) run(ctx context.Context) string {
 	defer release()
 	if st.Terminal != nil {
 		// An earlier delivery decided the outcome and died cleaning up.
+		j.step = orDefault(st.Terminal.Data.Step, stepFinish)
 		return j.cleanUpAndEnd(ctx)
 	}
 	if takeover && st.Step != "" {
@@ -118,7 +137,8 @@ func (j *job) run(ctx context.Context) string {
 	steps := Steps()
 	for i := nextStep(st.Step); i < len(steps); {
 		step := steps[i]
-		log := j.log.With("step", step)
+		j.step = step
+		log := j.logger()
 		// The fence: no side effect for a job another worker took over.
 		if err := j.cp.verify(ctx); err != nil {
 			return j.abandon(err)
@@ -187,6 +207,7 @@ func (j *job) run(ctx context.Context) string {
 			return j.interrupted(ctx, step)
 		}
 	}
+	j.step = stepFinish
 	return j.succeed(ctx)
 }
 
@@ -246,7 +267,7 @@ func (j *job) publishStep(ctx context.Context, step string) {
 	if err := j.w.publishEvent(ctx, j.req.Tenant, ev); err != nil {
 		// Progress events are informative; the terminal event is the
 		// contract, and its publication is retried until it lands.
-		j.log.Warn("progress event not published", "step", step, "err", err)
+		j.logger().Warn("progress event not published", "event_step", step, "err", err)
 	}
 }
 
@@ -263,7 +284,7 @@ func (j *job) succeed(ctx context.Context) string {
 	if err := j.cp.save(ctx, j.w.now()); err != nil {
 		return j.abandon(err)
 	}
-	j.log.Info("deploy succeeded", "url", st.DeploymentURL, "project_id", st.ProjectID)
+	j.logger().Info("deploy succeeded", "url", st.DeploymentURL, "project_id", st.ProjectID)
 	return j.finish(ctx)
 }
 
@@ -284,7 +305,7 @@ func (j *job) fail(ctx context.Context, step, code string, cause error) string {
 	if err := j.cp.save(context.WithoutCancel(ctx), j.w.now()); err != nil {
 		return j.abandon(err)
 	}
-	j.log.Warn("deploy failed", "step", step, "code", code, "err", cause)
+	j.logger().Warn("deploy failed", "code", code, "err", cause)
 	return j.cleanUpAndEnd(ctx)
 }
 
@@ -297,7 +318,7 @@ func (j *job) cleanUpAndEnd(ctx context.Context) string {
 	defer cancel()
 	cleaned, cerrs := j.w.pipeline.compensate(cctx, st)
 	for _, e := range cerrs {
-		j.log.Warn("clean-up incomplete", "err", e)
+		j.logger().Warn("clean-up incomplete", "err", e)
 	}
 	st.Terminal.Data.Cleaned = cleaned
 	st.Status = StatusFailed
@@ -308,7 +329,7 @@ func (j *job) cleanUpAndEnd(ctx context.Context) string {
 		return j.abandon(err)
 	}
 	if len(cleaned) > 0 {
-		j.log.Info("cleaned up after the job", "cleaned", strings.Join(cleaned, ","))
+		j.logger().Info("cleaned up after the job", "cleaned", strings.Join(cleaned, ","))
 	}
 	return j.finish(cctx)
 }
@@ -324,29 +345,29 @@ func (j *job) finish(ctx context.Context) string {
 	defer cancel()
 	if st.Status == StatusFailed {
 		if err := j.w.deadLetter(ctx, letterOf(j.msg, j.meta, j.req.Tenant, j.req.ID, DLQReasonFailed, st.Terminal.Data.Error, st.Errors)); err != nil {
-			j.log.Warn("dead letter not written; handing back", "err", err)
+			j.logger().Warn("dead letter not written; handing back", "err", err)
 			return j.handBackErr()
 		}
 	}
 	if !st.Published {
 		if err := j.w.publishEvent(ctx, j.req.Tenant, *st.Terminal); err != nil {
-			j.log.Warn("terminal event not published; handing back", "err", err)
+			j.logger().Warn("terminal event not published; handing back", "err", err)
 			return j.handBackErr()
 		}
 		st.Published = true
 		if err := j.cp.save(ctx, j.w.now()); err != nil && !errors.Is(err, ErrLeaseLost) {
-			j.log.Warn("checkpoint not updated after the terminal event", "err", err)
+			j.logger().Warn("checkpoint not updated after the terminal event", "err", err)
 		}
 	}
 	var err error
 	if st.Status == StatusFailed {
 		err = j.msg.TermWithReason(st.Status + ": " + st.Terminal.Data.Error.Code)
 	} else {
-		j.w.releaseSource(ctx, j.req)
+		j.w.releaseSource(ctx, j.req, j.logger())
 		err = j.msg.DoubleAck(ctx)
 	}
 	if err != nil {
-		j.log.Warn("settling the request failed; a redelivery will find it finished", "err", err)
+		j.logger().Warn("settling the request failed; a redelivery will find it finished", "err", err)
 	}
 	switch st.Status {
 	case StatusSucceeded:
@@ -362,11 +383,11 @@ func (j *job) finish(ctx context.Context) string {
 // twice. The existing outcome stays in the events stream.
 func (j *job) duplicate(ctx context.Context) string {
 	st := &j.cp.state
-	j.log.Info("duplicate request for an existing job; not deploying again", "status", st.Status, "job_seq", st.Seq)
+	j.logger().Info("duplicate request for an existing job; not deploying again", "status", st.Status, "job_seq", st.Seq)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), natsOpTimeout)
 	defer cancel()
 	if err := j.msg.DoubleAck(ctx); err != nil {
-		j.log.Warn("ack of duplicate failed", "err", err)
+		j.logger().Warn("ack of duplicate failed", "err", err)
 	}
 	return metrics.OutcomeDuplicate
 }
@@ -375,20 +396,20 @@ func (j *job) duplicate(ctx context.Context) string {
 // lost (another worker owns it) or the worker is shutting down (hand back).
 func (j *job) abandon(err error) string {
 	if errors.Is(err, ErrLeaseLost) {
-		j.log.Warn("another worker took this job over; stopping without acting further")
+		j.logger().Warn("another worker took this job over; stopping without acting further")
 		return ""
 	}
 	if errors.Is(err, errShutdown) {
-		j.log.Info("handing the job back at shutdown", "step_done", j.cp.state.Step)
-		j.w.handBack(j.msg, j.log, 0)
+		j.logger().Info("handing the job back at shutdown", "step_done", j.cp.state.Step)
+		j.w.handBack(j.msg, j.logger(), 0)
 		return ""
 	}
-	j.log.Warn("job interrupted; handing it back", "err", err)
+	j.logger().Warn("job interrupted; handing it back", "err", err)
 	return j.handBackErr()
 }
 
 func (j *job) handBackErr() string {
-	j.w.handBack(j.msg, j.log, j.w.cfg.PullWait)
+	j.w.handBack(j.msg, j.logger(), j.w.cfg.PullWait)
 	return ""
 }
 

@@ -66,6 +66,8 @@ func (w *Worker) deadLetterExhausted(adv maxDeliveriesAdvisory) error {
 		}
 		cp, attempts = c, errs
 	}
+	// The step the job was stuck at, once failExhausted has read it.
+	log = log.With("step", orDefault(final.Step, stepStart))
 	if err := w.deadLetter(ctx, letter{subject: raw.Subject, data: raw.Data, seq: adv.StreamSeq, deliveries: adv.Deliveries,
 		tenant: tenant, id: id, reason: DLQReasonMaxDeliveries, final: final, attempts: attempts}); err != nil {
 		return err
@@ -109,7 +111,8 @@ func (w *Worker) failExhausted(ctx context.Context, tenant, id string, final *Ev
 	}
 	cleaned, cerrs := w.pipeline.compensate(ctx, st)
 	for _, e := range cerrs {
-		w.log.Warn("clean-up of a request out of deliveries incomplete", "request_id", id, "err", e)
+		w.log.Warn("clean-up of a request out of deliveries incomplete",
+			"request_id", id, "tenant", tenant, "step", nextStepName(st.Step), "err", e)
 	}
 	final.Step = nextStepName(st.Step)
 	ev := newEvent(TypeFailed, terminalEventID(id, st.Run), now, EventData{

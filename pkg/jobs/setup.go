@@ -105,6 +105,11 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) (*Asset
 		Replicas:    cfg.Replicas,
 		MaxAge:      cfg.EventsMaxAge,
 		Duplicates:  10 * time.Minute,
+		// Client.Status reads a request's last event. A direct get names
+		// the subject in the request subject, so a tenant's credentials
+		// can allow it for that tenant's events alone; the leader read
+		// (MSG.GET) takes any subject in its body.
+		AllowDirect: true,
 	}); err != nil {
 		return nil, setupErr("stream "+StreamEvents, err)
 	}

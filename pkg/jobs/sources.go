@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -45,9 +46,9 @@ func (c SourceJanitorConfig) withDefaults() SourceJanitorConfig {
 func refKey(r *Request) string { return r.Source.SHA1 + "." + r.Tenant + "." + r.ID }
 
 // releaseSource drops the job's reference to its tarball.
-func (w *Worker) releaseSource(ctx context.Context, r *Request) {
+func (w *Worker) releaseSource(ctx context.Context, r *Request, log *slog.Logger) {
 	if err := w.assets.SourceRefs.Delete(ctx, refKey(r)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-		w.log.Warn("source reference not released; the bucket's max age removes it later", "err", err)
+		log.Warn("source reference not released; the bucket's max age removes it later", "err", err)
 	}
 }
 
