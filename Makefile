@@ -18,8 +18,10 @@ all: build
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-## test: everything CI checks: formatting, vet, staticcheck, race-enabled tests, a short fuzz run.
-test: vet lint unit fuzz
+## test: everything CI checks: formatting, vet, staticcheck, race-enabled tests, a short fuzz run,
+## and the deployment assets validated against live servers (lint-deploy: installs its tools,
+## with apt-get for Debian's Prometheus, so it needs root or sudo the first time).
+test: vet lint unit fuzz lint-deploy
 
 unit:
 	$(GO) test -race -count=1 -timeout 15m $(RACE_PKGS)
@@ -52,8 +54,9 @@ chaos:
 	DEPLOYQ_CHAOS=long $(GO) test -count=1 -v -timeout 20m -run '^TestChaos$$' ./chaos/ $(CHAOS_FLAGS)
 
 ## lint-deploy: validate deploy/ offline (NATS configs and a live 3-node cluster with tenant permissions,
-## Kubernetes manifests and KEDA, Prometheus rules and their tests, Grafana dashboard, Dockerfile, docker-compose);
-## installs the tools it lacks. About 30 s once they are built (the first run builds promtool: ~3 min).
+## Kubernetes manifests and KEDA, Prometheus rules and their tests, Grafana dashboard, Dockerfile, docker-compose,
+## a real Prometheus scraping the demo); installs the tools it lacks. About 50 s once they are built
+## (the first run builds upstream promtool: ~3 min more).
 lint-deploy:
 	./deploy/lint.sh
 

@@ -135,7 +135,7 @@ if [ ! -x "$PROMTOOL_UPSTREAM" ]; then
 	echo "go build promtool $PROMTOOL_UPSTREAM_VERSION (deploy/tools/promtool)"
 	"$GO" build -C deploy/tools/promtool -o "$PROMTOOL_UPSTREAM" github.com/prometheus/prometheus/cmd/promtool
 fi
-"$GO" build -o "$BIN/" ./deploy/tools/natscheck ./deploy/tools/dashcheck
+"$GO" build -o "$BIN/" ./deploy/tools/natscheck ./deploy/tools/dashcheck ./deploy/tools/promcheck
 "$GO" build -C deploy/tools/kube -o "$BIN/kube" .
 "$GO" build -C deploy/tools/dockerfile -o "$BIN/dockerfile" .
 echo "  promtool:        $(promtool --version 2>&1 | head -1)"
@@ -336,6 +336,67 @@ for pid in "${NATS_PIDS[@]}"; do kill -TERM "$pid"; done
 for pid in "${NATS_PIDS[@]}"; do wait "$pid" || true; done
 PIDS=()
 echo "  ok     worker exited 0 on SIGTERM; NATS nodes stopped"
+
+# ---------------------------------------------------------------------------
+step "live: Prometheus (Debian's) scraping a worker while the demo runs"
+PROM_ADDR=127.0.0.1:$((BASE + 5000))
+DEMO_NATS_PORT=$((BASE + 5001))
+DEMO_HTTP_PORT=$((BASE + 5002))
+PROMDIR=$WORK/prometheus
+mkdir -p "$PROMDIR"
+# The dashboard's queries as rules too, with the variables a user would
+# pick, so that Prometheus evaluates each one against the demo's series.
+"$BIN/dashcheck" -dashboard deploy/grafana/dashboards/deployq.json -rules-out "$PROMDIR/dashboard.yml" \
+	-var job=deployq-worker -var instance='.*' >/dev/null
+{
+	echo "global:"
+	echo "  scrape_interval: 1s"
+	echo "  evaluation_interval: 1s"
+	echo "rule_files:"
+	echo "  - $ROOT/deploy/prometheus/rules/recording.yml"
+	echo "  - $ROOT/deploy/prometheus/rules/alerts.yml"
+	echo "  - $PROMDIR/dashboard.yml"
+	echo "scrape_configs:"
+	echo "  - job_name: deployq-worker"
+	echo "    static_configs:"
+	echo "      - targets: [\"127.0.0.1:$DEMO_HTTP_PORT\"]"
+} >"$PROMDIR/prometheus.yml"
+promtool check config "$PROMDIR/prometheus.yml" >/dev/null
+prometheus --config.file="$PROMDIR/prometheus.yml" --storage.tsdb.path="$PROMDIR/data" \
+	--web.listen-address="$PROM_ADDR" >"$PROMDIR/prometheus.log" 2>&1 &
+PROM_PID=$!
+PIDS+=("$PROM_PID")
+for _ in $(seq 1 60); do
+	curl -sf "http://$PROM_ADDR/-/ready" >/dev/null && break
+	kill -0 $PROM_PID 2>/dev/null || { cat "$PROMDIR/prometheus.log"; die "prometheus exited"; }
+	sleep 0.5
+done
+curl -sf "http://$PROM_ADDR/-/ready" >/dev/null || die "prometheus never became ready"
+echo "  ok     $(prometheus --version 2>&1 | head -1 | cut -d'(' -f1)on $PROM_ADDR, scraping 127.0.0.1:$DEMO_HTTP_PORT every second"
+# The demo as `make demo` runs it (10 x examples/demo.jsonl = 20 deploys),
+# with a deployments.create limit so the budget has something to pace.
+# Before the worker stops: promtool check metrics on its live /metrics,
+# then promcheck queries Prometheus's HTTP API.
+cat >"$PROMDIR/after.sh" <<'AFTER'
+set -euo pipefail
+curl -sf "http://$DEMO_HTTP_ADDR/metrics" >"$PROMDIR/demo-metrics.txt"
+promtool check metrics <"$PROMDIR/demo-metrics.txt"
+echo "  ok     promtool check metrics: the demo worker's live /metrics ($(grep -c '^deployq_' "$PROMDIR/demo-metrics.txt") deployq_ samples)"
+# Panels 7, 25 and 29 (step retries, budget pauses, refused credentials)
+# show only trouble: empty on this healthy run.
+"$BIN/promcheck" -prometheus "http://$PROM_ADDR" -succeeded 20 -quiet-panels 7,25,29
+AFTER
+export PROMDIR BIN PROM_ADDR DEMO_NATS_PORT DEMO_HTTP_PORT
+rc=0
+DEMO_REPEAT=10 SIM_LIMITS="deployments.create=20/10s" DEMO_AFTER="bash $PROMDIR/after.sh" \
+	./scripts/demo.sh >"$PROMDIR/demo.log" 2>&1 || rc=$?
+sed -n '/^==> bash/,/^==> stopping/p' "$PROMDIR/demo.log" | grep -v '^==>'
+[ $rc -eq 0 ] || { grep -v 'step_completed\|submitted\|url:\|claim:' "$PROMDIR/demo.log" | tail -30; die "the demo with Prometheus failed (exit $rc)"; }
+grep -q '^20 succeeded' "$PROMDIR/demo.log" || die "the demo did not end with 20 succeeded"
+echo "  ok     the demo: $(grep '^20 succeeded' "$PROMDIR/demo.log")"
+kill -TERM $PROM_PID
+wait $PROM_PID || true
+PIDS=()
 
 step "done"
 echo

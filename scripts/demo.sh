@@ -3,6 +3,13 @@
 # nats-server, the Vercel simulator in-process), about 20 deploys of
 # examples/nextjs-prisma submitted with enqueue, progress and claim URLs
 # shown as they arrive, then a clean SIGTERM shutdown.
+#
+# DEMO_NATS_PORT, DEMO_HTTP_PORT, DEMO_REPEAT and DEMO_BUILD_TIME change the
+# defaults below; the worker reads its own settings (SIM_LIMITS, …) from the
+# environment too. DEMO_AFTER, when set, is a command run after the batch
+# ends and before the worker stops, with DEMO_HTTP_ADDR and DEMO_NATS_ADDR
+# in its environment (deploy/lint.sh queries a Prometheus with it); its
+# failure fails the demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,7 +44,9 @@ for _ in $(seq 1 300); do
 		cat "$data/worker.log" >&2
 		exit 1
 	fi
-	if exec 3<>"/dev/tcp/${http_addr%:*}/${http_addr#*:}" 2>/dev/null; then
+	# The group keeps a refused connection quiet (exec with only a
+	# redirection would silence the shell for good).
+	if { exec 3<>"/dev/tcp/${http_addr%:*}/${http_addr#*:}"; } 2>/dev/null; then
 		printf 'GET /readyz HTTP/1.0\r\n\r\n' >&3
 		read -r status_line <&3 || true
 		exec 3<&- 3>&-
@@ -50,6 +59,11 @@ done
 echo "==> submitting examples/demo.jsonl x$repeat and following the events"
 status=0
 bin/enqueue submit --nats-url "nats://$nats_addr" --file examples/demo.jsonl --repeat "$repeat" --wait || status=$?
+
+if [ -n "${DEMO_AFTER:-}" ]; then
+	echo "==> $DEMO_AFTER"
+	DEMO_HTTP_ADDR=$http_addr DEMO_NATS_ADDR=$nats_addr bash -c "$DEMO_AFTER" || status=$?
+fi
 
 echo "==> stopping the worker (SIGTERM)"
 kill -TERM "$worker_pid"

@@ -1,12 +1,13 @@
 // Command dashcheck checks the Grafana dashboard and the metric names that
 // deploy/ and docs/OPERATIONS.md use, for deploy/lint.sh:
 //
-//	dashcheck -dashboard FILE -rules-out FILE -metrics-src DIR [-scrape FILE] [-documented FILE] [-names FILE...]
+//	dashcheck -dashboard FILE -rules-out FILE -metrics-src DIR [-scrape FILE] [-documented FILE] [-names FILE...] [-var NAME=VALUE...]
 //
 // It fails unless the dashboard is valid JSON with unique panel ids, a
 // datasource template variable and no hard-coded datasource uid, and
 // writes every panel query, Grafana variables substituted, as a recording
-// rule into -rules-out for `promtool check rules` to parse. It then checks
+// rule into -rules-out for `promtool check rules` to parse (and for a live
+// Prometheus to evaluate, with -var giving the variables' values). It then checks
 // that every deployq_* name in the dashboard and in each -names file is a
 // metric defined in -metrics-src (pkg/metrics), that every metric in a
 // live -scrape is one of them too, and that -documented mentions them all.
@@ -62,10 +63,20 @@ func main() {
 	metricsSrc := flag.String("metrics-src", "pkg/metrics", "directory of the Go files defining the metrics")
 	scrape := flag.String("scrape", "", "a /metrics scrape to compare with the defined metrics")
 	documented := flag.String("documented", "", "file that must mention every defined metric")
-	var names multiFlag
+	var names, vars multiFlag
+	flag.Var(&vars, "var", "NAME=VALUE: the value of a dashboard variable in -rules-out (repeatable; others become \"x\")")
 	flag.Var(&names, "names", "file whose deployq_* names must all be defined metrics (repeatable)")
 	flag.Parse()
-	if err := run(*dashFile, *rulesOut, *metricsSrc, *scrape, *documented, names); err != nil {
+	values := map[string]string{}
+	for _, v := range vars {
+		name, value, ok := strings.Cut(v, "=")
+		if !ok {
+			fmt.Fprintf(os.Stderr, "dashcheck: -var %q: want NAME=VALUE\n", v)
+			os.Exit(2)
+		}
+		values[name] = value
+	}
+	if err := run(*dashFile, *rulesOut, *metricsSrc, *scrape, *documented, names, values); err != nil {
 		fmt.Fprintln(os.Stderr, "dashcheck:", err)
 		os.Exit(1)
 	}
@@ -76,7 +87,7 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
-func run(dashFile, rulesOut, metricsSrc, scrape, documented string, names []string) error {
+func run(dashFile, rulesOut, metricsSrc, scrape, documented string, names []string, values map[string]string) error {
 	raw, err := os.ReadFile(dashFile)
 	if err != nil {
 		return err
@@ -149,7 +160,7 @@ func run(dashFile, rulesOut, metricsSrc, scrape, documented string, names []stri
 		var b strings.Builder
 		b.WriteString("groups:\n  - name: dashboard-queries\n    rules:\n")
 		for _, q := range queries {
-			expr, _ := json.Marshal(substitute(q.expr)) // a JSON string is a valid YAML string
+			expr, _ := json.Marshal(substitute(q.expr, values)) // a JSON string is a valid YAML string
 			fmt.Fprintf(&b, "      - record: dashboard:panel_%d_%s\n        expr: %s\n", q.panel, strings.ToLower(q.ref), expr)
 		}
 		if err := os.WriteFile(rulesOut, []byte(b.String()), 0o644); err != nil {
@@ -256,15 +267,22 @@ func checkDS(raw json.RawMessage, where string, bad func(string, ...any)) {
 }
 
 // substitute replaces Grafana's variables with values PromQL accepts.
-func substitute(expr string) string {
+func substitute(expr string, values map[string]string) string {
 	r := strings.NewReplacer(
 		"$__rate_interval", "5m", "${__rate_interval}", "5m",
 		"$__interval", "1m", "${__interval}", "1m",
 		"$__range", "1h", "${__range}", "1h",
 	)
 	expr = r.Replace(expr)
-	// Any other variable ($job, ${instance}) stands for a label value.
-	return regexp.MustCompile(`\$\{?[A-Za-z_][A-Za-z0-9_]*\}?`).ReplaceAllString(expr, "x")
+	// Any other variable ($job, ${instance}) stands for a label value:
+	// the one given, else a placeholder that parses.
+	return regexp.MustCompile(`\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?`).ReplaceAllStringFunc(expr, func(v string) string {
+		name := strings.Trim(v, "${}")
+		if value, ok := values[name]; ok {
+			return value
+		}
+		return "x"
+	})
 }
 
 var histogramSuffix = regexp.MustCompile(`_(bucket|sum|count)$`)
