@@ -314,6 +314,8 @@ func serveHTTP(addr string, reg *prometheus.Registry, nc *nats.Conn, w *jobs.Wor
 			http.Error(rw, "not ready: NATS disconnected", http.StatusServiceUnavailable)
 		case !w.CredentialsOK():
 			http.Error(rw, "not ready: Vercel API refuses the credentials", http.StatusServiceUnavailable)
+		case !w.Pulling():
+			http.Error(rw, "not ready: cannot pull requests from the shared consumer", http.StatusServiceUnavailable)
 		case !w.Ready():
 			http.Error(rw, "not ready: not taking work (starting or shutting down)", http.StatusServiceUnavailable)
 		default:

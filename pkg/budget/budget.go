@@ -144,7 +144,7 @@ func (b *Budget) Observe(ep vercel.Endpoint, status int, rl vercel.RateLimit, er
 	}
 	now := b.now()
 	if rl.Known {
-		b.m.RateLimitRemaining(ep, rl.Remaining)
+		b.m.RateLimitRemaining(ep, rl.Remaining, rl.Reset)
 	}
 	var until time.Time
 	reason := ""

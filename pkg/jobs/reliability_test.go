@@ -384,3 +384,26 @@ func TestCancelAndReplayRefuseFinishedJobs(t *testing.T) {
 		t.Fatalf("cancel of a succeeded job: %v", err)
 	}
 }
+
+// A worker that cannot pull from the shared consumer is not ready, and is
+// again once the stream is back (it recreates the consumer itself).
+func TestNotReadyWhileTheQueueIsGone(t *testing.T) {
+	t.Parallel()
+	h := jobstest.Start(t, jobstest.Config{Worker: jobs.WorkerConfig{PullWait: 50 * time.Millisecond}})
+	w := h.Workers[0]
+	eventually(t, waitLong, "never ready", w.Ready)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	if err := h.JS.DeleteStream(ctx, jobs.StreamRequests); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, waitLong, "still ready with no requests stream", func() bool { return !w.Ready() && !w.Pulling() })
+	if _, err := jobs.Setup(ctx, h.JS, jobs.SetupConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, waitLong, "not ready after the stream came back", w.Ready)
+	sub := h.Submit(t, request("acme", "after-outage"), h.Tarball(t, nil))
+	if ev := h.WaitTerminal(t, "acme", waitLong, sub.ID)[sub.ID]; ev.Type != jobs.TypeSucceeded {
+		t.Fatalf("%s %+v", ev.Type, ev.Data.Error)
+	}
+}

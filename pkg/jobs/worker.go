@@ -118,8 +118,11 @@ type Worker struct {
 
 	running      atomic.Bool
 	shuttingDown atomic.Bool
-	creds        credentialGate
-	inflight     inflight
+	// pulling is false while fetching from the shared consumer fails (the
+	// stream or consumer has no leader, was deleted, is unreachable).
+	pulling  atomic.Bool
+	creds    credentialGate
+	inflight inflight
 }
 
 // NewWorker returns a worker over the assets Setup created.
@@ -141,10 +144,14 @@ func NewWorker(js jetstream.JetStream, assets *Assets, p *Pipeline, cfg WorkerCo
 }
 
 // Ready reports whether the worker takes work: running, not shutting
-// down, and its API credentials not refused.
+// down, pulling from the shared consumer, and its API credentials not
+// refused.
 func (w *Worker) Ready() bool {
-	return w.running.Load() && !w.shuttingDown.Load() && w.creds.ok()
+	return w.running.Load() && !w.shuttingDown.Load() && w.pulling.Load() && w.creds.ok()
 }
+
+// Pulling reports whether the last fetch from the shared consumer worked.
+func (w *Worker) Pulling() bool { return w.pulling.Load() }
 
 // CredentialsOK reports whether the API accepted the worker's token the
 // last time it was used.
@@ -163,6 +170,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	defer w.running.Store(false)
 	w.m.SetConcurrency(w.cfg.Concurrency)
+	w.pulling.Store(true) // Setup bound the consumer; the first fetch tells
+	defer w.pulling.Store(false)
 	w.checkCredentials(ctx)
 	w.m.SetReady(w.creds.ok())
 	defer w.m.SetReady(false)
@@ -208,13 +217,15 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		if err != nil && ctx.Err() == nil {
 			w.log.Warn("fetch requests failed", "err", err)
+			w.pulling.Store(false)
 			w.m.SetReady(false)
 			if sleepCtx(ctx, w.cfg.PullWait) != nil {
 				break
 			}
 			continue
 		}
-		w.m.SetReady(w.creds.ok())
+		w.pulling.Store(true)
+		w.m.SetReady(w.Ready())
 	}
 
 	w.shuttingDown.Store(true)

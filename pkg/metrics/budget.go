@@ -17,6 +17,7 @@ type budgetMetrics struct {
 	pausedUntil *prometheus.GaugeVec
 	capped      *prometheus.CounterVec
 	remaining   *prometheus.GaugeVec
+	reset       *prometheus.GaugeVec
 	limit       *prometheus.GaugeVec
 }
 
@@ -51,6 +52,11 @@ func newBudgetMetrics(f promauto.Factory) budgetMetrics {
 			Namespace: namespace,
 			Name:      "vercel_ratelimit_remaining",
 			Help:      "X-RateLimit-Remaining of the endpoint's latest answer that carried it.",
+		}, []string{"endpoint"}),
+		reset: f.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "vercel_ratelimit_reset_timestamp_seconds",
+			Help:      "X-RateLimit-Reset of the endpoint's latest answer that carried it: Unix time at which its window refills.",
 		}, []string{"endpoint"}),
 		limit: f.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace,
@@ -115,10 +121,14 @@ func (m *Metrics) BudgetPauseCapped(ep vercel.Endpoint) {
 	m.budget.capped.WithLabelValues(m.endpoint(ep)).Inc()
 }
 
-// RateLimitRemaining records X-RateLimit-Remaining of an answer.
-func (m *Metrics) RateLimitRemaining(ep vercel.Endpoint, remaining int) {
+// RateLimitRemaining records X-RateLimit-Remaining and X-RateLimit-Reset
+// of an answer; a zero reset (not reported) leaves the reset gauge as is.
+func (m *Metrics) RateLimitRemaining(ep vercel.Endpoint, remaining int, reset time.Time) {
 	if m == nil {
 		return
 	}
 	m.budget.remaining.WithLabelValues(m.endpoint(ep)).Set(float64(remaining))
+	if !reset.IsZero() {
+		m.budget.reset.WithLabelValues(m.endpoint(ep)).Set(float64(reset.UnixNano()) / 1e9)
+	}
 }

@@ -372,3 +372,18 @@ func TestCountersStartAtZero(t *testing.T) {
 		t.Errorf("failed dead letters = %v after one", got)
 	}
 }
+
+func TestRateLimitHeaders(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	reset := time.Unix(1_900_000_000, 500_000_000)
+	b.m.RateLimitRemaining(vercel.EndpointCreateDeployment, 7, reset)
+	b.m.RateLimitRemaining(vercel.EndpointCreateDeployment, 6, time.Time{}) // no reset reported: kept
+	ep := string(vercel.EndpointCreateDeployment)
+	if got := testutil.ToFloat64(b.m.budget.remaining.WithLabelValues(ep)); got != 6 {
+		t.Errorf("remaining %v, want 6", got)
+	}
+	if got := testutil.ToFloat64(b.m.budget.reset.WithLabelValues(ep)); got != 1_900_000_000.5 {
+		t.Errorf("reset %v, want 1900000000.5", got)
+	}
+}
