@@ -6,8 +6,9 @@ GOBIN       := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 # Packages with goroutines of their own run under the race detector.
-# ./chaos/... runs the short chaos test (60 deploys, 1–2 minutes).
-RACE_PKGS   := ./pkg/...  ./cmd/...  ./chaos/...
+# ./chaos/... runs the short chaos test (60 deploys, 1–2 minutes); ./deploy/... the
+# tenant-permission test on an embedded server booted from deploy/nats.
+RACE_PKGS   := ./pkg/...  ./cmd/...  ./chaos/...  ./deploy/...
 FUZZTIME    ?= 10s
 BIN         := bin
 
