@@ -477,6 +477,11 @@ func (r *jobRun) waitReady(ctx context.Context) error {
 	}
 }
 
+// BuildEstimate returns the build time the pipeline expects now: the
+// moving mean and mean deviation of the builds it saw finish, starting
+// from PipelineConfig.ExpectedBuild.
+func (p *Pipeline) BuildEstimate() (mean, dev time.Duration) { return p.buildEstimate() }
+
 // buildEstimate returns the moving mean and mean deviation of build times.
 func (p *Pipeline) buildEstimate() (mean, dev time.Duration) {
 	p.buildMu.Lock()

@@ -164,6 +164,8 @@ type deploymentWire struct {
 	Meta          map[string]json.RawMessage `json:"meta"`
 	CreatedAt     float64                    `json:"createdAt"`
 	Created       float64                    `json:"created"`
+	BuildingAt    float64                    `json:"buildingAt"`
+	Ready         float64                    `json:"ready"`
 }
 
 func (w *deploymentWire) toDeployment() Deployment {
@@ -177,6 +179,8 @@ func (w *deploymentWire) toDeployment() Deployment {
 		AliasAssigned: truthy(w.AliasAssigned),
 		ErrorCode:     w.ErrorCode,
 		CreatedAt:     int64(w.CreatedAt),
+		BuildingAt:    int64(w.BuildingAt),
+		Ready:         int64(w.Ready),
 	}
 	if d.ID == "" {
 		d.ID = w.UID

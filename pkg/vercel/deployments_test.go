@@ -269,8 +269,10 @@ func TestGetDeployment(t *testing.T) {
 	}{
 		{"building", `{"id":"dpl_1","readyState":"BUILDING","aliasAssigned":false,"unknown":{"x":[1]}}`,
 			Deployment{ID: "dpl_1", ReadyState: StateBuilding}, false},
-		{"ready", `{"id":"dpl_1","url":"a.vercel.app","readyState":"READY","aliasAssigned":true,"alias":["a.vercel.app"]}`,
-			Deployment{ID: "dpl_1", URL: "a.vercel.app", ReadyState: StateReady, AliasAssigned: true, Alias: []string{"a.vercel.app"}}, true},
+		{"ready", `{"id":"dpl_1","url":"a.vercel.app","readyState":"READY","aliasAssigned":true,"alias":["a.vercel.app"],` +
+			`"createdAt":1730000000000,"buildingAt":1730000001000,"ready":1730000021500}`,
+			Deployment{ID: "dpl_1", URL: "a.vercel.app", ReadyState: StateReady, AliasAssigned: true, Alias: []string{"a.vercel.app"},
+				CreatedAt: 1730000000000, BuildingAt: 1730000001000, Ready: 1730000021500}, true},
 		{"error", `{"id":"dpl_1","readyState":"ERROR","errorCode":"BUILD_FAILED","errorMessage":"npm ERR!"}`,
 			Deployment{ID: "dpl_1", ReadyState: StateError, ErrorCode: "BUILD_FAILED", ErrorMessage: "npm ERR!"}, true},
 		{"canceled", `{"id":"dpl_1","readyState":"CANCELED","errorMessage":null}`,
