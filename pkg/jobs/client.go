@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"sync"
 	"time"
 
 	"github.com/deployq/deployq/pkg/vercel"
@@ -38,7 +39,16 @@ type Client struct {
 	dlq        jetstream.Stream
 	cfg        ClientConfig
 	now        func() time.Time
+
+	// stored remembers when tarballs this client saw in the store were
+	// written (the store's own ModTime), so that a tarball submitted again
+	// within SourceGrace/2 needs no lookup: the same rule as the lookup's.
+	storedMu sync.Mutex
+	stored   map[string]time.Time
 }
+
+// maxStoredTarballs bounds Client.stored; past it the memory starts over.
+const maxStoredTarballs = 4096
 
 // NewClient binds to the streams and buckets a worker (or Setup) created.
 func NewClient(ctx context.Context, js jetstream.JetStream, cfg ClientConfig) (*Client, error) {
@@ -136,17 +146,43 @@ func (c *Client) storeSource(ctx context.Context, req *Request, tarball []byte) 
 	if _, err := c.refs.Put(ctx, refKey(req), nil); err != nil {
 		return fmt.Errorf("reference source tarball: %w", err)
 	}
-	info, err := c.sources.GetInfo(ctx, req.Source.SHA1)
+	sha := req.Source.SHA1
+	if c.storedFresh(sha) {
+		return nil
+	}
+	info, err := c.sources.GetInfo(ctx, sha)
 	switch {
 	case err == nil && !info.Deleted && c.now().Sub(info.ModTime) < c.cfg.SourceGrace/2:
+		c.remember(sha, info.ModTime)
 		return nil
 	case err != nil && !errors.Is(err, jetstream.ErrObjectNotFound):
 		return fmt.Errorf("look up source tarball: %w", err)
 	}
-	if _, err := c.sources.PutBytes(ctx, req.Source.SHA1, tarball); err != nil {
+	// nats.go stamps a put with the writer's clock; the next lookup
+	// would read the same time back.
+	if _, err := c.sources.PutBytes(ctx, sha, tarball); err != nil {
 		return fmt.Errorf("store source tarball: %w", err)
 	}
+	c.remember(sha, c.now())
 	return nil
+}
+
+// storedFresh reports whether the tarball was written less than
+// SourceGrace/2 ago, as far as this client knows.
+func (c *Client) storedFresh(sha string) bool {
+	c.storedMu.Lock()
+	defer c.storedMu.Unlock()
+	at, ok := c.stored[sha]
+	return ok && c.now().Sub(at) < c.cfg.SourceGrace/2
+}
+
+func (c *Client) remember(sha string, modTime time.Time) {
+	c.storedMu.Lock()
+	defer c.storedMu.Unlock()
+	if c.stored == nil || len(c.stored) >= maxStoredTarballs {
+		c.stored = make(map[string]time.Time)
+	}
+	c.stored[sha] = modTime
 }
 
 // WatchFilter selects events. With neither field set, every event.

@@ -19,7 +19,7 @@ const natsOpTimeout = 10 * time.Second
 
 // handle runs one delivered request to an end: acked with a terminal
 // event, terminated into the DLQ, or handed back for another delivery.
-func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
+func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, asked time.Time) {
 	meta, err := msg.Metadata()
 	if err != nil {
 		w.log.Error("delivered message without metadata", "err", err)
@@ -56,17 +56,21 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	hb := startHeartbeat(msg, w.cfg.HeartbeatInterval)
 	defer hb.stop()
 
-	cp, err := loadOrCreate(ctx, w.assets.Jobs, JobState{
+	// A job seen for the first time is created already claimed by this
+	// worker: one write instead of a create and a claim.
+	now := w.now()
+	cp, created, err := loadOrCreate(ctx, w.assets.Jobs, JobState{
 		Version: stateVersion, ID: req.ID, Tenant: req.Tenant, Status: StatusRunning,
 		SubmittedAt: meta.Timestamp, Seq: meta.Sequence.Stream, Run: 1,
-	})
+		Owner: w.cfg.Owner, Lease: 1, StartedAt: now, UpdatedAt: now,
+	}, meta.NumDelivered == 1)
 	if err != nil {
 		log.Warn("job state unavailable; handing the request back", "err", err)
 		w.handBack(msg, log, w.cfg.PullWait)
 		outcome = ""
 		return
 	}
-	j := &job{w: w, msg: msg, meta: meta, req: &req, cp: cp, base: base, step: stepStart}
+	j := &job{w: w, msg: msg, meta: meta, req: &req, cp: cp, created: created, asked: asked, base: base, step: stepStart}
 	outcome = j.run(ctx)
 	attempts = cp.state.Attempts + 1
 }
@@ -78,8 +82,26 @@ type job struct {
 	meta *jetstream.MsgMetadata
 	req  *Request
 	cp   *checkpoint
-	base *slog.Logger // names the request and its tenant
-	step string       // where the job is: stepStart, a pipeline step, stepFinish
+	// created: this delivery created the checkpoint, already claimed.
+	created bool
+	// asked is when the pull request that brought msg went out.
+	asked time.Time
+	base  *slog.Logger // names the request and its tenant
+	step  string       // where the job is: stepStart, a pipeline step, stepFinish
+	// progress holds the progress events awaiting their acknowledgement.
+	progress []progressEvent
+}
+
+// leaseFresh reports whether no other worker can hold this job yet. The
+// server redelivers a message only after AckWait without an ack or a
+// heartbeat from its holder, counted from its delivery at the earliest,
+// and every other way to take a job over (the max-deliveries clean-up)
+// comes after a redelivery; cancels are merged, not taken for claims. So
+// until half of AckWait after the pull request went out (half, for
+// margin), the fence's read cannot find another owner and is skipped; a
+// worker stalled past that reads again before its next side effect.
+func (j *job) leaseFresh() bool {
+	return j.w.now().Sub(j.asked) < j.w.assets.Config.AckWait/2
 }
 
 // Where a job is, besides its pipeline steps, in the "step" of its log
@@ -114,10 +136,13 @@ func (j *job) run(ctx context.Context) string {
 		j.step = stepFinish
 		return j.finish(ctx)
 	}
-	takeover := st.Owner != "" // an earlier delivery may have left effects unseen
-	st.Status = StatusRunning
-	if err := j.cp.claim(ctx, j.w.cfg.Owner, j.w.now()); err != nil {
-		return j.abandon(err)
+	takeover := false
+	if !j.created {
+		takeover = st.Owner != "" // an earlier delivery may have left effects unseen
+		st.Status = StatusRunning
+		if err := j.cp.claim(ctx, j.w.cfg.Owner, j.w.now()); err != nil {
+			return j.abandon(err)
+		}
 	}
 	ctx, release := j.w.inflight.track(ctx, jobKey(j.req.Tenant, j.req.ID))
 	defer release()
@@ -140,8 +165,10 @@ func (j *job) run(ctx context.Context) string {
 		j.step = step
 		log := j.logger()
 		// The fence: no side effect for a job another worker took over.
-		if err := j.cp.verify(ctx); err != nil {
-			return j.abandon(err)
+		if !j.leaseFresh() {
+			if err := j.cp.verify(ctx); err != nil {
+				return j.abandon(err)
+			}
 		}
 		if st.CancelRequested {
 			return j.cancel(ctx, step)
@@ -151,8 +178,10 @@ func (j *job) run(ctx context.Context) string {
 		if err == nil {
 			st.Step = step
 			st.Attempts = 0 // attempts are capped per step
-			if err := j.cp.save(ctx, j.w.now()); err != nil {
-				return j.abandon(err)
+			if checkpointAfter(step) {
+				if err := j.cp.save(ctx, j.w.now()); err != nil {
+					return j.abandon(err)
+				}
 			}
 			j.w.m.StepFinished(step, "success", j.w.now().Sub(t0))
 			j.publishStep(ctx, step)
@@ -264,11 +293,44 @@ func (j *job) publishStep(ctx context.Context, step string) {
 		ProjectID: st.ProjectID, ProjectName: st.ProjectName, StoreID: st.StoreID,
 		DeploymentID: st.DeploymentID, URL: st.DeploymentURL,
 	})
-	if err := j.w.publishEvent(ctx, j.req.Tenant, ev); err != nil {
-		// Progress events are informative; the terminal event is the
-		// contract, and its publication is retried until it lands.
-		j.logger().Warn("progress event not published", "event_step", step, "err", err)
+	// Progress events are informative; the terminal event is the
+	// contract, and its publication is retried until it lands. So they are
+	// published without waiting for the stream's answer, which costs the
+	// job no round trip; awaitProgress collects the answers before the
+	// terminal event goes out.
+	data, err := jsonMarshal(ev)
+	if err == nil {
+		var f jetstream.PubAckFuture
+		if f, err = j.w.js.PublishAsync(EventSubject(j.req.Tenant, ev.Subject), data, jetstream.WithMsgID(ev.ID)); err == nil {
+			j.progress = append(j.progress, progressEvent{step: step, ack: f})
+			return
+		}
 	}
+	j.logger().Warn("progress event not published", "event_step", step, "err", err)
+}
+
+// progressEvent is a progress event published and not yet acknowledged.
+type progressEvent struct {
+	step string
+	ack  jetstream.PubAckFuture
+}
+
+// awaitProgress waits for the stream to acknowledge the job's progress
+// events, so that they are stored before its terminal event, and logs
+// those that were lost.
+func (j *job) awaitProgress(ctx context.Context) {
+	for _, p := range j.progress {
+		select {
+		case <-p.ack.Ok():
+		case err := <-p.ack.Err():
+			j.logger().Warn("progress event not published", "event_step", p.step, "err", err)
+		case <-ctx.Done():
+			j.logger().Warn("progress events unconfirmed", "err", context.Cause(ctx))
+			j.progress = nil
+			return
+		}
+	}
+	j.progress = nil
 }
 
 func (j *job) succeed(ctx context.Context) string {
@@ -343,20 +405,18 @@ func (j *job) finish(ctx context.Context) string {
 	st := &j.cp.state
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), natsOpTimeout)
 	defer cancel()
+	j.awaitProgress(ctx)
 	if st.Status == StatusFailed {
 		if err := j.w.deadLetter(ctx, letterOf(j.msg, j.meta, j.req.Tenant, j.req.ID, DLQReasonFailed, st.Terminal.Data.Error, st.Errors)); err != nil {
 			j.logger().Warn("dead letter not written; handing back", "err", err)
 			return j.handBackErr()
 		}
 	}
-	if !st.Published {
+	published := st.Published
+	if !published {
 		if err := j.w.publishEvent(ctx, j.req.Tenant, *st.Terminal); err != nil {
 			j.logger().Warn("terminal event not published; handing back", "err", err)
 			return j.handBackErr()
-		}
-		st.Published = true
-		if err := j.cp.save(ctx, j.w.now()); err != nil && !errors.Is(err, ErrLeaseLost) {
-			j.logger().Warn("checkpoint not updated after the terminal event", "err", err)
 		}
 	}
 	var err error
@@ -368,6 +428,16 @@ func (j *job) finish(ctx context.Context) string {
 	}
 	if err != nil {
 		j.logger().Warn("settling the request failed; a redelivery will find it finished", "err", err)
+		// Only a redelivery reads Published: it then settles the message
+		// without publishing the terminal event again, even after the
+		// events stream's dedup window. A settled message has none, which
+		// spares the save.
+		if !published {
+			st.Published = true
+			if err := j.cp.save(ctx, j.w.now()); err != nil && !errors.Is(err, ErrLeaseLost) {
+				j.logger().Warn("checkpoint not updated after the terminal event", "err", err)
+			}
+		}
 	}
 	switch st.Status {
 	case StatusSucceeded:

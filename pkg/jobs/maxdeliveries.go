@@ -95,9 +95,9 @@ func (w *Worker) deadLetterExhausted(adv maxDeliveriesAdvisory) error {
 // letter.
 func (w *Worker) failExhausted(ctx context.Context, tenant, id string, final *EventError) (*checkpoint, []AttemptError, error) {
 	now := w.now()
-	cp, err := loadOrCreate(ctx, w.assets.Jobs, JobState{
+	cp, _, err := loadOrCreate(ctx, w.assets.Jobs, JobState{
 		Version: stateVersion, ID: id, Tenant: tenant, Status: StatusRunning, Run: 1, SubmittedAt: now,
-	})
+	}, false)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -197,8 +197,9 @@ func TestReplayFromDLQKeepsTheID(t *testing.T) {
 	}
 	eventually(t, waitLong, "the replay never succeeded", func() bool {
 		st, err := jobs.ReadState(ctx, h.Assets.Jobs, "acme", req.ID)
-		return err == nil && st != nil && st.Status == jobs.StatusSucceeded && st.Published
+		return err == nil && st != nil && st.Status == jobs.StatusSucceeded && len(terminalEvents(t, h, "acme", req.ID)) == 2
 	})
+	assertQueueEmpty(t, h)
 	terms := terminalEvents(t, h, "acme", req.ID)
 	if len(terms) != 2 || terms[0].Type != jobs.TypeFailed || terms[1].Type != jobs.TypeSucceeded || terms[1].Data.Run != 2 {
 		t.Fatalf("terminal events %+v", terms)

@@ -123,9 +123,23 @@ type checkpoint struct {
 	state JobState
 }
 
-// loadOrCreate reads the job's checkpoint, creating it when absent.
-func loadOrCreate(ctx context.Context, kv jetstream.KeyValue, init JobState) (*checkpoint, error) {
+// loadOrCreate reads the job's checkpoint, creating it from init when
+// absent; created reports that init was written. With likelyNew (a first
+// delivery) it tries the create first, which spares the read in the
+// common case and costs one failed create when a checkpoint was written
+// before the message (a cancel that came first, a replay).
+func loadOrCreate(ctx context.Context, kv jetstream.KeyValue, init JobState, likelyNew bool) (cp *checkpoint, created bool, err error) {
 	key := jobKey(init.Tenant, init.ID)
+	if likelyNew {
+		data, _ := json.Marshal(init)
+		rev, err := kv.Create(ctx, key, data)
+		if err == nil {
+			return &checkpoint{kv: kv, key: key, rev: rev, state: init}, true, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return nil, false, fmt.Errorf("create checkpoint: %w", err)
+		}
+	}
 	for range 3 {
 		e, err := kv.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -135,20 +149,20 @@ func loadOrCreate(ctx context.Context, kv jetstream.KeyValue, init JobState) (*c
 				continue // another delivery created it first: read theirs
 			}
 			if cerr != nil {
-				return nil, fmt.Errorf("create checkpoint: %w", cerr)
+				return nil, false, fmt.Errorf("create checkpoint: %w", cerr)
 			}
-			return &checkpoint{kv: kv, key: key, rev: rev, state: init}, nil
+			return &checkpoint{kv: kv, key: key, rev: rev, state: init}, true, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read checkpoint: %w", err)
+			return nil, false, fmt.Errorf("read checkpoint: %w", err)
 		}
 		cp := &checkpoint{kv: kv, key: key, rev: e.Revision()}
 		if err := json.Unmarshal(e.Value(), &cp.state); err != nil {
-			return nil, fmt.Errorf("decode checkpoint %s: %w", key, err)
+			return nil, false, fmt.Errorf("decode checkpoint %s: %w", key, err)
 		}
-		return cp, nil
+		return cp, false, nil
 	}
-	return nil, fmt.Errorf("create checkpoint %s: raced repeatedly", key)
+	return nil, false, fmt.Errorf("create checkpoint %s: raced repeatedly", key)
 }
 
 // save writes the state if nobody else took the job since our last read

@@ -42,9 +42,9 @@ func TestFencingStopsAWorkerThatLostItsLease(t *testing.T) {
 	now := time.Now()
 	init := JobState{Version: stateVersion, ID: "j1", Tenant: "acme", Status: StatusRunning, Seq: 7, Run: 1}
 
-	a, err := loadOrCreate(ctx, kv, init)
-	if err != nil {
-		t.Fatal(err)
+	a, created, err := loadOrCreate(ctx, kv, init, true)
+	if err != nil || !created {
+		t.Fatalf("first load: created %t, %v", created, err)
 	}
 	if err := a.claim(ctx, "worker-a", now); err != nil {
 		t.Fatal(err)
@@ -55,9 +55,10 @@ func TestFencingStopsAWorkerThatLostItsLease(t *testing.T) {
 	}
 
 	// a stalls; its message is redelivered to b, which takes over.
-	b, err := loadOrCreate(ctx, kv, init)
-	if err != nil {
-		t.Fatal(err)
+	// It tries a create first, as for a first delivery, and reads a's.
+	b, created, err := loadOrCreate(ctx, kv, init, true)
+	if err != nil || created {
+		t.Fatalf("second load: created %t, %v", created, err)
 	}
 	if b.state.Step != StepCreateProject || b.state.Owner != "worker-a" {
 		t.Fatalf("b read %+v", b.state)
@@ -88,7 +89,7 @@ func TestCancelMarkIsNotATakeover(t *testing.T) {
 	t.Parallel()
 	kv := jobsKV(t)
 	ctx := context.Background()
-	cp, err := loadOrCreate(ctx, kv, JobState{Version: stateVersion, ID: "j2", Tenant: "acme", Status: StatusRunning, Run: 1})
+	cp, _, err := loadOrCreate(ctx, kv, JobState{Version: stateVersion, ID: "j2", Tenant: "acme", Status: StatusRunning, Run: 1}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,3 +30,21 @@ func nextStep(last string) int {
 	}
 	return 0
 }
+
+// checkpointAfter reports whether a step's success is saved at once. The
+// steps that create something (project, authorization, database,
+// deployment) are, so that a redelivery finds their ids instead of looking
+// them up. The others are safe to run again and cost one cheap call each
+// if they do: connecting an already connected database counts as done,
+// an upload is claimed once per team, a READY deployment answers at once
+// (its id and creation time are saved), and a second transfer code is
+// harmless. Their state rides along with the next save: the one before
+// the next creating step, or the terminal one. That spares a round trip
+// to the stream leader for each.
+func checkpointAfter(step string) bool {
+	switch step {
+	case StepConnectDatabase, StepUploadSource, StepWaitReady, StepCreateClaim:
+		return false
+	}
+	return true
+}

@@ -206,10 +206,14 @@ func (w *Worker) Run(ctx context.Context) error {
 		if n == 0 {
 			break
 		}
+		// Taken before the pull request goes out: the server delivers
+		// every message of this fetch after it, so no message can be
+		// redelivered to another worker before asked+AckWait (leaseFresh).
+		asked := w.now()
 		got, err := w.fetch(ctx, n, func(msg jetstream.Msg) {
 			jobs.Go(func() {
 				defer func() { <-slots }()
-				w.handle(jobCtx, msg)
+				w.handle(jobCtx, msg, asked)
 			})
 		})
 		for range n - got {
