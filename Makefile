@@ -12,7 +12,7 @@ RACE_PKGS   := ./pkg/...  ./cmd/...  ./chaos/...  ./deploy/...
 FUZZTIME    ?= 10s
 BIN         := bin
 
-.PHONY: all build test unit vet lint fuzz demo clean tools bench bench-budget chaos lint-deploy
+.PHONY: all build test unit vet lint fuzz demo clean tools bench bench-budget bench-load bench-scale chaos lint-deploy
 
 all: build
 
@@ -61,8 +61,18 @@ chaos:
 lint-deploy:
 	./deploy/lint.sh
 
-## bench: every benchmark; docs/BENCHMARKS.md shows and explains their figures.
-bench: bench-budget
+## bench: every benchmark; docs/BENCHMARKS.md shows and explains their figures (about 12 minutes).
+bench: bench-load bench-scale bench-budget
+
+## bench-load: deployq against the bare pipeline, the broker's own rates, Submit's rate, latency at
+## half load (about 1 minute); writes docs/benchmarks/loadbench.json. Profiles: LOADBENCH_FLAGS="-profile-dir DIR".
+bench-load:
+	$(GO) run ./cmd/loadbench $(LOADBENCH_FLAGS)
+
+## bench-scale: API requests per deploy with 20/60/180 s builds, and 10 000 deploys in flight in one
+## worker process (about 6 minutes); writes docs/benchmarks/scalebench.json.
+bench-scale:
+	$(GO) run ./cmd/scalebench $(SCALEBENCH_FLAGS)
 
 ## bench-budget: shared vs per-process budgets vs the Prisma guide's retries, side by side
 ## (a few minutes); writes docs/benchmarks/budget.{json,svg}. Vary with BUDGETBENCH_FLAGS="-n 100 …".

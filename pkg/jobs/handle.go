@@ -53,8 +53,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, asked time.Time)
 
 	base := w.log.With("request_id", req.ID, "tenant", req.Tenant, "delivery", meta.NumDelivered)
 	log := base.With("step", stepStart)
-	hb := startHeartbeat(msg, w.cfg.HeartbeatInterval)
-	defer hb.stop()
+	defer w.leases.hold(msg)()
 
 	// A job seen for the first time is created already claimed by this
 	// worker: one write instead of a create and a claim.
@@ -509,26 +508,3 @@ func (w *Worker) publishEvent(ctx context.Context, tenant string, ev Event) erro
 func subjectTenant(subject string) string {
 	return strings.TrimPrefix(subject, requestsPrefix)
 }
-
-// heartbeat keeps a message's lease alive while its job runs, however
-// long a build or a rate-limit wait takes.
-type heartbeat struct{ done chan struct{} }
-
-func startHeartbeat(msg jetstream.Msg, every time.Duration) *heartbeat {
-	h := &heartbeat{done: make(chan struct{})}
-	go func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				_ = msg.InProgress()
-			case <-h.done:
-				return
-			}
-		}
-	}()
-	return h
-}
-
-func (h *heartbeat) stop() { close(h.done) }

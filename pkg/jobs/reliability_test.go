@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -406,5 +407,31 @@ func TestNotReadyWhileTheQueueIsGone(t *testing.T) {
 	sub := h.Submit(t, request("acme", "after-outage"), h.Tarball(t, nil))
 	if ev := h.WaitTerminal(t, "acme", waitLong, sub.ID)[sub.ID]; ev.Type != jobs.TypeSucceeded {
 		t.Fatalf("%s %+v", ev.Type, ev.Data.Error)
+	}
+}
+
+// Builds far longer than the lease keep their single delivery: the worker's
+// heartbeats extend every held message's lease, several jobs at once.
+func TestHeartbeatsKeepLongJobsOnOneDelivery(t *testing.T) {
+	t.Parallel()
+	h := jobstest.Start(t, jobstest.Config{
+		Sim:   vercelsim.Config{BuildTime: 3 * time.Second},
+		Setup: jobs.SetupConfig{AckWait: time.Second},
+		// The first poll at the build's end: the job waits 3 s in one go.
+		Pipeline: jobs.PipelineConfig{ExpectedBuild: 3 * time.Second},
+	})
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, h.Submit(t, request("acme", "long-"+strconv.Itoa(i)), h.Tarball(t, nil)).ID)
+	}
+	for id, ev := range h.WaitTerminal(t, "acme", waitLong, ids...) {
+		if ev.Type != jobs.TypeSucceeded || ev.Data.Attempt != 1 {
+			t.Errorf("%s: %s on delivery %d, want succeeded on the first", id, ev.Type, ev.Data.Attempt)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	if ci, err := h.Assets.Consumer.Info(ctx); err != nil || ci.NumRedelivered != 0 {
+		t.Fatalf("redelivered %+v %v", ci, err)
 	}
 }

@@ -123,6 +123,7 @@ type Worker struct {
 	pulling  atomic.Bool
 	creds    credentialGate
 	inflight inflight
+	leases   leaseKeeper
 }
 
 // NewWorker returns a worker over the assets Setup created.
@@ -179,6 +180,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	// Jobs outlive ctx by the grace period, so they get their own context.
 	jobCtx, stopJobs := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer stopJobs(nil)
+	// Heartbeats too: they run until the last job has ended.
+	hbCtx, stopHeartbeats := context.WithCancel(context.WithoutCancel(ctx))
+	var heartbeats sync.WaitGroup
+	heartbeats.Go(func() { w.leases.run(hbCtx, w.cfg.HeartbeatInterval) })
+	defer func() { stopHeartbeats(); heartbeats.Wait() }()
 
 	cancels, err := w.subscribeCancels()
 	if err != nil {
