@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/deployq/deployq/pkg/metrics"
 	"github.com/deployq/deployq/pkg/vercel"
 	"github.com/nats-io/nats.go/jetstream"
@@ -39,6 +40,25 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, asked time.Time)
 		}
 	}()
 
+	j, early := w.start(ctx, msg, meta, asked)
+	if j == nil {
+		outcome = early
+		return
+	}
+	defer j.releaseLease()
+	outcome = j.run(ctx)
+	attempts = j.cp.state.Attempts + 1
+}
+
+// start turns a delivered message into a job: decoded, validated and
+// claimed. It returns nil and the outcome ("" for handed back) when there
+// is no job to run. It is a function of its own, not inlined, so that its
+// large frame is gone from the stack while the job waits for its build:
+// the runtime halves an idle goroutine's stack only when a quarter of it
+// holds the frames, and ten thousand waiting jobs are ten thousand stacks.
+//
+//go:noinline
+func (w *Worker) start(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, asked time.Time) (*job, string) {
 	req, err := DecodeRequest(msg.Data(), w.cfg.Limits)
 	if err == nil && subjectTenant(msg.Subject()) != req.Tenant {
 		err = invalid("tenant", "%q does not match the subject's tenant %q", req.Tenant, subjectTenant(msg.Subject()))
@@ -46,14 +66,13 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, asked time.Time)
 	var verr *ValidationError
 	if errors.As(err, &verr) {
 		w.reject(ctx, msg, meta, verr)
-		outcome = metrics.OutcomeRejected
-		return
+		return nil, metrics.OutcomeRejected
 	}
 	w.m.QueueWait(w.now().Sub(meta.Timestamp))
 
 	base := w.log.With("request_id", req.ID, "tenant", req.Tenant, "delivery", meta.NumDelivered)
 	log := base.With("step", stepStart)
-	defer w.leases.hold(msg)()
+	release := w.leases.hold(msg)
 
 	// A job seen for the first time is created already claimed by this
 	// worker: one write instead of a create and a claim.
@@ -65,13 +84,12 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, asked time.Time)
 	}, meta.NumDelivered == 1)
 	if err != nil {
 		log.Warn("job state unavailable; handing the request back", "err", err)
+		release()
 		w.handBack(msg, log, w.cfg.PullWait)
-		outcome = ""
-		return
+		return nil, ""
 	}
-	j := &job{w: w, msg: msg, meta: meta, req: &req, cp: cp, created: created, asked: asked, base: base, step: stepStart}
-	outcome = j.run(ctx)
-	attempts = cp.state.Attempts + 1
+	return &job{w: w, msg: msg, meta: meta, req: &req, cp: cp, created: created, asked: asked,
+		base: base, step: stepStart, releaseLease: release}, ""
 }
 
 // job is one delivery of a request being worked on.
@@ -89,6 +107,8 @@ type job struct {
 	step  string       // where the job is: stepStart, a pipeline step, stepFinish
 	// progress holds the progress events awaiting their acknowledgement.
 	progress []progressEvent
+	// releaseLease stops the heartbeats of msg.
+	releaseLease func()
 }
 
 // leaseFresh reports whether no other worker can hold this job yet. The
@@ -120,6 +140,22 @@ func (j *job) logger() *slog.Logger { return j.base.With("step", j.step) }
 
 // run returns the metrics outcome, or "" when the request was handed back.
 func (j *job) run(ctx context.Context) string {
+	ctx, takeover, release, outcome := j.begin(ctx)
+	if release == nil {
+		return outcome
+	}
+	defer release()
+	return j.runSteps(ctx, takeover)
+}
+
+// begin settles what this delivery is: a duplicate, a job already ended,
+// or one to run (claimed, tracked for cancels). For a job to run it
+// returns its context, whether it was taken over from another delivery,
+// and the release of its tracking; otherwise a nil release and the
+// outcome. Like start, its frame is off the stack during the steps.
+//
+//go:noinline
+func (j *job) begin(ctx context.Context) (context.Context, bool, func(), string) {
 	st := &j.cp.state
 	switch {
 	case st.Seq == j.meta.Sequence.Stream:
@@ -128,115 +164,163 @@ func (j *job) run(ctx context.Context) string {
 		// cancel that came first): this message carries the job.
 		st.Seq, st.SubmittedAt = j.meta.Sequence.Stream, j.meta.Timestamp
 	default:
-		return j.duplicate(ctx)
+		return ctx, false, nil, j.duplicate(ctx)
 	}
 	if st.Done() {
 		// A crash came after the outcome was recorded: finish publishing it.
 		j.step = stepFinish
-		return j.finish(ctx)
+		return ctx, false, nil, j.finish(ctx)
 	}
 	takeover := false
 	if !j.created {
 		takeover = st.Owner != "" // an earlier delivery may have left effects unseen
 		st.Status = StatusRunning
 		if err := j.cp.claim(ctx, j.w.cfg.Owner, j.w.now()); err != nil {
-			return j.abandon(err)
+			return ctx, false, nil, j.abandon(err)
 		}
 	}
 	ctx, release := j.w.inflight.track(ctx, jobKey(j.req.Tenant, j.req.ID))
-	defer release()
 	if st.Terminal != nil {
 		// An earlier delivery decided the outcome and died cleaning up.
+		defer release()
 		j.step = orDefault(st.Terminal.Data.Step, stepFinish)
-		return j.cleanUpAndEnd(ctx)
+		return ctx, false, nil, j.cleanUpAndEnd(ctx)
 	}
 	if takeover && st.Step != "" {
 		// The last step's event may have died with the earlier delivery;
 		// its dedup id makes publishing it again free.
 		j.publishStep(ctx, st.Step)
 	}
+	return ctx, takeover, release, ""
+}
 
+// runSteps runs the pipeline from the step after the checkpoint's last.
+// Everything but the loop lives in functions of their own, so that a job
+// waiting for its build keeps a shallow stack (see start).
+func (j *job) runSteps(ctx context.Context, takeover bool) string {
+	st := &j.cp.state
 	r := &jobRun{p: j.w.pipeline, req: j.req, st: st, uncertain: takeover, sleep: sleepCtx, now: j.w.now}
 	bo := j.w.cfg.NewBackOff()
 	steps := Steps()
 	for i := nextStep(st.Step); i < len(steps); {
 		step := steps[i]
-		j.step = step
-		log := j.logger()
-		// The fence: no side effect for a job another worker took over.
-		if !j.leaseFresh() {
-			if err := j.cp.verify(ctx); err != nil {
-				return j.abandon(err)
-			}
-		}
-		if st.CancelRequested {
-			return j.cancel(ctx, step)
+		if outcome, stop := j.beforeStep(ctx, step); stop {
+			return outcome
 		}
 		t0 := j.w.now()
 		err := r.runStep(ctx, step)
 		if err == nil {
-			st.Step = step
-			st.Attempts = 0 // attempts are capped per step
-			if checkpointAfter(step) {
-				if err := j.cp.save(ctx, j.w.now()); err != nil {
-					return j.abandon(err)
-				}
+			if outcome, stop := j.stepDone(ctx, step, t0); stop {
+				return outcome
 			}
-			j.w.m.StepFinished(step, "success", j.w.now().Sub(t0))
-			j.publishStep(ctx, step)
-			log.Debug("step completed", "duration", j.w.now().Sub(t0))
 			r.uncertain = false
 			bo.Reset()
 			i++
 			continue
 		}
-		if ctx.Err() != nil {
-			if errors.Is(context.Cause(ctx), errCancelled) {
-				return j.cancel(ctx, step)
-			}
-			return j.abandon(context.Cause(ctx))
+		if outcome, stop := j.stepFailed(ctx, step, t0, err, bo); stop {
+			return outcome
 		}
-		d := classify(err)
-		switch d.Class {
-		case vercel.Fatal:
-			j.w.m.StepFinished(step, "retry", j.w.now().Sub(t0))
-			log.Error("API refused the worker's credentials: pausing all work", "reason", d.Reason, "err", err)
-			j.w.creds.fail()
-			if !j.w.creds.waitOK(ctx) {
-				return j.interrupted(ctx, step)
-			}
-			continue
-		case vercel.Permanent:
-			j.w.m.StepFinished(step, "failure", j.w.now().Sub(t0))
-			return j.fail(ctx, step, errorCode(err, d), err)
-		}
-		j.w.m.StepFinished(step, "retry", j.w.now().Sub(t0))
-		j.cp.recordError(AttemptError{At: j.w.now(), Step: step, Class: d.Class.String(), Reason: d.Reason, Message: err.Error()}, !d.RateLimited)
-		if !d.RateLimited && st.Attempts >= j.w.cfg.MaxAttempts {
-			return j.fail(ctx, step, "retries_exhausted", err)
-		}
-		if err := j.cp.save(ctx, j.w.now()); err != nil {
-			return j.abandon(err)
-		}
-		wait := d.RetryAfter
-		if d.RateLimited {
-			if wait > j.w.cfg.MaxRateLimitWait {
-				log.Warn("capping an absurd rate-limit wait", "announced", wait, "cap", j.w.cfg.MaxRateLimitWait)
-				wait = j.w.cfg.MaxRateLimitWait
-			}
-		} else {
-			wait = max(wait, bo.NextBackOff())
-		}
-		log.Info("step will be retried", "reason", d.Reason, "wait", wait, "attempts", st.Attempts, "err", err)
 		// The error may have come after the effect (a lost answer): the next
 		// attempt looks its resource up before creating one.
 		r.uncertain = true
-		if err := sleepCtx(ctx, wait); err != nil {
-			return j.interrupted(ctx, step)
-		}
 	}
 	j.step = stepFinish
 	return j.succeed(ctx)
+}
+
+// beforeStep runs the fence and the checks before a step; stop means the
+// job ends here with outcome.
+//
+//go:noinline
+func (j *job) beforeStep(ctx context.Context, step string) (outcome string, stop bool) {
+	j.step = step
+	// The fence: no side effect for a job another worker took over.
+	if !j.leaseFresh() {
+		if err := j.cp.verify(ctx); err != nil {
+			return j.abandon(err), true
+		}
+	}
+	if j.cp.state.CancelRequested {
+		return j.cancel(ctx, step), true
+	}
+	if step == StepWaitReady {
+		// The build takes a while: settle the progress events now
+		// rather than hold them through the wait.
+		actx, cancel := context.WithTimeout(ctx, natsOpTimeout)
+		j.awaitProgress(actx)
+		cancel()
+	}
+	return "", false
+}
+
+// stepDone records a step's success.
+//
+//go:noinline
+func (j *job) stepDone(ctx context.Context, step string, t0 time.Time) (outcome string, stop bool) {
+	st := &j.cp.state
+	st.Step = step
+	st.Attempts = 0 // attempts are capped per step
+	if checkpointAfter(step) {
+		if err := j.cp.save(ctx, j.w.now()); err != nil {
+			return j.abandon(err), true
+		}
+	}
+	j.w.m.StepFinished(step, "success", j.w.now().Sub(t0))
+	j.publishStep(ctx, step)
+	j.logger().Debug("step completed", "duration", j.w.now().Sub(t0))
+	return "", false
+}
+
+// stepFailed decides what a step's error means: the job ends (stop), or
+// the step runs again after the wait it chose (spent here).
+//
+//go:noinline
+func (j *job) stepFailed(ctx context.Context, step string, t0 time.Time, err error, bo backoff.BackOff) (outcome string, stop bool) {
+	st := &j.cp.state
+	log := j.logger()
+	if ctx.Err() != nil {
+		if errors.Is(context.Cause(ctx), errCancelled) {
+			return j.cancel(ctx, step), true
+		}
+		return j.abandon(context.Cause(ctx)), true
+	}
+	d := classify(err)
+	switch d.Class {
+	case vercel.Fatal:
+		j.w.m.StepFinished(step, "retry", j.w.now().Sub(t0))
+		log.Error("API refused the worker's credentials: pausing all work", "reason", d.Reason, "err", err)
+		j.w.creds.fail()
+		if !j.w.creds.waitOK(ctx) {
+			return j.interrupted(ctx, step), true
+		}
+		return "", false
+	case vercel.Permanent:
+		j.w.m.StepFinished(step, "failure", j.w.now().Sub(t0))
+		return j.fail(ctx, step, errorCode(err, d), err), true
+	}
+	j.w.m.StepFinished(step, "retry", j.w.now().Sub(t0))
+	j.cp.recordError(AttemptError{At: j.w.now(), Step: step, Class: d.Class.String(), Reason: d.Reason, Message: err.Error()}, !d.RateLimited)
+	if !d.RateLimited && st.Attempts >= j.w.cfg.MaxAttempts {
+		return j.fail(ctx, step, "retries_exhausted", err), true
+	}
+	if err := j.cp.save(ctx, j.w.now()); err != nil {
+		return j.abandon(err), true
+	}
+	wait := d.RetryAfter
+	if d.RateLimited {
+		if wait > j.w.cfg.MaxRateLimitWait {
+			log.Warn("capping an absurd rate-limit wait", "announced", wait, "cap", j.w.cfg.MaxRateLimitWait)
+			wait = j.w.cfg.MaxRateLimitWait
+		}
+	} else {
+		wait = max(wait, bo.NextBackOff())
+	}
+	log.Info("step will be retried", "reason", d.Reason, "wait", wait, "attempts", st.Attempts, "err", err)
+	if err := sleepCtx(ctx, wait); err != nil {
+		return j.interrupted(ctx, step), true
+	}
+	return "", false
 }
 
 // interrupted ends a wait cut short: by a cancel, or by shutdown.
@@ -297,15 +381,44 @@ func (j *job) publishStep(ctx context.Context, step string) {
 	// published without waiting for the stream's answer, which costs the
 	// job no round trip; awaitProgress collects the answers before the
 	// terminal event goes out.
+	j.reapProgress()
 	data, err := jsonMarshal(ev)
 	if err == nil {
 		var f jetstream.PubAckFuture
-		if f, err = j.w.js.PublishAsync(EventSubject(j.req.Tenant, ev.Subject), data, jetstream.WithMsgID(ev.ID)); err == nil {
+		f, err = j.w.js.PublishAsync(EventSubject(j.req.Tenant, ev.Subject), data, jetstream.WithMsgID(ev.ID))
+		switch {
+		case err == nil:
 			j.progress = append(j.progress, progressEvent{step: step, ack: f})
 			return
+		case errors.Is(err, jetstream.ErrTooManyStalledMsgs):
+			// The connection's window of unacknowledged publishes is
+			// full (thousands of jobs stepping at once): wait for this
+			// one's answer instead of dropping it.
+			_, err = j.w.js.Publish(ctx, EventSubject(j.req.Tenant, ev.Subject), data, jetstream.WithMsgID(ev.ID))
+			if err == nil {
+				return
+			}
 		}
 	}
 	j.logger().Warn("progress event not published", "event_step", step, "err", err)
+}
+
+// reapProgress forgets the progress events already acknowledged: each
+// future holds its whole message, and a job waiting minutes for its build
+// must not hold its earlier events with it.
+func (j *job) reapProgress() {
+	kept := j.progress[:0]
+	for _, p := range j.progress {
+		select {
+		case <-p.ack.Ok():
+		case err := <-p.ack.Err():
+			j.logger().Warn("progress event not published", "event_step", p.step, "err", err)
+		default:
+			kept = append(kept, p)
+		}
+	}
+	clear(j.progress[len(kept):])
+	j.progress = kept
 }
 
 // progressEvent is a progress event published and not yet acknowledged.

@@ -318,8 +318,13 @@ func TestCredentialsCheckedAtStart(t *testing.T) {
 	sub := h.Submit(t, request("acme", "waits-for-token"), h.Tarball(t, nil))
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
+	// The consumer counts the new request a moment after the publish.
+	eventually(t, waitLong, "the request never showed as pending", func() bool {
+		ci, err := h.Assets.Consumer.Info(ctx)
+		return err == nil && ci.NumPending+uint64(ci.NumAckPending) == 1
+	})
 	if ci, err := h.Assets.Consumer.Info(ctx); err != nil || ci.NumAckPending != 0 || ci.NumPending != 1 {
-		t.Fatalf("a worker with a refused token took work: %+v %v", ci, err)
+		t.Fatalf("a worker with a refused token took work: pending %d, delivered %d, %v", ci.NumPending, ci.NumAckPending, err)
 	}
 	h.Sim.SetToken("test-token")
 	if ev := h.WaitTerminal(t, "acme", waitLong, sub.ID)[sub.ID]; ev.Type != jobs.TypeSucceeded {

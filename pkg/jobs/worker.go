@@ -208,7 +208,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		if !w.creds.waitOK(ctx) {
 			break
 		}
-		n := acquireSlots(ctx, slots, w.cfg.Concurrency)
+		n := acquireSlots(ctx, slots, min(w.cfg.Concurrency, maxFetchBatch))
 		if n == 0 {
 			break
 		}
@@ -252,6 +252,15 @@ func (w *Worker) Run(ctx context.Context) error {
 	bg.Wait()
 	return nil
 }
+
+// maxFetchBatch caps the requests one fetch asks for. The server stops
+// delivering for a fetch a little before the client stops reading it; a
+// message in flight between the two is lost to this worker and comes back
+// only after AckWait. Thousands of messages for one fetch on a busy
+// machine (a worker starting with ten thousand free slots) would leave
+// some in that gap; a few hundred arrive long before it, and the loop
+// fetches again at once for the remaining slots.
+const maxFetchBatch = 256
 
 // acquireSlots blocks for one free slot, then takes as many more as are
 // free, so a fetch asks for exactly the work the pool can start now:
