@@ -1,0 +1,86 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/deployq/deployq/pkg/jobs"
+	"github.com/deployq/deployq/pkg/vercel"
+	"github.com/deployq/deployq/pkg/vercel/vercelsim"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names every run uses. One tenant and one Vercel team: uploads are
+// deduplicated per team, so "one upload per source" means one per team.
+const (
+	benchTenant         = "scalebench"
+	benchTeam           = "team_scalebench"
+	simToken            = "scalebench-token"
+	integrationConfigID = "icfg_scalebench" // the simulator accepts any
+)
+
+// pipelineDefaultExpectedBuild is jobs.PipelineConfig's documented default
+// for ExpectedBuild. The runs leave the field at zero so they get the real
+// default whatever it becomes; this constant only labels the tables.
+const pipelineDefaultExpectedBuild = 30 * time.Second
+
+// Timeouts around the measurements, so a stuck piece fails the run
+// instead of hanging it.
+const (
+	setupTimeout   = 30 * time.Second
+	submitTimeout  = 30 * time.Second
+	progressPeriod = 30 * time.Second
+)
+
+// jitterOf is the jitter added to builds of time d.
+func jitterOf(d time.Duration, ratio float64) time.Duration {
+	return time.Duration(float64(d) * ratio)
+}
+
+// tarballs returns n small Next.js apps that differ in content, so each
+// has its own SHA-1 and is uploaded on its own.
+func tarballs(n int) [][]byte {
+	out := make([][]byte, n)
+	for i := range n {
+		out[i] = vercelsim.Tarball(map[string]string{
+			"package.json":   fmt.Sprintf(`{"name":"scalebench-%d","scripts":{"build":"next build"}}`, i),
+			"app/page.tsx":   fmt.Sprintf(`export default function Page() { return <h1>source %d</h1> }`, i),
+			"next.config.js": `module.exports = {}`,
+		})
+	}
+	return out
+}
+
+// workerParts are the settings of one worker that differ between the runs.
+type workerParts struct {
+	simURL        string
+	expectedBuild time.Duration // 0: the pipeline's default
+	concurrency   int
+	owner         string
+	grace         time.Duration
+	log           *slog.Logger
+}
+
+// newWorker builds a worker the way cmd/worker does, minus the budget
+// (see the package comment): a Vercel client for the simulator, the
+// pipeline and the pool, over assets that Setup returned.
+func newWorker(js jetstream.JetStream, assets *jobs.Assets, wp workerParts, wc jobs.WorkerConfig) (*jobs.Worker, *jobs.Pipeline, error) {
+	api, err := vercel.New(vercel.WithBaseURL(wp.simURL), vercel.WithToken(simToken), vercel.WithTeamID(benchTeam))
+	if err != nil {
+		return nil, nil, err
+	}
+	pipeline, err := jobs.NewPipeline(api, assets.Sources, assets.Uploads, jobs.PipelineConfig{
+		IntegrationConfigID: integrationConfigID,
+		ExpectedBuild:       wp.expectedBuild,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	wc.Concurrency = wp.concurrency
+	wc.Owner = wp.owner
+	wc.ShutdownGrace = wp.grace
+	wc.Logger = wp.log
+	w, err := jobs.NewWorker(js, assets, pipeline, wc)
+	return w, pipeline, err
+}
