@@ -253,13 +253,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
-// maxFetchBatch caps the requests one fetch asks for. The server stops
-// delivering for a fetch a little before the client stops reading it; a
-// message in flight between the two is lost to this worker and comes back
-// only after AckWait. Thousands of messages for one fetch on a busy
-// machine (a worker starting with ten thousand free slots) would leave
-// some in that gap; a few hundred arrive long before it, and the loop
-// fetches again at once for the remaining slots.
+// maxFetchBatch caps the requests one fetch asks for: a worker starting
+// with ten thousand free slots takes them in batches that each arrive at
+// once, rather than one pull the server spends seconds filling while the
+// messages' leases already run.
 const maxFetchBatch = 256
 
 // acquireSlots blocks for one free slot, then takes as many more as are
@@ -284,9 +281,12 @@ func acquireSlots(ctx context.Context, slots chan struct{}, max int) int {
 }
 
 func (w *Worker) fetch(ctx context.Context, n int, start func(jetstream.Msg)) (int, error) {
-	fctx, cancel := context.WithTimeout(ctx, w.cfg.PullWait)
-	defer cancel()
-	batch, err := w.assets.Consumer.Fetch(n, jetstream.FetchContext(fctx))
+	// FetchMaxWait, not a context: with a context nats.go stops reading
+	// when it ends, dropping messages the server sent just before its own
+	// (earlier) expiry, which then come back only after AckWait. With
+	// FetchMaxWait the client reads until the server says the pull is
+	// over. Shutdown waits at most PullWait for it.
+	batch, err := w.assets.Consumer.Fetch(n, jetstream.FetchMaxWait(w.cfg.PullWait))
 	if err != nil {
 		return 0, w.maybeRecreateConsumer(ctx, err)
 	}
