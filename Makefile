@@ -8,7 +8,7 @@ STATICCHECK_VERSION := v0.8.2
 # Packages with goroutines of their own run under the race detector.
 # ./chaos/... runs the short chaos test (60 deploys, 1–2 minutes); ./deploy/... the
 # tenant-permission test on an embedded server booted from deploy/nats.
-RACE_PKGS   := ./pkg/...  ./cmd/...  ./chaos/...  ./deploy/...
+RACE_PKGS   := ./pkg/...  ./cmd/...  ./internal/...  ./chaos/...  ./deploy/...
 FUZZTIME    ?= 10s
 BIN         := bin
 

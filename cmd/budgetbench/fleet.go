@@ -12,12 +12,14 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/deployq/deployq/internal/bench"
 )
 
 // fleet is the worker processes of one strategy.
 type fleet struct {
 	procs   []*exec.Cmd
-	stdins  []*os.File // closing one tells its process that the parent is gone
+	stdins  []io.WriteCloser // closing one tells its process that the parent is gone
 	done    []chan struct{}
 	results []string
 	once    sync.Once
@@ -41,24 +43,9 @@ func startWorkers(ctx context.Context, o options, rs runSetup, natsURL, simURL s
 			"-index", strconv.Itoa(i),
 		)
 		cmd.Stderr = logFile
-		stdinR, stdinW, err := os.Pipe()
+		stdinW, stdoutR, err := bench.StartPiped(cmd)
 		if err != nil {
-			return f, err
-		}
-		stdoutR, stdoutW, err := os.Pipe()
-		if err != nil {
-			stdinR.Close()
-			stdinW.Close()
-			return f, err
-		}
-		cmd.Stdin, cmd.Stdout = stdinR, stdoutW
-		err = cmd.Start()
-		stdinR.Close()
-		stdoutW.Close()
-		if err != nil {
-			stdinW.Close()
-			stdoutR.Close()
-			return f, fmt.Errorf("start worker process: %w", err)
+			return f, fmt.Errorf("worker process: %w", err)
 		}
 		done := make(chan struct{})
 		f.procs = append(f.procs, cmd)

@@ -1,11 +1,10 @@
 package main
 
 import (
-	"bufio"
-	"os"
 	"runtime"
-	"strings"
 	"time"
+
+	"github.com/deployq/deployq/internal/bench"
 )
 
 // machine is where the figures were measured.
@@ -22,28 +21,10 @@ func thisMachine(now time.Time) machine {
 	return machine{
 		// NumCPU counts the CPUs this process may run on, as nproc does.
 		NProc:     runtime.NumCPU(),
-		CPUModel:  cpuModel("/proc/cpuinfo"),
+		CPUModel:  bench.CPUModel(),
 		GoVersion: runtime.Version(),
 		OS:        runtime.GOOS,
 		Arch:      runtime.GOARCH,
 		Date:      now.UTC().Format(time.RFC3339),
 	}
-}
-
-// cpuModel reads the first "model name" of a cpuinfo file; "unknown" where
-// there is none (another OS, some ARM kernels).
-func cpuModel(path string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return "unknown"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		key, value, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(key) == "model name" {
-			return strings.TrimSpace(value)
-		}
-	}
-	return "unknown"
 }

@@ -4,13 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
+	"github.com/deployq/deployq/internal/bench"
 	"github.com/deployq/deployq/pkg/budget"
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/natsembed"
@@ -99,7 +97,7 @@ func runStrategy(ctx context.Context, o options, rs runSetup) (*runData, error) 
 		Seed:        rs.seed,
 	})
 	rec := newRecorder(sim, time.Now, o.stripHeaders)
-	simURL, stopSim, err := serveLoopback(rec)
+	simURL, stopSim, err := bench.ServeLoopback(rec, nil)
 	if err != nil {
 		return d, err
 	}
@@ -133,36 +131,20 @@ func runStrategy(ctx context.Context, o options, rs runSetup) (*runData, error) 
 }
 
 // measure submits the requests and collects their terminal events. The
-// watch starts before the first submit, so no event can be missed.
+// follower starts before the first submit, so no event can be missed.
 func measure(ctx context.Context, o options, rs runSetup, client *jobs.Client, d *runData) error {
-	wctx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
-	w, err := client.Watch(wctx, jobs.WatchFilter{Tenant: benchTenant})
+	f, err := bench.Follow(ctx, client, benchTenant, o.n)
 	if err != nil {
 		return err
 	}
-	defer w.Stop()
-	events := make(chan jobs.Event, o.n)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer stopWatch()
-	wg.Go(func() {
-		for ev, err := range w.Events() {
-			if err == nil && ev.Terminal() {
-				select {
-				case events <- ev:
-				case <-wctx.Done():
-					return
-				}
-			}
-		}
-	})
-
+	defer f.Stop()
+	want := make(map[string]bool, o.n)
 	for i := range o.n {
 		id := fmt.Sprintf("bench-%s-%04d", rs.strategy, i)
 		req := jobs.Request{ID: id, Tenant: benchTenant, Name: "budgetbench", Framework: "nextjs"}
 		sctx, cancel := context.WithTimeout(ctx, submitTimeout)
 		d.submitted[id] = time.Now()
+		want[id] = true
 		_, err := client.Submit(sctx, req, rs.tarball)
 		cancel()
 		if err != nil {
@@ -170,36 +152,18 @@ func measure(ctx context.Context, o options, rs runSetup, client *jobs.Client, d
 		}
 	}
 
-	deadline := time.NewTimer(o.timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(progressPeriod)
-	defer tick.Stop()
-	for len(d.terminal) < o.n {
-		select {
-		case ev := <-events:
-			id := ev.Data.RequestID
-			if _, ours := d.submitted[id]; ours {
-				if _, seen := d.terminal[id]; !seen {
-					d.terminal[id] = ev
-				}
-			}
-		case <-tick.C:
-			fmt.Fprintf(rs.progress, "budgetbench: %-6s %d/%d requests ended\n", rs.strategy, len(d.terminal), o.n)
-		case <-deadline.C:
-			d.timedOut = true
-			for id := range d.submitted {
-				if _, ok := d.terminal[id]; !ok {
-					d.missing = append(d.missing, id)
-				}
-			}
-			fmt.Fprintf(rs.progress, "budgetbench: %s: after %s, %d of %d requests have no terminal event\n",
-				rs.strategy, o.timeout, len(d.missing), o.n)
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	got, missing, err := f.Await(ctx, want, o.timeout, progressPeriod, func(ended int) {
+		fmt.Fprintf(rs.progress, "budgetbench: %-6s %d/%d requests ended\n", rs.strategy, ended, o.n)
+	})
+	for id, e := range got {
+		d.terminal[id] = e.Event
 	}
-	return nil
+	if len(missing) > 0 {
+		d.timedOut, d.missing = true, missing
+		fmt.Fprintf(rs.progress, "budgetbench: %s: after %s, %d of %d requests have no terminal event\n",
+			rs.strategy, o.timeout, len(missing), o.n)
+	}
+	return err
 }
 
 // simLimits turns the budgets' limits into the simulator's.
@@ -209,23 +173,6 @@ func simLimits(limits map[vercel.Endpoint]budget.Limit) map[vercel.Endpoint]verc
 		out[ep] = vercelsim.Limit{Requests: l.Requests, Window: l.Window}
 	}
 	return out
-}
-
-// serveLoopback serves h on a free loopback port.
-func serveLoopback(h http.Handler) (string, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, fmt.Errorf("simulator listener: %w", err)
-	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = hs.Serve(ln) }()
-	return "http://" + ln.Addr().String(), func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if hs.Shutdown(sctx) != nil {
-			_ = hs.Close()
-		}
-	}, nil
 }
 
 // crossCheck compares the recorder's counts with the simulator's. They

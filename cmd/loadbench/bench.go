@@ -14,8 +14,8 @@ import (
 	"github.com/deployq/deployq/pkg/vercel/vercelsim"
 )
 
-// bench is what every measurement of one run shares.
-type bench struct {
+// runner is what every measurement of one run shares.
+type runner struct {
 	o    options
 	tmp  string // parent of every measurement's NATS store
 	tgz  []byte // the one app every request deploys
@@ -35,7 +35,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	if seed == 0 {
 		seed = rand.Int64N(1<<62) + 1
 	}
-	b := &bench{
+	b := &runner{
 		o: o, tmp: tmp, seed: seed,
 		tgz: vercelsim.Tarball(map[string]string{
 			"package.json":   `{"name":"loadbench","scripts":{"build":"next build"}}`,
@@ -76,7 +76,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 // machine in the same states as the others: a noisy neighbour in the
 // middle of the run touches every figure once rather than one figure
 // entirely.
-func measureAll(ctx context.Context, b *bench, rep *report, stderr io.Writer) error {
+func measureAll(ctx context.Context, b *runner, rep *report, stderr io.Writer) error {
 	o := b.o
 	say := func(format string, args ...any) {
 		fmt.Fprintf(stderr, "loadbench: "+format+"\n", args...)

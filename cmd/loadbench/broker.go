@@ -34,7 +34,7 @@ const (
 )
 
 // runBroker measures item 2 on a fresh server set up as the others are.
-func runBroker(ctx context.Context, b *bench) (brokerRun, error) {
+func runBroker(ctx context.Context, b *runner) (brokerRun, error) {
 	r := brokerRun{Messages: b.o.rawN}
 	e, err := newEnv(ctx, b.tmp, b.o.keep, envConfig{name: "broker"})
 	if err != nil {

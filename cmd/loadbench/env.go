@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/deployq/deployq/internal/bench"
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/natsembed"
 	"github.com/deployq/deployq/pkg/vercel"
@@ -132,7 +132,7 @@ func newEnv(ctx context.Context, parent string, keep bool, cfg envConfig) (e *en
 	if cfg.wrap != nil {
 		h = cfg.wrap(h)
 	}
-	simURL, stop, err := serveLoopback(h)
+	simURL, stop, err := bench.ServeLoopback(h, nil)
 	if err != nil {
 		return e, err
 	}
@@ -198,24 +198,6 @@ func runWorker(ctx context.Context, w *jobs.Worker) (stop func() error) {
 			return errors.New("worker did not stop")
 		}
 	}
-}
-
-// serveLoopback serves h on a free port of 127.0.0.1 and returns its base
-// URL and how to stop it.
-func serveLoopback(h http.Handler) (string, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, fmt.Errorf("simulator listener: %w", err)
-	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = hs.Serve(ln) }()
-	return "http://" + ln.Addr().String(), func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if hs.Shutdown(sctx) != nil {
-			_ = hs.Close()
-		}
-	}, nil
 }
 
 // request is a deploy request of the benchmark's one app; Submit fills in

@@ -114,7 +114,7 @@ type schedule struct {
 // runLatency measures item 4 at rate jobs per second: requests are
 // submitted on a fixed schedule, whatever the system does (open loop),
 // for warmup + measured; only those due after warmup are counted.
-func runLatency(ctx context.Context, b *bench, base, perSecond float64) (latencyRun, error) {
+func runLatency(ctx context.Context, b *runner, base, perSecond float64) (latencyRun, error) {
 	o := b.o
 	r := latencyRun{
 		TargetRate: perSecond, Load: o.latencyLoad, BaseJobsPerSecond: base,
@@ -151,7 +151,7 @@ func runLatency(ctx context.Context, b *bench, base, perSecond float64) (latency
 	if err != nil {
 		return r, err
 	}
-	defer f.stop()
+	defer f.Stop()
 	w, err := e.newWorker(r.Concurrency, b.log)
 	if err != nil {
 		return r, err
@@ -170,7 +170,7 @@ func runLatency(ctx context.Context, b *bench, base, perSecond float64) (latency
 	if err != nil {
 		return r, err
 	}
-	got, err := f.await(ctx, set, o.latencyBuild+o.latencyJitter+o.timeout)
+	got, err := await(ctx, f, set, o.latencyBuild+o.latencyJitter+o.timeout)
 	if err != nil {
 		return r, err
 	}
@@ -204,7 +204,7 @@ func runLatency(ctx context.Context, b *bench, base, perSecond float64) (latency
 		call = append(call, sch.returned[i].Sub(sch.started[i]))
 		late = append(late, sch.started[i].Sub(sch.due[i]))
 		ev := got[id]
-		if ev.typ != jobs.TypeSucceeded {
+		if ev.Type != jobs.TypeSucceeded {
 			r.Failed++
 			continue
 		}
@@ -212,15 +212,15 @@ func runLatency(ctx context.Context, b *bench, base, perSecond float64) (latency
 		if at, ok := tr.firstCreate[jobs.ProjectName(&req)]; ok {
 			toFirst = append(toFirst, at.Sub(sch.returned[i]))
 		}
-		e2e = append(e2e, ev.at.Sub(sch.returned[i]))
+		e2e = append(e2e, ev.At.Sub(sch.returned[i]))
 		ready, ok := readyAt[id]
 		if !ok {
 			continue
 		}
-		toTerm = append(toTerm, ev.at.Sub(ready))
+		toTerm = append(toTerm, ev.At.Sub(ready))
 		if poll, ok := tr.lastPoll[deploymentOf[id]]; ok {
 			toPoll = append(toPoll, poll.Sub(ready))
-			pollToTerm = append(pollToTerm, ev.at.Sub(poll))
+			pollToTerm = append(pollToTerm, ev.At.Sub(poll))
 		}
 	}
 	r.AchievedRate = rate(max(r.Counted-1, 0), lastDue.Sub(firstDue))

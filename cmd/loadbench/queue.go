@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/deployq/deployq/internal/bench"
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/vercel/vercelsim"
 )
@@ -92,7 +93,7 @@ func instantPipeline() jobs.PipelineConfig {
 // warm jobs run first, untimed, on the same server (they also upload the
 // tarball and open the connections). prof, when set, profiles the timed
 // part.
-func runQueued(ctx context.Context, b *bench, n, c, warm int, prof *profiler) (queueRun, error) {
+func runQueued(ctx context.Context, b *runner, n, c, warm int, prof *profiler) (queueRun, error) {
 	r := queueRun{Mode: "queued", Jobs: n}
 	e, err := newEnv(ctx, b.tmp, b.o.keep, envConfig{name: "queued", assets: true, sim: instantSim(b.seed),
 		pipeline: instantPipeline(), httpConns: c})
@@ -104,7 +105,7 @@ func runQueued(ctx context.Context, b *bench, n, c, warm int, prof *profiler) (q
 	if err != nil {
 		return r, err
 	}
-	defer f.stop()
+	defer f.Stop()
 	w, err := e.newWorker(c, b.log)
 	if err != nil {
 		return r, err
@@ -121,7 +122,7 @@ func runQueued(ctx context.Context, b *bench, n, c, warm int, prof *profiler) (q
 	if err := submitAll(ctx, e.client, warmIDs, b.o.producers, b.tgz); err != nil {
 		return r, err
 	}
-	if _, err := f.await(ctx, warmSet, b.o.timeout); err != nil {
+	if _, err := await(ctx, f, warmSet, b.o.timeout); err != nil {
 		return r, fmt.Errorf("warm-up: %w", err)
 	}
 
@@ -133,9 +134,9 @@ func runQueued(ctx context.Context, b *bench, n, c, warm int, prof *profiler) (q
 	t0 := time.Now()
 	err = submitAll(ctx, e.client, ids, b.o.producers, b.tgz)
 	submitted := time.Now()
-	var got map[string]ended
+	var got map[string]bench.Ended
 	if err == nil {
-		got, err = f.await(ctx, set, b.o.timeout)
+		got, err = await(ctx, f, set, b.o.timeout)
 	}
 	m.stop(&r)
 	if err = errors.Join(err, prof.stop()); err != nil {
@@ -156,7 +157,7 @@ func runQueued(ctx context.Context, b *bench, n, c, warm int, prof *profiler) (q
 // runDirect measures item 1(b): the same n jobs, same simulator and
 // pipeline settings, run by c goroutines calling Pipeline.Deploy, timed
 // from the first call to the last return.
-func runDirect(ctx context.Context, b *bench, n, c, warm int, prof *profiler) (queueRun, error) {
+func runDirect(ctx context.Context, b *runner, n, c, warm int, prof *profiler) (queueRun, error) {
 	r := queueRun{Mode: "direct", Jobs: n}
 	e, err := newEnv(ctx, b.tmp, b.o.keep, envConfig{name: "direct", assets: true, sim: instantSim(b.seed),
 		pipeline: instantPipeline(), httpConns: c})

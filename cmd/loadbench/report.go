@@ -50,7 +50,7 @@ type settings struct {
 	Command          string `json:"command"`
 }
 
-func settingsOf(o options, b *bench) settings {
+func settingsOf(o options, b *runner) settings {
 	reqBytes := 0
 	if data, err := json.Marshal(withSource(request("job-00000"), b.tgz)); err == nil {
 		reqBytes = len(data)

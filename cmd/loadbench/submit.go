@@ -18,7 +18,7 @@ type submitRun struct {
 // reset between measurements: nothing queued before, nothing consumed
 // during). Every request shares one tarball, so after the first (untimed)
 // ones Submit only checks it is there.
-func runSubmit(ctx context.Context, b *bench, g, n int) (submitRun, error) {
+func runSubmit(ctx context.Context, b *runner, g, n int) (submitRun, error) {
 	r := submitRun{Goroutines: g, Requests: n}
 	e, err := newEnv(ctx, b.tmp, b.o.keep, envConfig{name: fmt.Sprintf("submit%d", g), assets: true})
 	if err != nil {

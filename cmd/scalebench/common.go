@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"github.com/deployq/deployq/pkg/jobs"
+	"github.com/deployq/deployq/pkg/natsembed"
 	"github.com/deployq/deployq/pkg/vercel"
 	"github.com/deployq/deployq/pkg/vercel/vercelsim"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -83,4 +87,45 @@ func newWorker(js jetstream.JetStream, assets *jobs.Assets, wp workerParts, wc j
 	wc.Logger = wp.log
 	w, err := jobs.NewWorker(js, assets, pipeline, wc)
 	return w, pipeline, err
+}
+
+// broker is an embedded nats-server with deployq's streams and buckets
+// set up, and the producer's connection to it.
+type broker struct {
+	srv    *natsembed.Server
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	assets *jobs.Assets
+}
+
+// startBroker starts a nats-server on 127.0.0.1 with its store under dir
+// and runs jobs.Setup with cfg.
+func startBroker(ctx context.Context, dir string, cfg jobs.SetupConfig) (*broker, error) {
+	srv, err := natsembed.Start(natsembed.Options{Dir: filepath.Join(dir, "nats"), Host: "127.0.0.1", Port: -1})
+	if err != nil {
+		return nil, fmt.Errorf("start NATS: %w", err)
+	}
+	b := &broker{srv: srv}
+	if b.nc, err = srv.Connect(nats.Name("scalebench-producer")); err != nil {
+		b.close()
+		return nil, err
+	}
+	if b.js, err = jetstream.New(b.nc); err != nil {
+		b.close()
+		return nil, err
+	}
+	setupCtx, cancel := context.WithTimeout(ctx, setupTimeout)
+	defer cancel()
+	if b.assets, err = jobs.Setup(setupCtx, b.js, cfg); err != nil {
+		b.close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *broker) close() {
+	if b.nc != nil {
+		b.nc.Close()
+	}
+	b.srv.Shutdown()
 }

@@ -1,15 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/deployq/deployq/internal/bench"
 )
 
 // machine describes where a part was measured; both parts carry their
@@ -30,34 +29,13 @@ type machine struct {
 func describeMachine(now time.Time) machine {
 	return machine{
 		CPUs:      runtime.NumCPU(),
-		CPUModel:  firstValue("/proc/cpuinfo", "model name"),
+		CPUModel:  bench.CPUModel(),
 		MemoryMB:  memTotalMB("/proc/meminfo"),
 		GoVersion: runtime.Version(),
 		Platform:  runtime.GOOS + "/" + runtime.GOARCH,
 		Measured:  now.UTC().Format(time.RFC3339),
-		Code:      codeVersion(),
+		Code:      bench.CodeVersion(),
 	}
-}
-
-// codeVersion names the commit of the working directory and counts the
-// tracked files changed since, from git; "unknown" without git. go run
-// stamps no VCS information into the binary, so git is asked directly.
-func codeVersion() string {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	rev, err := exec.CommandContext(ctx, "git", "rev-parse", "--short", "HEAD").Output()
-	if err != nil {
-		return "unknown"
-	}
-	out := "commit " + strings.TrimSpace(string(rev))
-	status, err := exec.CommandContext(ctx, "git", "status", "--porcelain", "--untracked-files=no").Output()
-	if err != nil {
-		return out
-	}
-	if lines := strings.TrimSpace(string(status)); lines != "" {
-		out += fmt.Sprintf(" with %d tracked files changed", strings.Count(lines, "\n")+1)
-	}
-	return out
 }
 
 func (m machine) String() string {
@@ -66,24 +44,6 @@ func (m machine) String() string {
 		mem = fmt.Sprintf("%d MB memory", m.MemoryMB)
 	}
 	return fmt.Sprintf("%d CPUs (nproc), %s, %s, %s %s, measured %s, %s", m.CPUs, m.CPUModel, mem, m.GoVersion, m.Platform, m.Measured, m.Code)
-}
-
-// firstValue returns the value of the first "key : value" line of a
-// /proc file with that key, or "unknown" (another OS, some ARM kernels).
-func firstValue(path, key string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return "unknown"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(k) == key {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown"
 }
 
 // memTotalMB reads MemTotal from /proc/meminfo; 0 when unknown.

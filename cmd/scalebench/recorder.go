@@ -1,15 +1,12 @@
 package main
 
 import (
-	"context"
-	"fmt"
 	"maps"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // recorder sits in front of a simulator and counts what its Stats do not
@@ -104,25 +101,4 @@ func (c *connCounter) track(_ net.Conn, st http.ConnState) {
 	case http.StateClosed, http.StateHijacked:
 		c.open.Add(-1)
 	}
-}
-
-// serveLoopback serves h on a free port of 127.0.0.1 and returns its base
-// URL and a stop function.
-func serveLoopback(h http.Handler, conns *connCounter) (string, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, fmt.Errorf("simulator listener: %w", err)
-	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	if conns != nil {
-		hs.ConnState = conns.track
-	}
-	go func() { _ = hs.Serve(ln) }()
-	return "http://" + ln.Addr().String(), func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if hs.Shutdown(sctx) != nil {
-			_ = hs.Close()
-		}
-	}, nil
 }

@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/deployq/deployq/internal/bench"
 	"github.com/deployq/deployq/pkg/jobs"
-	"github.com/deployq/deployq/pkg/natsembed"
 	"github.com/deployq/deployq/pkg/vercel"
 	"github.com/deployq/deployq/pkg/vercel/vercelsim"
 	"github.com/nats-io/nats.go"
@@ -139,25 +139,14 @@ func runCase(ctx context.Context, o options, c buildCase, seed int64, dir string
 	}
 	d.perSource = make([]int, len(tgz))
 
-	srv, err := natsembed.Start(natsembed.Options{Dir: filepath.Join(dir, "nats"), Host: "127.0.0.1", Port: -1})
-	if err != nil {
-		return nil, fmt.Errorf("start NATS: %w", err)
-	}
-	defer srv.Shutdown()
-	nc, err := srv.Connect(nats.Name("scalebench-producer"))
+	b, err := startBroker(ctx, dir, jobs.SetupConfig{})
 	if err != nil {
 		return nil, err
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
-	}
+	defer b.close()
+	srv, js := b.srv, b.js
 	setupCtx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
-	if _, err := jobs.Setup(setupCtx, js, jobs.SetupConfig{}); err != nil {
-		return nil, err
-	}
 	client, err := jobs.NewClient(setupCtx, js, jobs.ClientConfig{})
 	if err != nil {
 		return nil, err
@@ -168,7 +157,7 @@ func runCase(ctx context.Context, o options, c buildCase, seed int64, dir string
 		Token: simToken, TeamID: benchTeam, Seed: seed,
 	})
 	rec := newRecorder(sim)
-	simURL, stopSim, err := serveLoopback(rec, nil)
+	simURL, stopSim, err := bench.ServeLoopback(rec, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -260,31 +249,14 @@ func startInProcessWorker(ctx, setupCtx context.Context, natsURL string, wp work
 }
 
 // collect submits the deploys and gathers their terminal events. The
-// watch starts before the first submit, so no event can be missed.
+// follower starts before the first submit, so no event can be missed.
 func collect(ctx context.Context, o options, c buildCase, client *jobs.Client, tgz [][]byte, d *caseData, progress io.Writer) error {
-	wctx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
-	w, err := client.Watch(wctx, jobs.WatchFilter{Tenant: benchTenant})
+	f, err := bench.Follow(ctx, client, benchTenant, o.deploys)
 	if err != nil {
 		return err
 	}
-	defer w.Stop()
-	events := make(chan jobs.Event, o.deploys)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer stopWatch()
-	wg.Go(func() {
-		for ev, err := range w.Events() {
-			if err == nil && ev.Terminal() {
-				select {
-				case events <- ev:
-				case <-wctx.Done():
-					return
-				}
-			}
-		}
-	})
-
+	defer f.Stop()
+	want := make(map[string]bool, o.deploys)
 	for i := range o.deploys {
 		src := i % len(tgz)
 		// Ids need only be unique per configuration: each has its own NATS.
@@ -292,6 +264,7 @@ func collect(ctx context.Context, o options, c buildCase, client *jobs.Client, t
 		req := jobs.Request{ID: id, Tenant: benchTenant, Name: "scalebench", Framework: "nextjs"}
 		sctx, cancel := context.WithTimeout(ctx, submitTimeout)
 		d.submitted[id] = time.Now()
+		want[id] = true
 		_, err := client.Submit(sctx, req, tgz[src])
 		cancel()
 		if err != nil {
@@ -300,34 +273,16 @@ func collect(ctx context.Context, o options, c buildCase, client *jobs.Client, t
 		d.perSource[src]++
 	}
 
-	deadline := time.NewTimer(o.timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(progressPeriod)
-	defer tick.Stop()
-	for len(d.terminal) < o.deploys {
-		select {
-		case ev := <-events:
-			id := ev.Data.RequestID
-			if _, ours := d.submitted[id]; ours {
-				if _, seen := d.terminal[id]; !seen {
-					d.terminal[id] = ev
-				}
-			}
-		case <-tick.C:
-			fmt.Fprintf(progress, "scalebench: requests: %-12s %d/%d deploys ended\n", c.name(), len(d.terminal), o.deploys)
-		case <-deadline.C:
-			d.timedOut = true
-			for id := range d.submitted {
-				if _, ok := d.terminal[id]; !ok {
-					d.missing = append(d.missing, id)
-				}
-			}
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	got, missing, err := f.Await(ctx, want, o.timeout, progressPeriod, func(ended int) {
+		fmt.Fprintf(progress, "scalebench: requests: %-12s %d/%d deploys ended\n", c.name(), ended, o.deploys)
+	})
+	for id, e := range got {
+		d.terminal[id] = e.Event
 	}
-	return nil
+	if len(missing) > 0 {
+		d.timedOut, d.missing = true, missing
+	}
+	return err
 }
 
 // totalRequests is every request the simulator saw, unknown routes too.

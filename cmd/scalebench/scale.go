@@ -17,12 +17,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/deployq/deployq/internal/bench"
 	"github.com/deployq/deployq/pkg/jobs"
-	"github.com/deployq/deployq/pkg/natsembed"
 	"github.com/deployq/deployq/pkg/vercel/vercelsim"
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Bounds of the scale part's steps besides the flags.
@@ -174,31 +172,19 @@ func runScale(ctx context.Context, o options, seed int64, dir string, progress i
 	}
 	fmt.Fprintf(progress, "scalebench: scale: %d jobs in one worker process, builds %s; temporary files in %s\n", o.jobs, o.scaleBuild, dir)
 
-	srv, err := natsembed.Start(natsembed.Options{Dir: filepath.Join(dir, "nats"), Host: "127.0.0.1", Port: -1})
-	if err != nil {
-		return nil, fmt.Errorf("start NATS: %w", err)
-	}
-	defer srv.Shutdown()
-	nc, err := srv.Connect(nats.Name("scalebench-producer"))
+	b, err := startBroker(ctx, dir, jobs.SetupConfig{MaxAckPending: o.maxAckPending})
 	if err != nil {
 		return nil, err
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
-	}
-	setupCtx, cancel := context.WithTimeout(ctx, setupTimeout)
-	defer cancel()
-	assets, err := jobs.Setup(setupCtx, js, jobs.SetupConfig{MaxAckPending: o.maxAckPending})
-	if err != nil {
-		return nil, err
-	}
+	defer b.close()
+	srv, assets := b.srv, b.assets
 	// The worker heartbeats at WorkerConfig's default, a third of AckWait.
 	rep.Settings.AckWait = assets.Config.AckWait.String()
 	heartbeat := assets.Config.AckWait / 3
 	rep.Settings.HeartbeatInterval = heartbeat.String()
-	client, err := jobs.NewClient(setupCtx, js, jobs.ClientConfig{})
+	clientCtx, cancel := context.WithTimeout(ctx, setupTimeout)
+	defer cancel()
+	client, err := jobs.NewClient(clientCtx, b.js, jobs.ClientConfig{})
 	if err != nil {
 		return nil, err
 	}
@@ -209,7 +195,7 @@ func runScale(ctx context.Context, o options, seed int64, dir string, progress i
 	})
 	rec := newRecorder(sim)
 	var conns connCounter
-	simURL, stopSim, err := serveLoopback(rec, &conns)
+	simURL, stopSim, err := bench.ServeLoopback(rec, conns.track)
 	if err != nil {
 		return nil, err
 	}
@@ -510,7 +496,7 @@ func fetchHeapProfile(addr, path string) error {
 // childProc is the worker process of the scale part.
 type childProc struct {
 	cmd         *exec.Cmd
-	stdin       *os.File // closing it tells the process that the parent is gone
+	stdin       io.WriteCloser // closing it tells the process that the parent is gone
 	done        chan struct{}
 	exit        string
 	metricsAddr string
@@ -542,24 +528,9 @@ func startChild(ctx context.Context, exe string, o childOptions, env []string, l
 	cmd := exec.Command(exe, childArgs(o)...)
 	cmd.Env = env
 	cmd.Stderr = logFile
-	stdinR, stdinW, err := os.Pipe()
+	stdinW, stdoutR, err := bench.StartPiped(cmd)
 	if err != nil {
-		return nil, err
-	}
-	stdoutR, stdoutW, err := os.Pipe()
-	if err != nil {
-		stdinR.Close()
-		stdinW.Close()
-		return nil, err
-	}
-	cmd.Stdin, cmd.Stdout = stdinR, stdoutW
-	err = cmd.Start()
-	stdinR.Close()
-	stdoutW.Close()
-	if err != nil {
-		stdinW.Close()
-		stdoutR.Close()
-		return nil, fmt.Errorf("start the worker process: %w", err)
+		return nil, fmt.Errorf("the worker process: %w", err)
 	}
 	c := &childProc{cmd: cmd, stdin: stdinW, done: make(chan struct{})}
 	go func() {

@@ -1,0 +1,113 @@
+package bench
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/deployq/deployq/pkg/jobs"
+	"github.com/deployq/deployq/pkg/jobs/jobstest"
+)
+
+func TestCPUModel(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	with := filepath.Join(dir, "cpuinfo")
+	if err := os.WriteFile(with, []byte("processor\t: 0\nmodel name\t: Test CPU @ 2GHz\nmodel name\t: second\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := cpuModel(with); got != "Test CPU @ 2GHz" {
+		t.Errorf("cpuModel = %q", got)
+	}
+	if got := cpuModel(filepath.Join(dir, "missing")); got != "unknown" {
+		t.Errorf("missing file: %q", got)
+	}
+}
+
+func TestServeLoopback(t *testing.T) {
+	t.Parallel()
+	var states atomic.Int32
+	url, stop, err := ServeLoopback(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "pong")
+	}), func(net.Conn, http.ConnState) { states.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	resp, err := http.Get(url + "/ping")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "pong" || states.Load() == 0 {
+		t.Fatalf("body %q, %d connection states seen", body, states.Load())
+	}
+}
+
+func TestStartPiped(t *testing.T) {
+	t.Parallel()
+	cat, err := exec.LookPath("cat")
+	if err != nil {
+		t.Skip("no cat here")
+	}
+	cmd := exec.Command(cat)
+	stdin, stdout, err := StartPiped(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(stdin, "hello\n"); err != nil {
+		t.Fatal(err)
+	}
+	stdin.Close() // the child sees end of file and exits
+	out, err := io.ReadAll(stdout)
+	if err != nil || string(out) != "hello\n" {
+		t.Fatalf("read %q, %v", out, err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Await returns every wanted request's terminal event, drops others, and
+// names the ids still without one when its timeout passes.
+func TestFollowerAwait(t *testing.T) {
+	t.Parallel()
+	h := jobstest.Start(t, jobstest.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	f, err := Follow(ctx, h.Client, "acme", 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Stop()
+	want := map[string]bool{"never-submitted": true}
+	for _, id := range []string{"one", "two", "unwanted"} {
+		req := jobs.Request{ID: id, Tenant: "acme", Name: id}
+		h.Submit(t, req, h.Tarball(t, nil))
+		if id != "unwanted" {
+			want[id] = true
+		}
+	}
+	var ticks int
+	got, missing, err := f.Await(ctx, want, 3*time.Second, time.Second, func(int) { ticks++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got["one"].Type != jobs.TypeSucceeded || got["two"].At.IsZero() {
+		t.Fatalf("got %v", got)
+	}
+	if len(missing) != 1 || missing[0] != "never-submitted" {
+		t.Fatalf("missing %v", missing)
+	}
+	if ticks == 0 {
+		t.Error("no progress report during the wait")
+	}
+}
