@@ -109,21 +109,9 @@ func (p *Pipeline) deployStep(ctx context.Context, run *jobRun, step string, cfg
 		if d.Class != vercel.Transient {
 			return err
 		}
-		if !d.RateLimited {
-			st.Attempts++
-		}
-		st.Errors = append(st.Errors, AttemptError{At: time.Now(), Step: step, Class: d.Class.String(), Reason: d.Reason, Message: err.Error()})
-		if n := len(st.Errors); n > maxKeptErrors {
-			st.Errors = st.Errors[n-maxKeptErrors:]
-		}
-		if !d.RateLimited && st.Attempts >= cfg.MaxAttempts {
+		wait, exhausted, _ := failedAttempt(st, step, err, d, cfg.MaxAttempts, cfg.MaxRateLimitWait, bo, time.Now())
+		if exhausted {
 			return &StepError{Step: step, Code: "retries_exhausted", Err: err}
-		}
-		wait := d.RetryAfter
-		if d.RateLimited {
-			wait = min(wait, cfg.MaxRateLimitWait)
-		} else {
-			wait = max(wait, bo.NextBackOff())
 		}
 		// The error may have come after the effect (a lost answer).
 		run.uncertain = true

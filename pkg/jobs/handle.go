@@ -300,21 +300,15 @@ func (j *job) stepFailed(ctx context.Context, step string, t0 time.Time, err err
 		return j.fail(ctx, step, errorCode(err, d), err), true
 	}
 	j.w.m.StepFinished(step, "retry", j.w.now().Sub(t0))
-	j.cp.recordError(AttemptError{At: j.w.now(), Step: step, Class: d.Class.String(), Reason: d.Reason, Message: err.Error()}, !d.RateLimited)
-	if !d.RateLimited && st.Attempts >= j.w.cfg.MaxAttempts {
+	wait, exhausted, capped := failedAttempt(st, step, err, d, j.w.cfg.MaxAttempts, j.w.cfg.MaxRateLimitWait, bo, j.w.now())
+	if exhausted {
 		return j.fail(ctx, step, "retries_exhausted", err), true
 	}
 	if err := j.cp.save(ctx, j.w.now()); err != nil {
 		return j.abandon(err), true
 	}
-	wait := d.RetryAfter
-	if d.RateLimited {
-		if wait > j.w.cfg.MaxRateLimitWait {
-			log.Warn("capping an absurd rate-limit wait", "announced", wait, "cap", j.w.cfg.MaxRateLimitWait)
-			wait = j.w.cfg.MaxRateLimitWait
-		}
-	} else {
-		wait = max(wait, bo.NextBackOff())
+	if capped {
+		log.Warn("capping an absurd rate-limit wait", "announced", d.RetryAfter, "cap", wait)
 	}
 	log.Info("step will be retried", "reason", d.Reason, "wait", wait, "attempts", st.Attempts, "err", err)
 	if err := sleepCtx(ctx, wait); err != nil {

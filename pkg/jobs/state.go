@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
+	"github.com/deployq/deployq/pkg/vercel"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -238,14 +240,33 @@ func (c *checkpoint) claim(ctx context.Context, owner string, now time.Time) err
 	return c.save(ctx, now)
 }
 
-func (c *checkpoint) recordError(ae AttemptError, counts bool) {
-	if counts {
-		c.state.Attempts++
+// failedAttempt records a failed attempt of step in st, counted unless
+// it was a rate-limit refusal (waiting for the budget is not failing), and
+// says what comes next: exhausted when the step has used its attempts,
+// else the wait before the next one, the API's Retry-After or the backoff,
+// whichever is longer; capped when an announced rate-limit wait was longer
+// than maxRateLimitWait and was cut to it. The worker and Pipeline.Deploy
+// retry by the same rules through it.
+func failedAttempt(st *JobState, step string, err error, d vercel.Decision, maxAttempts int,
+	maxRateLimitWait time.Duration, bo backoff.BackOff, now time.Time) (wait time.Duration, exhausted, capped bool) {
+	if !d.RateLimited {
+		st.Attempts++
 	}
-	c.state.Errors = append(c.state.Errors, ae)
-	if n := len(c.state.Errors); n > maxKeptErrors {
-		c.state.Errors = c.state.Errors[n-maxKeptErrors:]
+	st.Errors = append(st.Errors, AttemptError{At: now, Step: step, Class: d.Class.String(), Reason: d.Reason, Message: err.Error()})
+	if n := len(st.Errors); n > maxKeptErrors {
+		st.Errors = st.Errors[n-maxKeptErrors:]
 	}
+	if !d.RateLimited && st.Attempts >= maxAttempts {
+		return 0, true, false
+	}
+	wait = d.RetryAfter
+	if d.RateLimited {
+		if wait > maxRateLimitWait {
+			return maxRateLimitWait, false, true
+		}
+		return wait, false, false
+	}
+	return max(wait, bo.NextBackOff()), false, false
 }
 
 // ReadState returns a job's checkpoint, or nil when the job has not started.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/deployq/deployq/pkg/natsembed"
+	"github.com/deployq/deployq/pkg/vercel"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -250,5 +251,56 @@ func TestCheckpointBucketReadsAreConsistent(t *testing.T) {
 	}
 	if got, want := nextAPICall(), "$JS.API.DIRECT.GET.KV_"+BucketJobs+".$KV."+BucketJobs+".acme.direct"; got != want {
 		t.Fatalf("producer read went to %s, want %s", got, want)
+	}
+}
+
+// constantBackOff always answers d.
+type constantBackOff time.Duration
+
+func (c constantBackOff) NextBackOff() time.Duration { return time.Duration(c) }
+func (constantBackOff) Reset()                       {}
+
+// The retry rules the worker and Pipeline.Deploy share.
+func TestFailedAttempt(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_800_000_000, 0)
+	boom := errors.New("boom")
+	transient := vercel.Decision{Class: vercel.Transient, Reason: "server_error"}
+	tests := []struct {
+		name          string
+		attempts      int
+		d             vercel.Decision
+		wantWait      time.Duration
+		wantAttempts  int
+		wantExhausted bool
+		wantCapped    bool
+	}{
+		{"backoff longer than Retry-After", 0, vercel.Decision{Class: vercel.Transient, RetryAfter: time.Second}, 3 * time.Second, 1, false, false},
+		{"Retry-After longer than backoff", 0, vercel.Decision{Class: vercel.Transient, RetryAfter: 9 * time.Second}, 9 * time.Second, 1, false, false},
+		{"the last attempt", 2, transient, 0, 3, true, false},
+		{"a rate limit is not an attempt", 2, vercel.Decision{Class: vercel.Transient, RateLimited: true, RetryAfter: 20 * time.Second}, 20 * time.Second, 2, false, false},
+		{"an absurd wait is capped", 0, vercel.Decision{Class: vercel.Transient, RateLimited: true, RetryAfter: 5 * time.Hour}, time.Minute, 0, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st := &JobState{Attempts: tt.attempts}
+			wait, exhausted, capped := failedAttempt(st, StepCreateProject, boom, tt.d, 3, time.Minute, constantBackOff(3*time.Second), now)
+			if wait != tt.wantWait || exhausted != tt.wantExhausted || capped != tt.wantCapped || st.Attempts != tt.wantAttempts {
+				t.Fatalf("wait %s exhausted %t capped %t attempts %d, want %s %t %t %d",
+					wait, exhausted, capped, st.Attempts, tt.wantWait, tt.wantExhausted, tt.wantCapped, tt.wantAttempts)
+			}
+			if len(st.Errors) != 1 || st.Errors[0].Message != "boom" || !st.Errors[0].At.Equal(now) {
+				t.Fatalf("errors %+v", st.Errors)
+			}
+		})
+	}
+	// The kept errors are bounded.
+	st := &JobState{}
+	for range maxKeptErrors + 5 {
+		failedAttempt(st, StepCreateProject, boom, vercel.Decision{Class: vercel.Transient, RateLimited: true}, 3, time.Minute, constantBackOff(0), now)
+	}
+	if len(st.Errors) != maxKeptErrors {
+		t.Fatalf("%d errors kept, want %d", len(st.Errors), maxKeptErrors)
 	}
 }
