@@ -146,6 +146,46 @@ func (c *client) waitFor(ctx context.Context, expr string, cond func(float64) bo
 	}
 }
 
+// ruleGroups is the answer of /api/v1/rules.
+type ruleGroups struct {
+	Groups []struct {
+		Name  string `json:"name"`
+		Rules []struct {
+			Name           string    `json:"name"`
+			Type           string    `json:"type"`
+			Health         string    `json:"health"`
+			LastError      string    `json:"lastError"`
+			State          string    `json:"state"`
+			LastEvaluation time.Time `json:"lastEvaluation"`
+		} `json:"rules"`
+	} `json:"groups"`
+}
+
+// rulesEvaluatedAfter polls the rules until every rule was last evaluated
+// after t, and returns them.
+func (c *client) rulesEvaluatedAfter(ctx context.Context, t time.Time) (ruleGroups, error) {
+	for {
+		var rules ruleGroups
+		if err := c.get(ctx, "/api/v1/rules", url.Values{}, &rules); err != nil {
+			return rules, err
+		}
+		fresh := len(rules.Groups) > 0
+		for _, g := range rules.Groups {
+			for _, r := range g.Rules {
+				fresh = fresh && r.LastEvaluation.After(t)
+			}
+		}
+		if fresh {
+			return rules, nil
+		}
+		select {
+		case <-ctx.Done():
+			return rules, fmt.Errorf("waiting for the rules to be evaluated again: %w", ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
 func ok(format string, a ...any) { fmt.Printf("  ok     "+format+"\n", a...) }
 
 func run(ctx context.Context, c *client, job string, succeeded int, quietPanels map[string]bool) error {
@@ -161,9 +201,12 @@ func run(ctx context.Context, c *client, job string, succeeded int, quietPanels 
 		func(v float64) bool { return v >= float64(succeeded) }); err != nil {
 		return err
 	}
-	// Rules evaluate every second here; one more round for the latest
-	// scrape to reach them.
-	time.Sleep(2 * time.Second)
+	// The rules read the scraped series: wait for a round of every group
+	// that began after the successes were seen.
+	rules, err := c.rulesEvaluatedAfter(ctx, time.Now())
+	if err != nil {
+		return err
+	}
 
 	type check struct {
 		what, expr string
@@ -226,22 +269,6 @@ func run(ctx context.Context, c *client, job string, succeeded int, quietPanels 
 
 	// Every loaded rule evaluated without error; no alert fires; every
 	// dashboard query returned data.
-	var rules struct {
-		Groups []struct {
-			Name  string `json:"name"`
-			Rules []struct {
-				Name           string    `json:"name"`
-				Type           string    `json:"type"`
-				Health         string    `json:"health"`
-				LastError      string    `json:"lastError"`
-				State          string    `json:"state"`
-				LastEvaluation time.Time `json:"lastEvaluation"`
-			} `json:"rules"`
-		} `json:"groups"`
-	}
-	if err := c.get(ctx, "/api/v1/rules", url.Values{}, &rules); err != nil {
-		return err
-	}
 	var recording, alerting, panels int
 	var empty, quietEmpty []string
 	for _, g := range rules.Groups {
