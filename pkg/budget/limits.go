@@ -44,6 +44,7 @@ func DefaultLimits() map[vercel.Endpoint]Limit {
 		vercel.EndpointGetProject:       reads,
 		vercel.EndpointListResources:    reads,
 		vercel.EndpointGetDeployment:    reads,
+		vercel.EndpointDeploymentEvents: reads,
 		vercel.EndpointListDeployments:  reads,
 	}
 }

@@ -145,28 +145,10 @@ func (c *Client) send(ctx context.Context, r request, out any) (*Response, error
 	}
 	defer cancel()
 
-	var body io.Reader
-	if r.body != nil {
-		body = bytes.NewReader(r.body)
-	}
-	req, err := http.NewRequestWithContext(actx, r.method, c.requestURL(r), body)
+	req, err := c.newHTTPRequest(actx, r)
 	if err != nil {
-		// Only a path built from unescaped input could get here; the
-		// message leaves the URL out because it carries the query.
-		return nil, &InvalidArgumentError{Endpoint: r.ep, Argument: "path", Reason: "does not form a valid URL"}
+		return nil, err
 	}
-	for k, vs := range r.header {
-		req.Header[k] = vs
-	}
-	if r.ctype != "" {
-		req.Header.Set("Content-Type", r.ctype)
-	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", c.cfg.userAgent)
-	if c.cfg.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.cfg.token)
-	}
-
 	start := time.Now()
 	hresp, err := c.cfg.httpClient.Do(req)
 	if err != nil {
@@ -202,6 +184,35 @@ func (c *Client) send(ctx context.Context, r request, out any) (*Response, error
 		return resp, &DecodeError{Endpoint: r.ep, StatusCode: resp.StatusCode, Err: err}
 	}
 	return resp, nil
+}
+
+// newHTTPRequest builds the HTTP request of r: the one place where the
+// token and the common headers are set.
+func (c *Client) newHTTPRequest(ctx context.Context, r request) (*http.Request, error) {
+	var body io.Reader
+	if r.body != nil {
+		body = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, c.requestURL(r), body)
+	if err != nil {
+		// Only a path built from unescaped input could get here; the
+		// message leaves the URL out because it carries the query.
+		return nil, &InvalidArgumentError{Endpoint: r.ep, Argument: "path", Reason: "does not form a valid URL"}
+	}
+	for k, vs := range r.header {
+		req.Header[k] = vs
+	}
+	if r.ctype != "" {
+		req.Header.Set("Content-Type", r.ctype)
+	}
+	if req.Header.Get("Accept") == "" {
+		req.Header.Set("Accept", "application/json")
+	}
+	req.Header.Set("User-Agent", c.cfg.userAgent)
+	if c.cfg.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.cfg.token)
+	}
+	return req, nil
 }
 
 func (c *Client) observe(ep Endpoint, status int, d time.Duration) {

@@ -1,7 +1,8 @@
 // Package vercel is a client for the part of the Vercel REST API that the
 // deployq pipeline uses: create a project, provision and connect a Prisma
-// Postgres store through the integration, upload the source, create and
-// poll the deployment, and ask for the transfer code behind the claim URL.
+// Postgres store through the integration, upload the source, create the
+// deployment and poll it or follow its build events, and ask for the
+// transfer code behind the claim URL.
 //
 // # How the pieces fit
 //
@@ -14,7 +15,14 @@
 // turned into a typed error (errors.go) with the rate-limit information of
 // the headers and body (ratelimit.go). teamId is added to the query in that
 // one place, and path segments are escaped where each route is built
-// (projects.go, integrations.go, files.go, deployments.go).
+// (projects.go, integrations.go, files.go, deployments.go, events.go).
+//
+// One call streams: FollowDeploymentEvents reads a deployment's build
+// events as they happen (events.go). It takes the same path up to the
+// answer's headers (budget, request timeout, observer, typed errors for a
+// non-2xx answer); then the body is read event by event, each silence
+// bounded by the stream idle timeout rather than the request timeout, for
+// as long as the build lasts (stream.go).
 //
 // The client does not retry and does not sleep: whether and when to try
 // again is the caller's policy, informed by Classify (classify.go), which

@@ -15,6 +15,7 @@ import (
 const (
 	DefaultBaseURL            = "https://api.vercel.com"
 	DefaultRequestTimeout     = 30 * time.Second
+	DefaultStreamIdleTimeout  = 2 * time.Minute
 	DefaultProjectsAPIVersion = 11
 	DefaultUserAgent          = "deployq-vercel-client/1"
 )
@@ -67,6 +68,7 @@ type config struct {
 	teamID          string
 	httpClient      *http.Client
 	timeout         time.Duration
+	streamIdle      time.Duration
 	projectsVersion int
 	connectPath     ConnectPathForm
 	limiter         Limiter
@@ -81,6 +83,7 @@ func defaultConfig() *config {
 		baseURL:         u,
 		httpClient:      defaultHTTPClient(),
 		timeout:         DefaultRequestTimeout,
+		streamIdle:      DefaultStreamIdleTimeout,
 		projectsVersion: DefaultProjectsAPIVersion,
 		connectPath:     ConnectPathDocumented,
 		userAgent:       DefaultUserAgent,
@@ -186,6 +189,25 @@ func WithRequestTimeout(d time.Duration) Option {
 	}
 }
 
+// WithStreamIdleTimeout bounds the silence of a streamed answer (the
+// deployment events that FollowDeploymentEvents reads): no byte for d
+// ends the stream with a *NetworkError whose Err is a *StreamIdleError.
+// A stream lasts as long as a build, minutes, so the per-request timeout
+// bounds only its start (until the answer's headers) and this bounds each
+// gap after it; the caller's context bounds the whole. 0 means no bound
+// other than the context. Defaults to 2 min: a build can stay quiet for a
+// minute or more (installing dependencies), and a stream cut too eagerly
+// costs status polls.
+func WithStreamIdleTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("stream idle timeout %s is negative", d)
+		}
+		c.streamIdle = d
+		return nil
+	}
+}
+
 // WithProjectsAPIVersion selects the route of CreateProject: 11 for
 // POST /v11/projects (Vercel's reference) or 10 for POST /v10/projects
 // (Prisma's guide). Defaults to 11.
@@ -278,8 +300,8 @@ func (c config) String() string {
 	if c.baseURL != nil {
 		base = c.baseURL.Redacted()
 	}
-	return fmt.Sprintf("vercel.config{baseURL: %s, teamID: %q, token: %s, timeout: %s, projectsVersion: %d, connectPath: %s, userAgent: %q, limiter: %t, observer: %t}",
-		base, c.teamID, redactedToken(c.token), c.timeout, c.projectsVersion, c.connectPath, c.userAgent, c.limiter != nil, c.observer != nil)
+	return fmt.Sprintf("vercel.config{baseURL: %s, teamID: %q, token: %s, timeout: %s, streamIdle: %s, projectsVersion: %d, connectPath: %s, userAgent: %q, limiter: %t, observer: %t}",
+		base, c.teamID, redactedToken(c.token), c.timeout, c.streamIdle, c.projectsVersion, c.connectPath, c.userAgent, c.limiter != nil, c.observer != nil)
 }
 
 // GoString keeps %#v from printing the fields, the token among them.

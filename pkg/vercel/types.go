@@ -22,6 +22,7 @@ const (
 	EndpointUploadFile       Endpoint = "files.upload"
 	EndpointCreateDeployment Endpoint = "deployments.create"
 	EndpointGetDeployment    Endpoint = "deployments.get"
+	EndpointDeploymentEvents Endpoint = "deployments.events"
 	EndpointListDeployments  Endpoint = "deployments.list"
 )
 
@@ -32,7 +33,7 @@ func Endpoints() []Endpoint {
 		EndpointCreateProject, EndpointGetProject, EndpointAuthorize,
 		EndpointCreateStore, EndpointListResources, EndpointConnectStore,
 		EndpointUploadFile, EndpointCreateDeployment, EndpointGetDeployment,
-		EndpointListDeployments, EndpointTransferRequest,
+		EndpointDeploymentEvents, EndpointListDeployments, EndpointTransferRequest,
 		EndpointDeleteProject, EndpointDeleteStore,
 	}
 }

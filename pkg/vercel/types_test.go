@@ -8,7 +8,7 @@ func TestEndpointsListsEveryEndpointOnce(t *testing.T) {
 		EndpointCreateProject, EndpointGetProject, EndpointDeleteProject, EndpointTransferRequest,
 		EndpointAuthorize, EndpointCreateStore, EndpointDeleteStore, EndpointListResources,
 		EndpointConnectStore, EndpointUploadFile, EndpointCreateDeployment, EndpointGetDeployment,
-		EndpointListDeployments,
+		EndpointDeploymentEvents, EndpointListDeployments,
 	}
 	got := map[Endpoint]int{}
 	for _, ep := range Endpoints() {

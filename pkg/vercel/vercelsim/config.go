@@ -26,6 +26,13 @@ type Limit struct {
 
 // Fault injects failures into one endpoint. The four probabilities are of
 // disjoint outcomes drawn once per request, so their sum must not exceed 1.
+//
+// On the streamed answer of deployment events (follow=1), whose headers go
+// out before there is anything to replace, the two faults that strike
+// after the handler act on the stream instead: ErrorAfter ends it early,
+// with the events so far and without the final deployment-state event;
+// HangAfter makes it go silent after the events so far, open, until the
+// client leaves.
 type Fault struct {
 	// ErrorBefore is the probability of a 500 or 503 answer given before
 	// the handler runs: nothing is created.

@@ -261,15 +261,20 @@ func (d *deployment) inspectorURL() string {
 func (s *Server) getDeployment(c *call) reply {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	key := c.r.PathValue("idOrUrl")
-	d := s.st.deploymentsByID[key]
-	if d == nil {
-		d = s.st.deploymentsByURL[strings.TrimSuffix(key, "/")]
-	}
+	d := s.st.lookupDeployment(c.r.PathValue("idOrUrl"))
 	if d == nil {
 		return notFound("Deployment not found")
 	}
 	return jsonReply(http.StatusOK, s.deploymentBodyLocked(d, s.now()))
+}
+
+// lookupDeployment finds a live deployment by id or hostname, as Vercel's
+// {idOrUrl} parameters do.
+func (st *state) lookupDeployment(key string) *deployment {
+	if d := st.deploymentsByID[key]; d != nil {
+		return d
+	}
+	return st.deploymentsByURL[strings.TrimSuffix(key, "/")]
 }
 
 // listDeployments lists live deployments, newest first, filtered by

@@ -1,7 +1,7 @@
 // Package vercelsim is a simulator of the part of Vercel's REST API that
 // the deploy pipeline uses: projects, the Prisma Postgres integration
 // (authorization, store, connection, resources), file uploads, deployments
-// and transfer codes. It keeps real state, so a retry that creates a second
+// and their build events, and transfer codes. It keeps real state, so a retry that creates a second
 // project gets a 409 and a retry that creates a second database shows up in
 // Stats. Tests, the demo and benchmarks run against it; the real API is
 // one base URL away.
@@ -54,6 +54,15 @@
 // Config.ConcurrentBuilds is set). No goroutine runs per build, so ten
 // thousand builds in flight are cheap, and a test with a fake clock moves
 // them by moving the clock.
+//
+// GET /v3/deployments/{idOrUrl}/events reads the same schedule: a few
+// build log lines (stdout; stderr for a failing build) while the build
+// runs, then a deployment-state event whose payload.info.readyState is
+// READY, ERROR, or CANCELED for a deployment deleted mid-build. With
+// follow=1 the answer streams them as they happen, one JSON object per
+// line, and ends after the deployment-state event; without it, it is a
+// JSON array of the events so far. A stream reads the clock at least every
+// 100 ms, so a fake clock moves it too (events.go).
 //
 // # Making a build fail
 //

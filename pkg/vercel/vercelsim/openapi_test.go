@@ -34,6 +34,11 @@ type spec struct {
 	doc            *openapi3.T
 	fullDeployment *openapi3.Schema
 	errorSchemas   map[string]*openapi3.Schema
+	// streamEvent is the schema of one event of a streamed answer
+	// (application/stream+json), and payloadEvent its first alternative,
+	// the shape the simulator sends, checked alone for the same reason
+	// as fullDeployment.
+	streamEvent, payloadEvent *openapi3.Schema
 }
 
 func loadSpec(t *testing.T) *spec {
@@ -74,6 +79,12 @@ func loadSpec(t *testing.T) *spec {
 	}
 	for name, ref := range doc.Components.Schemas {
 		s.errorSchemas[name] = ref.Value
+	}
+	events := doc.Paths.Find("/v3/deployments/{idOrUrl}/events").Get
+	s.streamEvent = events.Responses.Status(200).Value.Content.Get("application/stream+json").Schema.Value
+	s.payloadEvent = s.streamEvent.AnyOf[0].Value
+	if _, ok := s.payloadEvent.Properties["payload"]; !ok {
+		t.Fatal("alternative 0 of a streamed event is not the shape with a payload")
 	}
 	return s
 }
@@ -155,6 +166,45 @@ func (o *oas) check(path string, req *http.Request, status int, undocumented boo
 	}
 	o.seen[req.Method+" "+path+" "+http.StatusText(status)] = true
 	return r
+}
+
+// checkStream sends req, a follow=1 request for deployment events whose
+// build has ended (so the stream ends too), and validates every line of
+// the answer as one event of application/stream+json. kin-openapi has no
+// decoder for that media type, and registering one would change its
+// global state under parallel tests, so the lines are checked here.
+func (o *oas) checkStream(path string, req *http.Request) []map[string]any {
+	o.t.Helper()
+	pathItem := o.spec.doc.Paths.Find(path)
+	route := &routers.Route{Spec: o.spec.doc, Path: path, PathItem: pathItem, Method: req.Method, Operation: pathItem.GetOperation(req.Method)}
+	if err := openapi3filter.ValidateRequest(o.t.Context(), &openapi3filter.RequestValidationInput{
+		Request: req, PathParams: pathParams(path, req.URL.Path), Route: route,
+		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, MultiError: true},
+	}); err != nil {
+		o.t.Errorf("%s %s: request does not match the spec: %v", req.Method, path, err)
+	}
+	r := o.b.send(o.t, req)
+	if r.status != 200 {
+		o.t.Fatalf("%s %s: status %d; body %s", req.Method, path, r.status, r.body)
+	}
+	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/stream+json") {
+		o.t.Errorf("%s %s: Content-Type %q, want application/stream+json", req.Method, path, ct)
+	}
+	var events []map[string]any
+	for line := range strings.SplitSeq(strings.TrimSpace(string(r.body)), "\n") {
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			o.t.Fatalf("%s %s: line %q is not a JSON object: %v", req.Method, path, line, err)
+		}
+		for _, schema := range []*openapi3.Schema{o.spec.streamEvent, o.spec.payloadEvent} {
+			if err := schema.VisitJSON(map[string]any(ev), openapi3.MultiErrors(), openapi3.VisitAsResponse()); err != nil {
+				o.t.Errorf("%s %s: event does not match the spec: %v\nevent: %s", req.Method, path, err, line)
+			}
+		}
+		events = append(events, ev)
+	}
+	o.seen[req.Method+" "+path+" stream"] = true
+	return events
 }
 
 // checkError validates an error body against the spec's error schemas: the
@@ -272,10 +322,12 @@ func TestOpenAPIConformance(t *testing.T) {
 	o.check("/v13/deployments", jsonReq("POST", "/v13/deployments", deploymentBody("oas-ghost", sha, len(src))), 404, false)
 	o.check("/v13/deployments", jsonReq("POST", "/v13/deployments", deploymentBody("oas-app", sha, len(src))), 402, false)
 
-	// Every state of the build, by id and by URL.
+	// Every state of the build, by id and by URL, and its events so far.
+	events := "/v3/deployments/{idOrUrl}/events"
 	for _, step := range []time.Duration{0, 1 * time.Second, 2 * time.Second, 10 * time.Second} {
 		b.clock.Advance(step)
 		for _, id := range []string{okID, failID} {
+			o.check(events, jsonReq("GET", "/v3/deployments/"+id+"/events", nil), 200, false)
 			r = o.check("/v13/deployments/{idOrUrl}", jsonReq("GET", "/v13/deployments/"+id, nil), 200, false)
 		}
 		o.check("/v6/deployments", jsonReq("GET", "/v6/deployments", nil), 200, false)
@@ -286,6 +338,23 @@ func TestOpenAPIConformance(t *testing.T) {
 	url := o.check("/v13/deployments/{idOrUrl}", jsonReq("GET", "/v13/deployments/"+okID, nil), 200, false).json(t)["url"].(string)
 	o.check("/v13/deployments/{idOrUrl}", jsonReq("GET", "/v13/deployments/"+url, nil), 200, false)
 	o.check("/v13/deployments/{idOrUrl}", jsonReq("GET", "/v13/deployments/dpl_nope", nil), 404, false)
+
+	// Build events: the whole build as a stream, which ends with the
+	// final state, and as an array.
+	for id, final := range map[string]string{okID: "READY", failID: "ERROR"} {
+		evs := o.checkStream(events, b.request(t, "GET", "/v3/deployments/"+id+"/events"+q+"&follow=1", nil))
+		last, _ := evs[len(evs)-1]["payload"].(map[string]any)
+		info, _ := last["info"].(map[string]any)
+		if evs[len(evs)-1]["type"] != "deployment-state" || info["readyState"] != final {
+			t.Errorf("events of %s end with %v, want deployment-state %s", id, evs[len(evs)-1], final)
+		}
+	}
+	arr := o.check(events, b.request(t, "GET", "/v3/deployments/"+url+"/events"+q+"&follow=0&limit=2", nil), 200, false)
+	if items := []any{}; json.Unmarshal(arr.body, &items) != nil || len(items) != 2 {
+		t.Errorf("limit=2 gave %s", arr.body)
+	}
+	o.check(events, jsonReq("GET", "/v3/deployments/dpl_nope/events", nil), 404, true)
+	o.check(events, b.request(t, "GET", "/v3/deployments/"+okID+"/events"+q+"&follow=2", nil), 400, false)
 	o.check("/v6/deployments", b.request(t, "GET", "/v6/deployments"+q+"&projectId="+projectID+"&limit=1", nil), 200, false)
 	o.check("/v6/deployments", b.request(t, "GET", "/v6/deployments"+q+"&projectId=oas-nope", nil), 404, false)
 	o.check("/v6/deployments", b.request(t, "GET", "/v6/deployments"+q+"&limit=0", nil), 400, false)

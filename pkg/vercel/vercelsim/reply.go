@@ -20,6 +20,9 @@ type reply struct {
 	raw         []byte // sent as is when body is nil
 	contentType string // for raw
 	header      http.Header
+	// stream, when set, writes a streamed body after the headers: the
+	// answer's length is not known when it starts (see events.go).
+	stream streamFunc
 }
 
 func jsonReply(status int, body any) reply { return reply{status: status, body: body} }

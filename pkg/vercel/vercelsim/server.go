@@ -94,6 +94,7 @@ func (s *Server) routes() {
 	s.handle("POST /v2/files", vercel.EndpointUploadFile, s.uploadFile)
 	s.handle("POST /v13/deployments", vercel.EndpointCreateDeployment, s.createDeployment)
 	s.handle("GET /v13/deployments/{idOrUrl}", vercel.EndpointGetDeployment, s.getDeployment)
+	s.handle("GET /v3/deployments/{idOrUrl}/events", vercel.EndpointDeploymentEvents, s.getDeploymentEvents)
 	s.handle("GET /v6/deployments", vercel.EndpointListDeployments, s.listDeployments)
 
 	// The catch-all also takes wrong methods on known paths, so they get
@@ -222,6 +223,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, ep vercel.Endpoin
 
 	rep := h(&call{r: r, team: team})
 
+	if rep.stream != nil {
+		s.serveStream(w, r, ep, rep, outcome)
+		return
+	}
 	if rep.status >= 200 && rep.status < 300 {
 		switch outcome {
 		case faultErrorAfter:
