@@ -88,6 +88,7 @@ func serveChild(ctx context.Context, o childOptions, stdout io.Writer, log *slog
 	pipeline, err := jobs.NewPipeline(api, assets.Sources, assets.Uploads, jobs.PipelineConfig{
 		IntegrationConfigID: integrationConfigID,
 		ExpectedBuild:       o.buildTime,
+		BuildTimes:          assets.BuildTimes,
 	})
 	if err != nil {
 		return err

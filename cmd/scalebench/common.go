@@ -24,10 +24,10 @@ const (
 	integrationConfigID = "icfg_scalebench" // the simulator accepts any
 )
 
-// pipelineDefaultExpectedBuild is jobs.PipelineConfig's documented default
-// for ExpectedBuild. The runs leave the field at zero so they get the real
-// default whatever it becomes; this constant only labels the tables.
-const pipelineDefaultExpectedBuild = 30 * time.Second
+// noExpectation labels a worker whose PipelineConfig.ExpectedBuild is left
+// unset, as a freshly started worker's is: its estimate is cold until a
+// build was seen.
+const noExpectation = "none"
 
 // Timeouts around the measurements, so a stuck piece fails the run
 // instead of hanging it.
@@ -77,6 +77,7 @@ func newWorker(js jetstream.JetStream, assets *jobs.Assets, wp workerParts, wc j
 	pipeline, err := jobs.NewPipeline(api, assets.Sources, assets.Uploads, jobs.PipelineConfig{
 		IntegrationConfigID: integrationConfigID,
 		ExpectedBuild:       wp.expectedBuild,
+		BuildTimes:          assets.BuildTimes,
 	})
 	if err != nil {
 		return nil, nil, err

@@ -4,11 +4,14 @@
 //   - requests: how many Vercel API requests a successful deploy costs when
 //     builds take as long as real ones (20 s, 60 s and 180 s by default,
 //     each with 20 % jitter), and whether deploys of the same source share
-//     one upload. Every build time runs twice: with the pipeline's default
-//     build-time expectation, as a freshly started worker has, and with the
-//     expectation set to the true build time, as a worker that has learned
-//     it (or was told with EXPECTED_BUILD_TIME) has. The difference is what
-//     learning costs. All configurations run at the same time, each with its
+//     one upload. Every build time runs twice: with no build-time
+//     expectation, as a freshly started worker has (its estimate is cold:
+//     a few jobs follow their build's event stream, the others poll once
+//     the first build was seen), and with the expectation set to the true
+//     build time, as a worker that has learned it (or was told with
+//     EXPECTED_BUILD_TIME) has. The difference is what learning costs.
+//     Each configuration has its own NATS, so no estimate is shared
+//     between them. All configurations run at the same time, each with its
 //     own embedded nats-server, its own simulator and its own worker (in
 //     this process: the figures are counts of API requests, which do not
 //     depend on who shares the CPU), so the run takes about the longest

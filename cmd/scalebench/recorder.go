@@ -10,7 +10,8 @@ import (
 )
 
 // recorder sits in front of a simulator and counts what its Stats do not
-// break down: uploads per (team, file) and status polls per deployment.
+// break down: uploads per (team, file), and status polls and event streams
+// per deployment.
 // It also counts created deployments without taking the simulator's lock,
 // so the scale part can watch 10 000 of them appear every second for free.
 type recorder struct {
@@ -22,10 +23,11 @@ type recorder struct {
 	mu      sync.Mutex
 	uploads map[string]int // "<team>/<sha1>" → POST /v2/files requests
 	polls   map[string]int // deployment id → GET /v13/deployments/{id} requests
+	streams map[string]int // deployment id → GET /v3/deployments/{id}/events requests
 }
 
 func newRecorder(next http.Handler) *recorder {
-	return &recorder{next: next, uploads: map[string]int{}, polls: map[string]int{}}
+	return &recorder{next: next, uploads: map[string]int{}, polls: map[string]int{}, streams: map[string]int{}}
 }
 
 func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -41,6 +43,12 @@ func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id := strings.TrimPrefix(path, "/v13/deployments/")
 		rec.mu.Lock()
 		rec.polls[id]++
+		rec.mu.Unlock()
+	case r.Method == http.MethodGet && strings.HasPrefix(path, "/v3/deployments/") && strings.HasSuffix(path, "/events"):
+		// Passed on with w itself: the stream needs its Flusher.
+		id := strings.TrimSuffix(strings.TrimPrefix(path, "/v3/deployments/"), "/events")
+		rec.mu.Lock()
+		rec.streams[id]++
 		rec.mu.Unlock()
 	case r.Method == http.MethodPost && path == "/v13/deployments":
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
@@ -58,12 +66,13 @@ type recorded struct {
 	Requests int64
 	Uploads  map[string]int
 	Polls    map[string]int
+	Streams  map[string]int
 }
 
 func (rec *recorder) snapshot() recorded {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	return recorded{Requests: rec.requests.Load(), Uploads: maps.Clone(rec.uploads), Polls: maps.Clone(rec.polls)}
+	return recorded{Requests: rec.requests.Load(), Uploads: maps.Clone(rec.uploads), Polls: maps.Clone(rec.polls), Streams: maps.Clone(rec.streams)}
 }
 
 // statusWriter remembers the status an answer was sent with.

@@ -58,6 +58,9 @@ type requestsResult struct {
 	Told bool `json:"expectedBuildIsBuildTime"`
 	// FirstPollAfter is when a job first polls, counted from the
 	// deployment's creation: the worker's expected build plus a tenth.
+	// A worker with no expectation ("cold") has none: a few jobs follow
+	// their event streams, the others poll once the first has learned the
+	// build time.
 	FirstPollAfter string `json:"firstPollAfterCreation"`
 	// LearnedBuild is the worker's build-time estimate once every deploy
 	// ended (PipelineConfig.ExpectedBuild moved a quarter of the way to
@@ -74,6 +77,9 @@ type requestsResult struct {
 	RequestsPerDeploy float64         `json:"requestsPerSucceededDeploy"`
 	Endpoints         []endpointCount `json:"endpoints"`
 	Polls             pollStats       `json:"statusPolls"`
+	// Streams counts the event streams (GET /v3/deployments/{id}/events)
+	// per deployment that opened any; Streams.Deployments is how many did.
+	Streams pollStats `json:"eventStreams"`
 
 	// UploadRequests counts POST /v2/files; UploadsAccepted is the
 	// simulator's Stats.Uploads. Sources breaks them down.
@@ -96,8 +102,8 @@ type endpointCount struct {
 	PerDeploy float64 `json:"perSucceededDeploy"`
 }
 
-// pollStats are the status polls (GET /v13/deployments/{id}) per
-// deployment.
+// pollStats are the status polls (GET /v13/deployments/{id}), or the event
+// streams, per deployment that had any.
 type pollStats struct {
 	Deployments int     `json:"deployments"`
 	Mean        float64 `json:"mean"`
@@ -124,9 +130,9 @@ func summarizeCase(d *caseData, target float64) requestsResult {
 		Name:           d.c.name(),
 		BuildTime:      d.c.build.String(),
 		BuildJitter:    d.jitter.String(),
-		ExpectedBuild:  d.c.expected().String(),
+		ExpectedBuild:  d.c.expected(),
 		Told:           d.c.told,
-		FirstPollAfter: (d.c.expected() + d.c.expected()/10).String(),
+		FirstPollAfter: d.c.firstPoll(),
 		LearnedBuild:   d.learned.Round(100 * time.Millisecond).String(),
 		Deploys:        len(d.submitted),
 		Missing:        len(d.missing),
@@ -167,6 +173,7 @@ func summarizeCase(d *caseData, target float64) requestsResult {
 		}
 	}
 	r.Polls = pollStatsOf(d.rec.Polls)
+	r.Streams = pollStatsOf(d.rec.Streams)
 
 	r.UploadsAccepted = d.stats.Uploads
 	r.UploadRequests, r.Sources = uploadsPerSource(d.rec.Uploads, benchTeam, d.sources, d.perSource)

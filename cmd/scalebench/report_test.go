@@ -41,14 +41,21 @@ func TestSummarizeCase(t *testing.T) {
 		rec: recorded{
 			Uploads: map[string]int{benchTeam + "/aaa": 1, benchTeam + "/bbb": 1},
 			Polls:   map[string]int{"dpl_1": 2, "dpl_2": 3, "dpl_3": 5},
+			Streams: map[string]int{"dpl_2": 1},
 		},
 		sources:   []string{"aaa", "bbb"},
 		perSource: []int{2, 1},
 	}
 	r := summarizeCase(d, 8)
 
-	if r.Name != "1m0s/default" || r.ExpectedBuild != "30s" || r.FirstPollAfter != "33s" || r.Told {
+	if r.Name != "1m0s/default" || r.ExpectedBuild != "none" || r.FirstPollAfter != "cold" || r.Told {
 		t.Errorf("labels: %+v", r)
+	}
+	if told := summarizeCase(&caseData{c: buildCase{build: time.Minute, told: true}}, 8); told.ExpectedBuild != "1m0s" || told.FirstPollAfter != "1m6s" {
+		t.Errorf("told labels: %+v", told)
+	}
+	if r.Streams.Deployments != 1 || r.Streams.Max != 1 {
+		t.Errorf("streams: %+v, want one deployment with one stream", r.Streams)
 	}
 	if r.Deploys != 3 || r.Succeeded != 2 || r.Failed != 1 || r.Failures["BUILD_FAILED at wait_ready"] != 1 {
 		t.Errorf("outcomes: %+v", r)

@@ -31,7 +31,8 @@ const requestsWorkerGrace = 5 * time.Second
 type buildCase struct {
 	build time.Duration
 	// told sets PipelineConfig.ExpectedBuild to the build time; otherwise
-	// it stays zero, the default of a freshly started worker.
+	// it stays zero, as a freshly started worker has it: the estimate is
+	// cold until a build was seen.
 	told bool
 }
 
@@ -53,12 +54,22 @@ func (c buildCase) expectedBuildSetting() time.Duration {
 	return 0
 }
 
-// expected is the build time the worker starts out expecting.
-func (c buildCase) expected() time.Duration {
+// expected names the build time the worker starts out expecting.
+func (c buildCase) expected() string {
 	if c.told {
-		return c.build
+		return c.build.String()
 	}
-	return pipelineDefaultExpectedBuild
+	return noExpectation
+}
+
+// firstPoll says when a deployment's first poll comes: the expected build
+// plus a tenth, or, for a worker that expects nothing, after the first
+// build a scout followed.
+func (c buildCase) firstPoll() string {
+	if !c.told {
+		return "cold"
+	}
+	return (c.build + c.build/10).String()
 }
 
 // caseData is what one configuration measured, before any arithmetic.
@@ -91,7 +102,7 @@ func runRequests(ctx context.Context, o options, seed int64, dir string, progres
 		Settings: requestsSettings{
 			JitterRatio: o.jitterRatio, Deploys: o.deploys, Sources: o.sources,
 			Concurrency: o.concurrency, Seed: seed, Timeout: o.timeout.String(),
-			RequestsTarget: o.requestsTarget, DefaultExpectedBuild: pipelineDefaultExpectedBuild.String(),
+			RequestsTarget: o.requestsTarget, DefaultExpectedBuild: noExpectation,
 		},
 	}
 	for _, b := range o.builds {

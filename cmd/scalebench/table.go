@@ -16,21 +16,23 @@ func printRequests(w io.Writer, rep *requestsReport) {
 	fmt.Fprintf(w, "\n## API requests per successful deploy\n\n")
 	fmt.Fprintf(w, "%d deploys per configuration over %d sources (round-robin), worker concurrency %d, builds plus a uniform [0, %.0f %%) jitter, no rate limits; target ≤ %g requests per deploy on average, 1 upload per source and team.\n",
 		s.Deploys, s.Sources, s.Concurrency, s.JitterRatio*100, s.RequestsTarget)
-	fmt.Fprintf(w, "\"default\": PipelineConfig.ExpectedBuild left at its default (%s), as a freshly started worker has it; \"told\": set to the build time. \"expects after\": the worker's build estimate once every deploy ended (Pipeline.BuildEstimate), which a later deploy's first poll would use.\n\n", s.DefaultExpectedBuild)
-	fmt.Fprintln(w, "| build | worker expects | first poll after | succeeded | API requests | requests / deploy | polls / deploy (min–median–max) | uploads (per source) | ≤ target | 1 upload / source | wall time | expects after |")
-	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|---|---|--:|--:|")
+	fmt.Fprintf(w, "\"default\": PipelineConfig.ExpectedBuild left unset (%s), as a freshly started worker has it: the estimate is cold, a few jobs follow their build's event stream and the others poll once the first build was seen; \"told\": set to the build time. \"expects after\": the worker's build estimate once every deploy ended (Pipeline.BuildEstimate), which a later deploy's first poll would use.\n\n", s.DefaultExpectedBuild)
+	fmt.Fprintln(w, "| build | worker expects | first poll after | succeeded | API requests | requests / deploy | polls / deploy (min–median–max) | streams / deploy (deploys streamed) | uploads (per source) | ≤ target | 1 upload / source | wall time | expects after |")
+	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|---|---|--:|--:|")
 	for _, r := range rep.Results {
 		expects := r.ExpectedBuild + " (told)"
 		if !r.Told {
 			expects = r.ExpectedBuild + " (default)"
 		}
+		streams := ratio(endpointRequests(r, "deployments.events"), r.Succeeded)
 		per := make([]string, len(r.Sources))
 		for i, src := range r.Sources {
 			per[i] = fmt.Sprint(src.Uploads)
 		}
-		fmt.Fprintf(w, "| %s + %s | %s | %s | %d / %d | %d | %.2f | %.2f (%d–%d–%d) | %d (%s) | %s | %s | %.1f s | %s |\n",
+		fmt.Fprintf(w, "| %s + %s | %s | %s | %d / %d | %d | %.2f | %.2f (%d–%d–%d) | %.3f (%d) | %d (%s) | %s | %s | %.1f s | %s |\n",
 			r.BuildTime, r.BuildJitter, expects, r.FirstPollAfter, r.Succeeded, r.Deploys, r.APIRequests,
 			r.RequestsPerDeploy, ratio(endpointRequests(r, "deployments.get"), r.Succeeded), r.Polls.Min, r.Polls.Median, r.Polls.Max,
+			streams, r.Streams.Deployments,
 			r.UploadRequests, strings.Join(per, ", "), yesNo(r.RequestsTargetHolds), yesNo(r.UploadsTargetHolds), r.WallSeconds, r.LearnedBuild)
 	}
 
@@ -197,6 +199,8 @@ func routeOf(ep string) string {
 		return "POST /v13/deployments"
 	case "deployments.get":
 		return "GET /v13/deployments/{id}"
+	case "deployments.events":
+		return "GET /v3/deployments/{id}/events?follow=1"
 	case "deployments.list":
 		return "GET /v6/deployments"
 	}

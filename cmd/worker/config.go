@@ -81,8 +81,9 @@ type Config struct {
 
 	// ExpectedBuild seeds the build-time estimate that schedules a
 	// deployment's first status poll; the estimate then follows observed
-	// builds (EXPECTED_BUILD_TIME, --expected-build-time). Defaults to 30s,
-	// or SIM_BUILD_TIME with --simulate.
+	// builds (EXPECTED_BUILD_TIME, --expected-build-time). Defaults to
+	// none: learned from the first builds, or read from what other workers
+	// of the team learned; SIM_BUILD_TIME with --simulate.
 	ExpectedBuild time.Duration
 
 	// Budget is where the API budget's buckets live (BUDGET, --budget):
@@ -323,7 +324,7 @@ func settings() []setting {
 
 		{
 			env: []string{"EXPECTED_BUILD_TIME"}, flag: "expected-build-time", arg: "DURATION", group: "Worker",
-			usage: "First guess of a build's duration, which schedules the first status poll until builds are observed. Default: 30s, or SIM_BUILD_TIME with --simulate.",
+			usage: "First guess of a build's duration, which schedules the first status poll until builds are observed. Default: none, learned from the first builds (their event streams) and shared by the fleet; SIM_BUILD_TIME with --simulate.",
 			apply: func(c *Config, v string) (err error) {
 				if v == "" {
 					return nil

@@ -111,6 +111,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Region:              cfg.Region,
 		ExpectedBuild:       expectedBuild(cfg),
 		KeepFailedResources: cfg.KeepFailedResources,
+		BuildTimes:          assets.BuildTimes,
 	})
 	if err != nil {
 		return err
@@ -156,7 +157,10 @@ func retryStart(ctx context.Context, log *slog.Logger, what string, step func() 
 }
 
 // expectedBuild seeds the poll schedule: the simulator's build time is
-// known exactly; Vercel's builds take tens of seconds.
+// known exactly. Otherwise it is left unset, so that a worker that knows
+// nothing of the team's builds learns them (a few jobs follow their
+// builds' event streams; the estimate is then shared through
+// DEPLOY_BUILDTIMES) rather than polls on a guess.
 func expectedBuild(cfg Config) time.Duration {
 	switch {
 	case cfg.ExpectedBuild > 0:
@@ -164,7 +168,7 @@ func expectedBuild(cfg Config) time.Duration {
 	case cfg.Simulate:
 		return cfg.SimBuildTime
 	}
-	return 30 * time.Second
+	return 0
 }
 
 func connectNATS(cfg Config, log *slog.Logger) (*nats.Conn, func(), error) {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/deployq/deployq/pkg/vercel"
@@ -30,12 +29,33 @@ type PipelineConfig struct {
 	// Target is the deployment target. Defaults to production.
 	Target string
 	// ExpectedBuild seeds the build-time estimate that schedules the first
-	// status poll; the estimate then follows observed builds.
-	// Defaults to 30 s.
+	// status poll; the estimate then follows observed builds. Unset, the
+	// estimate is cold until a build is observed (here or, with
+	// BuildTimes, by another worker of the team), and waiting jobs learn
+	// it from event streams instead of polling on a guess (ColdStreams).
+	// Defaults to none (BuildEstimate reports 30 s until a build is seen).
 	ExpectedBuild time.Duration
 	// PollMin and PollMax bound the interval between status polls: every
 	// poll spends API budget. Default to 1 s and 15 s.
 	PollMin, PollMax time.Duration
+	// MaxStreams bounds the deployment event streams this pipeline keeps
+	// open at once; jobs beyond it poll. Each open stream holds an HTTP
+	// connection with its buffers (tens of kilobytes), and one worker
+	// process may wait on ten thousand builds at once, so the bound keeps
+	// streaming's memory small and fixed. Defaults to 256.
+	MaxStreams int
+	// ColdStreams is how many jobs follow their deployment's event stream
+	// while the estimate is cold; the other waiting jobs wait until one of
+	// them has learned the build time, then poll once at their own
+	// expected end. More of them cost a call each and shorten the wait of
+	// the rest (the first of them to end teaches the others). Defaults
+	// to 4.
+	ColdStreams int
+	// BuildTimes is the DEPLOY_BUILDTIMES bucket (Assets.BuildTimes): the
+	// build-time estimate is shared through it by every worker of the
+	// Vercel team, so a fresh worker starts from what the fleet learned.
+	// Defaults to nil: the estimate lives in this pipeline only.
+	BuildTimes jetstream.KeyValue
 	// KeepFailedResources keeps a failed job's project and database for
 	// inspection instead of deleting them. Defaults to false.
 	KeepFailedResources bool
@@ -55,8 +75,15 @@ func (c PipelineConfig) withDefaults() PipelineConfig {
 		c.Target = "production"
 	}
 	if c.ExpectedBuild <= 0 {
-		c.ExpectedBuild = 30 * time.Second
+		c.ExpectedBuild = defaultExpectedBuild
 	}
+	if c.MaxStreams <= 0 {
+		c.MaxStreams = 256
+	}
+	if c.ColdStreams <= 0 {
+		c.ColdStreams = 4
+	}
+	c.ColdStreams = min(c.ColdStreams, c.MaxStreams)
 	if c.PollMin <= 0 {
 		c.PollMin = time.Second
 	}
@@ -69,6 +96,11 @@ func (c PipelineConfig) withDefaults() PipelineConfig {
 	return c
 }
 
+// defaultExpectedBuild is what BuildEstimate reports before any build was
+// seen when PipelineConfig.ExpectedBuild is not set: Vercel builds take
+// tens of seconds.
+const defaultExpectedBuild = 30 * time.Second
+
 // Pipeline runs the Vercel + Prisma Postgres steps of a deploy. It is
 // shared by all jobs of a worker and safe for concurrent use.
 type Pipeline struct {
@@ -76,12 +108,14 @@ type Pipeline struct {
 	cfg     PipelineConfig
 	sources jetstream.ObjectStore
 	uploads jetstream.KeyValue
-	// buildMean and buildDev estimate build times (moving mean and mean
-	// deviation); a deployment's first poll comes at mean + dev after its
-	// creation.
-	buildMu   sync.Mutex
-	buildMean time.Duration
-	buildDev  time.Duration
+	// builds estimates build times, from which status polls are
+	// scheduled (waitready.go).
+	builds *buildTimes
+	// streams holds a token per open deployment event stream
+	// (MaxStreams), scouts one per job streaming while the estimate is
+	// cold (ColdStreams).
+	streams chan struct{}
+	scouts  chan struct{}
 }
 
 // NewPipeline returns a pipeline calling api, reading tarballs from
@@ -93,12 +127,16 @@ func NewPipeline(api *vercel.Client, sources jetstream.ObjectStore, uploads jets
 	if sources == nil {
 		return nil, errors.New("jobs: NewPipeline needs the sources object store")
 	}
+	configured := cfg.ExpectedBuild > 0
 	cfg = cfg.withDefaults()
 	if cfg.IntegrationConfigID == "" {
 		return nil, errors.New("jobs: PipelineConfig.IntegrationConfigID is required")
 	}
 	p := &Pipeline{api: api, cfg: cfg, sources: sources, uploads: uploads,
-		buildMean: cfg.ExpectedBuild, buildDev: cfg.ExpectedBuild / 10}
+		builds:  newBuildTimes(cfg.BuildTimes, api.TeamID(), cfg.ExpectedBuild, configured, time.Now),
+		streams: make(chan struct{}, cfg.MaxStreams),
+		scouts:  make(chan struct{}, cfg.ColdStreams),
+	}
 	return p, nil
 }
 
@@ -440,63 +478,6 @@ func (r *jobRun) createDeployment(ctx context.Context) error {
 	}
 	r.st.DeploymentID, r.st.DeployedAt = d.ID, r.now()
 	return nil
-}
-
-// waitReady polls the deployment on a schedule learned from build times:
-// the first poll comes when the build is expected to be done (counted from
-// its creation, so a job resumed after a crash polls at once if that time
-// has passed), the next ones at a fraction of the spread of build times,
-// so an average deploy costs one or two GETs.
-func (r *jobRun) waitReady(ctx context.Context) error {
-	mean, dev := r.p.buildEstimate()
-	started := r.st.DeployedAt
-	if started.IsZero() {
-		started = r.now()
-	}
-	wait := mean + dev - r.now().Sub(started)
-	for {
-		if err := r.sleep(ctx, wait); err != nil {
-			return err
-		}
-		d, _, err := r.p.api.GetDeployment(ctx, r.st.DeploymentID)
-		if err != nil {
-			return err
-		}
-		switch d.ReadyState {
-		case vercel.StateReady:
-			if d.Ready > 0 && d.CreatedAt > 0 && d.Ready >= d.CreatedAt {
-				// The API's own timestamps: the build time exactly.
-				r.p.observeBuild(time.Duration(d.Ready-d.CreatedAt) * time.Millisecond)
-			}
-			r.st.DeploymentURL = liveURL(d)
-			return nil
-		case vercel.StateError, vercel.StateCanceled:
-			return &BuildError{DeploymentID: d.ID, State: d.ReadyState, Code: orDefault(d.ErrorCode, "BUILD_FAILED"), Message: d.ErrorMessage}
-		}
-		wait = min(max(dev/2, mean/8, r.p.cfg.PollMin), r.p.cfg.PollMax)
-	}
-}
-
-// BuildEstimate returns the build time the pipeline expects now: the
-// moving mean and mean deviation of the builds it saw finish, starting
-// from PipelineConfig.ExpectedBuild.
-func (p *Pipeline) BuildEstimate() (mean, dev time.Duration) { return p.buildEstimate() }
-
-// buildEstimate returns the moving mean and mean deviation of build times.
-func (p *Pipeline) buildEstimate() (mean, dev time.Duration) {
-	p.buildMu.Lock()
-	defer p.buildMu.Unlock()
-	return p.buildMean, p.buildDev
-}
-
-// observeBuild folds one build time into the estimate (exponentially
-// weighted, a quarter per observation).
-func (p *Pipeline) observeBuild(d time.Duration) {
-	p.buildMu.Lock()
-	defer p.buildMu.Unlock()
-	diff := d - p.buildMean
-	p.buildMean += diff / 4
-	p.buildDev += (diff.Abs() - p.buildDev) / 4
 }
 
 func liveURL(d *vercel.Deployment) string {

@@ -73,6 +73,7 @@ type Assets struct {
 	Jobs       jetstream.KeyValue
 	SourceRefs jetstream.KeyValue
 	Uploads    jetstream.KeyValue
+	BuildTimes jetstream.KeyValue
 	Sources    jetstream.ObjectStore
 	Config     SetupConfig
 }
@@ -143,6 +144,15 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) (*Asset
 	if a.Uploads, err = ensureLeaderReadKV(ctx, js, jetstream.KeyValueConfig{
 		Bucket: BucketUploads, Description: "deployq: tarballs each Vercel team already has",
 		TTL: cfg.JobsMaxAge, Replicas: cfg.Replicas, Storage: jetstream.FileStorage,
+	}); err != nil {
+		return nil, err
+	}
+	// One small entry per Vercel team, overwritten in place: History 1,
+	// and bounds that only stop a runaway writer.
+	if a.BuildTimes, err = ensureKV(ctx, js, jetstream.KeyValueConfig{
+		Bucket: BucketBuildTimes, Description: "deployq: learned build time of each Vercel team",
+		History: 1, TTL: cfg.JobsMaxAge, MaxValueSize: buildTimesMaxValue, MaxBytes: buildTimesMaxBytes,
+		Replicas: cfg.Replicas, Storage: jetstream.FileStorage,
 	}); err != nil {
 		return nil, err
 	}

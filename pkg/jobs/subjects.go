@@ -23,6 +23,10 @@ const (
 	// BucketUploads remembers which tarballs a Vercel team already has,
 	// keyed <team>.<sha1>, so a tarball is uploaded once per team.
 	BucketUploads = "DEPLOY_UPLOADS"
+	// BucketBuildTimes holds each Vercel team's learned build time (mean,
+	// mean deviation, samples), keyed by team, so that a worker starting
+	// fresh schedules its status polls like one that has seen builds.
+	BucketBuildTimes = "DEPLOY_BUILDTIMES"
 
 	requestsPrefix = "deploy.requests."
 	eventsPrefix   = "deploy.events."

@@ -28,7 +28,8 @@ type Config struct {
 	// Setup configures streams and buckets.
 	Setup jobs.SetupConfig
 	// Pipeline configures the pipeline; IntegrationConfigID defaults to
-	// icfg_test and ExpectedBuild to the simulator's build time.
+	// icfg_test, ExpectedBuild to the simulator's build time and
+	// BuildTimes to the harness's DEPLOY_BUILDTIMES bucket.
 	Pipeline jobs.PipelineConfig
 	// Worker configures each worker pool. Concurrency defaults to 8,
 	// backoff to a fast schedule and ShutdownGrace to 5 s.
@@ -114,6 +115,10 @@ func Start(tb testing.TB, cfg Config) *Harness {
 	defer cancel()
 	if h.Assets, err = jobs.Setup(ctx, h.JS, cfg.Setup); err != nil {
 		tb.Fatalf("setup: %v", err)
+	}
+	if h.cfg.Pipeline.BuildTimes == nil {
+		// Shared by the harness's pipelines, as by a fleet's workers.
+		h.cfg.Pipeline.BuildTimes = h.Assets.BuildTimes
 	}
 
 	h.Sim = vercelsim.New(cfg.Sim)

@@ -1,0 +1,189 @@
+package jobs
+
+import (
+	"context"
+	"time"
+
+	"github.com/deployq/deployq/pkg/vercel"
+)
+
+// Waiting for a build costs API calls, and the budget caps how many
+// deploys finish per minute, so waitReady spends as few as it can. Its
+// tools: a status poll (GET /v13/deployments/{id}, one call, tells where
+// the build stands now) and the deployment's event stream (one call that
+// lasts until the build ends, plus one poll to confirm the outcome with
+// the URL and timestamps). A poll is cheaper when it lands after the
+// build's end; the stream is cheaper when nobody knows when that is.
+//
+//   - The estimate is known (a build was observed, here or by another
+//     worker of the team, or an expectation was configured): poll at the
+//     expected end (mean + dev after the deployment's creation). If the
+//     build still runs, poll once more where nearly every build has ended
+//     (mean + 3·dev): a build a little slower than average costs one
+//     call more. If it still runs, this build is not like the others:
+//     follow its stream instead of guessing again.
+//   - The estimate is cold (nothing observed, nothing configured): a few
+//     jobs (ColdStreams, the scouts) follow their streams; the others
+//     wait until the first scout's build has ended and taught the
+//     estimate, then poll once at their own expected end. A cohort of
+//     jobs started together thus costs one extra call per scout, not a
+//     stream per job.
+//   - A stream that ends without a final state, breaks or is refused: the
+//     confirming poll tells where the build stands, and polls follow at a
+//     quarter of the time elapsed (bounded by PollMin and PollMax), a
+//     schedule that spends a number of calls growing with the logarithm
+//     of the build's length, not with its length.
+//   - At most MaxStreams streams are open at once per pipeline; a job that
+//     finds none free polls on that schedule, taking a stream when one
+//     frees up.
+//
+// Every time counts from the deployment's creation (JobState.DeployedAt),
+// so a job resumed after a crash polls at once when its expected end has
+// passed. Every wait ends with ctx.
+
+// waitReady waits until the deployment is READY (the step succeeds) or
+// has failed (a *BuildError), spending as few API calls as it can.
+func (r *jobRun) waitReady(ctx context.Context) error {
+	started := r.st.DeployedAt
+	if started.IsZero() {
+		started = r.now()
+	}
+	est := r.p.builds.current(ctx)
+	if est.cold() {
+		done, err := r.waitCold(ctx, started)
+		if done || err != nil {
+			return err
+		}
+		est = r.p.builds.current(ctx)
+	}
+	if done, err := r.pollAt(ctx, started.Add(est.mean+est.dev)); done || err != nil {
+		return err
+	}
+	if tail := started.Add(est.mean + 3*est.dev); tail.Sub(r.now()) >= r.p.cfg.PollMin {
+		if done, err := r.pollAt(ctx, tail); done || err != nil {
+			return err
+		}
+	}
+	return r.follow(ctx, started)
+}
+
+// waitCold waits while the estimate is cold: as a scout, following this
+// deployment to its end (done), or until a scout has taught the estimate
+// (not done: the caller polls). The estimate is looked at again whenever
+// it changes or a scout leaves, and at least every buildTimesRefresh,
+// when another worker may have shared what it learned.
+func (r *jobRun) waitCold(ctx context.Context, started time.Time) (done bool, err error) {
+	for {
+		changed := r.p.builds.changes()
+		if !r.p.builds.current(ctx).cold() {
+			return false, nil
+		}
+		select {
+		case r.p.scouts <- struct{}{}:
+			err := r.follow(ctx, started)
+			<-r.p.scouts
+			// If this build taught nothing (it failed, or the job was
+			// cancelled), another waiting job takes over.
+			r.p.builds.notify()
+			return true, err
+		default:
+		}
+		t := time.NewTimer(buildTimesRefresh)
+		select {
+		case <-changed:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return false, context.Cause(ctx)
+		}
+		t.Stop()
+	}
+}
+
+// follow waits for a build that is running later than expected, or whose
+// length nobody knows: by its event stream when one is free, else by polls
+// spaced by a quarter of the time elapsed, taking a stream when one frees
+// up. A stream is tried once; if it ends without the build's end, polls
+// take over.
+func (r *jobRun) follow(ctx context.Context, started time.Time) error {
+	streamed := false
+	for {
+		if !streamed {
+			select {
+			case r.p.streams <- struct{}{}:
+				streamed = true
+				err := r.followStream(ctx)
+				<-r.p.streams
+				if err != nil {
+					return err
+				}
+				// The confirming poll: the deployment's URL, and its
+				// timestamps for the estimate.
+				if done, err := r.pollAt(ctx, r.now()); done || err != nil {
+					return err
+				}
+				continue
+			default:
+			}
+		}
+		wait := min(max(r.now().Sub(started)/4, r.p.cfg.PollMin), r.p.cfg.PollMax)
+		if done, err := r.pollAt(ctx, r.now().Add(wait)); done || err != nil {
+			return err
+		}
+	}
+}
+
+// followStream follows the deployment's events until one announces the
+// final state or the stream ends. Errors that would fail the step the
+// same way a poll would (refused credentials, an unknown deployment, a
+// cancelled context) are returned; a broken, silent or rate-limited
+// stream is not an error of the job: the confirming poll looks instead.
+func (r *jobRun) followStream(ctx context.Context) error {
+	_, err := r.p.api.FollowDeploymentEvents(ctx, r.st.DeploymentID, func(e vercel.DeploymentEvent) bool {
+		return e.TerminalState() != ""
+	})
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	if d := vercel.Classify(err); d.Class == vercel.Fatal || d.Class == vercel.Permanent {
+		return err
+	}
+	return nil
+}
+
+// pollAt reads the deployment at the instant at (at once if it has
+// passed); done when the build has ended: READY recorded, or its failure
+// returned.
+func (r *jobRun) pollAt(ctx context.Context, at time.Time) (done bool, err error) {
+	if err := r.sleep(ctx, at.Sub(r.now())); err != nil {
+		return false, err
+	}
+	d, _, err := r.p.api.GetDeployment(ctx, r.st.DeploymentID)
+	if err != nil {
+		return false, err
+	}
+	switch d.ReadyState {
+	case vercel.StateReady:
+		if d.Ready > 0 && d.CreatedAt > 0 && d.Ready >= d.CreatedAt {
+			// The API's own timestamps: the build time exactly.
+			r.p.builds.observe(ctx, time.Duration(d.Ready-d.CreatedAt)*time.Millisecond)
+		}
+		r.st.DeploymentURL = liveURL(d)
+		return true, nil
+	case vercel.StateError, vercel.StateCanceled:
+		return true, &BuildError{DeploymentID: d.ID, State: d.ReadyState, Code: orDefault(d.ErrorCode, "BUILD_FAILED"), Message: d.ErrorMessage}
+	}
+	return false, nil
+}
+
+// BuildEstimate returns the build time the pipeline expects now: the
+// moving mean and mean deviation of the builds seen to end (by this
+// pipeline, or shared through PipelineConfig.BuildTimes), starting from
+// PipelineConfig.ExpectedBuild (30 s when not set).
+func (p *Pipeline) BuildEstimate() (mean, dev time.Duration) {
+	e := p.builds.snapshot()
+	return e.mean, e.dev
+}
