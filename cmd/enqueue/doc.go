@@ -16,8 +16,9 @@
 //
 // The pieces: main.go wires flags and subcommands; nats.go connects;
 // submit.go plans and validates requests, source.go packs their sources and
-// jsonl.go reads request files; wait.go publishes a batch and tracks it to
-// the end, with follow.go replaying its events and progress.go showing
+// jsonl.go reads request files; wait.go publishes a batch (consecutive
+// requests of one tarball in one jobs.Client.SubmitBatch call) and tracks
+// it to the end, with follow.go replaying its events and progress.go showing
 // them; status.go and watch.go are the read-only subcommands; format.go
 // holds the text forms of events they share. dlq.go lists, shows and
 // purges dead letters, and replay.go runs them again through the same

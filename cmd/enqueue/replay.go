@@ -90,7 +90,7 @@ func runDLQReplay(ctx context.Context, e env, conn natsConfig, args []string) in
 		return exitFailed
 	}
 	o.keepGoing = o.all
-	return runBatch(ctx, e, sess, plans, o.batchOptions, replaySender(sess), after)
+	return runBatch(ctx, e, sess, plans, o.batchOptions, oneByOne(replaySender(sess)), after)
 }
 
 // replayPlans picks the requests to replay: the one named, or with --all

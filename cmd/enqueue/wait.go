@@ -55,9 +55,15 @@ const (
 	stateUnsent                    // never submitted: the batch stopped before it, or it failed on its own
 )
 
-// sender publishes one request of a batch: a submit or a replay. run is
-// the run it starts, 0 when unknown (every event of the id is its own).
+// sender publishes one request of a batch: a replay. run is the run it
+// starts, 0 when unknown (every event of the id is its own).
 type sender func(ctx context.Context, t *tracked) (sub *jobs.Submitted, run int, err error)
+
+// publisher publishes the requests of a batch in order, sends each one's
+// result and then closes results. Unless keepGoing, it stops after the
+// first failure: a failure to publish (NATS down, permissions) would
+// repeat for every request after it.
+type publisher func(ctx context.Context, reqs []*tracked, keepGoing bool, results chan<- submitResult)
 
 // submitResult is the outcome of publishing one request.
 type submitResult struct {
@@ -70,24 +76,79 @@ type submitResult struct {
 // submitAll publishes the plans in order and, with --wait, follows their
 // events until each has its terminal event. It returns the exit status.
 func submitAll(ctx context.Context, e env, sess *session, plans []*plan, o *submitOptions) int {
-	send := func(ctx context.Context, t *tracked) (*jobs.Submitted, int, error) {
-		sub, err := sess.client.Submit(ctx, t.req, t.archive.Data)
-		if err != nil {
-			return nil, 0, fmt.Errorf("submit %s: %w", orCommandLine(t.where)+" ("+t.req.ID+")", err)
-		}
-		return sub, 0, nil
-	}
 	// Ids are assigned before anything is published, so the follower
 	// starts first and replays each request's subject from the beginning:
 	// nothing is missed, whatever the timing, and a duplicate's earlier
 	// events are included.
-	return runBatch(ctx, e, sess, plans, o.batchOptions, send, 0)
+	return runBatch(ctx, e, sess, plans, o.batchOptions, submitInBatches(sess.client), 0)
 }
 
-// runBatch publishes the plans in order with send and, with --wait,
+// maxSubmitBatch bounds one SubmitBatch call: its results show when it
+// returns, so a long file shows progress at least this often.
+const maxSubmitBatch = 500
+
+// submitInBatches publishes consecutive requests of one tarball (a
+// --repeat, a file whose lines share a source) with one SubmitBatch call,
+// which pipelines their round trips instead of paying them in turn. Only
+// consecutive requests are grouped, so they are still published in the
+// order given, and a failure stops the batch at the same place as before,
+// give or take the rest of its call.
+func submitInBatches(client *jobs.Client) publisher {
+	return func(ctx context.Context, reqs []*tracked, keepGoing bool, results chan<- submitResult) {
+		defer close(results)
+		for len(reqs) > 0 {
+			if ctx.Err() != nil {
+				return
+			}
+			n := 1
+			for n < len(reqs) && n < maxSubmitBatch && reqs[n].archive.SHA1 == reqs[0].archive.SHA1 {
+				n++
+			}
+			group := reqs[:n]
+			reqs = reqs[n:]
+			batch := make([]jobs.Request, len(group))
+			for i, t := range group {
+				batch[i] = t.req
+			}
+			res, err := client.SubmitBatch(ctx, batch, group[0].archive.Data)
+			for i, t := range group {
+				r := submitResult{t: t}
+				if res[i].Err != nil {
+					r.err = fmt.Errorf("submit %s: %w", orCommandLine(t.where)+" ("+t.req.ID+")", res[i].Err)
+				} else {
+					sub := res[i].Submitted
+					r.sub = &sub
+				}
+				results <- r
+			}
+			if err != nil && !keepGoing {
+				return
+			}
+		}
+	}
+}
+
+// oneByOne publishes the requests with send, one after the other.
+func oneByOne(send sender) publisher {
+	return func(ctx context.Context, reqs []*tracked, keepGoing bool, results chan<- submitResult) {
+		defer close(results)
+		for _, t := range reqs {
+			if ctx.Err() != nil {
+				return
+			}
+			sub, run, err := send(ctx, t)
+			results <- submitResult{t: t, sub: sub, run: run, err: err}
+			if err != nil && !keepGoing {
+				return
+			}
+		}
+	}
+}
+
+// runBatch publishes the plans in order with publish and, with --wait,
 // follows their events (those past stream sequence after) until each has
 // its terminal event. It returns the exit status.
-func runBatch(ctx context.Context, e env, sess *session, plans []*plan, o batchOptions, send sender, after uint64) int {
+func runBatch(ctx context.Context, e env, sess *session, plans []*plan, o batchOptions, publish publisher, after uint64) int {
 	started := time.Now()
 	reqs := make([]*tracked, len(plans))
 	byID := make(map[string]*tracked, len(plans))
@@ -114,7 +175,7 @@ func runBatch(ctx context.Context, e env, sess *session, plans []*plan, o batchO
 
 	disp.begin()
 	results := make(chan submitResult)
-	go publish(ctx, send, o.keepGoing, reqs, results)
+	go publish(ctx, reqs, o.keepGoing, results)
 
 	var submitErr, followErr error
 	pending := results
@@ -274,24 +335,6 @@ func finish(ctx context.Context, e env, o batchOptions, reqs []*tracked, sum sum
 			o.cmd, len(ids), o.verb, strings.Join(ids, "\n  "))
 	}
 	return code
-}
-
-// publish sends the requests one by one and, unless keepGoing, stops at
-// the first error: a failure to publish (NATS down, permissions) would
-// repeat for every request after it. It sends every result, then closes
-// results.
-func publish(ctx context.Context, send sender, keepGoing bool, reqs []*tracked, results chan<- submitResult) {
-	defer close(results)
-	for _, t := range reqs {
-		if ctx.Err() != nil {
-			return
-		}
-		sub, run, err := send(ctx, t)
-		results <- submitResult{t: t, sub: sub, run: run, err: err}
-		if err != nil && !keepGoing {
-			return
-		}
-	}
 }
 
 // summary counts a batch's outcomes.

@@ -82,31 +82,34 @@ func measureAll(ctx context.Context, b *runner, rep *report, stderr io.Writer) e
 		fmt.Fprintf(stderr, "loadbench: "+format+"\n", args...)
 	}
 	say("warming up (one untimed pair of item 1; temporary files in %s)", b.tmp)
-	if _, err := runQueued(ctx, b, max(o.n/4, o.warm), o.concurrency, o.warm, nil); err != nil {
+	if _, err := runQueued(ctx, b, "queued", max(o.n/4, o.warm), o.concurrency, o.warm, nil); err != nil {
 		return fmt.Errorf("warm-up, queued: %w", err)
 	}
 	if _, err := runDirect(ctx, b, max(o.n/4, o.warm), o.concurrency, o.warm, nil); err != nil {
 		return fmt.Errorf("warm-up, direct: %w", err)
 	}
 	for i := range o.rounds {
-		// Alternate which mode goes first, so a drift over the run (heat,
+		// Rotate which mode goes first, so a drift over the run (heat,
 		// a neighbour) does not always favour the same one.
-		modes := []string{"queued", "direct"}
-		if i%2 == 1 {
-			modes = []string{"direct", "queued"}
-		}
+		modes := []string{"queued", "direct", "quiet"}
+		modes = append(modes[i%3:], modes[:i%3]...)
 		for _, m := range modes {
-			run := runQueued
+			var r queueRun
+			var err error
 			if m == "direct" {
-				run = runDirect
+				r, err = runDirect(ctx, b, o.n, o.concurrency, o.warm, nil)
+			} else {
+				r, err = runQueued(ctx, b, m, o.n, o.concurrency, o.warm, nil)
 			}
-			r, err := run(ctx, b, o.n, o.concurrency, o.warm, nil)
 			if err != nil {
 				return fmt.Errorf("round %d, %s: %w", i+1, m, err)
 			}
-			if m == "queued" {
+			switch m {
+			case "queued":
 				rep.Queue.Queued = append(rep.Queue.Queued, r)
-			} else {
+			case "quiet":
+				rep.Queue.Quiet = append(rep.Queue.Quiet, r)
+			default:
 				rep.Queue.Direct = append(rep.Queue.Direct, r)
 			}
 			say("round %d/%d: %-6s %7.0f jobs/s (%d jobs in %.2f s, %d failed, %.2f API calls/job)",
@@ -131,7 +134,7 @@ func measureAll(ctx context.Context, b *runner, rep *report, stderr io.Writer) e
 
 	if o.cpuProfile != "" || o.memProfile != "" {
 		say("profiling one more queued run")
-		if _, err := runQueued(ctx, b, o.n, o.concurrency, o.warm, newProfiler(o.cpuProfile, o.memProfile)); err != nil {
+		if _, err := runQueued(ctx, b, "queued", o.n, o.concurrency, o.warm, newProfiler(o.cpuProfile, o.memProfile)); err != nil {
 			return fmt.Errorf("profiled queued run: %w", err)
 		}
 		rep.Profiles = append(rep.Profiles, o.cpuProfile, o.memProfile, memBasePath(o.memProfile))

@@ -22,8 +22,12 @@
 //     pull consumer fetching them in batches with explicit acks, and
 //     synchronous publishes from one goroutine. deployq's jobs/s is shown
 //     as a fraction of these.
-//  3. Submit throughput. Client.Submit, all requests sharing one tarball,
-//     no worker running, from one goroutine and from -submit-goroutines.
+//  3. Submit throughput. All requests sharing one tarball, no worker
+//     running: Client.Submit from one goroutine and from
+//     -submit-goroutines, and Client.SubmitBatch (at most -submit-batch
+//     requests a call) from as many, each on a server of its own. Shown
+//     against the async publish rate of item 2, SubmitBatch's against the
+//     same round's.
 //  4. Latency at part load. Requests submitted open loop (evenly spaced,
 //     whatever the system does) at -latency-load × the median jobs/s of
 //     (a), with builds of -latency-build. Per job: Submit's return to the
@@ -66,6 +70,7 @@
 //	-submit-n1 500          requests submitted by one goroutine
 //	-submit-n 2000          requests submitted by -submit-goroutines goroutines
 //	-submit-goroutines 32
+//	-submit-batch 1000      most requests per SubmitBatch call; fewer so that every goroutine has one
 //	-latency-load 0.5       item 4's rate as a fraction of (a)'s median jobs/s
 //	-latency-rate 0         item 4's rate in jobs/s; overrides -latency-load
 //	-latency-build 2s       simulated build time in item 4

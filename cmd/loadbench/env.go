@@ -177,9 +177,9 @@ func (e *env) natsMsgs() (in, out int64) {
 
 // newWorker returns a worker pool of c slots over the env's pipeline. Its
 // logs go to log at Warn and above: a healthy run logs nothing.
-func (e *env) newWorker(c int, log *slog.Logger) (*jobs.Worker, error) {
+func (e *env) newWorker(c int, log *slog.Logger, noProgress bool) (*jobs.Worker, error) {
 	return jobs.NewWorker(e.workerJS, e.assets, e.pipeline, jobs.WorkerConfig{
-		Concurrency: c, Owner: "loadbench", Logger: log,
+		Concurrency: c, Owner: "loadbench", Logger: log, NoProgressEvents: noProgress,
 	})
 }
 

@@ -152,7 +152,7 @@ func runLatency(ctx context.Context, b *runner, base, perSecond float64) (latenc
 		return r, err
 	}
 	defer f.Stop()
-	w, err := e.newWorker(r.Concurrency, b.log)
+	w, err := e.newWorker(r.Concurrency, b.log, false)
 	if err != nil {
 		return r, err
 	}

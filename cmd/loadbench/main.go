@@ -30,6 +30,7 @@ type options struct {
 	submitN1         int
 	submitN          int
 	submitGoroutines int
+	submitBatch      int
 
 	latencyLoad        float64
 	latencyRate        float64
@@ -86,7 +87,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.rawPending, "raw-pending", 4096, "most async publishes awaiting their ack")
 	fs.IntVar(&o.submitN1, "submit-n1", 500, "requests submitted by one goroutine (item 3)")
 	fs.IntVar(&o.submitN, "submit-n", 2000, "requests submitted by -submit-goroutines goroutines (item 3)")
-	fs.IntVar(&o.submitGoroutines, "submit-goroutines", 32, "goroutines calling Submit at once (item 3)")
+	fs.IntVar(&o.submitGoroutines, "submit-goroutines", 32, "goroutines calling Submit, and SubmitBatch, at once (item 3)")
+	fs.IntVar(&o.submitBatch, "submit-batch", 1000, "most requests per SubmitBatch call (item 3); fewer when the goroutines would otherwise go without")
 	fs.Float64Var(&o.latencyLoad, "latency-load", 0.5, "item 4's arrival rate as a fraction of the median jobs/s of item 1(a)")
 	fs.Float64Var(&o.latencyRate, "latency-rate", 0, "item 4's arrival rate in jobs/s; overrides -latency-load")
 	fs.DurationVar(&o.latencyBuild, "latency-build", 2*time.Second, "simulated build time in item 4")
@@ -115,8 +117,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-n, -concurrency, -producers and -k must be at least 1, -warmup at least 0")
 	case o.rawN < 1 || o.rawBatch < 1 || o.rawPending < 1:
 		return o, errors.New("-raw-n, -raw-batch and -raw-pending must be at least 1")
-	case o.submitN1 < 1 || o.submitN < 1 || o.submitGoroutines < 1:
-		return o, errors.New("-submit-n1, -submit-n and -submit-goroutines must be at least 1")
+	case o.submitN1 < 1 || o.submitN < 1 || o.submitGoroutines < 1 || o.submitBatch < 1:
+		return o, errors.New("-submit-n1, -submit-n, -submit-goroutines and -submit-batch must be at least 1")
 	case o.latencyLoad <= 0 && o.latencyRate <= 0:
 		return o, errors.New("-latency-load or -latency-rate must be positive")
 	case o.latencyBuild <= 0 || o.latencyDuration <= 0 || o.latencyWarmup < 0 || o.latencyJitter < 0:

@@ -33,6 +33,7 @@ func TestParseFlagsRefuses(t *testing.T) {
 		{"-k", "0"},
 		{"-raw-batch", "0"},
 		{"-submit-goroutines", "0"},
+		{"-submit-batch", "0"},
 		{"-latency-load", "0"},
 		{"-latency-build", "0s"},
 		{"stray"},

@@ -17,7 +17,9 @@ import (
 // queueRun is one measurement of item 1: N jobs through deployq or
 // through Pipeline.Deploy.
 type queueRun struct {
-	Mode          string  `json:"mode"` // "queued" or "direct"
+	// Mode is "queued", "quiet" (queued by a worker that publishes no
+	// progress events) or "direct".
+	Mode          string  `json:"mode"`
 	Jobs          int     `json:"jobs"`
 	Seconds       float64 `json:"seconds"`
 	JobsPerSecond float64 `json:"jobsPerSecond"`
@@ -90,12 +92,14 @@ func instantPipeline() jobs.PipelineConfig {
 // runQueued measures item 1(a): n jobs submitted by o.producers
 // goroutines through jobs.Client, run by one jobs.Worker of c slots,
 // timed from the first Submit to the last terminal event at the watcher.
+// mode "quiet" runs a worker with WorkerConfig.NoProgressEvents: what
+// the progress events cost.
 // warm jobs run first, untimed, on the same server (they also upload the
 // tarball and open the connections). prof, when set, profiles the timed
 // part.
-func runQueued(ctx context.Context, b *runner, n, c, warm int, prof *profiler) (queueRun, error) {
-	r := queueRun{Mode: "queued", Jobs: n}
-	e, err := newEnv(ctx, b.tmp, b.o.keep, envConfig{name: "queued", assets: true, sim: instantSim(b.seed),
+func runQueued(ctx context.Context, b *runner, mode string, n, c, warm int, prof *profiler) (queueRun, error) {
+	r := queueRun{Mode: mode, Jobs: n}
+	e, err := newEnv(ctx, b.tmp, b.o.keep, envConfig{name: mode, assets: true, sim: instantSim(b.seed),
 		pipeline: instantPipeline(), httpConns: c})
 	if err != nil {
 		return r, err
@@ -106,7 +110,7 @@ func runQueued(ctx context.Context, b *runner, n, c, warm int, prof *profiler) (
 		return r, err
 	}
 	defer f.Stop()
-	w, err := e.newWorker(c, b.log)
+	w, err := e.newWorker(c, b.log, mode == "quiet")
 	if err != nil {
 		return r, err
 	}

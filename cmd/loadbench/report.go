@@ -46,6 +46,7 @@ type settings struct {
 	SubmitN1         int    `json:"submitRequestsOneGoroutine"`
 	SubmitN          int    `json:"submitRequestsManyGoroutines"`
 	SubmitGoroutines int    `json:"submitGoroutines"`
+	SubmitBatch      int    `json:"submitBatchMaxPerCall"`
 	Seed             int64  `json:"simulatorSeed"`
 	Command          string `json:"command"`
 }
@@ -59,7 +60,7 @@ func settingsOf(o options, b *runner) settings {
 		Jobs: o.n, Concurrency: o.concurrency, Producers: o.producers, Warmup: o.warm, Rounds: o.rounds,
 		RawMessages: o.rawN, RawPayloadBytes: rawPayloadBytes, RawBatch: o.rawBatch, RawPending: o.rawPending,
 		RequestBytes: reqBytes, TarballBytes: len(b.tgz),
-		SubmitN1: o.submitN1, SubmitN: o.submitN, SubmitGoroutines: o.submitGoroutines,
+		SubmitN1: o.submitN1, SubmitN: o.submitN, SubmitGoroutines: o.submitGoroutines, SubmitBatch: o.submitBatch,
 		Seed: b.seed, Command: o.command,
 	}
 }
@@ -68,6 +69,9 @@ func settingsOf(o options, b *runner) settings {
 type queueResult struct {
 	Queued []queueRun `json:"queuedRuns"`
 	Direct []queueRun `json:"directRuns"`
+	// Quiet are queued runs of a worker that publishes no progress
+	// events (WorkerConfig.NoProgressEvents), in the same rounds.
+	Quiet []queueRun `json:"quietRuns,omitempty"`
 	// QueuedRate and DirectRate summarize jobs/s; Ratio the per-round
 	// queued ÷ direct (each round's two runs were side by side).
 	QueuedRate spread  `json:"queuedJobsPerSecond"`
@@ -80,6 +84,11 @@ type queueResult struct {
 	QueuedCPU spread `json:"queuedCpuMicrosecondsPerJob"`
 	DirectCPU spread `json:"directCpuMicrosecondsPerJob"`
 	CPURatio  spread `json:"directOverQueuedCpuPerJob"`
+	// QuietRate, QuietRatio (quiet ÷ direct per round) and QuietCPU
+	// summarize the quiet runs.
+	QuietRate  spread `json:"quietJobsPerSecond"`
+	QuietRatio spread `json:"quietOverDirect"`
+	QuietCPU   spread `json:"quietCpuMicrosecondsPerJob"`
 }
 
 // brokerResult is item 2.
@@ -95,15 +104,24 @@ type submitResult struct {
 	Runs []submitRun `json:"runs"`
 	One  spread      `json:"oneGoroutinePerSecond"`
 	Many spread      `json:"manyGoroutinesPerSecond"`
+	// BatchOne and BatchMany are SubmitBatch's requests/s;
+	// BatchOneOverPublish and BatchManyOverPublish divide each round's
+	// by the async publish rate of item 2 in the same round.
+	BatchOne             spread `json:"batchOneGoroutinePerSecond"`
+	BatchMany            spread `json:"batchManyGoroutinesPerSecond"`
+	BatchOneOverPublish  spread `json:"batchOneOverPublishAsyncSameRound"`
+	BatchManyOverPublish spread `json:"batchManyOverPublishAsyncSameRound"`
 }
 
 // derivedRatios relate the medians of different items.
 type derivedRatios struct {
-	QueuedOverPublishAsync float64 `json:"queuedJobsOverPublishAsync"`
-	QueuedOverConsumeAck   float64 `json:"queuedJobsOverConsumeAck"`
-	SubmitOneOverPublish   float64 `json:"submitOneOverPublishAsync"`
-	SubmitManyOverPublish  float64 `json:"submitManyOverPublishAsync"`
-	SubmitOneOverSync      float64 `json:"submitOneOverPublishSync"`
+	QueuedOverPublishAsync  float64 `json:"queuedJobsOverPublishAsync"`
+	QueuedOverConsumeAck    float64 `json:"queuedJobsOverConsumeAck"`
+	SubmitOneOverPublish    float64 `json:"submitOneOverPublishAsync"`
+	SubmitManyOverPublish   float64 `json:"submitManyOverPublishAsync"`
+	SubmitOneOverSync       float64 `json:"submitOneOverPublishSync"`
+	BatchOneOverSubmitOne   float64 `json:"batchOneOverSubmitOne"`
+	BatchManyOverSubmitMany float64 `json:"batchManyOverSubmitMany"`
 }
 
 // summarize fills in every summary from the raw runs.
@@ -119,9 +137,15 @@ func (r *report) summarize() {
 		cpuRatios = append(cpuRatios, ratio(q.Direct[i].CPUPerJob, q.Queued[i].CPUPerJob))
 	}
 	q.Ratio, q.CPURatio = spreadOf(ratios), spreadOf(cpuRatios)
+	var quietRatios []float64
+	for i := range min(len(q.Quiet), len(q.Direct)) {
+		quietRatios = append(quietRatios, ratio(q.Quiet[i].JobsPerSecond, q.Direct[i].JobsPerSecond))
+	}
+	q.QuietRate, q.QuietRatio = spreadOf(jobsPerSecond(q.Quiet)), spreadOf(quietRatios)
+	q.QuietCPU = spreadOf(figures(q.Quiet, func(r queueRun) float64 { return r.CPUPerJob }))
 	q.QueuedCPU = spreadOf(figures(q.Queued, func(r queueRun) float64 { return r.CPUPerJob }))
 	q.DirectCPU = spreadOf(figures(q.Direct, func(r queueRun) float64 { return r.CPUPerJob }))
-	for _, runs := range [][]queueRun{q.Queued, q.Direct} {
+	for _, runs := range [][]queueRun{q.Queued, q.Direct, q.Quiet} {
 		for _, run := range runs {
 			if run.Failed > 0 {
 				r.Problems = append(r.Problems, fmt.Sprintf("%s run: %d of %d jobs failed", run.Mode, run.Failed, run.Jobs))
@@ -135,28 +159,36 @@ func (r *report) summarize() {
 	}
 	r.Broker.PublishAsync, r.Broker.ConsumeAck, r.Broker.PublishSync = spreadOf(pub), spreadOf(cons), spreadOf(sync)
 
-	var one, many []float64
+	// Each round measured one run of each kind, after its broker run: the
+	// j-th run of a kind belongs to round j.
+	var one, many, batchOne, batchMany, batchOnePub, batchManyPub []float64
 	for _, sr := range r.Submit.Runs {
 		if sr.Goroutines == 1 {
-			one = append(one, sr.PerSecond)
+			one, batchOne = append(one, sr.PerSecond), append(batchOne, sr.BatchPerSecond)
+			batchOnePub = append(batchOnePub, ratio(sr.BatchPerSecond, roundPublishAsync(r.Broker.Runs, len(one)-1)))
 		} else {
-			many = append(many, sr.PerSecond)
+			many, batchMany = append(many, sr.PerSecond), append(batchMany, sr.BatchPerSecond)
+			batchManyPub = append(batchManyPub, ratio(sr.BatchPerSecond, roundPublishAsync(r.Broker.Runs, len(many)-1)))
 		}
 	}
 	r.Submit.One, r.Submit.Many = spreadOf(one), spreadOf(many)
+	r.Submit.BatchOne, r.Submit.BatchMany = spreadOf(batchOne), spreadOf(batchMany)
+	r.Submit.BatchOneOverPublish, r.Submit.BatchManyOverPublish = spreadOf(batchOnePub), spreadOf(batchManyPub)
 
 	r.Derived = derivedRatios{
-		QueuedOverPublishAsync: ratio(q.QueuedRate.Median, r.Broker.PublishAsync.Median),
-		QueuedOverConsumeAck:   ratio(q.QueuedRate.Median, r.Broker.ConsumeAck.Median),
-		SubmitOneOverPublish:   ratio(r.Submit.One.Median, r.Broker.PublishAsync.Median),
-		SubmitManyOverPublish:  ratio(r.Submit.Many.Median, r.Broker.PublishAsync.Median),
-		SubmitOneOverSync:      ratio(r.Submit.One.Median, r.Broker.PublishSync.Median),
+		QueuedOverPublishAsync:  ratio(q.QueuedRate.Median, r.Broker.PublishAsync.Median),
+		QueuedOverConsumeAck:    ratio(q.QueuedRate.Median, r.Broker.ConsumeAck.Median),
+		SubmitOneOverPublish:    ratio(r.Submit.One.Median, r.Broker.PublishAsync.Median),
+		SubmitManyOverPublish:   ratio(r.Submit.Many.Median, r.Broker.PublishAsync.Median),
+		SubmitOneOverSync:       ratio(r.Submit.One.Median, r.Broker.PublishSync.Median),
+		BatchOneOverSubmitOne:   ratio(r.Submit.BatchOne.Median, r.Submit.One.Median),
+		BatchManyOverSubmitMany: ratio(r.Submit.BatchMany.Median, r.Submit.Many.Median),
 	}
 	if l := r.Latency; l != nil && l.Failed > 0 {
 		r.Problems = append(r.Problems, fmt.Sprintf("latency run: %d of %d counted jobs failed", l.Failed, l.Counted))
 	}
 	// A neighbour's load shows in the figures; say where it was.
-	for _, runs := range [][]queueRun{q.Queued, q.Direct} {
+	for _, runs := range [][]queueRun{q.Queued, q.Direct, q.Quiet} {
 		for i, run := range runs {
 			if run.OthersCPU > busyNeighbour {
 				r.Problems = append(r.Problems, fmt.Sprintf("round %d, %s run: other processes used %s of the machine", i+1, run.Mode, pctText(run.OthersCPU)))
@@ -194,6 +226,11 @@ func printReport(w io.Writer, r report) {
 			medianOf(q.Queued, func(r queueRun) float64 { return r.NATSOutPerJob }),
 			medianOf(q.Direct, func(r queueRun) float64 { return r.NATSOutPerJob }))
 	}
+	if len(q.Quiet) > 0 {
+		fmt.Fprintf(w, "\n(a′), the same as (a) with WorkerConfig.NoProgressEvents (terminal events only), in the same rounds: median %.0f jobs/s (%s), a′ / b = **%.2f** (%.2f–%.2f), CPU %.0f µs/job, NATS messages into the server %.1f per job.\n",
+			q.QuietRate.Median, rangeText(q.QuietRate), q.QuietRatio.Median, q.QuietRatio.Min, q.QuietRatio.Max, q.QuietCPU.Median,
+			medianOf(q.Quiet, func(r queueRun) float64 { return r.NATSInPerJob }))
+	}
 
 	b := r.Broker
 	fmt.Fprintf(w, "\n## 2. Broker baseline: embedded JetStream, loopback TCP, file storage, R1, work queue, %d B messages, %d per measurement\n\n",
@@ -204,13 +241,20 @@ func printReport(w io.Writer, r report) {
 	fmt.Fprintf(w, "| consume + ack (pull, Fetch %d, explicit ack) | %.0f | %s | %s |\n", s.RawBatch, b.ConsumeAck.Median, rangeText(b.ConsumeAck), pctText(r.Derived.QueuedOverConsumeAck))
 	fmt.Fprintf(w, "| sync publish, 1 goroutine (one round trip) | %.0f | %s | |\n", b.PublishSync.Median, rangeText(b.PublishSync))
 
-	fmt.Fprintf(w, "\n## 3. Submit throughput: jobs.Client.Submit, one shared %d B tarball, %d B requests, no worker running\n\n", s.TarballBytes, s.RequestBytes)
-	fmt.Fprintln(w, "| goroutines | requests | median requests/s | min–max | ÷ async publish | ÷ sync publish |")
-	fmt.Fprintln(w, "|--:|--:|--:|--:|--:|--:|")
-	fmt.Fprintf(w, "| 1 | %d | %.0f | %s | %s | %.2f |\n", s.SubmitN1, r.Submit.One.Median, rangeText(r.Submit.One),
+	sb := r.Submit
+	fmt.Fprintf(w, "\n## 3. Submit throughput: jobs.Client.Submit and SubmitBatch, one shared %d B tarball, %d B requests, no worker running\n\n", s.TarballBytes, s.RequestBytes)
+	fmt.Fprintln(w, "| call | goroutines | requests | median requests/s | min–max | ÷ async publish | ÷ sync publish |")
+	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|")
+	fmt.Fprintf(w, "| Submit | 1 | %d | %.0f | %s | %s | %.2f |\n", s.SubmitN1, sb.One.Median, rangeText(sb.One),
 		pctText(r.Derived.SubmitOneOverPublish), r.Derived.SubmitOneOverSync)
-	fmt.Fprintf(w, "| %d | %d | %.0f | %s | %s | |\n", s.SubmitGoroutines, s.SubmitN, r.Submit.Many.Median, rangeText(r.Submit.Many),
+	fmt.Fprintf(w, "| Submit | %d | %d | %.0f | %s | %s | |\n", s.SubmitGoroutines, s.SubmitN, sb.Many.Median, rangeText(sb.Many),
 		pctText(r.Derived.SubmitManyOverPublish))
+	fmt.Fprintf(w, "| SubmitBatch, %d a call | 1 | %d | %.0f | %s | %s (%s) | |\n", batchSize(s.SubmitN1, 1, s.SubmitBatch), s.SubmitN1,
+		sb.BatchOne.Median, rangeText(sb.BatchOne), pctText(sb.BatchOneOverPublish.Median), pctRangeText(sb.BatchOneOverPublish))
+	fmt.Fprintf(w, "| SubmitBatch, %d a call | %d | %d | %.0f | %s | %s (%s) | |\n", batchSize(s.SubmitN, s.SubmitGoroutines, s.SubmitBatch),
+		s.SubmitGoroutines, s.SubmitN, sb.BatchMany.Median, rangeText(sb.BatchMany), pctText(sb.BatchManyOverPublish.Median), pctRangeText(sb.BatchManyOverPublish))
+	fmt.Fprintf(w, "\nEach figure on a fresh server, SubmitBatch right after Submit. ÷ async publish: Submit, the medians' ratio; SubmitBatch, the median (range) of each round's rate ÷ that round's async publish rate (item 2). SubmitBatch ÷ Submit: %.1f× from 1 goroutine, %.1f× from %d.\n",
+		r.Derived.BatchOneOverSubmitOne, r.Derived.BatchManyOverSubmitMany, s.SubmitGoroutines)
 
 	if l := r.Latency; l != nil {
 		fmt.Fprintf(w, "\n## 4. Latency at %.0f jobs/s (%s of (a)'s median %.0f), builds of %s (+ up to %s), %d worker slots, open loop\n\n",
@@ -268,6 +312,19 @@ func submitShare(runs []queueRun) float64 {
 
 func rangeText(s spread) string {
 	return fmt.Sprintf("%.0f–%.0f (±%.0f %%)", s.Min, s.Max, 50*s.relSpread())
+}
+
+// roundPublishAsync is round i's async publish rate of item 2, 0 when that
+// round has none.
+func roundPublishAsync(runs []brokerRun, i int) float64 {
+	if i < 0 || i >= len(runs) {
+		return 0
+	}
+	return runs[i].PublishAsync
+}
+
+func pctRangeText(s spread) string {
+	return pctText(s.Min) + "–" + pctText(s.Max)
 }
 
 func pctText(f float64) string {

@@ -74,6 +74,10 @@ type Config struct {
 	// place for inspection instead of deleting them
 	// (KEEP_FAILED_RESOURCES, --keep-failed-resources). Defaults to false.
 	KeepFailedResources bool
+	// ProgressEvents publishes a step_completed event after each step;
+	// off, each request gets its terminal event only (PROGRESS_EVENTS,
+	// --progress-events). Defaults to true.
+	ProgressEvents bool
 	// HTTPAddr is the host:port serving /healthz, /readyz and /metrics
 	// (HTTP_ADDR, --http-addr); "off", or an empty flag, disables it.
 	// Defaults to 127.0.0.1:8080.
@@ -304,6 +308,12 @@ func settings() []setting {
 			def: "false", boolean: true,
 			usage: "Keep the project and database of a failed job for inspection instead of deleting them.",
 			apply: func(c *Config, v string) (err error) { c.KeepFailedResources, err = parseBool(v); return err },
+		},
+		{
+			env: []string{"PROGRESS_EVENTS"}, flag: "progress-events", group: "Worker",
+			def: "true", boolean: true,
+			usage: "Publish a step_completed event after each step; false publishes the terminal event only.",
+			apply: func(c *Config, v string) (err error) { c.ProgressEvents, err = parseBool(v); return err },
 		},
 		{
 			env: []string{"HTTP_ADDR"}, flag: "http-addr", arg: "ADDR", group: "Worker",

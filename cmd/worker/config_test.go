@@ -58,6 +58,7 @@ func TestConfigDefaults(t *testing.T) {
 		MaxAttempts:         5,
 		AckWait:             60 * time.Second,
 		ShutdownGrace:       30 * time.Second,
+		ProgressEvents:      true,
 		HTTPAddr:            "127.0.0.1:8080",
 		StreamReplicas:      1,
 		Budget:              "shared",

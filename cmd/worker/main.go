@@ -117,11 +117,12 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	worker, err := jobs.NewWorker(js, assets, pipeline, jobs.WorkerConfig{
-		Concurrency:   cfg.Concurrency,
-		MaxAttempts:   cfg.MaxAttempts,
-		ShutdownGrace: cfg.ShutdownGrace,
-		Logger:        log,
-		Metrics:       m,
+		Concurrency:      cfg.Concurrency,
+		MaxAttempts:      cfg.MaxAttempts,
+		ShutdownGrace:    cfg.ShutdownGrace,
+		NoProgressEvents: !cfg.ProgressEvents,
+		Logger:           log,
+		Metrics:          m,
 	})
 	if err != nil {
 		return err

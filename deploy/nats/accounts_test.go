@@ -170,6 +170,13 @@ func TestTenantCredentialsStayInTheirLane(t *testing.T) {
 		break
 	}
 	w.Stop()
+	// A batch: its references are asynchronous KV puts on the subjects a
+	// tenant may write, its answers come to acme's inbox prefix, its
+	// duplicate checks are per-key direct gets.
+	batch := []jobs.Request{{Tenant: "acme", Name: "batch-a"}, {Tenant: "acme", Name: "batch-b"}}
+	if res, err := client.SubmitBatch(ctx, batch, []byte("acme's tarball")); err != nil {
+		t.Fatalf("acme cannot submit a batch of its own requests: %v (%+v)", err, res)
+	}
 	if r.waitFor("", 0) {
 		t.Fatalf("allowed operations were refused: %q", r.errs)
 	}
@@ -270,5 +277,42 @@ func TestTenantCredentialsStayInTheirLane(t *testing.T) {
 		if !r.waitFor(c.refusal, 5*time.Second) {
 			t.Errorf("%s: no permission refusal mentioning %s; refusals so far: %q", c.what, c.refusal, r.errs)
 		}
+	}
+}
+
+// Workers share what they learned of build times through
+// DEPLOY_BUILDTIMES: the worker's user may write and read it, a tenant's
+// may not write it.
+func TestWorkersShareBuildTimes(t *testing.T) {
+	s := startFromConfig(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	worker := connect(t, s, "deployq-worker")
+	wjs, _ := jetstream.New(worker)
+	assets, err := jobs.Setup(ctx, wjs, jobs.SetupConfig{})
+	if err != nil {
+		t.Fatalf("Setup as deployq-worker: %v", err)
+	}
+	putCtx, putCancel := context.WithTimeout(ctx, 5*time.Second)
+	defer putCancel()
+	if _, err := assets.BuildTimes.Put(putCtx, "team_acme", []byte(`{"meanMs":60000,"devMs":6000,"samples":3}`)); err != nil {
+		t.Fatalf("the worker cannot write %s: %v", jobs.BucketBuildTimes, err)
+	}
+	if e, err := assets.BuildTimes.Get(ctx, "team_acme"); err != nil || !strings.Contains(string(e.Value()), `"samples":3`) {
+		t.Fatalf("the worker cannot read %s back: %v", jobs.BucketBuildTimes, err)
+	}
+
+	var r refusals
+	r.seen = make(chan struct{}, 1)
+	acme := connect(t, s, "tenant-acme", nats.CustomInboxPrefix("_INBOX_acme"), nats.ErrorHandler(r.handler))
+	if err := acme.Publish("$KV."+jobs.BucketBuildTimes+".team_acme", []byte(`{"meanMs":1,"devMs":0,"samples":1000}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := acme.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if !r.waitFor(`Publish to "$KV.`+jobs.BucketBuildTimes+`.team_acme"`, 5*time.Second) {
+		t.Fatalf("a tenant wrote the fleet's build times: refusals %q", r.errs)
 	}
 }

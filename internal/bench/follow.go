@@ -27,7 +27,7 @@ type Follower struct {
 // all the events the caller expects.
 func Follow(ctx context.Context, c *jobs.Client, tenant string, buffer int) (*Follower, error) {
 	wctx, cancel := context.WithCancel(ctx)
-	w, err := c.Watch(wctx, jobs.WatchFilter{Tenant: tenant})
+	w, err := c.Watch(wctx, jobs.WatchFilter{Tenant: tenant, TerminalOnly: true})
 	if err != nil {
 		cancel()
 		return nil, err

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // EventVersion is the version of the event data schema (docs/EVENTS.md).
@@ -82,12 +85,34 @@ type EventError struct {
 }
 
 // Terminal reports whether the event ends its request.
-func (e *Event) Terminal() bool {
-	switch e.Type {
+func (e *Event) Terminal() bool { return terminalType(e.Type) }
+
+func terminalType(typ string) bool {
+	switch typ {
 	case TypeSucceeded, TypeFailed, TypeRejected, TypeCancelled:
 		return true
 	}
 	return false
+}
+
+// HeaderEventType repeats an event's type on its message, so that a
+// reader that wants some types only (a platform waiting for outcomes
+// skips the eight progress events of each deploy) can pass over the
+// others without decoding them. Events from before the header have
+// none and must be decoded.
+const HeaderEventType = "Deployq-Event-Type"
+
+// eventMsg is the message that publishes ev on its request's subject,
+// with its id as the dedup key.
+func eventMsg(tenant string, ev *Event) (*nats.Msg, error) {
+	data, err := jsonMarshal(ev)
+	if err != nil {
+		return nil, err
+	}
+	m := &nats.Msg{Subject: EventSubject(tenant, ev.Subject), Data: data, Header: make(nats.Header, 2)}
+	m.Header.Set(jetstream.MsgIDHeader, ev.ID)
+	m.Header.Set(HeaderEventType, ev.Type)
+	return m, nil
 }
 
 // Short returns the last part of the event type ("succeeded", "step_completed").

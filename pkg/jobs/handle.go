@@ -364,6 +364,9 @@ func errorCode(err error, d vercel.Decision) string {
 }
 
 func (j *job) publishStep(ctx context.Context, step string) {
+	if j.w.cfg.NoProgressEvents {
+		return
+	}
 	st := &j.cp.state
 	ev := newEvent(TypeStepCompleted, stepEventID(j.req.ID, st.Run, step), j.w.now(), EventData{
 		RequestID: j.req.ID, Tenant: j.req.Tenant, Step: step, Attempt: int(j.meta.NumDelivered), Run: runField(st.Run),
@@ -376,10 +379,10 @@ func (j *job) publishStep(ctx context.Context, step string) {
 	// job no round trip; awaitProgress collects the answers before the
 	// terminal event goes out.
 	j.reapProgress()
-	data, err := jsonMarshal(ev)
+	m, err := eventMsg(j.req.Tenant, &ev)
 	if err == nil {
 		var f jetstream.PubAckFuture
-		f, err = j.w.js.PublishAsync(EventSubject(j.req.Tenant, ev.Subject), data, jetstream.WithMsgID(ev.ID))
+		f, err = j.w.js.PublishMsgAsync(m)
 		switch {
 		case err == nil:
 			j.progress = append(j.progress, progressEvent{step: step, ack: f})
@@ -388,8 +391,7 @@ func (j *job) publishStep(ctx context.Context, step string) {
 			// The connection's window of unacknowledged publishes is
 			// full (thousands of jobs stepping at once): wait for this
 			// one's answer instead of dropping it.
-			_, err = j.w.js.Publish(ctx, EventSubject(j.req.Tenant, ev.Subject), data, jetstream.WithMsgID(ev.ID))
-			if err == nil {
+			if _, err = j.w.js.PublishMsg(ctx, m); err == nil {
 				return
 			}
 		}
@@ -604,11 +606,11 @@ func (w *Worker) handBack(msg jetstream.Msg, log *slog.Logger, delay time.Durati
 }
 
 func (w *Worker) publishEvent(ctx context.Context, tenant string, ev Event) error {
-	data, err := jsonMarshal(ev)
+	m, err := eventMsg(tenant, &ev)
 	if err != nil {
 		return err
 	}
-	_, err = w.js.Publish(ctx, EventSubject(tenant, ev.Subject), data, jetstream.WithMsgID(ev.ID))
+	_, err = w.js.PublishMsg(ctx, m)
 	return err
 }
 
