@@ -42,7 +42,9 @@ type PipelineConfig struct {
 	// open at once; jobs beyond it poll. Each open stream holds an HTTP
 	// connection with its buffers (tens of kilobytes), and one worker
 	// process may wait on ten thousand builds at once, so the bound keeps
-	// streaming's memory small and fixed. Defaults to 256.
+	// streaming's memory small and fixed. It must stay below the
+	// connections the Vercel client may open (512 by default), or open
+	// streams would hold every one of them. Defaults to 256.
 	MaxStreams int
 	// ColdStreams is how many jobs follow their deployment's event stream
 	// while the estimate is cold; the other waiting jobs wait until one of
