@@ -118,22 +118,29 @@ func (c *Client) requestURL(r request) string {
 // do sends one request through the limiter and decodes a 2xx answer into
 // out (when out is not nil). Any other answer becomes a typed error.
 func (c *Client) do(ctx context.Context, r request, out any) (*Response, error) {
-	if l := c.cfg.limiter; l != nil {
-		if err := l.Wait(ctx, r.ep); err != nil {
-			return nil, fmt.Errorf("vercel: %s: waiting for budget: %w", r.ep, err)
-		}
+	return c.budgeted(ctx, r.ep, func() (*Response, error) { return c.send(ctx, r, out) })
+}
+
+// budgeted runs one attempt at endpoint ep under the limiter, if any:
+// it waits for budget first and reports the answer after, for plain calls
+// and streams alike.
+func (c *Client) budgeted(ctx context.Context, ep Endpoint, attempt func() (*Response, error)) (*Response, error) {
+	l := c.cfg.limiter
+	if l == nil {
+		return attempt()
 	}
-	resp, err := c.send(ctx, r, out)
-	if l := c.cfg.limiter; l != nil {
-		var (
-			status int
-			rl     RateLimit
-		)
-		if resp != nil {
-			status, rl = resp.StatusCode, resp.RateLimit
-		}
-		l.Observe(r.ep, status, rl, err)
+	if err := l.Wait(ctx, ep); err != nil {
+		return nil, fmt.Errorf("vercel: %s: waiting for budget: %w", ep, err)
 	}
+	resp, err := attempt()
+	var (
+		status int
+		rl     RateLimit
+	)
+	if resp != nil {
+		status, rl = resp.StatusCode, resp.RateLimit
+	}
+	l.Observe(ep, status, rl, err)
 	return resp, err
 }
 

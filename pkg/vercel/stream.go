@@ -53,22 +53,11 @@ var (
 // an answer, not the minutes a stream lasts. Any other answer is read
 // whole and turned into a typed error, exactly as for every other call.
 func (c *Client) openStream(ctx context.Context, r request) (*stream, *Response, error) {
-	if l := c.cfg.limiter; l != nil {
-		if err := l.Wait(ctx, r.ep); err != nil {
-			return nil, nil, fmt.Errorf("vercel: %s: waiting for budget: %w", r.ep, err)
-		}
-	}
-	s, resp, err := c.sendStream(ctx, r)
-	if l := c.cfg.limiter; l != nil {
-		var (
-			status int
-			rl     RateLimit
-		)
-		if resp != nil {
-			status, rl = resp.StatusCode, resp.RateLimit
-		}
-		l.Observe(r.ep, status, rl, err)
-	}
+	var s *stream
+	resp, err := c.budgeted(ctx, r.ep, func() (resp *Response, err error) {
+		s, resp, err = c.sendStream(ctx, r)
+		return resp, err
+	})
 	return s, resp, err
 }
 
