@@ -112,6 +112,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		ExpectedBuild:       expectedBuild(cfg),
 		KeepFailedResources: cfg.KeepFailedResources,
 		BuildTimes:          assets.BuildTimes,
+		Metrics:             m,
 	})
 	if err != nil {
 		return err

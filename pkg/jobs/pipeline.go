@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/deployq/deployq/pkg/metrics"
 	"github.com/deployq/deployq/pkg/vercel"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -61,6 +62,9 @@ type PipelineConfig struct {
 	// KeepFailedResources keeps a failed job's project and database for
 	// inspection instead of deleting them. Defaults to false.
 	KeepFailedResources bool
+	// Metrics records how jobs wait for their builds and the expected
+	// build time. Defaults to none.
+	Metrics *metrics.Metrics
 }
 
 func (c PipelineConfig) withDefaults() PipelineConfig {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/deployq/deployq/pkg/metrics"
 	"github.com/deployq/deployq/pkg/vercel"
 )
 
@@ -19,8 +20,9 @@ import (
 //     worker of the team, or an expectation was configured): poll at the
 //     expected end (mean + dev after the deployment's creation). If the
 //     build still runs, poll once more where nearly every build has ended
-//     (mean + 3·dev): a build a little slower than average costs one
-//     call more. If it still runs, this build is not like the others:
+//     (mean + 3·dev, and at least mean + mean/8: tailMargin): a build a
+//     little slower than average costs one call more. If it still runs,
+//     this build is not like the others:
 //     follow its stream instead of guessing again.
 //   - The estimate is cold (nothing observed, nothing configured): a few
 //     jobs (ColdStreams, the scouts) follow their streams; the others
@@ -49,6 +51,7 @@ func (r *jobRun) waitReady(ctx context.Context) error {
 		started = r.now()
 	}
 	est := r.p.builds.current(ctx)
+	r.p.recordEstimate(est)
 	if est.cold() {
 		done, err := r.waitCold(ctx, started)
 		if done || err != nil {
@@ -59,7 +62,7 @@ func (r *jobRun) waitReady(ctx context.Context) error {
 	if done, err := r.pollAt(ctx, started.Add(est.mean+est.dev)); done || err != nil {
 		return err
 	}
-	if tail := started.Add(est.mean + 3*est.dev); tail.Sub(r.now()) >= r.p.cfg.PollMin {
+	if tail := started.Add(est.mean + tailMargin(est)); tail.Sub(r.now()) >= r.p.cfg.PollMin {
 		if done, err := r.pollAt(ctx, tail); done || err != nil {
 			return err
 		}
@@ -73,6 +76,13 @@ func (r *jobRun) waitReady(ctx context.Context) error {
 // it changes or a scout leaves, and at least every buildTimesRefresh,
 // when another worker may have shared what it learned.
 func (r *jobRun) waitCold(ctx context.Context, started time.Time) (done bool, err error) {
+	m := r.p.cfg.Metrics
+	waiting := false
+	defer func() {
+		if waiting {
+			m.BuildWaitEnded(metrics.BuildWaitCold)
+		}
+	}()
 	for {
 		changed := r.p.builds.changes()
 		if !r.p.builds.current(ctx).cold() {
@@ -80,6 +90,10 @@ func (r *jobRun) waitCold(ctx context.Context, started time.Time) (done bool, er
 		}
 		select {
 		case r.p.scouts <- struct{}{}:
+			if waiting {
+				m.BuildWaitEnded(metrics.BuildWaitCold)
+				waiting = false
+			}
 			err := r.follow(ctx, started)
 			<-r.p.scouts
 			// If this build taught nothing (it failed, or the job was
@@ -87,6 +101,10 @@ func (r *jobRun) waitCold(ctx context.Context, started time.Time) (done bool, er
 			r.p.builds.notify()
 			return true, err
 		default:
+		}
+		if !waiting {
+			m.BuildWaitStarted(metrics.BuildWaitCold)
+			waiting = true
 		}
 		t := time.NewTimer(buildTimesRefresh)
 		select {
@@ -139,6 +157,8 @@ func (r *jobRun) follow(ctx context.Context, started time.Time) error {
 // cancelled context) are returned; a broken, silent or rate-limited
 // stream is not an error of the job: the confirming poll looks instead.
 func (r *jobRun) followStream(ctx context.Context) error {
+	r.p.cfg.Metrics.BuildWaitStarted(metrics.BuildWaitStream)
+	defer r.p.cfg.Metrics.BuildWaitEnded(metrics.BuildWaitStream)
 	_, err := r.p.api.FollowDeploymentEvents(ctx, r.st.DeploymentID, func(e vercel.DeploymentEvent) bool {
 		return e.TerminalState() != ""
 	})
@@ -158,8 +178,13 @@ func (r *jobRun) followStream(ctx context.Context) error {
 // passed); done when the build has ended: READY recorded, or its failure
 // returned.
 func (r *jobRun) pollAt(ctx context.Context, at time.Time) (done bool, err error) {
-	if err := r.sleep(ctx, at.Sub(r.now())); err != nil {
-		return false, err
+	if d := at.Sub(r.now()); d > 0 {
+		r.p.cfg.Metrics.BuildWaitStarted(metrics.BuildWaitPoll)
+		err := r.sleep(ctx, d)
+		r.p.cfg.Metrics.BuildWaitEnded(metrics.BuildWaitPoll)
+		if err != nil {
+			return false, err
+		}
 	}
 	d, _, err := r.p.api.GetDeployment(ctx, r.st.DeploymentID)
 	if err != nil {
@@ -170,6 +195,7 @@ func (r *jobRun) pollAt(ctx context.Context, at time.Time) (done bool, err error
 		if d.Ready > 0 && d.CreatedAt > 0 && d.Ready >= d.CreatedAt {
 			// The API's own timestamps: the build time exactly.
 			r.p.builds.observe(ctx, time.Duration(d.Ready-d.CreatedAt)*time.Millisecond)
+			r.p.recordEstimate(r.p.builds.snapshot())
 		}
 		r.st.DeploymentURL = liveURL(d)
 		return true, nil
@@ -186,4 +212,21 @@ func (r *jobRun) pollAt(ctx context.Context, at time.Time) (done bool, err error
 func (p *Pipeline) BuildEstimate() (mean, dev time.Duration) {
 	e := p.builds.snapshot()
 	return e.mean, e.dev
+}
+
+// recordEstimate shows the expected build time in the metrics; a cold
+// estimate (nothing observed or configured) leaves them at 0.
+func (p *Pipeline) recordEstimate(e estimate) {
+	if !e.cold() {
+		p.cfg.Metrics.SetBuildEstimate(e.mean, e.dev)
+	}
+}
+
+// tailMargin is how far past the mean the second poll comes: three mean
+// deviations, where nearly every build has ended, but at least an eighth
+// of the mean. A run of near-identical builds shrinks the deviation to
+// almost nothing, and a margin that thin would send every build a little
+// slower than the run to its stream: two calls where one poll would do.
+func tailMargin(e estimate) time.Duration {
+	return max(3*e.dev, e.mean/8)
 }

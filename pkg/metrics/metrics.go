@@ -44,6 +44,7 @@ type Metrics struct {
 
 	budget budgetMetrics
 	queue  queueMetrics
+	build  buildMetrics
 
 	steps     *labelSet
 	reasons   *labelSet
@@ -152,6 +153,7 @@ func New(reg prometheus.Registerer, info BuildInfo) *Metrics {
 	}
 	m.budget = newBudgetMetrics(f)
 	m.queue = newQueueMetrics(f)
+	m.build = newBuildMetrics(f)
 
 	// Series that exist from the start let rate() and ratio alerts see a
 	// zero instead of "no data" before the first job of each outcome.
