@@ -200,6 +200,12 @@ func (j *job) begin(ctx context.Context) (context.Context, bool, func(), string)
 func (j *job) runSteps(ctx context.Context, takeover bool) string {
 	st := &j.cp.state
 	r := &jobRun{p: j.w.pipeline, req: j.req, st: st, uncertain: takeover, sleep: sleepCtx, now: j.w.now}
+	// After a takeover, every step up to the next one that is saved may
+	// have run already: the earlier delivery may have gone on past the
+	// checkpoint through the steps that ride along with a save and into
+	// the creating step after them, and died before that step's save. So
+	// the uncertainty lasts until a saved step, not the first success.
+	resumed := takeover
 	bo := j.w.cfg.NewBackOff()
 	steps := Steps()
 	for i := nextStep(st.Step); i < len(steps); {
@@ -213,7 +219,10 @@ func (j *job) runSteps(ctx context.Context, takeover bool) string {
 			if outcome, stop := j.stepDone(ctx, step, t0); stop {
 				return outcome
 			}
-			r.uncertain = false
+			if checkpointAfter(step) {
+				resumed = false
+			}
+			r.uncertain = resumed
 			bo.Reset()
 			i++
 			continue

@@ -96,3 +96,45 @@ func TestMissingFilesRoundTrip(t *testing.T) {
 		t.Fatalf("want one missing_files answer then one upload: uploads %d, create deployment %v", stats.Uploads, stats.Responses[vercel.EndpointCreateDeployment])
 	}
 }
+
+// A worker stopped while its create-deployment call is unanswered leaves
+// the build running, and a checkpoint from before the steps that ride
+// along with the next save (connect, upload). The next worker re-runs
+// those and must still treat the create as uncertain: it finds the build
+// by the request id instead of starting a second one.
+func TestTakeoverAfterUnsavedDeploymentAdoptsIt(t *testing.T) {
+	t.Parallel()
+	h := jobstest.Start(t, jobstest.Config{
+		NoWorkers: true,
+		Sim: vercelsim.Config{BuildTime: 200 * time.Millisecond,
+			Faults: map[vercel.Endpoint]vercelsim.Fault{vercel.EndpointCreateDeployment: {HangAfter: 1}}},
+		Worker: jobs.WorkerConfig{ShutdownGrace: 50 * time.Millisecond},
+	})
+	ctx, stop := context.WithCancel(context.Background())
+	_, done := h.StartWorker(t, ctx)
+	id := h.Submit(t, request("acme", "unsaved"), h.Tarball(t, nil)).ID
+
+	wctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	eventually(t, waitLong, "the deployment was never created", func() bool {
+		return len(h.Sim.Deployments()) == 1
+	})
+	stop()
+	select {
+	case <-done:
+	case <-wctx.Done():
+		t.Fatal("worker did not stop after its grace period")
+	}
+	st, err := jobs.ReadState(wctx, h.Assets.Jobs, "acme", id)
+	if err != nil || st == nil || st.DeploymentID != "" || st.Step != jobs.StepCreateDatabase {
+		t.Fatalf("checkpoint after the stop: %+v %v; want the last save, after create_database", st, err)
+	}
+
+	h.Sim.SetFault(vercel.EndpointCreateDeployment, vercelsim.Fault{})
+	h.StartWorker(t, context.Background())
+	ev := h.WaitTerminal(t, "acme", waitLong, id)[id]
+	created := h.Sim.Deployments()
+	if ev.Type != jobs.TypeSucceeded || len(created) != 1 || ev.Data.DeploymentID != created[0].ID {
+		t.Fatalf("after the takeover: %s with deployment %s; the simulator has %d deployments", ev.Type, ev.Data.DeploymentID, len(created))
+	}
+}
