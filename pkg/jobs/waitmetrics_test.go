@@ -23,7 +23,9 @@ import (
 func TestBuildWaitMetrics(t *testing.T) {
 	t.Parallel()
 	h := jobstest.Start(t, jobstest.Config{NoWorkers: true,
-		Sim: vercelsim.Config{BuildTime: 600 * time.Millisecond, BuildJitter: 100 * time.Millisecond}})
+		// Builds long enough that every job has reached its wait, cold,
+		// before the scout's build ends, on a slow machine too.
+		Sim: vercelsim.Config{BuildTime: 1500 * time.Millisecond, BuildJitter: 100 * time.Millisecond}})
 	reg := prometheus.NewPedanticRegistry()
 	m := metrics.New(reg, metrics.BuildInfo{})
 	waiting := func(how string) float64 {
@@ -60,8 +62,8 @@ func TestBuildWaitMetrics(t *testing.T) {
 			t.Errorf("after every deploy ended, %v jobs still counted waiting by %s", v, how)
 		}
 	}
-	if est, _ := gaugeValue(reg, "deployq_build_time_estimate_seconds", ""); est < 0.6 || est > 0.8 {
-		t.Errorf("deployq_build_time_estimate_seconds = %v, want the 0.6–0.7 s builds", est)
+	if est, _ := gaugeValue(reg, "deployq_build_time_estimate_seconds", ""); est < 1.5 || est > 1.7 {
+		t.Errorf("deployq_build_time_estimate_seconds = %v, want the 1.5–1.6 s builds", est)
 	}
 	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
 		t.Errorf("metrics lint: %v %v", err, problems)
