@@ -267,6 +267,11 @@ func runTenant(args []string) error {
 				return fmt.Errorf("%w (connection errors: %q)", err, v.errs)
 			}
 		}
+		if err := submitBatchAndFollow(ctx, client, *tenant, *source, 3); err != nil {
+			v.mu.Lock()
+			defer v.mu.Unlock()
+			return fmt.Errorf("%w (connection errors: %q)", err, v.errs)
+		}
 	}
 	if err := firstViolation(&v); err != nil {
 		return fmt.Errorf("allowed operations caused %w", err)
@@ -418,6 +423,49 @@ func runTenant(args []string) error {
 		return fmt.Errorf("%d checks failed: %s", len(failed), strings.Join(failed, "; "))
 	}
 	return nil
+}
+
+// submitBatchAndFollow submits n requests of one source in one SubmitBatch
+// call, which publishes the source references itself (to the refs
+// bucket's subjects), and follows their terminal events only.
+func submitBatchAndFollow(ctx context.Context, client *jobs.Client, tenant, dir string, n int) error {
+	start := time.Now()
+	archive, err := tarball.Pack(dir)
+	if err != nil {
+		return fmt.Errorf("pack %s: %w", dir, err)
+	}
+	w, err := client.Watch(ctx, jobs.WatchFilter{Tenant: tenant, TerminalOnly: true})
+	if err != nil {
+		return fmt.Errorf("allowed: Client.Watch own terminal events: %w", err)
+	}
+	defer w.Stop()
+	reqs := make([]jobs.Request, n)
+	want := make(map[string]bool, n)
+	for i := range reqs {
+		reqs[i] = jobs.Request{ID: jobs.NewID(), Tenant: tenant, Name: "natscheck", Framework: "nextjs"}
+		want[reqs[i].ID] = true
+	}
+	if _, err := client.SubmitBatch(ctx, reqs, archive.Data); err != nil {
+		return fmt.Errorf("allowed: Client.SubmitBatch for %s: %w", tenant, err)
+	}
+	for ev, err := range w.Events() {
+		if err != nil {
+			return fmt.Errorf("allowed: following the batch: %w", err)
+		}
+		if !want[ev.Data.RequestID] {
+			continue
+		}
+		if ev.Type != jobs.TypeSucceeded {
+			return fmt.Errorf("batch request %s ended %s", ev.Data.RequestID, ev.Type)
+		}
+		delete(want, ev.Data.RequestID)
+		if len(want) == 0 {
+			ok(fmt.Sprintf("Client.SubmitBatch of %d requests + a terminal-only Client.Watch: all succeeded in %s",
+				n, time.Since(start).Round(10*time.Millisecond)))
+			return nil
+		}
+	}
+	return fmt.Errorf("following the batch: %d of %d requests without a terminal event: %w", len(want), n, ctx.Err())
 }
 
 func submitAndFollow(ctx context.Context, client *jobs.Client, js jetstream.JetStream, tenant, dir, want, note string) error {
