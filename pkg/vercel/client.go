@@ -121,6 +121,19 @@ func (c *Client) do(ctx context.Context, r request, out any) (*Response, error) 
 	return c.budgeted(ctx, r.ep, func() (*Response, error) { return c.send(ctx, r, out) })
 }
 
+// newResponse is what every answer tells besides its body: status, the
+// request id and the rate-limit headers, read against the answer's own
+// clock where it gives one; ref is that instant, for the error's times.
+func (c *Client) newResponse(hresp *http.Response) (resp *Response, ref time.Time) {
+	ref = referenceTime(hresp.Header, c.cfg.now())
+	return &Response{
+		StatusCode: hresp.StatusCode,
+		RequestID:  hresp.Header.Get(headerRequestID),
+		RateLimit:  parseRateLimitHeaders(hresp.Header, ref),
+		Header:     hresp.Header,
+	}, ref
+}
+
 // budgeted runs one attempt at endpoint ep under the limiter, if any:
 // it waits for budget first and reports the answer after, for plain calls
 // and streams alike.
@@ -165,13 +178,7 @@ func (c *Client) send(ctx context.Context, r request, out any) (*Response, error
 	data, tooLarge, readErr := readBody(hresp.Body)
 	c.observe(r.ep, hresp.StatusCode, time.Since(start))
 
-	ref := referenceTime(hresp.Header, c.cfg.now())
-	resp := &Response{
-		StatusCode: hresp.StatusCode,
-		RequestID:  hresp.Header.Get(headerRequestID),
-		RateLimit:  parseRateLimitHeaders(hresp.Header, ref),
-		Header:     hresp.Header,
-	}
+	resp, ref := c.newResponse(hresp)
 	if readErr != nil {
 		return resp, c.networkError(ctx, actx, r, readErr)
 	}

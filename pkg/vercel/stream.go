@@ -96,13 +96,7 @@ func (c *Client) sendStream(ctx context.Context, r request) (*stream, *Response,
 		s.close()
 		return nil, nil, err
 	}
-	ref := referenceTime(hresp.Header, c.cfg.now())
-	resp := &Response{
-		StatusCode: hresp.StatusCode,
-		RequestID:  hresp.Header.Get(headerRequestID),
-		RateLimit:  parseRateLimitHeaders(hresp.Header, ref),
-		Header:     hresp.Header,
-	}
+	resp, ref := c.newResponse(hresp)
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		data, _, readErr := readBody(hresp.Body)
 		c.observe(r.ep, resp.StatusCode, time.Since(start))
