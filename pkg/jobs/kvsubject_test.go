@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/deployq/deployq/pkg/natsembed"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -44,22 +42,12 @@ func TestKVPutPrefix(t *testing.T) {
 // for a plain bucket and for a mirror (which takes writes for its origin).
 func TestKVPutPrefixMatchesNATS(t *testing.T) {
 	t.Parallel()
-	srv, err := natsembed.Start(natsembed.Options{Dir: filepath.Join(t.TempDir(), "nats"), Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	srv, js := testJetStream(t)
 	spy, err := srv.Connect()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(spy.Close)
-	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "ORIGIN"}); err != nil {

@@ -13,7 +13,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-func jobsKV(t *testing.T) jetstream.KeyValue {
+// testJetStream starts an embedded server for one test and returns it
+// with a JetStream context over an in-process connection; both close
+// when the test ends.
+func testJetStream(t *testing.T) (*natsembed.Server, jetstream.JetStream) {
 	t.Helper()
 	srv, err := natsembed.Start(natsembed.Options{Dir: filepath.Join(t.TempDir(), "nats"), Port: -1})
 	if err != nil {
@@ -25,7 +28,16 @@ func jobsKV(t *testing.T) jetstream.KeyValue {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, js
+}
+
+func jobsKV(t *testing.T) jetstream.KeyValue {
+	t.Helper()
+	_, js := testJetStream(t)
 	kv, err := js.CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: "FENCE_TEST"})
 	if err != nil {
 		t.Fatal(err)
@@ -127,17 +139,7 @@ func TestCancelMarkIsNotATakeover(t *testing.T) {
 // keep direct gets, the only read a tenant's credentials can be scoped to.
 func TestCheckpointBucketReadsAreConsistent(t *testing.T) {
 	t.Parallel()
-	srv, err := natsembed.Start(natsembed.Options{Dir: filepath.Join(t.TempDir(), "nats"), Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	srv, js := testJetStream(t)
 	ctx := context.Background()
 	// A bucket an earlier version made without direct gets gets them back.
 	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketJobs}); err != nil {
@@ -150,6 +152,7 @@ func TestCheckpointBucketReadsAreConsistent(t *testing.T) {
 		t.Fatal(err)
 	}
 	var assets *Assets
+	var err error
 	for range 2 { // a second worker's Setup changes nothing
 		if assets, err = Setup(ctx, js, SetupConfig{}); err != nil {
 			t.Fatal(err)
