@@ -6,6 +6,7 @@ import (
 
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/jobs/jobstest"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -22,6 +23,14 @@ func TestEventTypeHeaderAndTerminalOnlyWatch(t *testing.T) {
 	}
 	defer w.Stop()
 
+	// A progress event the watch must pass over by its header alone: its
+	// body is not even JSON, so decoding it would yield an error.
+	junk := nats.NewMsg(jobs.EventSubject("acme", "junk"))
+	junk.Header.Set(jobs.HeaderEventType, jobs.TypeStepCompleted)
+	junk.Data = []byte("not an event")
+	if _, err := h.JS.PublishMsg(ctx, junk); err != nil {
+		t.Fatal(err)
+	}
 	ok := h.Submit(t, request("acme", "fine"), h.Tarball(t, nil))
 	bad := h.Submit(t, request("acme", "broken"), jobstest.FailingTarball(t, "type error"))
 	want := map[string]string{ok.ID: jobs.TypeSucceeded, bad.ID: jobs.TypeFailed}
