@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/deployq/deployq/pkg/vercel/vercelsim"
@@ -92,7 +93,7 @@ func measureAll(ctx context.Context, b *runner, rep *report, stderr io.Writer) e
 		// Rotate which mode goes first, so a drift over the run (heat,
 		// a neighbour) does not always favour the same one.
 		modes := []string{"queued", "direct", "quiet"}
-		modes = append(modes[i%3:], modes[:i%3]...)
+		modes = slices.Concat(modes[i%3:], modes[:i%3])
 		for _, m := range modes {
 			var r queueRun
 			var err error

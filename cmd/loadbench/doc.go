@@ -16,7 +16,8 @@
 //     (b) directly: Pipeline.Deploy (pkg/jobs/direct.go), the same steps
 //     without message, checkpoints or events, from -concurrency
 //     goroutines. The ratio a/b is what the queue leaves of the pipeline's
-//     own throughput.
+//     own throughput. (a′) is (a) with a worker that publishes no
+//     progress events (WorkerConfig.NoProgressEvents): what they cost.
 //  2. Broker baseline. Raw JetStream on the same kind of server: async
 //     publishes of 128-byte messages to a work-queue stream, then a durable
 //     pull consumer fetching them in batches with explicit acks, and
@@ -35,9 +36,10 @@
 //     deployment's READY time in the simulator to the terminal event at
 //     the watcher, split at the status poll that saw READY.
 //
-// Items 1 to 3 run in -k rounds, interleaved (a, b, broker, submit; the
-// next round starts with b), so a noisy neighbour touches every figure
-// alike; medians and ranges are reported. Item 4 runs once, last.
+// Items 1 to 3 run in -k rounds, interleaved (a, b, a′, broker, submit;
+// the next round starts with b, the one after with a′), so a noisy
+// neighbour touches every figure alike; medians and ranges are reported.
+// Item 4 runs once, last.
 //
 // Machines are shared, so item 1 also reports the process's CPU time per
 // job (everything runs in this process: broker, simulator, clients): a
