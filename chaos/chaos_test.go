@@ -266,7 +266,7 @@ func makeRequests(t *testing.T, sc scenario) []request {
 			`"source":{"bucket":"` + jobs.BucketSources + `","sha1":"` + sha + `","size":1}` + bad.extra + `}`
 		reqs = append(reqs, request{
 			Request: jobs.Request{ID: id, Tenant: bad.subjectTenant, Name: "app"},
-			raw:     []byte(body), subject: jobs.RequestSubject(bad.subjectTenant),
+			raw:     []byte(body), subject: jobs.RequestSubject(bad.subjectTenant, id),
 		})
 	}
 	return reqs

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -24,7 +25,12 @@ func submitAll(t *testing.T, client *jobs.Client, js jetstream.JetStream, reqs [
 		for range 5 {
 			ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 			if r.raw != nil {
-				_, err = js.Publish(ctx, r.subject, r.raw, jetstream.WithMsgID(r.ID))
+				// As Submit does: stored only if the id has no message queued.
+				_, err = js.Publish(ctx, r.subject, r.raw, jetstream.WithExpectLastSequencePerSubject(0))
+				var apiErr *jetstream.APIError
+				if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+					err = nil // an earlier attempt's message is queued
+				}
 			} else {
 				_, err = client.Submit(ctx, r.Request, r.tarball)
 			}

@@ -64,10 +64,10 @@ func TestCancelFinishedOrUnseen(t *testing.T) {
 		t.Errorf("want exit 1 for a succeeded job; got %v", r)
 	}
 
-	// A rejection leaves an event but no checkpoint.
+	// A rejection leaves an event and a rejected checkpoint.
 	bad := fmt.Sprintf(`{"version":1,"id":"bad-1","tenant":"acme","name":"x","retrunUrl":"https://example.com","source":{"bucket":%q,"sha1":%q,"size":1}}`,
 		jobs.BucketSources, strings.Repeat("a", 40))
-	if _, err := b.h.JS.Publish(t.Context(), jobs.RequestSubject("acme"), []byte(bad)); err != nil {
+	if _, err := b.h.JS.Publish(t.Context(), jobs.RequestSubject("acme", "bad-1"), []byte(bad)); err != nil {
 		t.Fatal(err)
 	}
 	b.h.WaitTerminal(t, "acme", 30*time.Second, "bad-1")

@@ -16,8 +16,8 @@ import (
 
 const dlqUsageText = `Usage:
   enqueue dlq list [--tenant T] [--json]
-  enqueue dlq show ID [--json]
-  enqueue dlq replay ID [--wait] [--json] [--timeout D]
+  enqueue dlq show ID [--tenant T] [--json]
+  enqueue dlq replay ID [--tenant T] [--wait] [--json] [--timeout D]
   enqueue dlq replay --all [--tenant T] [--wait] [--json] [--timeout D]
   enqueue dlq purge [--tenant T] --yes
 
@@ -155,8 +155,9 @@ func runDLQShow(ctx context.Context, e env, conn natsConfig, args []string) int 
 	fs := newFlagSet("enqueue dlq show", e.stderr)
 	conn.register(fs)
 	asJSON := fs.Bool("json", false, "print the entry as one JSON object")
+	tenant := fs.String("tenant", "", "the request's tenant (needed when several tenants used the id)")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage:\n  enqueue dlq show ID [--json]\n\nShows a request's latest dead letter: why, every attempt, and the request.\n\nFlags:\n")
+		fmt.Fprint(fs.Output(), "Usage:\n  enqueue dlq show ID [--tenant T] [--json]\n\nShows a request's latest dead letter: why, every attempt, and the request.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	pos, err := parseFlags(fs, args)
@@ -168,13 +169,17 @@ func runDLQShow(ctx context.Context, e env, conn natsConfig, args []string) int 
 		return exitUsage
 	}
 	id := pos[0]
-	sess, code := dlqSession(ctx, e, conn, "dlq show", checkID(id))
+	check := checkID(id)
+	if check == nil {
+		check = checkTenant(*tenant)
+	}
+	sess, code := dlqSession(ctx, e, conn, "dlq show", check)
 	if sess == nil {
 		return code
 	}
 	defer sess.close()
 
-	entry, err := sess.client.DeadLetter(ctx, id)
+	entry, err := sess.client.DeadLetter(ctx, *tenant, id)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "enqueue dlq show: %s: %v\n", id, err)
 		return exitFailed
@@ -234,7 +239,7 @@ func writeDeadLetter(w io.Writer, entry *jobs.DeadLetterEntry) {
 		}
 		fmt.Fprintf(w, "body\n  %s\n", body.String())
 	case len(entry.RequestRaw) > 0:
-		fmt.Fprintf(w, "%-10s not JSON, %d bytes\n", "body", len(entry.RequestRaw))
+		fmt.Fprintf(w, "%-10s not a request, %d bytes, sha256 %s\n", "body", entry.RequestSize, entry.RequestSHA256)
 	}
 }
 

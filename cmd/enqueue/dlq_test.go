@@ -16,11 +16,11 @@ import (
 func TestDLQListAndShow(t *testing.T) {
 	t.Parallel()
 	b := setup(t, jobstest.Config{})
-	// First in the requests stream, so the worker names it seq-1.
-	if _, err := b.h.JS.Publish(t.Context(), jobs.RequestSubject("acme"), []byte("not json at all")); err != nil {
+	// First in the requests stream: dlq seq 1.
+	if _, err := b.h.JS.Publish(t.Context(), jobs.RequestSubject("acme", "junk-1"), []byte("not json at all")); err != nil {
 		t.Fatal(err)
 	}
-	b.h.WaitTerminal(t, "acme", 30*time.Second, "seq-1")
+	b.h.WaitTerminal(t, "acme", 30*time.Second, "junk-1")
 	if r := b.run(t, "submit", "--tenant", "initech", "--name", "broken", "--framework", "nextjs",
 		"--source", filepath.Join(b.examples, "failing-build"), "--id", "broken-1", "--wait"); r.code != exitFailed {
 		t.Fatalf("submit of a failing build: want exit 1; got %v", r)
@@ -36,7 +36,7 @@ func TestDLQListAndShow(t *testing.T) {
 	}
 	for i, want := range [][]string{
 		{"SEQ", "TIME", "TENANT", "ID", "REASON", "STEP", "CODE", "MESSAGE"},
-		{"1", "acme", "seq-1", "rejected", "-", "invalid_request"},
+		{"1", "acme", "junk-1", "rejected", "-", "invalid_request"},
 		{"2", "initech", "broken-1", "failed", "wait_ready", "BUILD_FAILED", "deployment", "dpl_"},
 		{"2", "dead", "letters"},
 	} {
@@ -66,7 +66,7 @@ func TestDLQListAndShow(t *testing.T) {
 		"tenant     initech\n",
 		"reason     failed\n",
 		"dlq seq    2\n",
-		"subject    deploy.requests.initech\n",
+		"subject    deploy.requests.initech.broken-1\n",
 		"deliveries 1\n",
 		"error\n  step:    wait_ready\n  code:    BUILD_FAILED\n",
 		`Error: Command "npm run build" exited with 1`,
@@ -78,8 +78,8 @@ func TestDLQListAndShow(t *testing.T) {
 		}
 	}
 
-	r = b.run(t, "dlq", "show", "seq-1")
-	if r.code != exitOK || !strings.Contains(r.stdout, "body       not JSON, 15 bytes\n") || !strings.Contains(r.stdout, "  code:    invalid_request\n") {
+	r = b.run(t, "dlq", "show", "junk-1")
+	if r.code != exitOK || !strings.Contains(r.stdout, "body       not a request, 15 bytes, sha256 ") || !strings.Contains(r.stdout, "  code:    invalid_request\n") {
 		t.Errorf("want the rejection and the size of what was sent; got %v", r)
 	}
 
@@ -95,7 +95,7 @@ func TestDLQListAndShow(t *testing.T) {
 
 	r = b.run(t, "dlq", "replay", "--all", "--tenant", "acme")
 	if r.code != exitOK || r.stdout != "nothing to replay\n" ||
-		!strings.Contains(r.stderr, "seq-1: not replayed: the dead-lettered message is not JSON (15 bytes); it cannot run") {
+		!strings.Contains(r.stderr, "junk-1: not replayed: the dead-lettered message is not a request (15 bytes); it cannot run") {
 		t.Errorf("want the message that is not JSON passed over; got %v", r)
 	}
 	// As the source janitor does once nothing references a tarball.

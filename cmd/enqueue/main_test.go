@@ -137,7 +137,7 @@ func TestUsageErrors(t *testing.T) {
 		{"dlq show wildcard id", []string{"dlq", "show", ">"}, "must be 1 to 128 characters"},
 		{"dlq replay without id", []string{"dlq", "replay", "--wait"}, "give exactly one request id, or --all"},
 		{"dlq replay id and all", []string{"dlq", "replay", "x", "--all"}, "not both"},
-		{"dlq replay tenant without all", []string{"dlq", "replay", "x", "--tenant", "acme"}, "--tenant goes with --all"},
+		{"dlq replay bad tenant", []string{"dlq", "replay", "x", "--tenant", "Acme"}, "tenant"},
 		{"dlq replay zero timeout", []string{"dlq", "replay", "--all", "--timeout", "0s"}, "--timeout must be positive"},
 		{"dlq purge positional", []string{"dlq", "purge", "acme", "--yes"}, "select dead letters with --tenant"},
 		{"dlq purge bad tenant", []string{"dlq", "purge", "--tenant", "A", "--yes"}, "tenant \"A\""},

@@ -24,12 +24,12 @@ func parseReplay(args []string, conn *natsConfig, e env) (*replayOptions, error)
 	fs := newFlagSet("enqueue dlq replay", e.stderr)
 	conn.register(fs)
 	fs.BoolVar(&o.all, "all", false, "replay every dead-lettered request (of --tenant) whose job has not succeeded and is not running")
-	fs.StringVar(&o.tenant, "tenant", "", "with --all: only this tenant's dead letters")
+	fs.StringVar(&o.tenant, "tenant", "", "the request's tenant (needed when several tenants used the id); with --all: only this tenant's dead letters")
 	fs.BoolVar(&o.wait, "wait", false, "follow the new runs until each has ended")
 	fs.BoolVar(&o.json, "json", false, "print JSON lines: the new runs' terminal events with --wait, the replays without")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up after this long (exit status 3)")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage:\n  enqueue dlq replay ID [--wait] [--json] [--timeout D]\n  enqueue dlq replay --all [--tenant T] [--wait] [--json] [--timeout D]\n\n"+
+		fmt.Fprint(fs.Output(), "Usage:\n  enqueue dlq replay ID [--tenant T] [--wait] [--json] [--timeout D]\n  enqueue dlq replay --all [--tenant T] [--wait] [--json] [--timeout D]\n\n"+
 			"Runs a dead-lettered request again under its own id, as a new run.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
@@ -42,14 +42,14 @@ func parseReplay(args []string, conn *natsConfig, e env) (*replayOptions, error)
 		return nil, usagef("give a request id or --all, not both")
 	case !o.all && len(pos) != 1:
 		return nil, usagef("give exactly one request id, or --all")
-	case !o.all && o.tenant != "":
-		return nil, usagef("--tenant goes with --all (a request id names one request across tenants)")
 	case o.timeout <= 0:
 		return nil, usagef("--timeout must be positive")
 	}
 	if !o.all {
 		o.id = pos[0]
-		return o, checkID(o.id)
+		if err := checkID(o.id); err != nil {
+			return nil, err
+		}
 	}
 	return o, checkTenant(o.tenant)
 }
@@ -106,10 +106,12 @@ func replayPlans(ctx context.Context, e env, sess *session, o *replayOptions) ([
 			fmt.Fprintf(e.stderr, "enqueue dlq replay: %v\n", err)
 			return nil, exitFailed
 		}
-		seen := map[string]bool{}
+		seen := map[[2]string]bool{}
 		for i := len(all) - 1; i >= 0; i-- {
-			if !seen[all[i].ID] {
-				seen[all[i].ID] = true
+			// A stray message's dead letter (no id) is no request's.
+			key := [2]string{all[i].Tenant, all[i].ID}
+			if all[i].ID != "" && !seen[key] {
+				seen[key] = true
 				entries = append(entries, all[i])
 			}
 		}
@@ -118,7 +120,7 @@ func replayPlans(ctx context.Context, e env, sess *session, o *replayOptions) ([
 			entries[i], entries[j] = entries[j], entries[i]
 		}
 	} else {
-		entry, err := sess.client.DeadLetter(ctx, o.id)
+		entry, err := sess.client.DeadLetter(ctx, o.tenant, o.id)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "enqueue dlq replay: %s: %v\n", o.id, err)
 			return nil, exitFailed
@@ -168,7 +170,7 @@ func replayPlans(ctx context.Context, e env, sess *session, o *replayOptions) ([
 // is.
 func notReplayable(ctx context.Context, sess *session, entry *jobs.DeadLetterEntry) (string, error) {
 	if entry.Request == nil {
-		return fmt.Sprintf("the dead-lettered message is not JSON (%d bytes); it cannot run", len(entry.RequestRaw)), nil
+		return fmt.Sprintf("the dead-lettered message is not a request (%d bytes); it cannot run", entry.RequestSize), nil
 	}
 	st, err := sess.client.Status(ctx, entry.Tenant, entry.ID)
 	switch {
@@ -192,7 +194,7 @@ func notReplayable(ctx context.Context, sess *session, entry *jobs.DeadLetterEnt
 func replaySender(sess *session) sender {
 	return func(ctx context.Context, t *tracked) (*jobs.Submitted, int, error) {
 		id := t.req.ID
-		sub, err := sess.client.Replay(ctx, id)
+		sub, err := sess.client.Replay(ctx, t.req.Tenant, id)
 		if err != nil {
 			// Most of Replay's errors name the id already.
 			if !strings.HasPrefix(err.Error(), "replay "+id+":") {

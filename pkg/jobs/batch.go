@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // BatchResult is what became of one request of SubmitBatch.
@@ -55,7 +54,7 @@ func (e *BatchError) Unwrap() []error { return e.errs }
 //   - Validation is per request. An invalid one gets its
 //     *ValidationError and does not hold the others back.
 //   - An id whose job already started or ended (its checkpoint exists, as
-//     for a retry past the stream's dedup window) is not published again:
+//     for a late retry) is not published again:
 //     its result is Duplicate with the Existing checkpoint. The checks are
 //     direct gets, like Submit's, MaxPending at a time. A batched get
 //     (one request naming many keys) would be cheaper, but it names the
@@ -65,8 +64,8 @@ func (e *BatchError) Unwrap() []error { return e.errs }
 //   - An id given twice in the batch is submitted once, for its first
 //     valid occurrence; the later ones get that occurrence's result,
 //     marked Duplicate (and its error, if it failed).
-//   - Within the dedup window the stream drops a request whose id it has
-//     seen (Nats-Msg-Id), which shows as Duplicate, as with Submit.
+//   - The stream refuses a request whose id has a message queued still
+//     (see RequestSubject), which shows as Duplicate, as with Submit.
 //   - A request is published only after its source reference is stored
 //     and, after that, the tarball is known to be in the store (uploaded
 //     or found fresh): the order sources.go explains, which keeps the
@@ -219,20 +218,21 @@ func (b *batch) ensureSource(ctx context.Context, todo []int, sha string, tarbal
 	return nil
 }
 
-// publish publishes the requests, each with its id as Nats-Msg-Id, and
+// publish publishes the requests, each on its own subject (requestMsg), and
 // releases the references of those certainly not published.
 func (b *batch) publish(ctx context.Context, todo []int) {
 	msgs := make([]*nats.Msg, len(todo))
 	for k, i := range todo {
-		req := &b.reqs[i]
-		h := nats.Header{}
-		h.Set(jetstream.MsgIDHeader, req.ID)
-		msgs[k] = &nats.Msg{Subject: RequestSubject(req.Tenant), Data: b.data[i], Header: h}
+		msgs[k] = requestMsg(&b.reqs[i], b.data[i])
 	}
 	acks := publishAll(ctx, b.c.js, msgs, b.c.cfg.MaxPending)
 	var release []string
 	for k, i := range todo {
 		r := &b.res[i]
+		if seq, taken := subjectTaken(acks[k].err); taken {
+			r.Sequence, r.Duplicate = seq, true
+			continue
+		}
 		if err := acks[k].err; err != nil {
 			r.Err = fmt.Errorf("publish request %s: %w", r.ID, err)
 			if !mayBeStored(err) {
@@ -240,7 +240,7 @@ func (b *batch) publish(ctx context.Context, todo []int) {
 			}
 			continue
 		}
-		r.Sequence, r.Duplicate = acks[k].ack.Sequence, acks[k].ack.Duplicate
+		r.Sequence = acks[k].ack.Sequence
 	}
 	b.c.releaseRefs(ctx, release)
 }

@@ -31,9 +31,9 @@ func batchSetup(t *testing.T) (*jobstest.Harness, *jobs.Client, context.Context)
 
 // storedRequest is a message of the requests stream.
 type storedRequest struct {
-	req   jobs.Request
-	msgID string
-	at    time.Time
+	req     jobs.Request
+	subject string
+	at      time.Time
 }
 
 // storedRequests reads the requests stream, by sequence.
@@ -56,7 +56,7 @@ func storedRequests(t *testing.T, h *jobstest.Harness, ctx context.Context) map[
 		if err := json.Unmarshal(m.Data, &r); err != nil {
 			t.Fatalf("message %d: %v", seq, err)
 		}
-		out[seq] = storedRequest{req: r, msgID: m.Header.Get(jetstream.MsgIDHeader), at: m.Time}
+		out[seq] = storedRequest{req: r, subject: m.Subject, at: m.Time}
 	}
 	return out
 }
@@ -91,7 +91,7 @@ func TestSubmitBatchPublishesEveryRequestOnce(t *testing.T) {
 		if reqs[i].ID != "" && r.ID != reqs[i].ID {
 			t.Fatalf("result %d is for %q, want %q", i, r.ID, reqs[i].ID)
 		}
-		if r.Err != nil || r.Duplicate || r.Sequence == 0 || r.Subject != jobs.RequestSubject("acme") {
+		if r.Err != nil || r.Duplicate || r.Sequence == 0 || r.Subject != jobs.RequestSubject("acme", r.ID) {
 			t.Fatalf("result %d: %+v", i, r)
 		}
 		if i > 0 && r.Sequence <= res[i-1].Sequence {
@@ -109,8 +109,8 @@ func TestSubmitBatchPublishesEveryRequestOnce(t *testing.T) {
 	}
 	for _, r := range res {
 		m, ok := stored[r.Sequence]
-		if !ok || m.req.ID != r.ID || m.msgID != r.ID {
-			t.Fatalf("sequence %d holds %+v (Nats-Msg-Id %q), want request %s", r.Sequence, m.req, m.msgID, r.ID)
+		if !ok || m.req.ID != r.ID || m.subject != jobs.RequestSubject("acme", r.ID) {
+			t.Fatalf("sequence %d holds %+v (on %s), want request %s", r.Sequence, m.req, m.subject, r.ID)
 		}
 		if m.req.Source.SHA1 != vercel.SHA1Hex(tgz) || m.req.Version != jobs.RequestVersion {
 			t.Fatalf("request %s: source %+v, version %d", r.ID, m.req.Source, m.req.Version)
@@ -199,7 +199,7 @@ func TestSubmitBatchReleasesReferencesOfFailedPublishes(t *testing.T) {
 	tgz := h.Tarball(t, nil)
 	// Only acme's requests have a stream now.
 	cfg := h.Assets.Requests.CachedInfo().Config
-	cfg.Subjects = []string{jobs.RequestSubject("acme")}
+	cfg.Subjects = []string{jobs.TenantRequests("acme")}
 	if _, err := h.JS.UpdateStream(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}

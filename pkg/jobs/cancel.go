@@ -59,12 +59,39 @@ func (f *inflight) cancel(key string) bool {
 	return ok
 }
 
-// subscribeCancels delivers cancel notices to running jobs.
+// running reports whether a job of key runs here.
+func (f *inflight) running(key string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.jobs[key]
+	return ok
+}
+
+// subscribeCancels delivers cancel notices to running jobs. A notice is
+// a hint, not an order: anything in the account may publish on its
+// subject (a JetStream push consumer delivers to any subject it is
+// given), so a job is cancelled only when its checkpoint, which only
+// Client.Cancel's credentials may write, carries the mark. Notices for
+// jobs that do not run here cost nothing.
 func (w *Worker) subscribeCancels() (*nats.Subscription, error) {
 	return w.js.Conn().Subscribe(cancelPrefix+">", func(m *nats.Msg) {
 		key := strings.TrimPrefix(m.Subject, cancelPrefix)
-		// The job logs its own "deploy cancelled" line, with its step.
-		w.inflight.cancel(key)
+		if !w.inflight.running(key) {
+			return
+		}
+		go func() { // a round trip: off the subscription's goroutine
+			ctx, cancel := context.WithTimeout(context.Background(), natsOpTimeout)
+			defer cancel()
+			e, err := w.assets.Jobs.Get(ctx, key)
+			if err != nil {
+				return // the mark, if any, is seen before the next step
+			}
+			var st JobState
+			if jsonUnmarshal(e.Value(), &st) == nil && st.CancelRequested {
+				// The job logs its own "deploy cancelled" line, with its step.
+				w.inflight.cancel(key)
+			}
+		}()
 	})
 }
 
@@ -73,7 +100,7 @@ func (w *Worker) subscribeCancels() (*nats.Subscription, error) {
 func (j *job) cancel(ctx context.Context, step string) string {
 	j.step = step
 	st := &j.cp.state
-	ev := newEvent(TypeCancelled, terminalEventID(j.req.ID, st.Run), j.w.now(), EventData{
+	ev := newEvent(TypeCancelled, terminalEventID(j.req.Tenant, j.req.ID, st.Run), j.w.now(), EventData{
 		RequestID: j.req.ID, Tenant: j.req.Tenant, Step: step, Attempt: int(j.meta.NumDelivered), Run: runField(st.Run),
 		ProjectID: st.ProjectID, ProjectName: st.ProjectName, StoreID: st.StoreID, DeploymentID: st.DeploymentID,
 		DurationMs: j.w.now().Sub(st.SubmittedAt).Milliseconds(),

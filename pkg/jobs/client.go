@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/deployq/deployq/pkg/vercel"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -142,15 +145,45 @@ func (c *Client) Submit(ctx context.Context, req Request, tarball []byte) (*Subm
 	if err := c.storeSource(ctx, &req, tarball); err != nil {
 		return nil, err
 	}
-	ack, err := c.js.Publish(ctx, out.Subject, data, jetstream.WithMsgID(req.ID))
+	ack, err := c.js.PublishMsg(ctx, requestMsg(&req, data))
+	if seq, taken := subjectTaken(err); taken {
+		// A message of this id is queued already (an earlier attempt of
+		// this submit): it keeps the reference.
+		out.Sequence, out.Duplicate = seq, true
+		return &out, nil
+	}
 	if err != nil {
 		if !mayBeStored(err) {
 			c.releaseRefs(ctx, []string{refKey(&req)})
 		}
 		return nil, fmt.Errorf("publish request %s: %w", req.ID, err)
 	}
-	out.Sequence, out.Duplicate = ack.Sequence, ack.Duplicate
+	out.Sequence = ack.Sequence
 	return &out, nil
+}
+
+// requestMsg is the message that publishes req: on its own subject, and
+// stored only if no message of the same id is queued (Submit's
+// deduplication; see RequestSubject).
+func requestMsg(req *Request, data []byte) *nats.Msg {
+	m := &nats.Msg{Subject: RequestSubject(req.Tenant, req.ID), Data: data, Header: make(nats.Header, 1)}
+	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+	return m
+}
+
+// subjectTaken reports whether a request publish was refused because a
+// message of the same id is queued, and that message's sequence when
+// the stream named it.
+func subjectTaken(err error) (uint64, bool) {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) || (apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence &&
+		apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+		return 0, false
+	}
+	// "wrong last sequence: 42"
+	_, n, _ := strings.Cut(apiErr.Description, ": ")
+	seq, _ := strconv.ParseUint(strings.TrimSpace(n), 10, 64)
+	return seq, true
 }
 
 // sourceOf is the reference to tarball in the sources store.
@@ -160,7 +193,7 @@ func sourceOf(tarball []byte) SourceRef {
 
 // submittedFor is the result of submitting req before anything is known.
 func submittedFor(req *Request) Submitted {
-	return Submitted{ID: req.ID, Tenant: req.Tenant, Subject: RequestSubject(req.Tenant), Run: 1}
+	return Submitted{ID: req.ID, Tenant: req.Tenant, Subject: RequestSubject(req.Tenant, req.ID), Run: 1}
 }
 
 // prepare fills in what the producer owns (Version when zero, a fresh ID
@@ -192,12 +225,12 @@ func (c *Client) prepare(req *Request, src SourceRef) ([]byte, error) {
 }
 
 // existingJob returns the checkpoint of the job req's id already belongs
-// to, or nil. A retry past the stream's dedup window is caught here: a
-// message owns the job already (or it ended), so its outcome is returned
+// to, or nil. A retry after the first message left the queue is caught
+// here: a message owns the job already (or it ended), so its outcome is returned
 // instead of running it again. A checkpoint no message owns yet (a cancel
 // that came first) still needs this message to reach its end. A failed
-// read counts as no job: within the dedup window the stream still catches
-// the duplicate.
+// read counts as no job: while the first message is queued the stream
+// still refuses the duplicate, and a worker acks a later one unrun.
 func (c *Client) existingJob(ctx context.Context, req *Request) *JobState {
 	st, err := ReadState(ctx, c.jobs, req.Tenant, req.ID)
 	if err != nil || st == nil || (st.Seq == 0 && !st.Done()) {

@@ -2,9 +2,10 @@ package jobs
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strconv"
 	"time"
 
@@ -29,14 +30,29 @@ type DeadLetter struct {
 	Error *EventError `json:"error,omitempty"`
 	// Attempts holds every failed attempt's error, oldest first.
 	Attempts []AttemptError `json:"attempts,omitempty"`
-	// Request is the original message body when it is JSON; RequestRaw
-	// holds it otherwise, so nothing a producer sent is lost.
-	Request    json.RawMessage `json:"request,omitempty"`
-	RequestRaw []byte          `json:"requestRaw,omitempty"`
-	Subject    string          `json:"subject"`
-	StreamSeq  uint64          `json:"streamSeq"`
-	Deliveries uint64          `json:"deliveries"`
-	At         time.Time       `json:"at"`
+	// Request is the original message body when it is a JSON object
+	// within the request size limit (what Replay runs again).
+	Request json.RawMessage `json:"request,omitempty"`
+	// RequestRaw holds the first MaxDeadLetterCopy bytes of any other
+	// body, and RequestSize and RequestSHA256 describe it whole: a dead
+	// letter stays bounded however large or broken the message, and the
+	// hash still identifies it.
+	RequestRaw    []byte    `json:"requestRaw,omitempty"`
+	RequestSize   int       `json:"requestSize"`
+	RequestSHA256 string    `json:"requestSha256"`
+	Subject       string    `json:"subject"`
+	StreamSeq     uint64    `json:"streamSeq"`
+	Deliveries    uint64    `json:"deliveries"`
+	At            time.Time `json:"at"`
+}
+
+// MaxDeadLetterCopy bounds the copy of a body that is not a request
+// (not JSON, or too large) kept in its dead letter.
+const MaxDeadLetterCopy = 1 << 10
+
+func sha256Hex(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
 }
 
 // letter is what a dead letter is written from: the request message and
@@ -62,10 +78,11 @@ func (w *Worker) deadLetter(ctx context.Context, l letter) error {
 		Version: 1, ID: l.id, Tenant: l.tenant, Reason: l.reason, Error: l.final, Attempts: l.attempts,
 		Subject: l.subject, StreamSeq: l.seq, Deliveries: l.deliveries, At: w.now().UTC(),
 	}
-	if json.Valid(l.data) {
+	dl.RequestSize, dl.RequestSHA256 = len(l.data), sha256Hex(l.data)
+	if len(l.data) <= w.cfg.Limits.withDefaults().MaxRequestBytes && len(l.data) > 0 && l.data[0] == '{' && json.Valid(l.data) {
 		dl.Request = json.RawMessage(l.data)
 	} else {
-		dl.RequestRaw = l.data
+		dl.RequestRaw = l.data[:min(len(l.data), MaxDeadLetterCopy)]
 	}
 	data, err := jsonMarshal(dl)
 	if err != nil {
@@ -78,49 +95,6 @@ func (w *Worker) deadLetter(ctx context.Context, l letter) error {
 	}
 	w.m.DeadLettered(l.reason)
 	return nil
-}
-
-// idInJSON digs the id out of a request too broken to decode, so its
-// rejection reaches the subject the producer watches.
-var idInJSON = regexp.MustCompile(`"id"\s*:\s*"([A-Za-z0-9_-]{1,128})"`)
-
-// bestEffortID is the request's id if its body names a valid one, else
-// seq-<stream sequence>.
-func bestEffortID(data []byte, seq uint64) string {
-	if m := idInJSON.FindSubmatch(data); m != nil {
-		return string(m[1])
-	}
-	return "seq-" + strconv.FormatUint(seq, 10)
-}
-
-// reject dead-letters a request that cannot be run, publishes a rejected
-// event with the reason and terminates the message so it never loops.
-func (w *Worker) reject(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, verr *ValidationError) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), natsOpTimeout)
-	defer cancel()
-	tenant := subjectTenant(msg.Subject())
-	id := bestEffortID(msg.Data(), meta.Sequence.Stream)
-	log := w.log.With("request_id", id, "tenant", tenant, "step", stepValidate)
-	final := &EventError{Code: "invalid_request", Field: verr.Field, Message: verr.Error()}
-	if err := w.deadLetter(ctx, letterOf(msg, meta, tenant, id, DLQReasonRejected, final, nil)); err != nil {
-		log.Warn("rejection not dead-lettered; handing back", "err", err)
-		w.handBack(msg, log, w.cfg.PullWait)
-		return
-	}
-	// The event id is per message: a malformed message that reuses the id
-	// of a real job must not be swallowed by that job's terminal event.
-	ev := newEvent(TypeRejected, "rejected."+strconv.FormatUint(meta.Sequence.Stream, 10), w.now(), EventData{
-		RequestID: id, Tenant: tenant, Attempt: int(meta.NumDelivered), Error: final,
-	})
-	if err := w.publishEvent(ctx, tenant, ev); err != nil {
-		log.Warn("rejection event not published; handing back", "err", err)
-		w.handBack(msg, log, w.cfg.PullWait)
-		return
-	}
-	if err := msg.TermWithReason("rejected: " + verr.Error()); err != nil {
-		log.Warn("terminating the rejected request failed", "err", err)
-	}
-	log.Warn("request rejected", "field", verr.Field, "reason", verr.Reason)
 }
 
 func jsonMarshal(v any) ([]byte, error) {

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -43,26 +42,42 @@ func (c *Client) DeadLetters(ctx context.Context, tenant string) ([]DeadLetterEn
 	return out, nil
 }
 
-// DeadLetter returns the latest dead letter of a request id.
-func (c *Client) DeadLetter(ctx context.Context, id string) (*DeadLetterEntry, error) {
-	all, err := c.DeadLetters(ctx, "")
+// ErrAmbiguousID is returned when a request id given without its tenant
+// names requests of several tenants: ids are scoped by tenant.
+var ErrAmbiguousID = errors.New("the id names requests of several tenants; give the tenant")
+
+// DeadLetter returns the latest dead letter of the request id of tenant.
+// With tenant "", the id is looked up across tenants, and
+// ErrAmbiguousID returned when several have one.
+func (c *Client) DeadLetter(ctx context.Context, tenant, id string) (*DeadLetterEntry, error) {
+	all, err := c.DeadLetters(ctx, tenant)
 	if err != nil {
 		return nil, err
 	}
+	var found *DeadLetterEntry
 	for i := len(all) - 1; i >= 0; i-- {
-		if all[i].ID == id {
-			return &all[i], nil
+		e := &all[i]
+		switch {
+		case e.ID != id:
+		case found == nil:
+			found = e
+		case found.Tenant != e.Tenant:
+			return nil, fmt.Errorf("dead letter %s: %w (%s, %s)", id, ErrAmbiguousID, found.Tenant, e.Tenant)
 		}
 	}
-	return nil, ErrNoDeadLetter
+	if found == nil {
+		return nil, ErrNoDeadLetter
+	}
+	return found, nil
 }
 
-// Replay runs a dead-lettered request again under the same id: its
-// checkpoint starts a new run (fresh steps; resources of the failed run
-// were cleaned up, or are adopted again when kept), and its events carry
-// the run number so they are not mistaken for the first run's.
-func (c *Client) Replay(ctx context.Context, id string) (*Submitted, error) {
-	dl, err := c.DeadLetter(ctx, id)
+// Replay runs a dead-lettered request of tenant ("" to look the id up
+// across tenants) again under the same id: its checkpoint starts a new
+// run (fresh steps; resources of the failed run were cleaned up, or are
+// adopted again when kept), and its events carry the run number so they
+// are not mistaken for the first run's.
+func (c *Client) Replay(ctx context.Context, tenant, id string) (*Submitted, error) {
+	dl, err := c.DeadLetter(ctx, tenant, id)
 	if err != nil {
 		return nil, fmt.Errorf("replay %s: %w", id, err)
 	}
@@ -72,6 +87,9 @@ func (c *Client) Replay(ctx context.Context, id string) (*Submitted, error) {
 	req, err := DecodeRequest(dl.Request, c.cfg.Limits)
 	if err != nil {
 		return nil, fmt.Errorf("replay %s: the request is invalid and would be rejected again: %w", id, err)
+	}
+	if req.Tenant != dl.Tenant || req.ID != dl.ID {
+		return nil, fmt.Errorf("replay %s: the dead-lettered body names request %s.%s: %w", id, req.Tenant, req.ID, invalid("", "request does not match its subject"))
 	}
 	if err := c.requireSource(ctx, &req); err != nil {
 		return nil, err
@@ -84,17 +102,21 @@ func (c *Client) Replay(ctx context.Context, id string) (*Submitted, error) {
 	if err != nil {
 		return nil, err
 	}
-	msg := nats.NewMsg(RequestSubject(req.Tenant))
-	msg.Data = data
+	msg := requestMsg(&req, data)
 	msg.Header.Set(HeaderRun, strconv.Itoa(run))
-	// The id carries the run, so retrying a replay that failed half-way
-	// publishes the same run once.
-	ack, err := c.js.PublishMsg(ctx, msg, jetstream.WithMsgID(req.ID+".run"+strconv.Itoa(run)))
+	out := &Submitted{ID: req.ID, Tenant: req.Tenant, Subject: msg.Subject, Run: run}
+	ack, err := c.js.PublishMsg(ctx, msg)
+	if seq, taken := subjectTaken(err); taken {
+		// Retrying a replay that failed half-way: its message is queued.
+		out.Sequence, out.Duplicate = seq, true
+		return out, nil
+	}
 	if err != nil {
 		undo()
 		return nil, fmt.Errorf("replay %s: publish: %w", id, err)
 	}
-	return &Submitted{ID: req.ID, Tenant: req.Tenant, Subject: msg.Subject, Sequence: ack.Sequence, Duplicate: ack.Duplicate, Run: run}, nil
+	out.Sequence = ack.Sequence
+	return out, nil
 }
 
 // ErrSourceExpired means a dead-lettered request's tarball is gone: it can
@@ -113,12 +135,12 @@ func (c *Client) ReplayAll(ctx context.Context, tenant string) ([]*Submitted, er
 	var out []*Submitted
 	var errs []error
 	for i := len(all) - 1; i >= 0; i-- {
-		id := all[i].ID
-		if seen[id] || all[i].Request == nil {
+		key := jobKey(all[i].Tenant, all[i].ID)
+		if seen[key] || all[i].Request == nil || all[i].ID == "" {
 			continue
 		}
-		seen[id] = true
-		sub, err := c.Replay(ctx, id)
+		seen[key] = true
+		sub, err := c.Replay(ctx, all[i].Tenant, all[i].ID)
 		if err != nil {
 			if ctx.Err() != nil {
 				return out, errors.Join(append(errs, err)...)

@@ -142,13 +142,15 @@ func newEvent(typ, eventID string, at time.Time, data EventData) Event {
 
 // stepEventID and terminalEventID are the dedup keys of events: one per
 // step and one terminal per run of a request, whatever the number of
-// deliveries. A replay is a new run with ids of its own.
-func stepEventID(requestID string, run int, step string) string {
-	return requestID + ".step." + step + runSuffix(run)
+// deliveries. A replay is a new run with ids of its own. They start with
+// the tenant: request ids are scoped by tenant, and one tenant's events
+// must never take the dedup keys of another's.
+func stepEventID(tenant, requestID string, run int, step string) string {
+	return tenant + "." + requestID + ".step." + step + runSuffix(run)
 }
 
-func terminalEventID(requestID string, run int) string {
-	return requestID + ".terminal" + runSuffix(run)
+func terminalEventID(tenant, requestID string, run int) string {
+	return tenant + "." + requestID + ".terminal" + runSuffix(run)
 }
 
 func runSuffix(run int) string {

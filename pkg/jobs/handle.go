@@ -60,8 +60,8 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, asked time.Time)
 //go:noinline
 func (w *Worker) start(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, asked time.Time) (*job, string) {
 	req, err := DecodeRequest(msg.Data(), w.cfg.Limits)
-	if err == nil && subjectTenant(msg.Subject()) != req.Tenant {
-		err = invalid("tenant", "%q does not match the subject's tenant %q", req.Tenant, subjectTenant(msg.Subject()))
+	if err == nil {
+		err = checkOrigin(originOf(msg.Subject()), msg.Subject(), &req)
 	}
 	var verr *ValidationError
 	if errors.As(err, &verr) {
@@ -377,7 +377,7 @@ func (j *job) publishStep(ctx context.Context, step string) {
 		return
 	}
 	st := &j.cp.state
-	ev := newEvent(TypeStepCompleted, stepEventID(j.req.ID, st.Run, step), j.w.now(), EventData{
+	ev := newEvent(TypeStepCompleted, stepEventID(j.req.Tenant, j.req.ID, st.Run, step), j.w.now(), EventData{
 		RequestID: j.req.ID, Tenant: j.req.Tenant, Step: step, Attempt: int(j.meta.NumDelivered), Run: runField(st.Run),
 		ProjectID: st.ProjectID, ProjectName: st.ProjectName, StoreID: st.StoreID,
 		DeploymentID: st.DeploymentID, URL: st.DeploymentURL,
@@ -452,7 +452,7 @@ func (j *job) awaitProgress(ctx context.Context) {
 
 func (j *job) succeed(ctx context.Context) string {
 	st := &j.cp.state
-	ev := newEvent(TypeSucceeded, terminalEventID(j.req.ID, st.Run), j.w.now(), EventData{
+	ev := newEvent(TypeSucceeded, terminalEventID(j.req.Tenant, j.req.ID, st.Run), j.w.now(), EventData{
 		RequestID: j.req.ID, Tenant: j.req.Tenant, Attempt: int(j.meta.NumDelivered), Run: runField(st.Run),
 		ProjectID: st.ProjectID, ProjectName: st.ProjectName, StoreID: st.StoreID,
 		DeploymentID: st.DeploymentID, URL: st.DeploymentURL,
@@ -474,7 +474,7 @@ func (j *job) succeed(ctx context.Context) string {
 // against deleted resources.
 func (j *job) fail(ctx context.Context, step, code string, cause error) string {
 	st := &j.cp.state
-	ev := newEvent(TypeFailed, terminalEventID(j.req.ID, st.Run), j.w.now(), EventData{
+	ev := newEvent(TypeFailed, terminalEventID(j.req.Tenant, j.req.ID, st.Run), j.w.now(), EventData{
 		RequestID: j.req.ID, Tenant: j.req.Tenant, Step: step, Attempt: int(j.meta.NumDelivered), Run: runField(st.Run),
 		ProjectID: st.ProjectID, ProjectName: st.ProjectName, StoreID: st.StoreID, DeploymentID: st.DeploymentID,
 		Error:      &EventError{Step: step, Code: code, Message: cause.Error()},
@@ -621,8 +621,4 @@ func (w *Worker) publishEvent(ctx context.Context, tenant string, ev Event) erro
 	}
 	_, err = w.js.PublishMsg(ctx, m)
 	return err
-}
-
-func subjectTenant(subject string) string {
-	return strings.TrimPrefix(subject, requestsPrefix)
 }

@@ -96,7 +96,7 @@ func TestLogsNameTheJobAndNeverTheToken(t *testing.T) {
 	}
 	broken := h.Submit(t, request("acme", "broken"), jobstest.FailingTarball(t, "Module not found")).ID
 	ids = append(ids, broken)
-	if _, err := h.JS.Publish(ctx, jobs.RequestSubject("acme"), []byte(`{"version":1,"id":"bad","tenant":"acme"`)); err != nil {
+	if _, err := h.JS.Publish(ctx, jobs.RequestSubject("acme", "bad"), []byte(`{"version":1,"id":"bad","tenant":"acme"`)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h.Client.Cancel(ctx, "acme", "called-off"); err != nil {

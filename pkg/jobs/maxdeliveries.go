@@ -51,20 +51,27 @@ func (w *Worker) deadLetterExhausted(adv maxDeliveriesAdvisory) error {
 	if err != nil {
 		return fmt.Errorf("read request %d: %w", adv.StreamSeq, err)
 	}
-	tenant := subjectTenant(raw.Subject)
-	id := bestEffortID(raw.Data, adv.StreamSeq)
+	// Whose request it is, as its subject proves (see reject.go).
+	o := originOf(raw.Subject)
+	tenant, id := o.tenant, o.id
 	log := w.log.With("request_id", id, "tenant", tenant, "stream_seq", adv.StreamSeq)
 	final := &EventError{Code: "max_deliveries", Message: fmt.Sprintf(
 		"delivered %d times without an outcome (each worker died or gave it back); moved to the dead-letter stream", adv.Deliveries)}
 
 	var attempts []AttemptError
 	var cp *checkpoint // the job's, when it still needs its failed event published
-	if tenantPattern.MatchString(tenant) && idPattern.MatchString(id) {
-		c, errs, err := w.failExhausted(ctx, tenant, id, final)
+	if id != "" {
+		c, errs, stray, err := w.failExhausted(ctx, tenant, id, adv.StreamSeq, final)
 		if err != nil {
 			return err
 		}
 		cp, attempts = c, errs
+		if stray {
+			id = "" // this message's dead letter, not the request's
+		}
+	}
+	if tenant == "" {
+		tenant = unattributedDLQ
 	}
 	// The step the job was stuck at, once failExhausted has read it.
 	log = log.With("step", orDefault(final.Step, stepStart))
@@ -93,21 +100,29 @@ func (w *Worker) deadLetterExhausted(adv maxDeliveriesAdvisory) error {
 // checkpoint, whose failed event is still to be published (nil when the
 // job already had an outcome), and the attempts' errors for the dead
 // letter.
-func (w *Worker) failExhausted(ctx context.Context, tenant, id string, final *EventError) (*checkpoint, []AttemptError, error) {
+//
+// A checkpoint owned by another message means this one is a stray (a
+// duplicate of a request that has its job): stray is true, and the job is
+// left alone.
+func (w *Worker) failExhausted(ctx context.Context, tenant, id string, seq uint64, final *EventError) (cp *checkpoint, attempts []AttemptError, stray bool, err error) {
 	now := w.now()
-	cp, _, err := loadOrCreate(ctx, w.assets.Jobs, JobState{
-		Version: stateVersion, ID: id, Tenant: tenant, Status: StatusRunning, Run: 1, SubmittedAt: now,
+	cp, _, err = loadOrCreate(ctx, w.assets.Jobs, JobState{
+		Version: stateVersion, ID: id, Tenant: tenant, Status: StatusRunning, Run: 1, Seq: seq, SubmittedAt: now,
 	}, false)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	st := &cp.state
-	if st.Done() {
-		return nil, st.Errors, nil
+	if st.Seq != 0 && st.Seq != seq {
+		return nil, nil, true, nil
 	}
+	if st.Done() {
+		return nil, st.Errors, false, nil
+	}
+	st.Seq = seq
 	st.Owner, st.Lease = "max-deliveries", st.Lease+1
 	if err := cp.save(ctx, now); err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	cleaned, cerrs := w.pipeline.compensate(ctx, st)
 	for _, e := range cerrs {
@@ -115,16 +130,16 @@ func (w *Worker) failExhausted(ctx context.Context, tenant, id string, final *Ev
 			"request_id", id, "tenant", tenant, "step", nextStepName(st.Step), "err", e)
 	}
 	final.Step = nextStepName(st.Step)
-	ev := newEvent(TypeFailed, terminalEventID(id, st.Run), now, EventData{
+	ev := newEvent(TypeFailed, terminalEventID(tenant, id, st.Run), now, EventData{
 		RequestID: id, Tenant: tenant, Step: final.Step, Run: runField(st.Run),
 		ProjectID: st.ProjectID, ProjectName: st.ProjectName, StoreID: st.StoreID, DeploymentID: st.DeploymentID,
 		Error: final, Cleaned: cleaned, DurationMs: now.Sub(st.SubmittedAt).Milliseconds(),
 	})
 	st.Status, st.Terminal, st.Published = StatusFailed, &ev, false
 	if err := cp.save(ctx, now); err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
-	return cp, st.Errors, nil
+	return cp, st.Errors, false, nil
 }
 
 // nextStepName is the step a job would have run next.

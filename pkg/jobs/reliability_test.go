@@ -106,7 +106,7 @@ func TestLateDuplicateMessageDoesNotDeployAgain(t *testing.T) {
 	// Bypass the client's own check, as any NATS producer could.
 	raw := fmt.Sprintf(`{"version":1,"id":%q,"tenant":"acme","name":"late","source":{"bucket":%q,"sha1":%q,"size":10}}`,
 		req.ID, jobs.BucketSources, strings.Repeat("a", 40))
-	if _, err := h.JS.Publish(ctx, jobs.RequestSubject("acme"), []byte(raw), jetstream.WithMsgID("late-retry-1")); err != nil {
+	if _, err := h.JS.Publish(ctx, jobs.RequestSubject("acme", req.ID), []byte(raw)); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, waitLong, "the duplicate was never settled", func() bool {
@@ -189,7 +189,7 @@ func TestReplayFromDLQKeepsTheID(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
-	sub, err := h.Client.Replay(ctx, req.ID)
+	sub, err := h.Client.Replay(ctx, "acme", req.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,10 +205,10 @@ func TestReplayFromDLQKeepsTheID(t *testing.T) {
 	if len(terms) != 2 || terms[0].Type != jobs.TypeFailed || terms[1].Type != jobs.TypeSucceeded || terms[1].Data.Run != 2 {
 		t.Fatalf("terminal events %+v", terms)
 	}
-	if _, err := h.Client.Replay(ctx, "no-such-id"); !errors.Is(err, jobs.ErrNoDeadLetter) {
+	if _, err := h.Client.Replay(ctx, "acme", "no-such-id"); !errors.Is(err, jobs.ErrNoDeadLetter) {
 		t.Fatalf("replay of an unknown id: %v", err)
 	}
-	if _, err := h.Client.Replay(ctx, req.ID); !errors.Is(err, jobs.ErrFinished) {
+	if _, err := h.Client.Replay(ctx, "acme", req.ID); !errors.Is(err, jobs.ErrFinished) {
 		t.Fatalf("replay of a job that succeeded since: %v", err)
 	}
 	n, err := h.Client.PurgeDeadLetters(ctx, "acme")
@@ -374,8 +374,8 @@ func TestCancelAndReplayRefuseFinishedJobs(t *testing.T) {
 	h := jobstest.Start(t, jobstest.Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
-	// Rejected: bad input, no checkpoint.
-	if _, err := h.JS.Publish(ctx, jobs.RequestSubject("acme"), []byte(`{"version":1,"id":"bad-one","tenant":"acme"}`)); err != nil {
+	// Rejected: bad input.
+	if _, err := h.JS.Publish(ctx, jobs.RequestSubject("acme", "bad-one"), []byte(`{"version":1,"id":"bad-one","tenant":"acme"}`)); err != nil {
 		t.Fatal(err)
 	}
 	h.WaitTerminal(t, "acme", waitLong, "bad-one")

@@ -14,10 +14,16 @@ type SetupConfig struct {
 	// Replicas of every stream and bucket: 1 on a single server, 3 in a
 	// cluster. Defaults to 1.
 	Replicas int
-	// DuplicateWindow is how long the requests stream remembers request ids
-	// for deduplication. Later duplicates are caught by the job state.
-	// Defaults to 1 h.
+	// DuplicateWindow is how long the requests stream remembers a
+	// Nats-Msg-Id. deployq's own publishes deduplicate by subject instead
+	// (see RequestSubject); the window only serves producers that set
+	// the header. Defaults to 1 h.
 	DuplicateWindow time.Duration
+	// MaxRequestBytes is the largest request body the requests stream
+	// stores; a larger publish is refused by the stream, so it never
+	// reaches a worker. It must be at least the workers' and producers'
+	// Limits.MaxRequestBytes. Defaults to DefaultLimits().MaxRequestBytes.
+	MaxRequestBytes int
 	// EventsMaxAge is how long events are kept. Defaults to 7 days.
 	EventsMaxAge time.Duration
 	// DLQMaxAge is how long dead letters are kept. Defaults to 30 days.
@@ -50,6 +56,9 @@ func (c SetupConfig) withDefaults() SetupConfig {
 		c.Replicas = 1
 	}
 	def(&c.DuplicateWindow, time.Hour)
+	if c.MaxRequestBytes <= 0 {
+		c.MaxRequestBytes = DefaultLimits().MaxRequestBytes
+	}
 	def(&c.EventsMaxAge, 7*24*time.Hour)
 	def(&c.DLQMaxAge, 30*24*time.Hour)
 	def(&c.JobsMaxAge, 30*24*time.Hour)
@@ -88,12 +97,18 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) (*Asset
 	if a.Requests, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        StreamRequests,
 		Description: "deployq deploy requests, consumed once by the worker fleet",
-		Subjects:    []string{requestsPrefix + "*"},
-		Retention:   jetstream.WorkQueuePolicy,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
-		Duplicates:  cfg.DuplicateWindow,
-		Discard:     jetstream.DiscardOld,
+		// deploy.requests.<tenant>.<id> is the contract; the stream also
+		// takes deploy.requests.<tenant>, the form of earlier versions,
+		// so that such a message is rejected with a reason instead of
+		// the publisher hearing "no responders".
+		Subjects:  []string{requestsPrefix + "*", requestsPrefix + "*.*"},
+		Retention: jetstream.WorkQueuePolicy,
+		// Headers count too: room for the ones a producer may set.
+		MaxMsgSize: int32(cfg.MaxRequestBytes + requestHeaderRoom),
+		Storage:    jetstream.FileStorage,
+		Replicas:   cfg.Replicas,
+		Duplicates: cfg.DuplicateWindow,
+		Discard:    jetstream.DiscardOld,
 	}); err != nil {
 		return nil, setupErr("stream "+StreamRequests, err)
 	}
@@ -164,6 +179,10 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) (*Asset
 	}
 	return a, nil
 }
+
+// requestHeaderRoom is what a request message may carry in headers on
+// top of its body.
+const requestHeaderRoom = 4 << 10
 
 func consumerConfig(cfg SetupConfig) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{

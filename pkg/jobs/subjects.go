@@ -1,5 +1,7 @@
 package jobs
 
+import "strings"
+
 // Names of every JetStream asset deployq uses, in one place. Producers,
 // workers, dashboards and NATS permissions (deploy/nats) all depend on
 // them; changing one is a breaking change.
@@ -33,8 +35,33 @@ const (
 	dlqPrefix      = "deploy.dlq."
 )
 
-// RequestSubject is where a tenant's deploy requests are published.
-func RequestSubject(tenant string) string { return requestsPrefix + tenant }
+// RequestSubject is where one request is published:
+// deploy.requests.<tenant>.<id>. The subject is the request's identity:
+// NATS permissions confine a tenant's publishes to its own
+// deploy.requests.<tenant>.*, so an id is scoped by its tenant wherever
+// it is used, and Submit deduplicates by the subject (a publish that
+// expects no message on it yet) instead of a Nats-Msg-Id, whose
+// namespace every tenant shares. The worker trusts the subject, never
+// the body, for whose request a message is.
+func RequestSubject(tenant, id string) string { return requestsPrefix + tenant + "." + id }
+
+// TenantRequests matches every request of one tenant; it is what a
+// tenant's NATS user may publish to.
+func TenantRequests(tenant string) string { return requestsPrefix + tenant + ".*" }
+
+// requestSubjectParts splits a request subject into the tenant and id
+// tokens it names; ok is false when it is not deploy.requests.<a>.<b>.
+func requestSubjectParts(subject string) (tenant, id string, ok bool) {
+	rest, found := strings.CutPrefix(subject, requestsPrefix)
+	if !found {
+		return "", "", false
+	}
+	tenant, id, found = strings.Cut(rest, ".")
+	if !found || strings.Contains(id, ".") {
+		return tenant, "", false
+	}
+	return tenant, id, true
+}
 
 // EventSubject is where one request's events are published.
 func EventSubject(tenant, id string) string { return eventsPrefix + tenant + "." + id }

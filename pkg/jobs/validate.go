@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // Limits bound what a request may carry. They protect the worker and the
@@ -19,7 +20,17 @@ type Limits struct {
 	MaxRequestBytes int
 	// MaxSourceBytes bounds the source tarball. Defaults to 50 MiB.
 	MaxSourceBytes int64
+	// Regions are the database regions a request may ask for. Defaults
+	// to PrismaRegions.
+	Regions []string
 }
+
+// PrismaRegions are the regions Prisma Postgres offers, in Vercel's
+// region codes (us-east-1, us-west-1, eu-west-3, eu-central-1,
+// ap-northeast-1, ap-southeast-1; docs/OPERATIONS.md, "Validation").
+// An unknown region fails at create_database after the project exists,
+// so it is refused up front.
+var PrismaRegions = []string{"iad1", "sfo1", "cdg1", "fra1", "hnd1", "sin1"}
 
 // DefaultLimits returns the limits used when none are configured.
 func DefaultLimits() Limits {
@@ -33,6 +44,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxSourceBytes <= 0 {
 		l.MaxSourceBytes = d.MaxSourceBytes
+	}
+	if len(l.Regions) == 0 {
+		l.Regions = PrismaRegions
 	}
 	return l
 }
@@ -52,15 +66,36 @@ func (e *ValidationError) Error() string {
 	return "invalid request: " + e.Field + ": " + e.Reason
 }
 
+// invalid builds a ValidationError. Both parts are clipped: they quote
+// the input (an unknown field's name, a bad value), which may be as large
+// as a message, and the reason travels into events, dead letters and logs.
 func invalid(field, format string, args ...any) *ValidationError {
-	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
+	return &ValidationError{Field: clip(field, maxFieldLen), Reason: clip(fmt.Sprintf(format, args...), maxReasonLen)}
+}
+
+// Bounds on what a rejection quotes of the input.
+const (
+	maxFieldLen  = 128
+	maxReasonLen = 512
+)
+
+// clip shortens s to at most n bytes, on a rune boundary, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const mark = "…"
+	cut := n - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
 }
 
 var (
 	idPattern     = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 	tenantPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 	namePattern   = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
-	regionPattern = regexp.MustCompile(`^[a-z]{3}[0-9]$`)
 	envKeyPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,255}$`)
 	sha1Pattern   = regexp.MustCompile(`^[0-9a-f]{40}$`)
 )
@@ -98,6 +133,14 @@ func DecodeRequest(data []byte, limits Limits) (Request, error) {
 	if len(data) > limits.MaxRequestBytes {
 		return Request{}, invalid("", "message is %d bytes, more than the %d allowed", len(data), limits.MaxRequestBytes)
 	}
+	// encoding/json turns invalid UTF-8 and lone surrogate escapes into
+	// U+FFFD without a word: a value would reach the project changed.
+	if !utf8.Valid(data) {
+		return Request{}, invalid("", "not valid UTF-8")
+	}
+	if off, ok := loneSurrogate(data); ok {
+		return Request{}, invalid("", "a \\u escape at byte %d is half of a UTF-16 surrogate pair, not a character", off)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var r Request
@@ -111,6 +154,52 @@ func DecodeRequest(data []byte, limits Limits) (Request, error) {
 		return Request{}, err
 	}
 	return r, nil
+}
+
+// loneSurrogate finds a \u escape of a UTF-16 surrogate (D800–DFFF)
+// that is not a high one directly followed by a low one. Backslashes in
+// valid JSON occur only in strings, each starting one escape, so a scan
+// that skips escaped characters needs no idea of where strings are.
+func loneSurrogate(data []byte) (int, bool) {
+	hex4 := func(i int) (rune, bool) {
+		if i+6 > len(data) || data[i] != '\\' || data[i+1] != 'u' {
+			return 0, false
+		}
+		var r rune
+		for _, c := range data[i+2 : i+6] {
+			switch {
+			case c >= '0' && c <= '9':
+				r = r<<4 | rune(c-'0')
+			case c >= 'a' && c <= 'f':
+				r = r<<4 | rune(c-'a'+10)
+			case c >= 'A' && c <= 'F':
+				r = r<<4 | rune(c-'A'+10)
+			default:
+				return 0, false
+			}
+		}
+		return r, true
+	}
+	for i := 0; i < len(data); i++ {
+		if data[i] != '\\' {
+			continue
+		}
+		r, ok := hex4(i)
+		switch {
+		case !ok:
+			i++ // an escaped character: skip it
+		case r >= 0xD800 && r <= 0xDBFF:
+			if lo, ok := hex4(i + 6); !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return i, true
+			}
+			i += 11
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return i, true
+		default:
+			i += 5
+		}
+	}
+	return 0, false
 }
 
 func jsonError(err error) *ValidationError {
@@ -171,8 +260,8 @@ func (r *Request) Validate(limits Limits) error {
 	if err := validateSource(r.Source, limits.MaxSourceBytes); err != nil {
 		return err
 	}
-	if r.Region != "" && !regionPattern.MatchString(r.Region) {
-		return invalid("region", "%q is not a region code like iad1 or fra1", r.Region)
+	if r.Region != "" && !slices.Contains(limits.Regions, r.Region) {
+		return invalid("region", "%q is not a Prisma Postgres region (%s)", r.Region, strings.Join(limits.Regions, ", "))
 	}
 	if r.ReturnURL != "" {
 		if err := validateReturnURL(r.ReturnURL); err != nil {
@@ -192,6 +281,10 @@ func validateName(name string) error {
 		return invalid("name", "must be lowercase letters, digits, '.', '_' and '-', starting with a letter or digit")
 	case strings.Contains(name, "---"):
 		return invalid("name", "must not contain '---'")
+	case strings.HasSuffix(name, "--"):
+		// The project name is name + "-" + a suffix: "--" would become
+		// the "---" Vercel refuses, late, at create_project.
+		return invalid("name", "must not end in '--' (the project name adds '-' and a suffix, and Vercel refuses '---')")
 	}
 	return nil
 }
@@ -200,6 +293,10 @@ func validateSource(s SourceRef, max int64) error {
 	switch {
 	case s.Bucket == "":
 		return invalid("source.bucket", "missing")
+	case s.Bucket != BucketSources:
+		// Workers read sources from one place only: a request cannot
+		// point them at another bucket.
+		return invalid("source.bucket", "must be %s", BucketSources)
 	case !sha1Pattern.MatchString(s.SHA1):
 		return invalid("source.sha1", "must be 40 lowercase hex digits")
 	case s.Size <= 0:
@@ -247,6 +344,12 @@ func validateEnv(env map[string]string) error {
 			return invalid("env", "%s is set by the database connection and cannot be given", k)
 		case len(env[k]) > maxEnvValueLen:
 			return invalid("env", "value of %s is longer than %d bytes", k, maxEnvValueLen)
+		case !utf8.ValidString(env[k]):
+			// encoding/json would turn the bad bytes into U+FFFD: the
+			// project would get another value than the one sent.
+			return invalid("env", "value of %s is not valid UTF-8", k)
+		case strings.ContainsRune(env[k], 0):
+			return invalid("env", "value of %s contains a NUL character", k)
 		}
 	}
 	return nil

@@ -12,6 +12,23 @@ func validRequestJSON() string {
 	"region":"fra1","returnUrl":"https://acme.example/apps/1","env":{"FEATURE_X":"on"}}`
 }
 
+func TestLoneSurrogate(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]bool{
+		`"a\ud83d\ude00b"`: false, // a pair: one emoji
+		`"\\udc80"`:        false, // an escaped backslash, then text
+		`"\u00e9"`:         false,
+		`"\udc80"`:         true,
+		`"\ud83dx"`:        true,
+		`"\ud83d\u0041"`:   true,
+		`"\ud83d"`:         true,
+	} {
+		if _, got := loneSurrogate([]byte(in)); got != want {
+			t.Errorf("loneSurrogate(%s) = %v, want %v", in, got, want)
+		}
+	}
+}
+
 func TestDecodeRequestValid(t *testing.T) {
 	t.Parallel()
 	r, err := DecodeRequest([]byte(validRequestJSON()), Limits{})
@@ -50,7 +67,15 @@ func TestDecodeRequestRejects(t *testing.T) {
 		{"size zero", edit(`"size":1234`, `"size":0`), "source.size", "positive"},
 		{"size big", edit(`"size":1234`, `"size":999999999`), "source.size", "more than"},
 		{"no bucket", edit(`"bucket":"DEPLOY_SOURCES"`, `"bucket":""`), "source.bucket", "missing"},
-		{"region", edit(`"region":"fra1"`, `"region":"europe"`), "region", "region code"},
+		{"region", edit(`"region":"fra1"`, `"region":"europe"`), "region", "not a Prisma Postgres region"},
+		{"region unknown", edit(`"region":"fra1"`, `"region":"xyz9"`), "region", "iad1, sfo1"},
+		{"other bucket", edit(`"bucket":"DEPLOY_SOURCES"`, `"bucket":"KV_DEPLOY_JOBS"`), "source.bucket", "must be DEPLOY_SOURCES"},
+		{"name ends in --", edit(`"name":"todo-app"`, `"name":"todo--"`), "name", "must not end in '--'"},
+		{"not utf-8", edit(`"on"`, "\"o\x80n\""), "", "not valid UTF-8"},
+		{"lone surrogate", edit(`"on"`, `"o\udc80n"`), "", "surrogate"},
+		{"high surrogate alone", edit(`"on"`, `"o\uD800\u0041"`), "", "surrogate"},
+		{"env nul", edit(`"on"`, `"o\u0000n"`), "env", "NUL"},
+		{"unknown field clipped", edit(`"region"`, `"`+strings.Repeat("x", 60000)+`":1,"region"`), strings.Repeat("x", 125) + "…", "unknown field"},
 		{"return url http", edit(`https://acme.example`, `http://acme.example`), "returnUrl", "https"},
 		{"return url relative", edit(`https://acme.example/apps/1`, `/apps/1`), "returnUrl", "absolute"},
 		{"return url creds", edit(`https://acme.example`, `https://u:p@acme.example`), "returnUrl", "credentials"},

@@ -167,7 +167,7 @@ func TestBadInputIsRejectedOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
 	for _, tt := range tests {
-		if _, err := h.JS.Publish(ctx, jobs.RequestSubject("acme"), []byte(tt.body)); err != nil {
+		if _, err := h.JS.Publish(ctx, jobs.RequestSubject("acme", tt.id), []byte(tt.body)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -184,11 +184,7 @@ func TestBadInputIsRejectedOnce(t *testing.T) {
 		if ev.Type != jobs.TypeRejected {
 			t.Fatalf("unexpected event %s", ev.Type)
 		}
-		key := ev.Data.RequestID
-		if strings.HasPrefix(key, "seq-") {
-			key = "seq"
-		}
-		seen[key] = ev
+		seen[ev.Data.RequestID] = ev
 		if len(seen) == len(tests) {
 			break
 		}

@@ -307,7 +307,7 @@ func runTenant(args []string) error {
 		op    func()
 		parts []string
 	}{
-		{"publish a request for " + *other, pub(jobs.RequestSubject(*other)), []string{`"deploy.requests.` + *other + `"`}},
+		{"publish a request for " + *other, pub(jobs.RequestSubject(*other, "x")), []string{`"deploy.requests.` + *other + `.x"`}},
 		{"Client.Submit for " + *other, func() {
 			c, done := short()
 			defer done()
