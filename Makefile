@@ -40,9 +40,12 @@ $(STATICCHECK):
 
 tools: $(STATICCHECK)
 
-## fuzz: a short run of each fuzz target (the seed corpus also runs in `unit`).
+## fuzz: a short run of each fuzz target (the seed corpus also runs in `unit`): the request
+## decoder alone, and the whole request path (bytes and headers published to a running deployq,
+## exactly one terminal event each).
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZTIME) ./pkg/jobs/
+	$(GO) test -run '^$$' -fuzz '^FuzzRequestPath$$' -fuzztime $(FUZZTIME) ./pkg/jobs/
 
 ## demo: a worker on embedded NATS + the Vercel simulator, ~20 deploys of examples/, claim URLs printed.
 demo:

@@ -206,6 +206,11 @@ func (j *job) runSteps(ctx context.Context, takeover bool) string {
 	// the creating step after them, and died before that step's save. So
 	// the uncertainty lasts until a saved step, not the first success.
 	resumed := takeover
+	if nextStep(st.Step) == 0 {
+		if outcome, stop := j.vetSource(ctx); stop {
+			return outcome
+		}
+	}
 	bo := j.w.cfg.NewBackOff()
 	steps := Steps()
 	for i := nextStep(st.Step); i < len(steps); {
@@ -236,6 +241,26 @@ func (j *job) runSteps(ctx context.Context, takeover bool) string {
 	}
 	j.step = stepFinish
 	return j.succeed(ctx)
+}
+
+// vetSource checks the request's tarball before the first step creates
+// anything (sourcecheck.go): a tarball refused for good rejects the
+// request; a store that cannot be read hands it back.
+//
+//go:noinline
+func (j *job) vetSource(ctx context.Context) (outcome string, stop bool) {
+	err := j.w.pipeline.checkSource(ctx, j.req.Source)
+	var se *SourceError
+	switch {
+	case err == nil:
+		return "", false
+	case errors.As(err, &se):
+		return j.end(ctx, TypeRejected, &EventError{Code: se.Code, Field: "source", Message: err.Error()}), true
+	case ctx.Err() != nil:
+		return j.interrupted(ctx, stepStart), true
+	}
+	j.logger().Warn("source tarball unreadable; handing the request back", "err", err)
+	return j.handBackErr(), true
 }
 
 // beforeStep runs the fence and the checks before a step; stop means the
@@ -348,14 +373,14 @@ func messageRun(msg jetstream.Msg) int {
 func classify(err error) vercel.Decision {
 	var be *BuildError
 	var se *StepError
-	var sm *SourceMissingError
+	var src *SourceError
 	switch {
 	case errors.As(err, &be):
 		return vercel.Decision{Class: vercel.Permanent, Reason: "build_failed"}
 	case errors.As(err, &se):
 		return vercel.Decision{Class: vercel.Permanent, Reason: se.Code}
-	case errors.As(err, &sm):
-		return vercel.Decision{Class: vercel.Permanent, Reason: "source_missing"}
+	case errors.As(err, &src):
+		return vercel.Decision{Class: vercel.Permanent, Reason: src.Code}
 	}
 	return vercel.Classify(err)
 }
@@ -473,18 +498,28 @@ func (j *job) succeed(ctx context.Context) string {
 // finishes cleaning, with the same reason, instead of running it again
 // against deleted resources.
 func (j *job) fail(ctx context.Context, step, code string, cause error) string {
+	return j.end(ctx, TypeFailed, &EventError{Step: step, Code: code, Message: cause.Error()})
+}
+
+// end records a failure or rejection (typ) with its error, then cleans
+// up and ends the job as fail explains.
+func (j *job) end(ctx context.Context, typ string, e *EventError) string {
 	st := &j.cp.state
-	ev := newEvent(TypeFailed, terminalEventID(j.req.Tenant, j.req.ID, st.Run), j.w.now(), EventData{
-		RequestID: j.req.ID, Tenant: j.req.Tenant, Step: step, Attempt: int(j.meta.NumDelivered), Run: runField(st.Run),
+	ev := newEvent(typ, terminalEventID(j.req.Tenant, j.req.ID, st.Run), j.w.now(), EventData{
+		RequestID: j.req.ID, Tenant: j.req.Tenant, Step: e.Step, Attempt: int(j.meta.NumDelivered), Run: runField(st.Run),
 		ProjectID: st.ProjectID, ProjectName: st.ProjectName, StoreID: st.StoreID, DeploymentID: st.DeploymentID,
-		Error:      &EventError{Step: step, Code: code, Message: cause.Error()},
+		Error:      e,
 		DurationMs: j.w.now().Sub(st.SubmittedAt).Milliseconds(),
 	})
 	st.Terminal = &ev
 	if err := j.cp.save(context.WithoutCancel(ctx), j.w.now()); err != nil {
 		return j.abandon(err)
 	}
-	j.logger().Warn("deploy failed", "code", code, "err", cause)
+	if typ == TypeRejected {
+		j.logger().Warn("request rejected", "field", e.Field, "code", e.Code, "reason", e.Message)
+	} else {
+		j.logger().Warn("deploy failed", "code", e.Code, "err", e.Message)
+	}
 	return j.cleanUpAndEnd(ctx)
 }
 
@@ -500,9 +535,13 @@ func (j *job) cleanUpAndEnd(ctx context.Context) string {
 		j.logger().Warn("clean-up incomplete", "err", e)
 	}
 	st.Terminal.Data.Cleaned = cleaned
-	st.Status = StatusFailed
-	if st.Terminal.Type == TypeCancelled {
+	switch st.Terminal.Type {
+	case TypeCancelled:
 		st.Status = StatusCancelled
+	case TypeRejected:
+		st.Status = StatusRejected
+	default:
+		st.Status = StatusFailed
 	}
 	if err := j.cp.save(cctx, j.w.now()); err != nil {
 		return j.abandon(err)
@@ -523,8 +562,13 @@ func (j *job) finish(ctx context.Context) string {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), natsOpTimeout)
 	defer cancel()
 	j.awaitProgress(ctx)
-	if st.Status == StatusFailed {
-		if err := j.w.deadLetter(ctx, letterOf(j.msg, j.meta, j.req.Tenant, j.req.ID, DLQReasonFailed, st.Terminal.Data.Error, st.Errors)); err != nil {
+	dead := st.Status == StatusFailed || st.Status == StatusRejected
+	if dead {
+		reason := DLQReasonFailed
+		if st.Status == StatusRejected {
+			reason = DLQReasonRejected
+		}
+		if err := j.w.deadLetter(ctx, letterOf(j.msg, j.meta, j.req.Tenant, j.req.ID, reason, st.Terminal.Data.Error, st.Errors)); err != nil {
 			j.logger().Warn("dead letter not written; handing back", "err", err)
 			return j.handBackErr()
 		}
@@ -537,7 +581,11 @@ func (j *job) finish(ctx context.Context) string {
 		}
 	}
 	var err error
-	if st.Status == StatusFailed {
+	if st.Status == StatusRejected {
+		// A replay cannot mend the source: nothing keeps it.
+		j.w.releaseSource(ctx, j.req, j.logger())
+	}
+	if dead {
 		err = j.msg.TermWithReason(st.Status + ": " + st.Terminal.Data.Error.Code)
 	} else {
 		j.w.releaseSource(ctx, j.req, j.logger())
@@ -561,6 +609,8 @@ func (j *job) finish(ctx context.Context) string {
 		return metrics.OutcomeSuccess
 	case StatusCancelled:
 		return metrics.OutcomeCancelled
+	case StatusRejected:
+		return metrics.OutcomeRejected
 	}
 	return metrics.OutcomeFailure
 }

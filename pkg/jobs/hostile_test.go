@@ -1,7 +1,9 @@
 package jobs_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"strings"
 	"testing"
@@ -59,8 +61,8 @@ func TestSameIDInTwoTenants(t *testing.T) {
 		}
 	}
 	acme := h.WaitTerminal(t, "acme", waitLong, id)[id]
-	if acme.Type != jobs.TypeFailed {
-		t.Fatalf("acme's bogus request ended %s, want failed", acme.Type)
+	if acme.Type != jobs.TypeRejected || acme.Data.Error.Code != "source_missing" {
+		t.Fatalf("acme's bogus request ended %s (%+v), want rejected for its missing source", acme.Type, acme.Data.Error)
 	}
 	req := request("globex", "app")
 	req.ID = id
@@ -235,5 +237,45 @@ func TestRejectionFollowsTheSubjectOnly(t *testing.T) {
 	}
 	if evs := jobstest.StoredEvents(t, h.JS, "deploy.events.NOT_A_TENANT.>"); len(evs) != 0 {
 		t.Fatalf("events for a subject without a tenant: %+v", evs)
+	}
+}
+
+// A message past the request limit never reaches a worker: the stream
+// refuses it. One that does (a stream set up with a larger limit than
+// the workers') is rejected once, with a dead letter that keeps a
+// bounded prefix and a hash rather than the body, so it fits in a
+// message and the request never loops.
+func TestOversizedMessageIsRejectedOnce(t *testing.T) {
+	t.Parallel()
+	huge := bytes.Repeat([]byte("\x00not json "), 90_000) // 900 KB
+	h := jobstest.Start(t, jobstest.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	if _, err := h.JS.Publish(ctx, jobs.RequestSubject("acme", "huge"), huge); err == nil {
+		t.Fatal("the requests stream stored a 900 KB request")
+	}
+
+	loose := jobstest.Start(t, jobstest.Config{Setup: jobs.SetupConfig{MaxRequestBytes: 1000 << 10}})
+	if _, err := loose.JS.Publish(ctx, jobs.RequestSubject("acme", "huge"), huge); err != nil {
+		t.Fatal(err)
+	}
+	ev := loose.WaitTerminal(t, "acme", waitLong, "huge")["huge"]
+	if ev.Type != jobs.TypeRejected || !strings.Contains(ev.Data.Error.Message, "more than the 65536 allowed") {
+		t.Fatalf("rejection: %s %+v", ev.Type, ev.Data.Error)
+	}
+	dl, err := loose.Client.DeadLetter(ctx, "acme", "huge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dl.Request != nil || len(dl.RequestRaw) != jobs.MaxDeadLetterCopy || dl.RequestSize != len(huge) ||
+		dl.RequestSHA256 != fmt.Sprintf("%x", sha256.Sum256(huge)) || !bytes.Equal(dl.RequestRaw, huge[:jobs.MaxDeadLetterCopy]) {
+		t.Fatalf("dead letter: size %d, raw %d bytes, sha %s", dl.RequestSize, len(dl.RequestRaw), dl.RequestSHA256)
+	}
+	eventually(t, waitLong, "the message left the queue", func() bool {
+		info, err := loose.Assets.Requests.Info(ctx)
+		return err == nil && info.State.Msgs == 0
+	})
+	if evs := loose.Events(t, "acme", "huge"); len(evs) != 1 {
+		t.Fatalf("%d events for the oversized message", len(evs))
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -65,6 +66,10 @@ type PipelineConfig struct {
 	// Metrics records how jobs wait for their builds and the expected
 	// build time. Defaults to none.
 	Metrics *metrics.Metrics
+	// Limits bound the source tarballs the pipeline reads (size, files,
+	// unpacked bytes). Give it the workers' WorkerConfig.Limits.
+	// Defaults to DefaultLimits().
+	Limits Limits
 }
 
 func (c PipelineConfig) withDefaults() PipelineConfig {
@@ -99,6 +104,7 @@ func (c PipelineConfig) withDefaults() PipelineConfig {
 	if c.PollMax < c.PollMin {
 		c.PollMax = c.PollMin
 	}
+	c.Limits = c.Limits.withDefaults()
 	return c
 }
 
@@ -122,6 +128,8 @@ type Pipeline struct {
 	// cold (ColdStreams).
 	streams chan struct{}
 	scouts  chan struct{}
+	// vetted remembers the source objects checkSource passed.
+	vetted vettedSet
 }
 
 // NewPipeline returns a pipeline calling api, reading tarballs from
@@ -420,23 +428,29 @@ func (r *jobRun) waitUpload(ctx context.Context, key string) (bool, error) {
 	}
 }
 
-// SourceMissingError means a request's tarball is not in the object store.
-type SourceMissingError struct{ SHA1 string }
-
-func (e *SourceMissingError) Error() string {
-	return "source tarball " + e.SHA1 + " is not in the " + BucketSources + " object store"
-}
-
+// readSource reads a tarball for upload. checkSource vetted it before the
+// first step, but the object may have been replaced since: the read is
+// bounded by the declared size (the cap when ref.Size is 0, unknown) and
+// the content checked again.
 func (p *Pipeline) readSource(ctx context.Context, ref SourceRef) ([]byte, error) {
-	data, err := p.sources.GetBytes(ctx, ref.SHA1)
+	bound := ref.Size
+	if bound <= 0 || bound > p.cfg.Limits.MaxSourceBytes {
+		bound = p.cfg.Limits.MaxSourceBytes
+	}
+	obj, err := p.sources.Get(ctx, ref.SHA1)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return nil, &SourceMissingError{SHA1: ref.SHA1}
+		return nil, sourceErr(ref.SHA1, "source_missing", "not in the %s store", BucketSources)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read source tarball: %w", err)
 	}
-	if vercel.SHA1Hex(data) != ref.SHA1 {
-		return nil, fmt.Errorf("source tarball %s: content does not match its SHA-1", ref.SHA1)
+	defer obj.Close()
+	data, err := io.ReadAll(io.LimitReader(obj, bound+1))
+	if err != nil {
+		return nil, fmt.Errorf("read source tarball: %w", err)
+	}
+	if int64(len(data)) > bound || (ref.Size > 0 && int64(len(data)) != ref.Size) || vercel.SHA1Hex(data) != ref.SHA1 {
+		return nil, sourceErr(ref.SHA1, "source_sha1_mismatch", "stored content no longer matches its SHA-1 and size")
 	}
 	return data, nil
 }

@@ -20,6 +20,12 @@ type Limits struct {
 	MaxRequestBytes int
 	// MaxSourceBytes bounds the source tarball. Defaults to 50 MiB.
 	MaxSourceBytes int64
+	// MaxSourceFiles bounds the files in a source tarball. Defaults to
+	// 20 000.
+	MaxSourceFiles int
+	// MaxUnpackedBytes bounds a source tarball's files added up. Defaults
+	// to 256 MiB.
+	MaxUnpackedBytes int64
 	// Regions are the database regions a request may ask for. Defaults
 	// to PrismaRegions.
 	Regions []string
@@ -34,7 +40,7 @@ var PrismaRegions = []string{"iad1", "sfo1", "cdg1", "fra1", "hnd1", "sin1"}
 
 // DefaultLimits returns the limits used when none are configured.
 func DefaultLimits() Limits {
-	return Limits{MaxRequestBytes: 64 << 10, MaxSourceBytes: 50 << 20}
+	return Limits{MaxRequestBytes: 64 << 10, MaxSourceBytes: 50 << 20, MaxSourceFiles: 20000, MaxUnpackedBytes: 256 << 20, Regions: PrismaRegions}
 }
 
 func (l Limits) withDefaults() Limits {
@@ -45,8 +51,14 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxSourceBytes <= 0 {
 		l.MaxSourceBytes = d.MaxSourceBytes
 	}
+	if l.MaxSourceFiles <= 0 {
+		l.MaxSourceFiles = d.MaxSourceFiles
+	}
+	if l.MaxUnpackedBytes <= 0 {
+		l.MaxUnpackedBytes = d.MaxUnpackedBytes
+	}
 	if len(l.Regions) == 0 {
-		l.Regions = PrismaRegions
+		l.Regions = d.Regions
 	}
 	return l
 }

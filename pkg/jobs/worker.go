@@ -177,9 +177,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	defer w.running.Store(false)
 	w.m.SetConcurrency(w.cfg.Concurrency)
+	// Not ready before the credentials were asked about: a worker whose
+	// token the API refuses must never report ready, even for a moment.
+	w.checkCredentials(ctx)
 	w.pulling.Store(true) // Setup bound the consumer; the first fetch tells
 	defer w.pulling.Store(false)
-	w.checkCredentials(ctx)
 	w.m.SetReady(w.creds.ok())
 	defer w.m.SetReady(false)
 

@@ -28,8 +28,9 @@ type Config struct {
 	// Setup configures streams and buckets.
 	Setup jobs.SetupConfig
 	// Pipeline configures the pipeline; IntegrationConfigID defaults to
-	// icfg_test, ExpectedBuild to the simulator's build time and
-	// BuildTimes to the harness's DEPLOY_BUILDTIMES bucket.
+	// icfg_test, ExpectedBuild to the simulator's build time, Limits to
+	// Worker.Limits and BuildTimes to the harness's DEPLOY_BUILDTIMES
+	// bucket.
 	Pipeline jobs.PipelineConfig
 	// Worker configures each worker pool. Concurrency defaults to 8,
 	// backoff to a fast schedule and ShutdownGrace to 5 s.
@@ -74,6 +75,9 @@ func Start(tb testing.TB, cfg Config) *Harness {
 	}
 	if cfg.Pipeline.ExpectedBuild == 0 {
 		cfg.Pipeline.ExpectedBuild = max(cfg.Sim.BuildTime, time.Millisecond)
+	}
+	if cfg.Pipeline.Limits.MaxSourceBytes == 0 && cfg.Pipeline.Limits.MaxSourceFiles == 0 && cfg.Pipeline.Limits.MaxUnpackedBytes == 0 {
+		cfg.Pipeline.Limits = cfg.Worker.Limits
 	}
 	if cfg.Pipeline.PollMin == 0 {
 		cfg.Pipeline.PollMin = 10 * time.Millisecond

@@ -1,0 +1,221 @@
+package jobs
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// A request's source is checked before anything is created for it: a
+// missing, oversized, mislabelled or hostile tarball is refused with a
+// rejected event naming the reason, instead of failing at upload_source
+// after a project and a database were made (and deleted again). The
+// check reads the tarball as a stream, never whole: the stored size is
+// compared with the declared one and the cap before the first byte is
+// read, every read is bounded, and the unpacked size and file count are
+// counted as the archive is walked, so a gzip bomb or a swapped object
+// costs a bounded read, not the worker's memory.
+
+// SourceError is a source refused for good: the same tarball will always
+// be refused, so the request is rejected without retries.
+type SourceError struct {
+	SHA1 string
+	// Code is machine-readable: source_missing, source_size_mismatch,
+	// source_too_large, source_sha1_mismatch, source_not_tgz,
+	// source_unsafe_path, source_link, source_too_many_files,
+	// source_unpacked_too_large.
+	Code   string
+	Reason string
+}
+
+func (e *SourceError) Error() string {
+	return "source tarball " + e.SHA1 + ": " + e.Reason
+}
+
+func sourceErr(sha, code, format string, args ...any) *SourceError {
+	return &SourceError{SHA1: sha, Code: code, Reason: clip(fmt.Sprintf(format, args...), maxReasonLen)}
+}
+
+// checkSource verifies the tarball ref names (see the note above). An
+// error that is not a *SourceError is the store's, and transient.
+func (p *Pipeline) checkSource(ctx context.Context, ref SourceRef) error {
+	lim := p.cfg.Limits
+	info, err := p.sources.GetInfo(ctx, ref.SHA1)
+	switch {
+	case errors.Is(err, jetstream.ErrObjectNotFound) || (err == nil && info.Deleted):
+		return sourceErr(ref.SHA1, "source_missing", "not in the %s store; upload it before publishing the request", BucketSources)
+	case err != nil:
+		return fmt.Errorf("look up source tarball: %w", err)
+	case info.Opts != nil && info.Opts.Link != nil:
+		// A link may point into any bucket of the account.
+		return sourceErr(ref.SHA1, "source_link", "the stored object is a link, not a tarball")
+	case info.Size > uint64(lim.MaxSourceBytes):
+		return sourceErr(ref.SHA1, "source_too_large", "stored tarball is %d bytes, more than the %d allowed", info.Size, lim.MaxSourceBytes)
+	case info.Size != uint64(ref.Size):
+		return sourceErr(ref.SHA1, "source_size_mismatch", "stored tarball is %d bytes; the request declares %d", info.Size, ref.Size)
+	}
+	// Every put of an object gets a fresh NUID: one this pipeline has
+	// vetted already, unchanged since, needs no second read. A class's
+	// three hundred deploys of one tarball read it once.
+	if p.vetted.has(info.NUID) {
+		return nil
+	}
+	if err := p.readAndWalk(ctx, ref); err != nil {
+		return err
+	}
+	p.vetted.add(info.NUID)
+	return nil
+}
+
+// readAndWalk reads the tarball once, bounded, hashing it while walking
+// the archive.
+func (p *Pipeline) readAndWalk(ctx context.Context, ref SourceRef) error {
+	lim := p.cfg.Limits
+	obj, err := p.sources.Get(ctx, ref.SHA1)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return sourceErr(ref.SHA1, "source_missing", "not in the %s store", BucketSources)
+	}
+	if err != nil {
+		return fmt.Errorf("read source tarball: %w", err)
+	}
+	defer obj.Close()
+	// The object may have been replaced since GetInfo: the read stops
+	// one byte past the declared size.
+	h := sha1.New()
+	body := &countingReader{r: io.LimitReader(obj, ref.Size+1)}
+	in := io.TeeReader(body, h)
+	if err := walkTarball(in, ref.SHA1, lim); err != nil {
+		if se := (*SourceError)(nil); errors.As(err, &se) || body.err == nil {
+			return err
+		}
+		return fmt.Errorf("read source tarball: %w", body.err)
+	}
+	if _, err := io.Copy(io.Discard, in); err != nil { // what follows the archive still counts
+		return fmt.Errorf("read source tarball: %w", err)
+	}
+	switch {
+	case body.n != ref.Size:
+		return sourceErr(ref.SHA1, "source_size_mismatch", "stored tarball is not %d bytes", ref.Size)
+	case hex.EncodeToString(h.Sum(nil)) != ref.SHA1:
+		return sourceErr(ref.SHA1, "source_sha1_mismatch", "content does not match its SHA-1")
+	}
+	return nil
+}
+
+// walkTarball reads a gzip tar to its end and refuses what a deployment
+// must not contain: paths that leave the archive, links, special files,
+// and more files or unpacked bytes than lim allows.
+func walkTarball(r io.Reader, sha string, lim Limits) error {
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		return sourceErr(sha, "source_not_tgz", "not a gzip stream: %v", err)
+	}
+	defer zr.Close()
+	tr := tar.NewReader(zr)
+	var files, unpacked int64
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return sourceErr(sha, "source_not_tgz", "not a tar archive: %v", err)
+		}
+		if reason := unsafePath(hdr.Name); reason != "" {
+			return sourceErr(sha, "source_unsafe_path", "entry %q %s", clip(hdr.Name, maxFieldLen), reason)
+		}
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			continue
+		case tar.TypeReg:
+		case tar.TypeSymlink, tar.TypeLink:
+			return sourceErr(sha, "source_link", "entry %q is a link; deployments take regular files only", clip(hdr.Name, maxFieldLen))
+		default:
+			return sourceErr(sha, "source_unsafe_path", "entry %q is not a regular file or a directory (type %q)", clip(hdr.Name, maxFieldLen), hdr.Typeflag)
+		}
+		if files++; files > int64(lim.MaxSourceFiles) {
+			return sourceErr(sha, "source_too_many_files", "more than %d files", lim.MaxSourceFiles)
+		}
+		// Counted as read, not as declared: a header may lie.
+		n, err := io.Copy(io.Discard, io.LimitReader(tr, lim.MaxUnpackedBytes-unpacked+1))
+		unpacked += n
+		if unpacked > lim.MaxUnpackedBytes {
+			return sourceErr(sha, "source_unpacked_too_large", "unpacks to more than %d bytes", lim.MaxUnpackedBytes)
+		}
+		if err != nil {
+			return sourceErr(sha, "source_not_tgz", "entry %q: %v", clip(hdr.Name, maxFieldLen), err)
+		}
+	}
+}
+
+// unsafePath says why an archive entry's name may not be deployed, or
+// "" when it may: it must be a relative path that stays inside the
+// archive once cleaned.
+func unsafePath(name string) string {
+	switch {
+	case name == "":
+		return "has no name"
+	case !utf8.ValidString(name) || strings.ContainsRune(name, 0):
+		return "is not valid UTF-8"
+	case strings.HasPrefix(name, "/") || strings.Contains(name, "\\") || (len(name) > 1 && name[1] == ':'):
+		return "is an absolute path"
+	}
+	clean := path.Clean(name)
+	if clean == ".." || strings.HasPrefix(clean, "../") {
+		return "leaves the archive"
+	}
+	return ""
+}
+
+// vettedSet remembers the object NUIDs whose content passed the check,
+// up to maxVetted; past it the memory starts over.
+type vettedSet struct {
+	mu  sync.Mutex
+	ids map[string]struct{}
+}
+
+const maxVetted = 4096
+
+func (v *vettedSet) has(nuid string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	_, ok := v.ids[nuid]
+	return ok && nuid != ""
+}
+
+func (v *vettedSet) add(nuid string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.ids == nil || len(v.ids) >= maxVetted {
+		v.ids = make(map[string]struct{})
+	}
+	v.ids[nuid] = struct{}{}
+}
+
+// countingReader counts what it read and keeps the underlying reader's
+// error, to tell a store failure from a broken archive.
+type countingReader struct {
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	if err != nil && !errors.Is(err, io.EOF) {
+		c.err = err
+	}
+	return n, err
+}
