@@ -292,15 +292,15 @@ echo "  ok     admin user: enqueue submit --wait ($(tail -1 "$WORK/batch.txt")),
 "$BIN/natscheck" tenant -servers "$CLIENTS" -tenant acme -password "$TENANT_ACME_PASSWORD" -other globex \
 	-source examples/nextjs-prisma -failing examples/failing-build -timeout 90s ||
 	FAILURES+=("tenant permissions (natscheck tenant, above)")
-# The same tenant through enqueue, on its own inbox prefix: its deploy
+# The same tenant through enqueue (--nats-tenant: its inbox prefix, no consumers): its deploy
 # runs and is followed; a request for another tenant is refused.
 TENANT_URL=$(url_with tenant-acme "$TENANT_ACME_PASSWORD")
-tenant_enqueue() { "$WORK/image/enqueue" --nats-url "$TENANT_URL" --nats-inbox-prefix _INBOX_acme "$@"; }
+tenant_enqueue() { "$WORK/image/enqueue" --nats-url "$TENANT_URL" --nats-tenant acme "$@"; }
 TENANT_ID="lint-acme-$(rand)"
 if tenant_enqueue submit --tenant acme --source examples/nextjs-prisma --id "$TENANT_ID" --wait --timeout 1m >"$WORK/tenant-submit.txt" 2>&1 &&
 	tenant_enqueue status --tenant acme "$TENANT_ID" >"$WORK/tenant-status.txt" 2>&1 &&
 	grep -q succeeded "$WORK/tenant-status.txt"; then
-	echo "  ok     enqueue as tenant-acme (--nats-inbox-prefix _INBOX_acme): submit --wait and status of its own deploy"
+	echo "  ok     enqueue as tenant-acme (--nats-tenant acme): submit --wait and status of its own deploy"
 else
 	cat "$WORK/tenant-submit.txt" "$WORK/tenant-status.txt" 2>/dev/null
 	FAILURES+=("enqueue as tenant-acme")

@@ -103,7 +103,7 @@ func TestDLQListAndShow(t *testing.T) {
 	if err := json.Unmarshal(entry.Request, &req); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.h.Assets.Sources.Delete(t.Context(), req.Source.SHA1); err != nil {
+	if err := b.h.Assets.Sources.Delete(t.Context(), "initech", req.Source.SHA1, 0); err != nil {
 		t.Fatal(err)
 	}
 	r = b.run(t, "dlq", "replay", "--all", "--tenant", "initech")

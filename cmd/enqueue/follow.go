@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
@@ -57,6 +58,57 @@ func follow(ctx context.Context, js jetstream.JetStream, subjects []string, perC
 		}
 		f.wg.Go(func() { f.pump(ctx, msgs) })
 	}
+	return f, nil
+}
+
+// followTenant is follow for a tenant's user, which may create no
+// consumer: it subscribes to the tenant's events, then reads each
+// request's latest event (a duplicate's outcome, or what was published
+// before the subscription), and passes each event on once, by id.
+func followTenant(ctx context.Context, client *jobs.Client, tenant string, ids []string) (*follower, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	f := &follower{events: make(chan received), cancel: cancel}
+	w, err := client.Watch(ctx, jobs.WatchFilter{Tenant: tenant})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("follow events: %w", err)
+	}
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	f.wg.Go(func() {
+		defer w.Stop()
+		seen := map[string]bool{}
+		pass := func(ev jobs.Event, err error) bool {
+			if err != nil {
+				return f.send(ctx, received{err: fmt.Errorf("follow events: %w", err)})
+			}
+			if !want[ev.Data.RequestID] || seen[ev.ID] {
+				return true
+			}
+			seen[ev.ID] = true
+			raw, _ := json.Marshal(ev)
+			return f.send(ctx, received{ev: ev, raw: raw})
+		}
+		for _, id := range ids {
+			ev, err := client.LastEvent(ctx, tenant, id)
+			if ev == nil && err == nil {
+				continue
+			}
+			if err != nil || !pass(*ev, nil) {
+				if err != nil && ctx.Err() == nil {
+					f.send(ctx, received{err: fmt.Errorf("follow events: %w", err), fatal: true})
+				}
+				return
+			}
+		}
+		for ev, err := range w.Events() {
+			if !pass(ev, err) {
+				return
+			}
+		}
+	})
 	return f, nil
 }
 

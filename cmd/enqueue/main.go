@@ -110,8 +110,10 @@ Connection flags (accepted before or after the command):
   --nats-tls-ca FILE   CA bundle to verify the server; env NATS_TLS_CA
   --nats-tls-cert FILE client certificate; env NATS_TLS_CERT (with --nats-tls-key)
   --nats-tls-key FILE  client key; env NATS_TLS_KEY
-  --nats-inbox-prefix P  reply prefix, _INBOX_<tenant> for a tenant's user
-                       (deploy/nats/accounts.conf); env NATS_INBOX_PREFIX
+  --nats-tenant T      connect as tenant T's NATS user (deploy/nats/accounts.conf):
+                       submit, wait, status and watch for T only, replies on
+                       _INBOX_T; env NATS_TENANT
+  --nats-inbox-prefix P  reply prefix, if not _INBOX_<tenant>; env NATS_INBOX_PREFIX
 
 Exit status:
   0  every request succeeded (status, watch, cancel, dlq: the command worked)

@@ -24,6 +24,10 @@ type natsConfig struct {
 	// InboxPrefix replaces _INBOX for replies: a tenant's NATS user may
 	// only receive on its own prefix (deploy/nats/accounts.conf).
 	InboxPrefix string
+	// Tenant is the tenant whose NATS user connects: the client then does
+	// only what that user may (jobs.ClientConfig.Tenant), and replies come
+	// on _INBOX_<tenant> unless InboxPrefix says otherwise.
+	Tenant string
 }
 
 func natsConfigFromEnv(getenv func(string) string) natsConfig {
@@ -35,6 +39,7 @@ func natsConfigFromEnv(getenv func(string) string) natsConfig {
 		TLSKey:  getenv("NATS_TLS_KEY"),
 
 		InboxPrefix: getenv("NATS_INBOX_PREFIX"),
+		Tenant:      getenv("NATS_TENANT"),
 	}
 	if c.URL == "" {
 		c.URL = defaultNATSURL
@@ -52,9 +57,15 @@ func (c *natsConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSCert, "nats-tls-cert", c.TLSCert, "client certificate for NATS (env NATS_TLS_CERT)")
 	fs.StringVar(&c.TLSKey, "nats-tls-key", c.TLSKey, "client key for NATS (env NATS_TLS_KEY)")
 	fs.StringVar(&c.InboxPrefix, "nats-inbox-prefix", c.InboxPrefix, "reply subject prefix, such as _INBOX_acme for a tenant's user (env NATS_INBOX_PREFIX)")
+	fs.StringVar(&c.Tenant, "nats-tenant", c.Tenant, "connect as this tenant's NATS user: submit, wait, status and watch for it only, replies on _INBOX_<tenant> (env NATS_TENANT)")
 }
 
 func (c natsConfig) validate() error {
+	if c.Tenant != "" {
+		if err := checkTenant(c.Tenant); err != nil {
+			return usagef("--nats-tenant: %v", err)
+		}
+	}
 	if strings.TrimSpace(c.URL) == "" {
 		return usagef("--nats-url is empty")
 	}
@@ -92,6 +103,8 @@ type session struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	client *jobs.Client
+	// tenant is set when connected as a tenant's user (--nats-tenant).
+	tenant string
 }
 
 func (s *session) close() { s.nc.Close() }
@@ -107,8 +120,11 @@ func connect(ctx context.Context, c natsConfig) (*session, error) {
 	if c.Creds != "" {
 		opts = append(opts, nats.UserCredentials(c.Creds))
 	}
-	if c.InboxPrefix != "" {
+	switch {
+	case c.InboxPrefix != "":
 		opts = append(opts, nats.CustomInboxPrefix(c.InboxPrefix))
+	case c.Tenant != "":
+		opts = append(opts, nats.CustomInboxPrefix("_INBOX_"+c.Tenant))
 	}
 	if c.TLSCA != "" {
 		opts = append(opts, nats.RootCAs(c.TLSCA))
@@ -125,7 +141,7 @@ func connect(ctx context.Context, c natsConfig) (*session, error) {
 		nc.Close()
 		return nil, fmt.Errorf("NATS at %s: %w", c.redactedURL(), err)
 	}
-	client, err := jobs.NewClient(ctx, js, jobs.ClientConfig{})
+	client, err := jobs.NewClient(ctx, js, jobs.ClientConfig{Tenant: c.Tenant})
 	if err != nil {
 		nc.Close()
 		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
@@ -133,7 +149,7 @@ func connect(ctx context.Context, c natsConfig) (*session, error) {
 		}
 		return nil, fmt.Errorf("NATS at %s: %w", c.redactedURL(), err)
 	}
-	return &session{nc: nc, js: js, client: client}, nil
+	return &session{nc: nc, js: js, client: client, tenant: c.Tenant}, nil
 }
 
 func connectError(c natsConfig, err error) error {

@@ -161,10 +161,18 @@ func runBatch(ctx context.Context, e env, sess *session, plans []*plan, o batchO
 	var events <-chan received
 	if o.wait {
 		subjects := make([]string, len(reqs))
+		ids := make([]string, len(reqs))
 		for i, t := range reqs {
 			subjects[i] = jobs.EventSubject(t.req.Tenant, t.req.ID)
+			ids[i] = t.req.ID
 		}
-		f, err := follow(ctx, sess.js, subjects, maxFilters, after)
+		var f *follower
+		var err error
+		if sess.tenant != "" {
+			f, err = followTenant(ctx, sess.client, sess.tenant, ids)
+		} else {
+			f, err = follow(ctx, sess.js, subjects, maxFilters, after)
+		}
 		if err != nil {
 			fmt.Fprintf(e.stderr, "enqueue %s: %v\n", o.cmd, err)
 			return exitFailed

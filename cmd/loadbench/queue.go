@@ -171,7 +171,7 @@ func runDirect(ctx context.Context, b *runner, n, c, warm int, prof *profiler) (
 	defer e.close()
 	// What Submit does before anything runs: the tarball in the bucket.
 	sctx, cancel := context.WithTimeout(ctx, setupTimeout)
-	_, err = e.assets.Sources.PutBytes(sctx, withSource(request(""), b.tgz).Source.SHA1, b.tgz)
+	err = e.assets.Sources.Put(sctx, benchTenant, withSource(request(""), b.tgz).Source.SHA1, b.tgz)
 	cancel()
 	if err != nil {
 		return r, fmt.Errorf("store tarball: %w", err)

@@ -116,9 +116,11 @@ func passwordOf(user string) string {
 	return passwords["TENANT_"+strings.ToUpper(strings.TrimPrefix(user, "tenant-"))+"_PASSWORD"]
 }
 
-// Tenant acme's credentials publish acme's requests and read acme's
-// events; they can neither publish a request for globex nor read any of
-// globex's events, by subscription, consumer, direct get or Client.Watch.
+// Tenant acme's credentials submit, watch and read the status of acme's
+// requests through a tenant's jobs.Client, and nothing else: every way
+// one tenant could reach another (publishing in its lane, reading its
+// events, tarballs or checkpoints, listing streams, creating consumers,
+// purging or overwriting tarballs) is refused by the server.
 func TestTenantCredentialsStayInTheirLane(t *testing.T) {
 	s := startFromConfig(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -131,11 +133,17 @@ func TestTenantCredentialsStayInTheirLane(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Setup as deployq-worker: %v", err)
 	}
-	// One event for each tenant, as a worker publishes them.
+	// One event and one tarball for each tenant, as workers and producers
+	// leave them.
+	admin := connect(t, s, "deployq-admin")
+	ajs, _ := jetstream.New(admin)
 	for _, tenant := range []string{"acme", "globex"} {
-		data := fmt.Sprintf(`{"specversion":"1.0","id":"%s-1.terminal","source":"deployq","type":"dev.deployq.deploy.succeeded","data":{"requestId":"%s-1","tenant":"%s"}}`, tenant, tenant, tenant)
+		data := fmt.Sprintf(`{"specversion":"1.0","id":"%s.%s-1.terminal","source":"deployq","type":"dev.deployq.deploy.succeeded","data":{"requestId":"%s-1","tenant":"%s"}}`, tenant, tenant, tenant, tenant)
 		if _, err := wjs.Publish(ctx, jobs.EventSubject(tenant, tenant+"-1"), []byte(data)); err != nil {
 			t.Fatalf("worker publishes %s's event: %v", tenant, err)
+		}
+		if err := jobs.NewSourceStore(ajs).Put(ctx, tenant, sha(tenant), []byte(tenant+"'s tarball")); err != nil {
+			t.Fatal(err)
 		}
 	}
 
@@ -144,22 +152,19 @@ func TestTenantCredentialsStayInTheirLane(t *testing.T) {
 	acme := connect(t, s, "tenant-acme", nats.CustomInboxPrefix("_INBOX_acme"), nats.ErrorHandler(r.handler))
 	js, _ := jetstream.New(acme)
 
-	// Allowed: its own request, its own event.
+	// Allowed: its own request, its own events, its own tarballs, a
+	// tenant's client's Submit, SubmitBatch, Watch, Status and LastEvent.
 	if _, err := js.Publish(ctx, jobs.RequestSubject("acme", "own-1"), []byte(`{}`)); err != nil {
 		t.Fatalf("acme cannot publish its own request: %v", err)
 	}
-	events, err := js.Stream(ctx, jobs.StreamEvents)
+	client, err := jobs.NewClient(ctx, js, jobs.ClientConfig{Tenant: "acme"})
 	if err != nil {
-		t.Fatalf("acme cannot bind the events stream: %v", err)
+		t.Fatalf("acme cannot start a tenant's client: %v", err)
 	}
-	if m, err := events.GetLastMsgForSubject(ctx, jobs.EventSubject("acme", "acme-1")); err != nil || !strings.Contains(string(m.Data), `"acme-1"`) {
-		t.Fatalf("acme cannot read its own event: %v", err)
+	if ev, err := client.LastEvent(ctx, "acme", "acme-1"); err != nil || ev == nil || ev.Data.RequestID != "acme-1" {
+		t.Fatalf("acme cannot read its own event: %+v, %v", ev, err)
 	}
-	client, err := jobs.NewClient(ctx, js, jobs.ClientConfig{})
-	if err != nil {
-		t.Fatalf("acme cannot bind the producer client: %v", err)
-	}
-	w, err := client.Watch(ctx, jobs.WatchFilter{Tenant: "acme", FromStart: true})
+	w, err := client.Watch(ctx, jobs.WatchFilter{Tenant: "acme", ID: "acme-1", FromStart: true})
 	if err != nil {
 		t.Fatalf("acme cannot follow its own events: %v", err)
 	}
@@ -170,15 +175,23 @@ func TestTenantCredentialsStayInTheirLane(t *testing.T) {
 		break
 	}
 	w.Stop()
-	// A batch: its references are asynchronous KV puts on the subjects a
-	// tenant may write, its answers come to acme's inbox prefix, its
-	// duplicate checks are per-key direct gets.
+	sub, err := client.Submit(ctx, jobs.Request{Name: "single"}, []byte("acme's tarball"))
+	if err != nil || sub.Tenant != "acme" {
+		t.Fatalf("acme cannot submit: %+v, %v", sub, err)
+	}
 	batch := []jobs.Request{{Tenant: "acme", Name: "batch-a"}, {Tenant: "acme", Name: "batch-b"}}
-	if res, err := client.SubmitBatch(ctx, batch, []byte("acme's tarball")); err != nil {
+	if res, err := client.SubmitBatch(ctx, batch, []byte("acme's other tarball")); err != nil {
 		t.Fatalf("acme cannot submit a batch of its own requests: %v (%+v)", err, res)
+	}
+	if _, err := client.Status(ctx, "acme", sub.ID); err != nil && !errors.Is(err, jobs.ErrUnknownRequest) {
+		t.Fatalf("acme cannot read its own status: %v", err)
 	}
 	if r.waitFor("", 0) {
 		t.Fatalf("allowed operations were refused: %q", r.errs)
+	}
+	// The client itself keeps to its tenant.
+	if _, err := client.Submit(ctx, jobs.Request{Tenant: "globex", Name: "x"}, []byte("x")); err == nil {
+		t.Fatal("acme's client submitted for globex")
 	}
 
 	// Refused: publishing for globex, in either subject form. Nothing
@@ -193,12 +206,6 @@ func TestTenantCredentialsStayInTheirLane(t *testing.T) {
 		if !r.waitFor(`Publish to "`+subj+`"`, 5*time.Second) {
 			t.Fatalf("publishing globex's request on %s was not refused: %q", subj, r.errs)
 		}
-		pubCtx, pubCancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err = js.Publish(pubCtx, subj, []byte(`{"tenant":"globex"}`))
-		pubCancel()
-		if err == nil {
-			t.Fatalf("a JetStream publish of globex's request on %s was acknowledged", subj)
-		}
 	}
 	info, err := assets.Requests.Info(ctx, jetstream.WithSubjectFilter("deploy.requests.globex.>"))
 	if err != nil {
@@ -208,71 +215,83 @@ func TestTenantCredentialsStayInTheirLane(t *testing.T) {
 		t.Fatalf("requests for globex reached the stream from acme's credentials: %v", info.State.Subjects)
 	}
 
-	// Refused: reading globex's events, every way.
-	for _, c := range []struct {
+	// request asks the JetStream API as acme and fails the test if it answers.
+	request := func(subject, body string) func() error {
+		return func() error {
+			// A refused request gets no answer at all; an allowed one
+			// would come in milliseconds.
+			c, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+			defer cancel()
+			if m, err := acme.RequestWithContext(c, subject, []byte(body)); err == nil {
+				return fmt.Errorf("answered: %.200s", m.Data)
+			}
+			return nil
+		}
+	}
+	publish := func(subject string) func() error {
+		return func() error {
+			if err := acme.Publish(subject, []byte("x")); err != nil {
+				return err
+			}
+			return acme.Flush()
+		}
+	}
+	subscribe := func(subject string) func() error {
+		return func() error {
+			_, err := acme.SubscribeSync(subject)
+			_ = acme.Flush()
+			return err
+		}
+	}
+	cases := []struct {
 		what, refusal string
 		try           func() error
 	}{
-		{"subscribe to globex's events", `Subscription to "deploy.events.globex.>"`, func() error {
-			_, err := acme.SubscribeSync("deploy.events.globex.>")
-			_ = acme.Flush()
-			return err
-		}},
-		{"subscribe to every event", `Subscription to "deploy.events.>"`, func() error {
-			_, err := acme.SubscribeSync("deploy.events.>")
-			_ = acme.Flush()
-			return err
-		}},
-		{"direct get of globex's event", `$JS.API.DIRECT.GET.DEPLOY_EVENTS.deploy.events.globex.globex-1`, func() error {
+		{"subscribe to globex's events", `Subscription to "deploy.events.globex.>"`, subscribe("deploy.events.globex.>")},
+		{"subscribe to every event", `Subscription to "deploy.events.>"`, subscribe("deploy.events.>")},
+		{"subscribe to cancel notices", `Subscription to "deploy.cancel.>"`, subscribe("deploy.cancel.>")},
+		{"direct get of globex's event", "$JS.API.DIRECT.GET.DEPLOY_EVENTS.deploy.events.globex.globex-1",
+			request("$JS.API.DIRECT.GET.DEPLOY_EVENTS.deploy.events.globex.globex-1", "")},
+		{"direct get of globex's checkpoint", "$JS.API.DIRECT.GET.KV_DEPLOY_JOBS.$KV.DEPLOY_JOBS.globex.globex-1",
+			request("$JS.API.DIRECT.GET.KV_DEPLOY_JOBS.$KV.DEPLOY_JOBS.globex.globex-1", "")},
+		{"direct get of globex's tarball", "$JS.API.DIRECT.GET.DEPLOY_SOURCES.deploy.sources.globex.",
+			request("$JS.API.DIRECT.GET.DEPLOY_SOURCES."+"deploy.sources.globex."+sha("globex")+".0", "")},
+		{"overwrite globex's tarball", `Publish to "deploy.sources.globex.`, publish("deploy.sources.globex." + sha("globex") + ".0")},
+		{"purge the tarballs", "$JS.API.STREAM.PURGE.DEPLOY_SOURCES",
+			request("$JS.API.STREAM.PURGE.DEPLOY_SOURCES", `{"filter":"deploy.sources.globex.>"}`)},
+		{"delete a tarball chunk", "$JS.API.STREAM.MSG.DELETE.DEPLOY_SOURCES",
+			request("$JS.API.STREAM.MSG.DELETE.DEPLOY_SOURCES", `{"seq":1}`)},
+		{"leader read (MSG.GET) of globex's event", "$JS.API.STREAM.MSG.GET.DEPLOY_EVENTS",
+			request("$JS.API.STREAM.MSG.GET.DEPLOY_EVENTS", `{"last_by_subj":"deploy.events.globex.globex-1"}`)},
+		{"list the streams", "$JS.API.STREAM.LIST", request("$JS.API.STREAM.LIST", "")},
+		{"list the stream names", "$JS.API.STREAM.NAMES", request("$JS.API.STREAM.NAMES", "")},
+		{"list the consumers", "$JS.API.CONSUMER.LIST.DEPLOY_REQUESTS", request("$JS.API.CONSUMER.LIST.DEPLOY_REQUESTS", "")},
+		{"a push consumer delivering into globex's lane", "$JS.API.CONSUMER.CREATE.DEPLOY_EVENTS",
+			request("$JS.API.CONSUMER.CREATE.DEPLOY_EVENTS.sneaky.deploy.events.acme.>",
+				`{"stream_name":"DEPLOY_EVENTS","config":{"name":"sneaky","filter_subject":"deploy.events.acme.>","deliver_subject":"deploy.requests.globex.g-2","ack_policy":"none"}}`)},
+		{"a pull consumer on its own events", "$JS.API.CONSUMER.CREATE.DEPLOY_EVENTS",
+			request("$JS.API.CONSUMER.CREATE.DEPLOY_EVENTS.mine.deploy.events.acme.>",
+				`{"stream_name":"DEPLOY_EVENTS","config":{"name":"mine","filter_subject":"deploy.events.acme.>","ack_policy":"none"}}`)},
+		{"write a checkpoint", `Publish to "$KV.DEPLOY_JOBS.acme.forged"`, publish("$KV.DEPLOY_JOBS.acme.forged")},
+		{"record a source reference for globex", `Publish to "$KV.DEPLOY_SOURCE_REFS.`, publish("$KV.DEPLOY_SOURCE_REFS." + sha("x") + ".globex.x")},
+		{"an admin's client", "$JS.API.STREAM.INFO.", func() error {
 			c, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
-			if m, err := events.GetLastMsgForSubject(c, jobs.EventSubject("globex", "globex-1")); err == nil {
-				return fmt.Errorf("read it: %s", m.Data)
+			if _, err := jobs.NewClient(c, js, jobs.ClientConfig{}); err == nil {
+				return errors.New("bound every stream")
 			}
 			return nil
 		}},
-		{"a consumer on globex's events", `$JS.API.CONSUMER.CREATE.DEPLOY_EVENTS`, func() error {
-			c, cancel := context.WithTimeout(ctx, 2*time.Second)
-			defer cancel()
-			if _, err := js.CreateConsumer(c, jobs.StreamEvents, jetstream.ConsumerConfig{FilterSubject: "deploy.events.globex.>"}); err == nil {
-				return errors.New("created it")
-			}
-			return nil
-		}},
-		{"leader read (MSG.GET) of globex's event", `$JS.API.STREAM.MSG.GET.DEPLOY_EVENTS`, func() error {
-			c, cancel := context.WithTimeout(ctx, 2*time.Second)
-			defer cancel()
-			if m, err := acme.RequestWithContext(c, "$JS.API.STREAM.MSG.GET.DEPLOY_EVENTS",
-				[]byte(`{"last_by_subj":"deploy.events.globex.globex-1"}`)); err == nil {
-				return fmt.Errorf("answered: %s", m.Data)
-			}
-			return nil
-		}},
-		{"Client.Watch of globex", `$JS.API.CONSUMER.CREATE.DEPLOY_EVENTS`, func() error {
-			c, cancel := context.WithTimeout(ctx, 2*time.Second)
-			defer cancel()
-			w, err := client.Watch(c, jobs.WatchFilter{Tenant: "globex", FromStart: true})
-			if err != nil {
-				return nil
-			}
-			defer w.Stop()
-			for ev, err := range w.Events() {
-				if err == nil {
-					return fmt.Errorf("read %s", ev.Data.RequestID)
-				}
-				break
-			}
-			return nil
-		}},
-		{"read globex's checkpoint", `$JS.API.DIRECT.GET.KV_DEPLOY_JOBS.$KV.DEPLOY_JOBS.globex.`, func() error {
-			c, cancel := context.WithTimeout(ctx, 2*time.Second)
-			defer cancel()
-			if st, err := client.Status(c, "globex", "globex-1"); err == nil {
-				return fmt.Errorf("read it: %+v", st)
-			}
-			return nil
-		}},
-	} {
+	}
+	for _, stream := range []string{jobs.StreamRequests, jobs.StreamEvents, jobs.StreamDLQ, jobs.StreamSources,
+		"KV_" + jobs.BucketJobs, "KV_" + jobs.BucketSourceRefs, "KV_" + jobs.BucketUploads} {
+		subj := "$JS.API.STREAM.INFO." + stream
+		cases = append(cases, struct {
+			what, refusal string
+			try           func() error
+		}{"list " + stream + "'s subjects", subj, request(subj, `{"subjects_filter":">"}`)})
+	}
+	for _, c := range cases {
 		if err := c.try(); err != nil {
 			t.Errorf("%s: %v", c.what, err)
 			continue
@@ -281,6 +300,14 @@ func TestTenantCredentialsStayInTheirLane(t *testing.T) {
 			t.Errorf("%s: no permission refusal mentioning %s; refusals so far: %q", c.what, c.refusal, r.errs)
 		}
 	}
+	if info, err := assets.Requests.Info(ctx, jetstream.WithSubjectFilter("deploy.requests.globex.>")); err != nil || len(info.State.Subjects) != 0 {
+		t.Fatalf("something reached globex's lane: %v, %v", info.State.Subjects, err)
+	}
+}
+
+// sha is a stand-in SHA-1 for a tarball name.
+func sha(s string) string {
+	return fmt.Sprintf("%040x", []byte(s))[:40]
 }
 
 // Workers share what they learned of build times through

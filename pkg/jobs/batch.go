@@ -129,9 +129,10 @@ type batch struct {
 	reqs []Request // as prepared; only those that passed
 	data [][]byte  // their encoded form
 	res  []BatchResult
-	// srcErr is why the tarball could not be stored; the requests that
-	// reach that stage after it fail with it.
-	srcErr error
+	// srcErr is, per tenant, whether its copy of the tarball is stored
+	// (nil) or why it could not be; the tenant's requests that reach that
+	// stage after it fail with it.
+	srcErr map[string]error
 }
 
 // run takes the requests through the stages in chunks of MaxPending, one
@@ -204,18 +205,26 @@ func (b *batch) reference(ctx context.Context, todo []int) []int {
 // the first chunk it is the client's memory of having stored it, unless
 // SourceGrace/2 runs out during the batch.
 func (b *batch) ensureSource(ctx context.Context, todo []int, sha string, tarball []byte) []int {
-	if len(todo) > 0 && b.srcErr == nil {
-		b.srcErr = b.c.ensureSource(ctx, sha, tarball)
-	}
 	if b.srcErr == nil {
-		return todo
+		b.srcErr = map[string]error{}
 	}
-	// The references stay: one may be an earlier submit's of the same id,
-	// still queued. The bucket's max age removes the rest.
+	rest := todo[:0]
 	for _, i := range todo {
-		b.res[i].Err = b.srcErr
+		tenant := b.reqs[i].Tenant
+		err, done := b.srcErr[tenant]
+		if !done {
+			err = b.c.ensureSource(ctx, tenant, sha, tarball)
+			b.srcErr[tenant] = err
+		}
+		if err != nil {
+			// The reference stays: it may be an earlier submit's of the
+			// same id, still queued. The bucket's max age removes the rest.
+			b.res[i].Err = err
+			continue
+		}
+		rest = append(rest, i)
 	}
-	return nil
+	return rest
 }
 
 // publish publishes the requests, each on its own subject (requestMsg), and

@@ -124,7 +124,7 @@ func TestSubmitBatchPublishesEveryRequestOnce(t *testing.T) {
 			t.Fatalf("request %s: reference stored at %s, request at %s", r.ID, ref.Created().Format(time.RFC3339Nano), m.at.Format(time.RFC3339Nano))
 		}
 	}
-	if info, err := h.Assets.Sources.GetInfo(ctx, vercel.SHA1Hex(tgz)); err != nil || info.Size != uint64(len(tgz)) {
+	if info, err := h.Assets.Sources.Stat(ctx, "acme", vercel.SHA1Hex(tgz)); err != nil || info.Size != int64(len(tgz)) {
 		t.Fatalf("tarball: %+v, %v", info, err)
 	}
 }

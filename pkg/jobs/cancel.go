@@ -133,6 +133,9 @@ var ErrRunning = errors.New("job has not finished")
 // resources) and it ends with a cancelled event. Cancelling an unknown id
 // records the cancel for a request that may still arrive.
 func (c *Client) Cancel(ctx context.Context, tenant, id string) (*JobState, error) {
+	if err := c.adminOnly("cancel " + id); err != nil {
+		return nil, err
+	}
 	if !tenantPattern.MatchString(tenant) || !idPattern.MatchString(id) {
 		return nil, invalid("", "cancel needs a valid tenant and id")
 	}

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
@@ -24,6 +25,16 @@ type ClientConfig struct {
 	// tarball written less than half of it ago is not uploaded again.
 	// Defaults to 10 min.
 	SourceGrace time.Duration
+	// Tenant, when set, is the tenant whose NATS user the client
+	// connects as (deploy/nats): the client then uses only what such a
+	// user may. It binds no stream (no STREAM.INFO, which would list
+	// every tenant's subjects), reads checkpoints and events with direct
+	// gets of the tenant's own subjects, follows events by subscription
+	// (a tenant's user may create no consumer: a push consumer could
+	// deliver into any subject of the account), submits for this tenant
+	// only, and leaves Cancel, Replay and the DLQ to the admin user
+	// (ErrAdminOnly). Defaults to "": an admin client.
+	Tenant string
 	// MaxPending is the chunk size of SubmitBatch and bounds what one
 	// call has outstanding of each kind: checkpoint reads, reference puts
 	// and request publishes waiting for their answer (256 was the fastest
@@ -48,8 +59,7 @@ func (c ClientConfig) withDefaults() ClientConfig {
 // services import it to publish requests; cmd/enqueue is built on it.
 type Client struct {
 	js      jetstream.JetStream
-	sources jetstream.ObjectStore
-	refs    jetstream.KeyValue
+	sources *SourceStore
 	// refsPut is the subject prefix of a put into refs (see kvPutPrefix).
 	refsPut string
 	jobs    jetstream.KeyValue
@@ -64,7 +74,8 @@ type Client struct {
 	now        func() time.Time
 
 	// stored remembers when tarballs this client saw in the store were
-	// written (the store's own ModTime), so that a tarball submitted again
+	// written (by the stream's clock), per tenant and SHA-1, so that a
+	// tarball submitted again
 	// within SourceGrace/2 needs no lookup: the same rule as the lookup's.
 	storedMu sync.Mutex
 	stored   map[string]time.Time
@@ -73,14 +84,24 @@ type Client struct {
 // maxStoredTarballs bounds Client.stored; past it the memory starts over.
 const maxStoredTarballs = 4096
 
+// ErrAdminOnly is returned by a tenant's client (ClientConfig.Tenant) for
+// what only the admin user may do.
+var ErrAdminOnly = errors.New("this needs the admin NATS user; a tenant's client cannot do it")
+
 // NewClient binds to the streams and buckets a worker (or Setup) created.
+// A tenant's client (ClientConfig.Tenant) binds nothing: see Tenant.
 func NewClient(ctx context.Context, js jetstream.JetStream, cfg ClientConfig) (*Client, error) {
 	c := &Client{js: js, cfg: cfg.withDefaults(), now: time.Now}
-	var err error
-	if c.sources, err = js.ObjectStore(ctx, BucketSources); err != nil {
-		return nil, bindErr("object store "+BucketSources, err)
+	c.sources = NewSourceStore(js)
+	c.refsPut = "$KV." + BucketSourceRefs + "."
+	if cfg.Tenant != "" {
+		if !tenantPattern.MatchString(cfg.Tenant) {
+			return nil, invalid("tenant", "ClientConfig.Tenant %q is not a tenant name", cfg.Tenant)
+		}
+		return c, nil
 	}
-	if c.refs, err = js.KeyValue(ctx, BucketSourceRefs); err != nil {
+	var err error
+	if _, err = js.KeyValue(ctx, BucketSourceRefs); err != nil {
 		return nil, bindErr("bucket "+BucketSourceRefs, err)
 	}
 	// The bucket's own configuration says where its puts go (a mirror
@@ -101,6 +122,71 @@ func NewClient(ctx context.Context, js jetstream.JetStream, cfg ClientConfig) (*
 		return nil, bindErr("stream "+StreamDLQ, err)
 	}
 	return c, nil
+}
+
+// adminOnly refuses what a tenant's client may not do.
+func (c *Client) adminOnly(what string) error {
+	if c.cfg.Tenant != "" {
+		return fmt.Errorf("%s: %w", what, ErrAdminOnly)
+	}
+	return nil
+}
+
+// forTenant checks (and for a tenant's client, fills in) the tenant a
+// call is for.
+func (c *Client) forTenant(tenant *string) error {
+	switch {
+	case c.cfg.Tenant == "":
+	case *tenant == "":
+		*tenant = c.cfg.Tenant
+	case *tenant != c.cfg.Tenant:
+		return invalid("tenant", "%q: this client acts for tenant %q", *tenant, c.cfg.Tenant)
+	}
+	return nil
+}
+
+// readState reads a checkpoint with a direct get of its key, which a
+// tenant's user may make for its own keys; nil when there is none.
+func (c *Client) readState(ctx context.Context, tenant, id string) (*JobState, error) {
+	ctx, cancel := c.apiCtx(ctx)
+	defer cancel()
+	m, err := directGet(ctx, c.js.Conn(), "KV_"+BucketJobs, "$KV."+BucketJobs+"."+jobKey(tenant, id), jetstream.ErrKeyNotFound)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if op := m.header.Get("KV-Operation"); op == "DEL" || op == "PURGE" || m.header.Get(jetstream.MarkerReasonHeader) != "" {
+		return nil, nil
+	}
+	var s JobState
+	if err := json.Unmarshal(m.data, &s); err != nil {
+		return nil, fmt.Errorf("decode checkpoint: %w", err)
+	}
+	return &s, nil
+}
+
+// putRef and deleteRef write the refs bucket by publishing to its key
+// subjects, as KeyValue.Put and Delete do, which needs no bucket handle.
+func (c *Client) putRef(ctx context.Context, key string) error {
+	_, err := c.js.Publish(ctx, c.refsPut+key, nil)
+	return err
+}
+
+func (c *Client) deleteRef(ctx context.Context, key string) error {
+	m := nats.NewMsg(c.refsPut + key)
+	m.Header.Set("KV-Operation", "DEL")
+	_, err := c.js.PublishMsg(ctx, m)
+	return err
+}
+
+// apiCtx bounds a request made without a deadline, as nats.go does.
+func (c *Client) apiCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, c.js.Options().DefaultTimeout)
 }
 
 // Submitted is the result of a submit.
@@ -207,6 +293,9 @@ func (c *Client) prepare(req *Request, src SourceRef) ([]byte, error) {
 	if req.ID == "" {
 		req.ID = NewID()
 	}
+	if err := c.forTenant(&req.Tenant); err != nil {
+		return nil, err
+	}
 	req.Source = src
 	if src.Size == 0 {
 		return nil, invalid("source", "the tarball is empty")
@@ -232,7 +321,7 @@ func (c *Client) prepare(req *Request, src SourceRef) ([]byte, error) {
 // read counts as no job: while the first message is queued the stream
 // still refuses the duplicate, and a worker acks a later one unrun.
 func (c *Client) existingJob(ctx context.Context, req *Request) *JobState {
-	st, err := ReadState(ctx, c.jobs, req.Tenant, req.ID)
+	st, err := c.readState(ctx, req.Tenant, req.ID)
 	if err != nil || st == nil || (st.Seq == 0 && !st.Done()) {
 		return nil
 	}
@@ -242,33 +331,32 @@ func (c *Client) existingJob(ctx context.Context, req *Request) *JobState {
 // storeSource references the tarball for this request, then uploads it
 // unless a fresh copy is there (see the note in sources.go on ordering).
 func (c *Client) storeSource(ctx context.Context, req *Request, tarball []byte) error {
-	if _, err := c.refs.Put(ctx, refKey(req), nil); err != nil {
+	if err := c.putRef(ctx, refKey(req)); err != nil {
 		return fmt.Errorf("reference source tarball: %w", err)
 	}
-	return c.ensureSource(ctx, req.Source.SHA1, tarball)
+	return c.ensureSource(ctx, req.Tenant, req.Source.SHA1, tarball)
 }
 
-// ensureSource uploads the tarball unless a copy written less than
-// SourceGrace/2 ago is there. The requests relying on it must hold their
-// references already (see the note in sources.go on ordering).
-func (c *Client) ensureSource(ctx context.Context, sha string, tarball []byte) error {
-	if c.storedFresh(sha) {
+// ensureSource stores tenant's copy of the tarball unless one written
+// less than SourceGrace/2 ago is there. The requests relying on it must
+// hold their references already (see the note in sources.go on ordering).
+func (c *Client) ensureSource(ctx context.Context, tenant, sha string, tarball []byte) error {
+	key := tenant + "." + sha
+	if c.storedFresh(key) {
 		return nil
 	}
-	info, err := c.sources.GetInfo(ctx, sha)
+	info, err := c.sources.Stat(ctx, tenant, sha)
 	switch {
-	case err == nil && !info.Deleted && c.now().Sub(info.ModTime) < c.cfg.SourceGrace/2:
-		c.remember(sha, info.ModTime)
+	case err == nil && info.Size == int64(len(tarball)) && c.now().Sub(info.Stored) < c.cfg.SourceGrace/2:
+		c.remember(key, info.Stored)
 		return nil
-	case err != nil && !errors.Is(err, jetstream.ErrObjectNotFound):
+	case err != nil && !errors.Is(err, ErrSourceNotFound):
 		return fmt.Errorf("look up source tarball: %w", err)
 	}
-	// nats.go stamps a put with the writer's clock; the next lookup
-	// would read the same time back.
-	if _, err := c.sources.PutBytes(ctx, sha, tarball); err != nil {
-		return fmt.Errorf("store source tarball: %w", err)
+	if err := c.sources.Put(ctx, tenant, sha, tarball); err != nil {
+		return err
 	}
-	c.remember(sha, c.now())
+	c.remember(key, c.now())
 	return nil
 }
 
@@ -279,26 +367,26 @@ func (c *Client) ensureSource(ctx context.Context, sha string, tarball []byte) e
 func (c *Client) releaseRefs(ctx context.Context, keys []string) {
 	ctx = context.WithoutCancel(ctx)
 	forEach(len(keys), c.cfg.MaxPending, func(i int) {
-		_ = c.refs.Delete(ctx, keys[i])
+		_ = c.deleteRef(ctx, keys[i])
 	})
 }
 
-// storedFresh reports whether the tarball was written less than
-// SourceGrace/2 ago, as far as this client knows.
-func (c *Client) storedFresh(sha string) bool {
+// storedFresh reports whether the tarball (<tenant>.<sha1>) was written
+// less than SourceGrace/2 ago, as far as this client knows.
+func (c *Client) storedFresh(key string) bool {
 	c.storedMu.Lock()
 	defer c.storedMu.Unlock()
-	at, ok := c.stored[sha]
+	at, ok := c.stored[key]
 	return ok && c.now().Sub(at) < c.cfg.SourceGrace/2
 }
 
-func (c *Client) remember(sha string, modTime time.Time) {
+func (c *Client) remember(key string, modTime time.Time) {
 	c.storedMu.Lock()
 	defer c.storedMu.Unlock()
 	if c.stored == nil || len(c.stored) >= maxStoredTarballs {
 		c.stored = make(map[string]time.Time)
 	}
-	c.stored[sha] = modTime
+	c.stored[key] = modTime
 }
 
 // WatchFilter selects events. With neither field set, every event.
@@ -327,15 +415,31 @@ func (f WatchFilter) subject() string {
 
 // Watcher delivers the events of a WatchFilter.
 type Watcher struct {
-	msgs         jetstream.MessagesContext
+	// next returns the next event message; stop ends the watch.
+	next         func() (data []byte, hdr nats.Header, err error)
+	stop         func()
 	ctx          context.Context
 	terminalOnly bool
+	// first holds the event a tenant's watch replays (FromStart), and
+	// seen its id, so that the same event arriving live is not repeated.
+	first []byte
+	seen  string
 }
 
 // Watch starts following events matching f. The subscription exists when
 // Watch returns, so a caller that watches new events before it submits
 // cannot miss any.
+//
+// A tenant's client (ClientConfig.Tenant) follows its own events by
+// subscription, since its user may create no consumer. FromStart then
+// needs an ID, and replays that request's latest event (its terminal
+// event once it ended) before the live ones; a subscription misses what
+// is published while the connection is down, which Status or LastEvent
+// recover.
 func (c *Client) Watch(ctx context.Context, f WatchFilter) (*Watcher, error) {
+	if c.cfg.Tenant != "" {
+		return c.watchSubscribed(ctx, f)
+	}
 	policy := jetstream.DeliverNewPolicy
 	if f.FromStart {
 		policy = jetstream.DeliverAllPolicy
@@ -351,21 +455,76 @@ func (c *Client) Watch(ctx context.Context, f WatchFilter) (*Watcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("watch events: %w", err)
 	}
-	return &Watcher{msgs: msgs, ctx: ctx, terminalOnly: f.TerminalOnly}, nil
+	next := func() ([]byte, nats.Header, error) {
+		m, err := msgs.Next()
+		if err != nil {
+			return nil, nil, err
+		}
+		return m.Data(), m.Headers(), nil
+	}
+	return &Watcher{next: next, stop: msgs.Stop, ctx: ctx, terminalOnly: f.TerminalOnly}, nil
+}
+
+func (c *Client) watchSubscribed(ctx context.Context, f WatchFilter) (*Watcher, error) {
+	if err := c.forTenant(&f.Tenant); err != nil {
+		return nil, err
+	}
+	if f.FromStart && f.ID == "" {
+		return nil, fmt.Errorf("watch events: replaying a whole tenant's events needs a consumer: %w", ErrAdminOnly)
+	}
+	sub, err := c.js.Conn().SubscribeSync(f.subject())
+	if err != nil {
+		return nil, fmt.Errorf("watch events: %w", err)
+	}
+	// Live when the server has it: a flush is a round trip after it.
+	if err := c.js.Conn().FlushWithContext(ctx); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("watch events: %w", err)
+	}
+	w := &Watcher{ctx: ctx, terminalOnly: f.TerminalOnly, stop: func() { _ = sub.Unsubscribe() }}
+	w.next = func() ([]byte, nats.Header, error) {
+		m, err := sub.NextMsgWithContext(w.ctx)
+		if errors.Is(err, nats.ErrBadSubscription) || errors.Is(err, nats.ErrConnectionClosed) {
+			return nil, nil, jetstream.ErrMsgIteratorClosed
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		return m.Data, m.Header, nil
+	}
+	if f.FromStart {
+		ev, err := c.lastEvent(ctx, f.Tenant, f.ID)
+		if err != nil {
+			w.stop()
+			return nil, fmt.Errorf("watch events: %w", err)
+		}
+		if ev != nil {
+			w.first, _ = json.Marshal(ev)
+			w.seen = ev.ID
+		}
+	}
+	return w, nil
 }
 
 // Stop ends the watch; Events then returns.
-func (w *Watcher) Stop() { w.msgs.Stop() }
+func (w *Watcher) Stop() { w.stop() }
 
 // Events yields events until the Watch context ends, Stop is called or
 // the caller stops ranging. A decode failure is yielded as an error and
 // watching goes on.
 func (w *Watcher) Events() iter.Seq2[Event, error] {
 	return func(yield func(Event, error) bool) {
-		stop := context.AfterFunc(w.ctx, w.msgs.Stop)
+		stop := context.AfterFunc(w.ctx, w.stop)
 		defer stop()
+		if w.first != nil {
+			ev, err := DecodeEvent(w.first)
+			w.first = nil
+			if (err != nil || !w.terminalOnly || ev.Terminal()) && !yield(ev, err) {
+				return
+			}
+		}
 		for {
-			msg, err := w.msgs.Next()
+			data, hdr, err := w.next()
 			if err != nil {
 				if w.ctx.Err() == nil && !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 					yield(Event{}, fmt.Errorf("watch events: %w", err))
@@ -373,13 +532,16 @@ func (w *Watcher) Events() iter.Seq2[Event, error] {
 				return
 			}
 			if w.terminalOnly {
-				if t := msg.Headers().Get(HeaderEventType); t != "" && !terminalType(t) {
+				if t := hdr.Get(HeaderEventType); t != "" && !terminalType(t) {
 					continue
 				}
 			}
-			ev, err := DecodeEvent(msg.Data())
+			ev, err := DecodeEvent(data)
 			if err == nil && w.terminalOnly && !ev.Terminal() {
 				continue
+			}
+			if err == nil && w.seen != "" && ev.ID == w.seen {
+				continue // replayed already
 			}
 			if !yield(ev, err) {
 				return
@@ -403,6 +565,9 @@ var ErrUnknownRequest = errors.New("no job or event for this request id (still q
 // Status returns a request's checkpoint and latest event. Tenant may be
 // empty: the id alone is looked up across tenants.
 func (c *Client) Status(ctx context.Context, tenant, id string) (*JobStatus, error) {
+	if err := c.forTenant(&tenant); err != nil {
+		return nil, err
+	}
 	if tenant == "" {
 		var err error
 		if tenant, err = c.findTenant(ctx, id); err != nil {
@@ -411,7 +576,7 @@ func (c *Client) Status(ctx context.Context, tenant, id string) (*JobStatus, err
 	}
 	out := &JobStatus{}
 	if tenant != "" {
-		st, err := ReadState(ctx, c.jobs, tenant, id)
+		st, err := c.readState(ctx, tenant, id)
 		if err != nil {
 			return nil, fmt.Errorf("read job state: %w", err)
 		}
@@ -426,16 +591,27 @@ func (c *Client) Status(ctx context.Context, tenant, id string) (*JobStatus, err
 	return out, nil
 }
 
-// lastEvent returns a request's latest event, nil when it has none.
+// LastEvent returns a request's latest event (its terminal event once it
+// ended), nil when it has none. It is a direct get, which a tenant's user
+// may make for its own requests.
+func (c *Client) LastEvent(ctx context.Context, tenant, id string) (*Event, error) {
+	return c.lastEvent(ctx, tenant, id)
+}
+
 func (c *Client) lastEvent(ctx context.Context, tenant, id string) (*Event, error) {
-	msg, err := c.events.GetLastMsgForSubject(ctx, EventSubject(tenant, id))
+	if err := c.forTenant(&tenant); err != nil {
+		return nil, err
+	}
+	ctx, cancel := c.apiCtx(ctx)
+	defer cancel()
+	msg, err := directGet(ctx, c.js.Conn(), StreamEvents, EventSubject(tenant, id), jetstream.ErrMsgNotFound)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read last event: %w", err)
 	}
-	ev, err := DecodeEvent(msg.Data)
+	ev, err := DecodeEvent(msg.data)
 	if err != nil {
 		return nil, err
 	}
@@ -446,6 +622,9 @@ func (c *Client) lastEvent(ctx context.Context, tenant, id string) (*Event, erro
 // when a worker started it, else from its events (a rejected request has
 // no checkpoint). "" when neither exists.
 func (c *Client) findTenant(ctx context.Context, id string) (string, error) {
+	if err := c.adminOnly("look up the tenant of " + id); err != nil {
+		return "", err
+	}
 	lister, err := c.jobs.ListKeysFiltered(ctx, "*."+id)
 	if err != nil {
 		return "", fmt.Errorf("look up job %s: %w", id, err)

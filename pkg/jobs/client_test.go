@@ -24,11 +24,11 @@ func TestSubmitRemembersStoredTarballs(t *testing.T) {
 	}
 	defer spy.Close()
 	// Tarball metadata reads (direct gets) and chunk writes.
-	lookups, err := spy.SubscribeSync("$JS.API.DIRECT.GET.OBJ_" + jobs.BucketSources + ".>")
+	lookups, err := spy.SubscribeSync("$JS.API.DIRECT.GET." + jobs.StreamSources + ".>")
 	if err != nil {
 		t.Fatal(err)
 	}
-	uploads, err := spy.SubscribeSync("$O." + jobs.BucketSources + ".C.>")
+	uploads, err := spy.SubscribeSync("deploy.sources.acme.*.0")
 	if err != nil {
 		t.Fatal(err)
 	}

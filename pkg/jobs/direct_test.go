@@ -22,7 +22,7 @@ func directRequest(t *testing.T, h *jobstest.Harness, id string, tgz []byte) *jo
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	sha := vercel.SHA1Hex(tgz)
-	if _, err := h.Assets.Sources.PutBytes(ctx, sha, tgz); err != nil {
+	if err := h.Assets.Sources.Put(ctx, "acme", sha, tgz); err != nil {
 		t.Fatalf("store tarball: %v", err)
 	}
 	return &jobs.Request{

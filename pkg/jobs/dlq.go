@@ -22,6 +22,9 @@ var ErrNoDeadLetter = errors.New("no dead letter for this request id")
 // DeadLetters returns the dead letters of tenant ("" for every tenant),
 // oldest first.
 func (c *Client) DeadLetters(ctx context.Context, tenant string) ([]DeadLetterEntry, error) {
+	if err := c.adminOnly("read dead letters"); err != nil {
+		return nil, err
+	}
 	subject := dlqPrefix + ">"
 	if tenant != "" {
 		subject = DLQSubject(tenant)
@@ -156,12 +159,12 @@ func (c *Client) ReplayAll(ctx context.Context, tenant string) ([]*Submitted, er
 // requireSource makes sure the tarball of a replayed request is still
 // stored and referenced.
 func (c *Client) requireSource(ctx context.Context, req *Request) error {
-	if _, err := c.refs.Put(ctx, refKey(req), nil); err != nil {
+	if err := c.putRef(ctx, refKey(req)); err != nil {
 		return fmt.Errorf("reference source tarball: %w", err)
 	}
-	info, err := c.sources.GetInfo(ctx, req.Source.SHA1)
-	if errors.Is(err, jetstream.ErrObjectNotFound) || (err == nil && info.Deleted) {
-		_ = c.refs.Delete(ctx, refKey(req))
+	_, err := c.sources.Stat(ctx, req.Tenant, req.Source.SHA1)
+	if errors.Is(err, ErrSourceNotFound) {
+		_ = c.deleteRef(ctx, refKey(req))
 		return fmt.Errorf("replay %s: %w (%s); submit it again with its source", req.ID, ErrSourceExpired, req.Source.SHA1)
 	}
 	if err != nil {
@@ -236,6 +239,9 @@ func (c *Client) startRun(ctx context.Context, req *Request) (int, func(), error
 // releases the source tarballs their finished jobs kept for a replay. It
 // returns how many entries were deleted.
 func (c *Client) PurgeDeadLetters(ctx context.Context, tenant string) (int, error) {
+	if err := c.adminOnly("purge dead letters"); err != nil {
+		return 0, err
+	}
 	all, err := c.DeadLetters(ctx, tenant)
 	if err != nil {
 		return 0, err
@@ -245,11 +251,11 @@ func (c *Client) PurgeDeadLetters(ctx context.Context, tenant string) (int, erro
 		if e.Request == nil || jsonUnmarshal(e.Request, &req) != nil || req.Source.SHA1 == "" {
 			continue
 		}
-		if st, err := ReadState(ctx, c.jobs, e.Tenant, e.ID); err == nil && st != nil && !st.Done() {
+		if st, err := c.readState(ctx, e.Tenant, e.ID); err == nil && st != nil && !st.Done() {
 			continue // replayed and running: it still needs its tarball
 		}
 		req.Tenant, req.ID = e.Tenant, e.ID
-		_ = c.refs.Delete(ctx, refKey(&req))
+		_ = c.deleteRef(ctx, refKey(&req))
 	}
 	if len(all) == 0 {
 		return 0, nil

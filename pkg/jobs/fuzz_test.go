@@ -29,7 +29,7 @@ func FuzzRequestPath(f *testing.F) {
 	h := jobstest.Start(f, jobstest.Config{Worker: jobs.WorkerConfig{Logger: slog.New(slog.DiscardHandler)}})
 	ctx := context.Background()
 	tarball := h.Tarball(f, nil)
-	if _, err := h.Assets.Sources.PutBytes(ctx, vercel.SHA1Hex(tarball), tarball); err != nil {
+	if err := h.Assets.Sources.Put(ctx, "acme", vercel.SHA1Hex(tarball), tarball); err != nil {
 		f.Fatal(err)
 	}
 	valid := `{"version":1,"id":"{{id}}","tenant":"acme","name":"fuzz","source":{"bucket":"DEPLOY_SOURCES","sha1":"{{sha}}","size":{{size}}}}`

@@ -249,7 +249,7 @@ func (j *job) runSteps(ctx context.Context, takeover bool) string {
 //
 //go:noinline
 func (j *job) vetSource(ctx context.Context) (outcome string, stop bool) {
-	err := j.w.pipeline.checkSource(ctx, j.req.Source)
+	err := j.w.pipeline.checkSource(ctx, j.req.Tenant, j.req.Source)
 	var se *SourceError
 	switch {
 	case err == nil:

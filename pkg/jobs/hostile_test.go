@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/jobs/jobstest"
+	"github.com/deployq/deployq/pkg/vercel/vercelsim"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -277,5 +279,37 @@ func TestOversizedMessageIsRejectedOnce(t *testing.T) {
 	})
 	if evs := loose.Events(t, "acme", "huge"); len(evs) != 1 {
 		t.Fatalf("%d events for the oversized message", len(evs))
+	}
+}
+
+// A cancel notice is a hint: one published without Client.Cancel's mark
+// in the checkpoint (anything in the account can publish on the notice's
+// subject, a push consumer included) does not stop the job.
+func TestForgedCancelNoticeIsIgnored(t *testing.T) {
+	t.Parallel()
+	h := jobstest.Start(t, jobstest.Config{Sim: vercelsim.Config{BuildTime: 300 * time.Millisecond}})
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	w, err := h.Client.Watch(ctx, jobs.WatchFilter{Tenant: "acme", ID: "kept-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	req := request("acme", "kept")
+	req.ID = "kept-1"
+	h.Submit(t, req, h.Tarball(t, nil))
+	for ev, err := range w.Events() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Data.Step == jobs.StepCreateDeployment {
+			break // building: the job waits with its context live
+		}
+	}
+	if err := h.NC.Publish("deploy.cancel.acme.kept-1", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if ev := h.WaitTerminal(t, "acme", waitLong, "kept-1")["kept-1"]; ev.Type != jobs.TypeSucceeded {
+		t.Fatalf("a forged cancel notice ended the job %s", ev.Type)
 	}
 }

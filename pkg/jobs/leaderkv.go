@@ -2,8 +2,6 @@ package jobs
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -27,7 +25,6 @@ import (
 type leaderKV struct {
 	jetstream.KeyValue
 	nc      *nats.Conn
-	apiSubj string // $JS.API.STREAM.MSG.GET.KV_<bucket>
 	prefix  string // $KV.<bucket>.
 	timeout time.Duration
 }
@@ -37,31 +34,11 @@ func newLeaderKV(js jetstream.JetStream, kv jetstream.KeyValue) *leaderKV {
 	return &leaderKV{
 		KeyValue: kv,
 		nc:       js.Conn(),
-		apiSubj:  "$JS.API.STREAM.MSG.GET.KV_" + kv.Bucket(),
 		prefix:   "$KV." + kv.Bucket() + ".",
 		// nats.go's own default for API requests without a deadline.
 		timeout: 5 * time.Second,
 	}
 }
-
-// msgGetResponse is the JetStream API's answer to STREAM.MSG.GET.
-type msgGetResponse struct {
-	Message *struct {
-		Subject  string    `json:"subject"`
-		Sequence uint64    `json:"seq"`
-		Header   []byte    `json:"hdrs,omitempty"`
-		Data     []byte    `json:"data,omitempty"`
-		Time     time.Time `json:"time"`
-	} `json:"message"`
-	Error *struct {
-		Code        int    `json:"code"`
-		ErrCode     int    `json:"err_code"`
-		Description string `json:"description"`
-	} `json:"error"`
-}
-
-// errCodeMessageNotFound is JetStream's error code for "no message found".
-const errCodeMessageNotFound = 10037
 
 // Get returns the key's latest value as the stream leader has it. A
 // deleted or purged key is jetstream.ErrKeyNotFound, as with KeyValue.Get.
@@ -71,39 +48,19 @@ func (kv *leaderKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntr
 		ctx, cancel = context.WithTimeout(ctx, kv.timeout)
 		defer cancel()
 	}
-	body, _ := json.Marshal(map[string]string{"last_by_subj": kv.prefix + key})
-	msg, err := kv.nc.RequestWithContext(ctx, kv.apiSubj, body)
+	m, err := leaderGet(ctx, kv.nc, "KV_"+kv.Bucket(), kv.prefix+key, jetstream.ErrKeyNotFound)
 	if err != nil {
-		return nil, fmt.Errorf("read %s from the leader: %w", key, err)
+		return nil, err
 	}
-	var resp msgGetResponse
-	if err := json.Unmarshal(msg.Data, &resp); err != nil {
-		return nil, fmt.Errorf("read %s from the leader: %w", key, err)
-	}
-	if resp.Error != nil {
-		if resp.Error.ErrCode == errCodeMessageNotFound {
-			return nil, jetstream.ErrKeyNotFound
-		}
-		return nil, fmt.Errorf("read %s from the leader: %s (%d/%d)", key, resp.Error.Description, resp.Error.Code, resp.Error.ErrCode)
-	}
-	if resp.Message == nil {
-		return nil, fmt.Errorf("read %s from the leader: %w", key, jetstream.ErrInvalidJetStreamResponse)
-	}
-	e := &leaderEntry{bucket: kv.Bucket(), key: key, value: resp.Message.Data,
-		revision: resp.Message.Sequence, created: resp.Message.Time, op: jetstream.KeyValuePut}
-	if len(resp.Message.Header) > 0 {
-		h, err := nats.DecodeHeadersMsg(resp.Message.Header)
-		if err != nil {
-			return nil, fmt.Errorf("read %s from the leader: %w", key, err)
-		}
-		// A delete or purge leaves a marker message; a message removed by
-		// the bucket's TTL leaves one with a reason instead.
-		switch {
-		case h.Get("KV-Operation") == "DEL" || h.Get(jetstream.MarkerReasonHeader) == "Remove":
-			e.op = jetstream.KeyValueDelete
-		case h.Get("KV-Operation") == "PURGE" || h.Get(jetstream.MarkerReasonHeader) != "":
-			e.op = jetstream.KeyValuePurge
-		}
+	e := &leaderEntry{bucket: kv.Bucket(), key: key, value: m.data,
+		revision: m.seq, created: m.time, op: jetstream.KeyValuePut}
+	// A delete or purge leaves a marker message; a message removed by the
+	// bucket's TTL leaves one with a reason instead.
+	switch {
+	case m.header.Get("KV-Operation") == "DEL" || m.header.Get(jetstream.MarkerReasonHeader) == "Remove":
+		e.op = jetstream.KeyValueDelete
+	case m.header.Get("KV-Operation") == "PURGE" || m.header.Get(jetstream.MarkerReasonHeader) != "":
+		e.op = jetstream.KeyValuePurge
 	}
 	if e.op != jetstream.KeyValuePut {
 		return nil, jetstream.ErrKeyNotFound

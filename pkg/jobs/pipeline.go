@@ -118,7 +118,7 @@ const defaultExpectedBuild = 30 * time.Second
 type Pipeline struct {
 	api     *vercel.Client
 	cfg     PipelineConfig
-	sources jetstream.ObjectStore
+	sources *SourceStore
 	uploads jetstream.KeyValue
 	// builds estimates build times, from which status polls are
 	// scheduled (waitready.go).
@@ -134,12 +134,12 @@ type Pipeline struct {
 
 // NewPipeline returns a pipeline calling api, reading tarballs from
 // sources and remembering uploads in uploads (which may be nil).
-func NewPipeline(api *vercel.Client, sources jetstream.ObjectStore, uploads jetstream.KeyValue, cfg PipelineConfig) (*Pipeline, error) {
+func NewPipeline(api *vercel.Client, sources *SourceStore, uploads jetstream.KeyValue, cfg PipelineConfig) (*Pipeline, error) {
 	if api == nil {
 		return nil, errors.New("jobs: NewPipeline needs a Vercel client")
 	}
 	if sources == nil {
-		return nil, errors.New("jobs: NewPipeline needs the sources object store")
+		return nil, errors.New("jobs: NewPipeline needs the sources store")
 	}
 	configured := cfg.ExpectedBuild > 0
 	cfg = cfg.withDefaults()
@@ -390,7 +390,7 @@ func (r *jobRun) uploadClaimed(ctx context.Context, key string, rev uint64) erro
 }
 
 func (r *jobRun) upload(ctx context.Context) error {
-	data, err := r.p.readSource(ctx, r.req.Source)
+	data, err := r.p.readSource(ctx, r.req.Tenant, r.req.Source)
 	if err != nil {
 		return err
 	}
@@ -428,24 +428,23 @@ func (r *jobRun) waitUpload(ctx context.Context, key string) (bool, error) {
 	}
 }
 
-// readSource reads a tarball for upload. checkSource vetted it before the
-// first step, but the object may have been replaced since: the read is
-// bounded by the declared size (the cap when ref.Size is 0, unknown) and
-// the content checked again.
-func (p *Pipeline) readSource(ctx context.Context, ref SourceRef) ([]byte, error) {
+// readSource reads a tenant's tarball for upload. checkSource vetted it
+// before the first step, but it may have been written again since: the
+// read is bounded by the declared size (the cap when ref.Size is 0,
+// unknown) and the content checked again.
+func (p *Pipeline) readSource(ctx context.Context, tenant string, ref SourceRef) ([]byte, error) {
 	bound := ref.Size
 	if bound <= 0 || bound > p.cfg.Limits.MaxSourceBytes {
 		bound = p.cfg.Limits.MaxSourceBytes
 	}
-	obj, err := p.sources.Get(ctx, ref.SHA1)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
+	info, err := p.sources.Stat(ctx, tenant, ref.SHA1)
+	if errors.Is(err, ErrSourceNotFound) {
 		return nil, sourceErr(ref.SHA1, "source_missing", "not in the %s store", BucketSources)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read source tarball: %w", err)
 	}
-	defer obj.Close()
-	data, err := io.ReadAll(io.LimitReader(obj, bound+1))
+	data, err := io.ReadAll(io.LimitReader(p.sources.Open(ctx, info), bound+1))
 	if err != nil {
 		return nil, fmt.Errorf("read source tarball: %w", err)
 	}
@@ -453,11 +452,6 @@ func (p *Pipeline) readSource(ctx context.Context, ref SourceRef) ([]byte, error
 		return nil, sourceErr(ref.SHA1, "source_sha1_mismatch", "stored content no longer matches its SHA-1 and size")
 	}
 	return data, nil
-}
-
-// File implements vercel.FileSource for the missing_files round trip.
-func (p *Pipeline) File(ctx context.Context, sha string) ([]byte, error) {
-	return p.readSource(ctx, SourceRef{Bucket: BucketSources, SHA1: sha})
 }
 
 const metaRequestID = "deployqRequestId"
@@ -492,7 +486,12 @@ func (r *jobRun) createDeployment(ctx context.Context) error {
 	// A project's first deployment must carry projectSettings; without a
 	// framework preset they say "Other".
 	req.ProjectSettings = &vercel.ProjectSettings{Framework: r.req.Framework}
-	d, _, err := r.p.api.CreateDeploymentUploading(ctx, req, r.p)
+	// The missing_files round trip asks for files by SHA-1: this
+	// request's tenant's.
+	files := vercel.FileSourceFunc(func(ctx context.Context, sha string) ([]byte, error) {
+		return r.p.readSource(ctx, r.req.Tenant, SourceRef{SHA1: sha})
+	})
+	d, _, err := r.p.api.CreateDeploymentUploading(ctx, req, files)
 	if err != nil {
 		return err
 	}

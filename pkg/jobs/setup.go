@@ -83,8 +83,9 @@ type Assets struct {
 	SourceRefs jetstream.KeyValue
 	Uploads    jetstream.KeyValue
 	BuildTimes jetstream.KeyValue
-	Sources    jetstream.ObjectStore
-	Config     SetupConfig
+	// Sources reads from the stream leader.
+	Sources *SourceStore
+	Config  SetupConfig
 }
 
 // Setup creates or updates every stream, bucket and the shared consumer.
@@ -171,12 +172,25 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) (*Asset
 	}); err != nil {
 		return nil, err
 	}
-	if a.Sources, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket: BucketSources, Description: "deployq source tarballs, named by SHA-1",
-		TTL: cfg.SourcesMaxAge, Replicas: cfg.Replicas, Storage: jetstream.FileStorage,
+	if _, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        StreamSources,
+		Description: "deployq source tarballs: deploy.sources.<tenant>.<sha1>.<chunk|meta>",
+		Subjects:    []string{sourcesPrefix + ">"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		MaxAge:      cfg.SourcesMaxAge,
+		// A tarball written again replaces its chunks in place: no
+		// producer needs to purge, which a tenant's user may not.
+		MaxMsgsPerSubject: 1,
+		MaxMsgSize:        int32(SourceChunkSize + requestHeaderRoom),
+		// Producers look their own tarballs up with direct gets, which a
+		// permission can scope to a tenant's subjects.
+		AllowDirect: true,
 	}); err != nil {
-		return nil, setupErr("object store "+BucketSources, err)
+		return nil, setupErr("stream "+StreamSources, err)
 	}
+	a.Sources = newLeaderSourceStore(js)
 	return a, nil
 }
 

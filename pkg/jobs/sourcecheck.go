@@ -10,11 +10,10 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf8"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // A request's source is checked before anything is created for it: a
@@ -34,7 +33,7 @@ type SourceError struct {
 	// Code is machine-readable: source_missing, source_size_mismatch,
 	// source_too_large, source_sha1_mismatch, source_not_tgz,
 	// source_unsafe_path, source_link, source_too_many_files,
-	// source_unpacked_too_large.
+	// source_unpacked_too_large, source_incomplete.
 	Code   string
 	Reason string
 }
@@ -47,62 +46,63 @@ func sourceErr(sha, code, format string, args ...any) *SourceError {
 	return &SourceError{SHA1: sha, Code: code, Reason: clip(fmt.Sprintf(format, args...), maxReasonLen)}
 }
 
-// checkSource verifies the tarball ref names (see the note above). An
-// error that is not a *SourceError is the store's, and transient.
-func (p *Pipeline) checkSource(ctx context.Context, ref SourceRef) error {
+// checkSource verifies the tarball ref names in tenant's store (see the
+// note above). An error that is not a *SourceError is the store's, and
+// transient.
+func (p *Pipeline) checkSource(ctx context.Context, tenant string, ref SourceRef) error {
 	lim := p.cfg.Limits
-	info, err := p.sources.GetInfo(ctx, ref.SHA1)
+	info, err := p.sources.Stat(ctx, tenant, ref.SHA1)
 	switch {
-	case errors.Is(err, jetstream.ErrObjectNotFound) || (err == nil && info.Deleted):
-		return sourceErr(ref.SHA1, "source_missing", "not in the %s store; upload it before publishing the request", BucketSources)
+	case errors.Is(err, ErrSourceNotFound):
+		return sourceErr(ref.SHA1, "source_missing", "not in tenant %s's %s store; upload it before publishing the request", tenant, BucketSources)
 	case err != nil:
 		return fmt.Errorf("look up source tarball: %w", err)
-	case info.Opts != nil && info.Opts.Link != nil:
-		// A link may point into any bucket of the account.
-		return sourceErr(ref.SHA1, "source_link", "the stored object is a link, not a tarball")
-	case info.Size > uint64(lim.MaxSourceBytes):
+	case info.Size > lim.MaxSourceBytes:
 		return sourceErr(ref.SHA1, "source_too_large", "stored tarball is %d bytes, more than the %d allowed", info.Size, lim.MaxSourceBytes)
-	case info.Size != uint64(ref.Size):
+	case info.Size != ref.Size:
 		return sourceErr(ref.SHA1, "source_size_mismatch", "stored tarball is %d bytes; the request declares %d", info.Size, ref.Size)
 	}
-	// Every put of an object gets a fresh NUID: one this pipeline has
-	// vetted already, unchanged since, needs no second read. A class's
-	// three hundred deploys of one tarball read it once.
-	if p.vetted.has(info.NUID) {
+	// A tarball written again gets a new meta, at a new sequence: one
+	// this pipeline has vetted already, unchanged since, needs no second
+	// read. A class's three hundred deploys of one tarball read it once.
+	key := tenant + "." + ref.SHA1 + "." + strconv.FormatUint(info.Seq, 10)
+	if p.vetted.has(key) {
 		return nil
 	}
-	if err := p.readAndWalk(ctx, ref); err != nil {
+	if err := p.readAndWalk(ctx, info, ref); err != nil {
 		return err
 	}
-	p.vetted.add(info.NUID)
+	p.vetted.add(key)
 	return nil
 }
 
 // readAndWalk reads the tarball once, bounded, hashing it while walking
 // the archive.
-func (p *Pipeline) readAndWalk(ctx context.Context, ref SourceRef) error {
+func (p *Pipeline) readAndWalk(ctx context.Context, info *SourceInfo, ref SourceRef) error {
 	lim := p.cfg.Limits
-	obj, err := p.sources.Get(ctx, ref.SHA1)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return sourceErr(ref.SHA1, "source_missing", "not in the %s store", BucketSources)
-	}
-	if err != nil {
-		return fmt.Errorf("read source tarball: %w", err)
-	}
-	defer obj.Close()
-	// The object may have been replaced since GetInfo: the read stops
-	// one byte past the declared size.
+	obj := p.sources.Open(ctx, info)
+	// Chunks may have been written again since Stat: the read stops one
+	// byte past the declared size.
 	h := sha1.New()
 	body := &countingReader{r: io.LimitReader(obj, ref.Size+1)}
 	in := io.TeeReader(body, h)
-	if err := walkTarball(in, ref.SHA1, lim); err != nil {
-		if se := (*SourceError)(nil); errors.As(err, &se) || body.err == nil {
-			return err
+	// A read error is the store's (transient), or a missing chunk (for
+	// good); the archive's errors only count when the bytes came.
+	readErr := func() error {
+		var se *SourceError
+		if errors.As(body.err, &se) {
+			return se
 		}
 		return fmt.Errorf("read source tarball: %w", body.err)
 	}
+	if err := walkTarball(in, ref.SHA1, lim); err != nil {
+		if body.err != nil {
+			return readErr()
+		}
+		return err
+	}
 	if _, err := io.Copy(io.Discard, in); err != nil { // what follows the archive still counts
-		return fmt.Errorf("read source tarball: %w", err)
+		return readErr()
 	}
 	switch {
 	case body.n != ref.Size:
@@ -178,7 +178,8 @@ func unsafePath(name string) string {
 	return ""
 }
 
-// vettedSet remembers the object NUIDs whose content passed the check,
+// vettedSet remembers the tarballs (tenant, SHA-1 and meta sequence)
+// whose content passed the check,
 // up to maxVetted; past it the memory starts over.
 type vettedSet struct {
 	mu  sync.Mutex
@@ -187,20 +188,20 @@ type vettedSet struct {
 
 const maxVetted = 4096
 
-func (v *vettedSet) has(nuid string) bool {
+func (v *vettedSet) has(key string) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	_, ok := v.ids[nuid]
-	return ok && nuid != ""
+	_, ok := v.ids[key]
+	return ok
 }
 
-func (v *vettedSet) add(nuid string) {
+func (v *vettedSet) add(key string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.ids == nil || len(v.ids) >= maxVetted {
 		v.ids = make(map[string]struct{})
 	}
-	v.ids[nuid] = struct{}{}
+	v.ids[key] = struct{}{}
 }
 
 // countingReader counts what it read and keeps the underlying reader's

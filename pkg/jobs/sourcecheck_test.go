@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"context"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/jobs/jobstest"
 	"github.com/deployq/deployq/pkg/vercel"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // entry is one member of a hand-made tarball.
@@ -77,7 +79,10 @@ func TestSourceCheckedBeforeAnyResource(t *testing.T) {
 		name     string // the object's name
 		sha      string // declared; defaults to the object's name
 		size     int    // declared; defaults to len(stored)
-		link     bool   // the object is a link to another
+		// dropChunk deletes the tarball's first chunk after storing it.
+		dropChunk bool
+		// tenant stores the tarball in another tenant's tree.
+		tenant string
 	}{
 		{id: "missing", code: "source_missing", sha: vercel.SHA1Hex(unique("missing")), size: 100},
 		{id: "size-lie", code: "source_size_mismatch", stored: two, size: len(two) + 1},
@@ -91,25 +96,27 @@ func TestSourceCheckedBeforeAnyResource(t *testing.T) {
 		{id: "device", code: "source_unsafe_path", stored: tgz(t, entry{name: "dev", typ: tar.TypeChar})},
 		{id: "many-files", code: "source_too_many_files", stored: tgz(t, manyFiles...)},
 		{id: "bomb", code: "source_unpacked_too_large", stored: tgz(t, entry{name: "zeros", body: big})},
-		{id: "link-object", code: "source_link", link: true, name: vercel.SHA1Hex(unique("link")), size: 100},
+		{id: "incomplete", code: "source_incomplete", stored: unique("incomplete"), dropChunk: true},
+		{id: "other-tenant", code: "source_missing", stored: unique("globex's"), tenant: "globex"},
 	}
 	for _, c := range cases {
 		name := c.name
 		if name == "" && c.stored != nil {
 			name = vercel.SHA1Hex(c.stored)
 		}
-		switch {
-		case c.link:
-			other, err := h.Assets.Sources.PutBytes(ctx, "elsewhere", unique("elsewhere"))
-			if err != nil {
+		if c.stored != nil {
+			owner := cmp.Or(c.tenant, "acme")
+			if err := h.Assets.Sources.Put(ctx, owner, name, c.stored); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := h.Assets.Sources.AddLink(ctx, name, other); err != nil {
-				t.Fatal(err)
-			}
-		case c.stored != nil:
-			if _, err := h.Assets.Sources.PutBytes(ctx, name, c.stored); err != nil {
-				t.Fatal(err)
+			if c.dropChunk {
+				stream, err := h.JS.Stream(ctx, jobs.StreamSources)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := stream.Purge(ctx, jetstream.WithPurgeSubject("deploy.sources.acme."+name+".0")); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
 		sha, size := c.sha, c.size
@@ -156,7 +163,7 @@ func TestSourceCheckedBeforeAnyResource(t *testing.T) {
 	if ev := h.WaitTerminal(t, "acme", waitLong, sub.ID)[sub.ID]; ev.Type != jobs.TypeSucceeded {
 		t.Fatalf("a good tarball ended %s: %+v", ev.Type, ev.Data.Error)
 	}
-	// The worker remembers the object it vetted, not its name: the same
+	// The worker remembers the tarball it vetted, not its name: the same
 	// name written again with other bytes is read and refused.
 	first := h.Submit(t, request("acme", "good"), good)
 	if ev := h.WaitTerminal(t, "acme", waitLong, first.ID)[first.ID]; ev.Type != jobs.TypeSucceeded {
@@ -166,7 +173,7 @@ func TestSourceCheckedBeforeAnyResource(t *testing.T) {
 	if len(tampered) != len(good) {
 		t.Fatalf("tampered tarball is %d bytes, want %d", len(tampered), len(good))
 	}
-	if _, err := h.Assets.Sources.PutBytes(ctx, vercel.SHA1Hex(good), tampered); err != nil {
+	if err := h.Assets.Sources.Put(ctx, "acme", vercel.SHA1Hex(good), tampered); err != nil {
 		t.Fatal(err)
 	}
 	body := fmt.Sprintf(`{"version":1,"id":"tampered","tenant":"acme","name":"src","source":{"bucket":%q,"sha1":%q,"size":%d}}`,

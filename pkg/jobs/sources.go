@@ -9,8 +9,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Source tarballs live in the object store, named by SHA-1, shared by every
-// request that deploys the same bytes. Each request that needs one holds a
+// Source tarballs live in the DEPLOY_SOURCES stream (SourceStore), one
+// copy per tenant and SHA-1, shared by every request of the tenant that
+// deploys the same bytes. Each request that needs one holds a
 // reference key <sha1>.<tenant>.<id> in the refs bucket from submit until
 // its job ends. A janitor deletes a tarball once nobody references it and
 // it is older than the grace period.
@@ -21,7 +22,9 @@ import (
 // janitor deletes only tarballs written more than grace ago, and lists
 // references *after* checking the age. So if a producer skipped an upload,
 // its reference was written before the janitor could list — and the
-// janitor sees it and keeps the tarball.
+// janitor sees it and keeps the tarball. Ages are the stream's own
+// timestamps, so the producers' clocks only matter for their half of the
+// rule (grace absorbs their skew).
 
 // SourceJanitorConfig configures tarball clean-up.
 type SourceJanitorConfig struct {
@@ -66,28 +69,26 @@ func (w *Worker) runSourceJanitor(ctx context.Context) {
 }
 
 // sweepSources deletes tarballs older than grace that no request
-// references, and returns how many it deleted.
-func sweepSources(ctx context.Context, objs jetstream.ObjectStore, refs jetstream.KeyValue, grace time.Duration, now time.Time) (int, error) {
-	list, err := objs.List(ctx)
-	if errors.Is(err, jetstream.ErrNoObjectsFound) {
-		return 0, nil
-	}
+// references, and returns how many it deleted. A tarball is deleted up to
+// the meta it judged: one written again meanwhile survives.
+func sweepSources(ctx context.Context, store *SourceStore, refs jetstream.KeyValue, grace time.Duration, now time.Time) (int, error) {
+	list, err := store.List(ctx)
 	if err != nil {
 		return 0, err
 	}
 	deleted := 0
 	for _, info := range list {
-		if info.Deleted || now.Sub(info.ModTime) < grace {
+		if now.Sub(info.Stored) < grace {
 			continue
 		}
-		referenced, err := hasRefs(ctx, refs, info.Name)
+		referenced, err := hasRefs(ctx, refs, info.SHA1+"."+info.Tenant)
 		if err != nil {
 			return deleted, err
 		}
 		if referenced {
 			continue
 		}
-		if err := objs.Delete(ctx, info.Name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		if err := store.Delete(ctx, info.Tenant, info.SHA1, info.Seq); err != nil {
 			return deleted, err
 		}
 		deleted++
@@ -95,8 +96,10 @@ func sweepSources(ctx context.Context, objs jetstream.ObjectStore, refs jetstrea
 	return deleted, nil
 }
 
-func hasRefs(ctx context.Context, refs jetstream.KeyValue, sha string) (bool, error) {
-	lister, err := refs.ListKeysFiltered(ctx, sha+".>")
+// hasRefs reports whether any reference key starts with prefix
+// (<sha1>.<tenant>).
+func hasRefs(ctx context.Context, refs jetstream.KeyValue, prefix string) (bool, error) {
+	lister, err := refs.ListKeysFiltered(ctx, prefix+".>")
 	if err != nil {
 		return false, err
 	}

@@ -17,8 +17,12 @@ const (
 	ConsumerWorkers = "deploy-workers"
 	// BucketJobs is the KV bucket of job checkpoints, keyed <tenant>.<id>.
 	BucketJobs = "DEPLOY_JOBS"
-	// BucketSources is the object store of source tarballs, named by SHA-1.
+	// BucketSources is what a request's source.bucket names: the
+	// DEPLOY_SOURCES stream of source tarballs (SourceStore).
 	BucketSources = "DEPLOY_SOURCES"
+	// StreamSources holds source tarballs, a subject tree per tenant and
+	// SHA-1 (SourceStore).
+	StreamSources = BucketSources
 	// BucketSourceRefs is the KV bucket recording which requests still need
 	// a tarball, keyed <sha1>.<tenant>.<id>.
 	BucketSourceRefs = "DEPLOY_SOURCE_REFS"

@@ -27,20 +27,20 @@ type Limits struct {
 	// to 256 MiB.
 	MaxUnpackedBytes int64
 	// Regions are the database regions a request may ask for. Defaults
-	// to PrismaRegions.
+	// to PrismaRegions().
 	Regions []string
 }
 
-// PrismaRegions are the regions Prisma Postgres offers, in Vercel's
-// region codes (us-east-1, us-west-1, eu-west-3, eu-central-1,
-// ap-northeast-1, ap-southeast-1; docs/OPERATIONS.md, "Validation").
+// PrismaRegions returns the regions Prisma Postgres offers (us-east-1,
+// us-west-1, eu-west-3, eu-central-1, ap-northeast-1, ap-southeast-1, as
+// Prisma's regions API lists them), in Vercel's codes for those places.
 // An unknown region fails at create_database after the project exists,
-// so it is refused up front.
-var PrismaRegions = []string{"iad1", "sfo1", "cdg1", "fra1", "hnd1", "sin1"}
+// so it is refused up front; a region added later needs Limits.Regions.
+func PrismaRegions() []string { return []string{"iad1", "sfo1", "cdg1", "fra1", "hnd1", "sin1"} }
 
 // DefaultLimits returns the limits used when none are configured.
 func DefaultLimits() Limits {
-	return Limits{MaxRequestBytes: 64 << 10, MaxSourceBytes: 50 << 20, MaxSourceFiles: 20000, MaxUnpackedBytes: 256 << 20, Regions: PrismaRegions}
+	return Limits{MaxRequestBytes: 64 << 10, MaxSourceBytes: 50 << 20, MaxSourceFiles: 20000, MaxUnpackedBytes: 256 << 20, Regions: PrismaRegions()}
 }
 
 func (l Limits) withDefaults() Limits {

@@ -13,7 +13,6 @@ import (
 	"github.com/deployq/deployq/pkg/jobs/jobstest"
 	"github.com/deployq/deployq/pkg/vercel"
 	"github.com/deployq/deployq/pkg/vercel/vercelsim"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 const waitLong = 60 * time.Second
@@ -306,8 +305,8 @@ func TestSourceTarballsExpireAfterTheirJobs(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
 	for {
-		_, err := h.Assets.Sources.List(ctx)
-		if err == jetstream.ErrNoObjectsFound {
+		list, err := h.Assets.Sources.List(ctx)
+		if err == nil && len(list) == 0 {
 			break
 		}
 		if ctx.Err() != nil {
