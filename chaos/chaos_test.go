@@ -162,6 +162,21 @@ func TestChaos(t *testing.T) {
 	began := time.Now()
 	submitAll(t, client, js, reqs)
 	submitted := time.Since(began)
+	// A garbled copy on the subject of a request that is queued or
+	// running, as a confused or hostile producer would send: that request
+	// must still end once, as itself, and the copy be dead-lettered as a
+	// stray (verify checks both).
+	for _, r := range reqs {
+		if r.raw == nil && !r.fail {
+			pctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+			_, err := js.Publish(pctx, jobs.RequestSubject(r.Tenant, r.ID), []byte(`{"version":1,"garbled":`))
+			cancel()
+			if err != nil {
+				t.Fatalf("publish a garbled copy of %s: %v", r.ID, err)
+			}
+			break
+		}
+	}
 
 	run := runChaos(t, sc, cluster, js, f, terminal, reqs)
 	run.submitted = submitted

@@ -173,8 +173,9 @@ func verify(t *testing.T, sc scenario, js jetstream.JetStream, client *jobs.Clie
 	strays := 0
 	for _, d := range dead {
 		if d.ID == "" && d.Reason == jobs.DLQReasonRejected {
-			// A retried publish stored after its request ended: the
-			// message's dead letter, not the request's (pkg/jobs/reject.go).
+			// The garbled copy TestChaos publishes, or a retried publish
+			// stored after its request ended: the message's dead letter,
+			// not the request's (pkg/jobs/reject.go).
 			strays++
 			continue
 		}
@@ -197,6 +198,9 @@ func verify(t *testing.T, sc scenario, js jetstream.JetStream, client *jobs.Clie
 		if (r.fail || r.raw != nil) && dlq[r.ID] != 1 {
 			t.Errorf("%s must end %s and has %d dead letters, want 1", r.ID, r.outcome(), dlq[r.ID])
 		}
+	}
+	if strays < 1 {
+		t.Errorf("the garbled copy of a live request left no stray dead letter")
 	}
 	rep.line("dlq", "%d entries for %d requests (%d stray messages); %d made to fail and %d invalid", len(dead), len(dlq), strays, toFail, toReject)
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/jobs/jobstest"
+	"github.com/deployq/deployq/pkg/vercel"
 	"github.com/deployq/deployq/pkg/vercel/vercelsim"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -311,5 +312,45 @@ func TestForgedCancelNoticeIsIgnored(t *testing.T) {
 	}
 	if ev := h.WaitTerminal(t, "acme", waitLong, "kept-1")["kept-1"]; ev.Type != jobs.TypeSucceeded {
 		t.Fatalf("a forged cancel notice ended the job %s", ev.Type)
+	}
+}
+
+// Workers run messages concurrently, so a garbled copy published right
+// behind a valid request may be looked at first: it still never decides
+// the id while the earlier message is in the stream.
+func TestGarbledCopyRightBehindItsRequest(t *testing.T) {
+	t.Parallel()
+	h := jobstest.Start(t, jobstest.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	tgz := h.Tarball(t, nil)
+	if err := h.Assets.Sources.Put(ctx, "acme", vercel.SHA1Hex(tgz), tgz); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 20 {
+		id := fmt.Sprintf("behind-%d", i)
+		ids = append(ids, id)
+		body := fmt.Sprintf(`{"version":1,"id":%q,"tenant":"acme","name":"raw","source":{"bucket":%q,"sha1":%q,"size":%d}}`,
+			id, jobs.BucketSources, vercel.SHA1Hex(tgz), len(tgz))
+		for _, data := range []string{body, "garbled"} {
+			if _, err := h.JS.Publish(ctx, jobs.RequestSubject("acme", id), []byte(data)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for id, ev := range h.WaitTerminal(t, "acme", waitLong, ids...) {
+		if ev.Type != jobs.TypeSucceeded {
+			t.Errorf("%s ended %s (%+v): its garbled copy decided it", id, ev.Type, ev.Data.Error)
+		}
+	}
+	eventually(t, waitLong, "the copies were settled", func() bool {
+		info, err := h.Assets.Requests.Info(ctx)
+		return err == nil && info.State.Msgs == 0
+	})
+	for _, id := range ids {
+		if n := len(terminalEvents(t, h, "acme", id)); n != 1 {
+			t.Errorf("%s has %d terminal events", id, n)
+		}
 	}
 }

@@ -48,7 +48,17 @@ const errCodeMessageNotFound = 10037
 // ($JS.API.STREAM.MSG.GET): it has every acknowledged write. notFound is
 // returned when there is none.
 func leaderGet(ctx context.Context, nc *nats.Conn, stream, subject string, notFound error) (*storedMsg, error) {
-	body, _ := json.Marshal(map[string]string{"last_by_subj": subject})
+	return leaderMsgGet(ctx, nc, stream, subject, map[string]any{"last_by_subj": subject}, notFound)
+}
+
+// leaderFirst reads the first message on subject still in the stream,
+// from its leader.
+func leaderFirst(ctx context.Context, nc *nats.Conn, stream, subject string, notFound error) (*storedMsg, error) {
+	return leaderMsgGet(ctx, nc, stream, subject, map[string]any{"seq": 1, "next_by_subj": subject}, notFound)
+}
+
+func leaderMsgGet(ctx context.Context, nc *nats.Conn, stream, subject string, req map[string]any, notFound error) (*storedMsg, error) {
+	body, _ := json.Marshal(req)
 	msg, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, body)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", subject, err)

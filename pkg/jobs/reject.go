@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -132,9 +133,20 @@ func (w *Worker) reject(ctx context.Context, msg jetstream.Msg, meta *jetstream.
 }
 
 // recordRejection writes the rejected checkpoint of the request o names,
-// unless the id has one already: then the message is a stray. A
-// checkpoint this very message wrote (a redelivery after a crash) is not.
+// unless the id has one already, or an earlier message of the id is
+// still in the stream: then the message is a stray. Workers run messages
+// concurrently, so without the second check a garbled copy published
+// after a valid request could be decided first and spend its id. A
+// checkpoint this very message wrote (a redelivery after a crash) is not
+// a stray's.
 func (w *Worker) recordRejection(ctx context.Context, o origin, seq uint64, meta *jetstream.MsgMetadata, ev *Event) (stray bool, err error) {
+	first, err := leaderFirst(ctx, w.js.Conn(), StreamRequests, RequestSubject(o.tenant, o.id), jetstream.ErrMsgNotFound)
+	switch {
+	case err == nil && first.seq < seq:
+		return true, nil
+	case err != nil && !errors.Is(err, jetstream.ErrMsgNotFound):
+		return false, fmt.Errorf("record rejection: %w", err)
+	}
 	now := w.now()
 	cp, created, err := loadOrCreate(ctx, w.assets.Jobs, JobState{
 		Version: stateVersion, ID: o.id, Tenant: o.tenant, Status: StatusRejected, Run: 1, Seq: seq,
