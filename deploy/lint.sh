@@ -309,7 +309,7 @@ if tenant_enqueue submit --tenant globex --source examples/nextjs-prisma --timeo
 	cat "$WORK/tenant-other.txt"
 	FAILURES+=("enqueue as tenant-acme submitted for globex")
 else
-	echo "  ok     enqueue as tenant-acme: a request for globex is refused ($(grep -m1 -o 'Permissions Violation.*' "$WORK/tenant-other.txt" | cut -c1-90 || true))"
+	echo "  ok     enqueue as tenant-acme: a request for globex is refused ($(grep -m1 -o 'this client acts for.*' "$WORK/tenant-other.txt" | cut -c1-90 || true))"
 fi
 "$BIN/natscheck" keda -monitor "http://127.0.0.1:$((BASE + 4001))" -scaledobject deploy/k8s/scaledobject.yaml
 
