@@ -66,14 +66,7 @@ func (p *Pipeline) checkSource(ctx context.Context, tenant string, ref SourceRef
 	// this pipeline has vetted already, unchanged since, needs no second
 	// read. A class's three hundred deploys of one tarball read it once.
 	key := tenant + "." + ref.SHA1 + "." + strconv.FormatUint(info.Seq, 10)
-	if p.vetted.has(key) {
-		return nil
-	}
-	if err := p.readAndWalk(ctx, info, ref); err != nil {
-		return err
-	}
-	p.vetted.add(key)
-	return nil
+	return p.vetted.do(ctx, key, func() error { return p.readAndWalk(ctx, info, ref) })
 }
 
 // readAndWalk reads the tarball once, bounded, hashing it while walking
@@ -179,29 +172,61 @@ func unsafePath(name string) string {
 }
 
 // vettedSet remembers the tarballs (tenant, SHA-1 and meta sequence)
-// whose content passed the check,
-// up to maxVetted; past it the memory starts over.
+// whose content passed the check, up to maxVetted; past it the memory
+// starts over. Jobs that need the same tarball checked at once (a batch
+// of one template starting together) wait for one check instead of
+// each reading it.
 type vettedSet struct {
-	mu  sync.Mutex
-	ids map[string]struct{}
+	mu   sync.Mutex
+	ok   map[string]struct{}
+	busy map[string]chan struct{}
 }
 
 const maxVetted = 4096
 
-func (v *vettedSet) has(key string) bool {
+// do runs check for key unless it passed before, or waits for the run in
+// progress and then looks again. A check that fails is not remembered:
+// the next job runs its own (a store error may be gone by then, and a
+// refusal is the job's own to report).
+func (v *vettedSet) do(ctx context.Context, key string, check func() error) error {
 	v.mu.Lock()
-	defer v.mu.Unlock()
-	_, ok := v.ids[key]
-	return ok
-}
-
-func (v *vettedSet) add(key string) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.ids == nil || len(v.ids) >= maxVetted {
-		v.ids = make(map[string]struct{})
+	if _, ok := v.ok[key]; ok {
+		v.mu.Unlock()
+		return nil
 	}
-	v.ids[key] = struct{}{}
+	if wait, running := v.busy[key]; running {
+		v.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		v.mu.Lock()
+		_, ok := v.ok[key]
+		v.mu.Unlock()
+		if ok {
+			return nil
+		}
+		return check() // it failed for that job: this one checks for itself
+	}
+	if v.busy == nil {
+		v.busy = map[string]chan struct{}{}
+	}
+	done := make(chan struct{})
+	v.busy[key] = done
+	v.mu.Unlock()
+	err := check()
+	v.mu.Lock()
+	delete(v.busy, key)
+	if err == nil {
+		if v.ok == nil || len(v.ok) >= maxVetted {
+			v.ok = make(map[string]struct{})
+		}
+		v.ok[key] = struct{}{}
+	}
+	v.mu.Unlock()
+	close(done)
+	return err
 }
 
 // countingReader counts what it read and keeps the underlying reader's
