@@ -208,7 +208,7 @@ func (j *job) begin(ctx context.Context) (context.Context, bool, func(), string)
 // waiting for its build keeps a shallow stack (see start).
 func (j *job) runSteps(ctx context.Context, takeover bool) string {
 	st := &j.cp.state
-	r := &jobRun{p: j.w.pipeline, req: j.req, st: st, uncertain: takeover, sleep: sleepCtx, now: j.w.now}
+	r := &jobRun{p: j.w.pipeline, req: j.req, st: st, uncertain: takeover, sleep: sleepCtx, now: j.w.now, fence: j.fence}
 	// After a takeover, every step up to the next one that is saved may
 	// have run already: the earlier delivery may have gone on past the
 	// checkpoint through the steps that ride along with a save and into
@@ -267,6 +267,17 @@ func (j *job) vetSource(ctx context.Context) (outcome string, stop bool) {
 	return j.handBackErr(), true
 }
 
+// fence is the check before a side effect: nothing to read while the
+// lease is fresh, else the checkpoint must still be this delivery's. It
+// runs before each step and, for the steps that create something, again
+// right before the creating call is sent, after any budget wait.
+func (j *job) fence(ctx context.Context) error {
+	if j.leaseFresh() {
+		return nil
+	}
+	return j.cp.verify(ctx)
+}
+
 // beforeStep runs the fence and the checks before a step; stop means the
 // job ends here with outcome.
 //
@@ -274,10 +285,8 @@ func (j *job) vetSource(ctx context.Context) (outcome string, stop bool) {
 func (j *job) beforeStep(ctx context.Context, step string) (outcome string, stop bool) {
 	j.step = step
 	// The fence: no side effect for a job another worker took over.
-	if !j.leaseFresh() {
-		if err := j.cp.verify(ctx); err != nil {
-			return j.abandon(err), true
-		}
+	if err := j.fence(ctx); err != nil {
+		return j.abandon(err), true
 	}
 	if j.cp.state.CancelRequested {
 		return j.cancel(ctx, step), true
@@ -322,6 +331,10 @@ func (j *job) stepFailed(ctx context.Context, step string, t0 time.Time, err err
 			return j.cancel(ctx, step), true
 		}
 		return j.abandon(context.Cause(ctx)), true
+	}
+	if errors.Is(err, ErrLeaseLost) {
+		// The fence before a creating call: another worker has the job.
+		return j.abandon(err), true
 	}
 	d := classify(err)
 	switch d.Class {

@@ -192,6 +192,18 @@ type jobRun struct {
 	uncertain bool
 	sleep     func(ctx context.Context, d time.Duration) error
 	now       func() time.Time
+	// fence, when set, runs right before each creating call is sent
+	// (after its budget wait): a worker that lost the job meanwhile
+	// creates nothing. Nil for Pipeline.Deploy, which has no lease.
+	fence func(context.Context) error
+}
+
+// fenced is ctx for a creating call: see jobRun.fence.
+func (r *jobRun) fenced(ctx context.Context) context.Context {
+	if r.fence == nil {
+		return ctx
+	}
+	return vercel.WithBeforeSend(ctx, r.fence)
 }
 
 func (r *jobRun) runStep(ctx context.Context, step string) error {
@@ -217,6 +229,7 @@ func (r *jobRun) runStep(ctx context.Context, step string) error {
 }
 
 func (r *jobRun) createProject(ctx context.Context) error {
+	ctx = r.fenced(ctx)
 	if r.st.ProjectID != "" {
 		return nil
 	}
@@ -250,6 +263,7 @@ func (r *jobRun) region() string {
 }
 
 func (r *jobRun) authorize(ctx context.Context) error {
+	ctx = r.fenced(ctx)
 	if r.st.AuthorizationID != "" {
 		return nil
 	}
@@ -273,6 +287,7 @@ func (r *jobRun) authorize(ctx context.Context) error {
 }
 
 func (r *jobRun) createDatabase(ctx context.Context) error {
+	ctx = r.fenced(ctx)
 	if r.st.StoreID != "" {
 		return nil
 	}
@@ -457,6 +472,7 @@ func (p *Pipeline) readSource(ctx context.Context, tenant string, ref SourceRef)
 const metaRequestID = "deployqRequestId"
 
 func (r *jobRun) createDeployment(ctx context.Context) error {
+	ctx = r.fenced(ctx)
 	if r.st.DeploymentID != "" {
 		return nil
 	}

@@ -2,10 +2,13 @@ package jobs_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -438,5 +441,88 @@ func TestHeartbeatsKeepLongJobsOnOneDelivery(t *testing.T) {
 	defer cancel()
 	if ci, err := h.Assets.Consumer.Info(ctx); err != nil || ci.NumRedelivered != 0 {
 		t.Fatalf("redelivered %+v %v", ci, err)
+	}
+}
+
+// gateLimiter holds every deployments.create call at the gate until it
+// opens, and says when the first one arrives.
+type gateLimiter struct {
+	arrived chan struct{}
+	once    sync.Once
+	open    chan struct{}
+}
+
+func (g *gateLimiter) Wait(ctx context.Context, ep vercel.Endpoint) error {
+	if ep != vercel.EndpointCreateDeployment {
+		return nil
+	}
+	g.once.Do(func() { close(g.arrived) })
+	select {
+	case <-g.open:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (g *gateLimiter) Observe(vercel.Endpoint, int, vercel.RateLimit, error) {}
+
+// A worker that waited for budget while another worker took its job over
+// must not create the deployment when the wait ends: the fence runs again
+// right before the creating call is sent, not only before the step. Else
+// both create one (the second deployment a long chaos run once showed).
+func TestNoCreateAfterTheLeaseWasLostDuringABudgetWait(t *testing.T) {
+	t.Parallel()
+	const ackWait = 2 * time.Second
+	gate := &gateLimiter{arrived: make(chan struct{}), open: make(chan struct{})}
+	var logs lockedBuffer
+	h := jobstest.Start(t, jobstest.Config{
+		Setup:      jobs.SetupConfig{AckWait: ackWait},
+		NewLimiter: func(testing.TB, jetstream.JetStream) vercel.Limiter { return gate },
+		Worker:     jobs.WorkerConfig{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	req := request("acme", "gated")
+	req.ID = "gated-1"
+	h.Submit(t, req, h.Tarball(t, nil))
+	select {
+	case <-gate.arrived:
+	case <-ctx.Done():
+		t.Fatal("create_deployment never reached the budget")
+	}
+	// Another worker claims the job, as one does after a redelivery.
+	e, err := h.Assets.Jobs.Get(ctx, "acme."+req.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st jobs.JobState
+	if err := json.Unmarshal(e.Value(), &st); err != nil {
+		t.Fatal(err)
+	}
+	st.Owner, st.Lease = "another-worker", st.Lease+1
+	data, _ := json.Marshal(st)
+	if _, err := h.Assets.Jobs.Update(ctx, "acme."+req.ID, data, e.Revision()); err != nil {
+		t.Fatal(err)
+	}
+	// The waiting delivery's lease must no longer be fresh (AckWait/2
+	// after its pull) for the fence to read: this ages it, it waits on no
+	// outcome.
+	<-time.After(ackWait)
+	close(gate.open)
+	// The waiting delivery stops as soon as it learns the job is lost;
+	// by then it must have created nothing (without the fence it creates
+	// the deployment, then learns it when it saves).
+	eventually(t, waitLong, "the waiting delivery never stopped", func() bool {
+		return strings.Contains(logs.String(), "another worker took this job over")
+	})
+	if n := h.Sim.Stats().DeploymentsCreated[jobs.ProjectName(&req)]; n != 0 {
+		t.Fatalf("the delivery that lost the job created %d deployments", n)
+	}
+	if ev := h.WaitTerminal(t, "acme", waitLong, req.ID)[req.ID]; ev.Type != jobs.TypeSucceeded {
+		t.Fatalf("%s %+v", ev.Type, ev.Data.Error)
+	}
+	if n := h.Sim.Stats().DeploymentsCreated[jobs.ProjectName(&req)]; n != 1 {
+		t.Fatalf("%d deployments created, want 1", n)
 	}
 }

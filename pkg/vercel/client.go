@@ -140,10 +140,17 @@ func (c *Client) newResponse(hresp *http.Response) (resp *Response, ref time.Tim
 func (c *Client) budgeted(ctx context.Context, ep Endpoint, attempt func() (*Response, error)) (*Response, error) {
 	l := c.cfg.limiter
 	if l == nil {
+		if err := beforeSend(ctx); err != nil {
+			return nil, fmt.Errorf("vercel: %s: %w", ep, err)
+		}
 		return attempt()
 	}
 	if err := l.Wait(ctx, ep); err != nil {
 		return nil, fmt.Errorf("vercel: %s: waiting for budget: %w", ep, err)
+	}
+	if err := beforeSend(ctx); err != nil {
+		l.Observe(ep, 0, RateLimit{}, err) // nothing sent: the slot goes unused
+		return nil, fmt.Errorf("vercel: %s: %w", ep, err)
 	}
 	resp, err := attempt()
 	var (
