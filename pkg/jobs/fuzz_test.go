@@ -82,10 +82,7 @@ func FuzzRequestPath(f *testing.F) {
 				break
 			}
 		}
-		eventually(t, 8*time.Second, "the message never left the queue", func() bool {
-			info, err := h.Assets.Requests.Info(ctx)
-			return err == nil && info.State.Msgs == 0
-		})
+		queueDrained(t, h, 8*time.Second, "the message never left the queue")
 		terminal := 0
 		for _, ev := range h.Events(t, "acme", id) {
 			if ev.Terminal() {

@@ -141,10 +141,7 @@ func TestGarbledMessageCannotEndALiveRequest(t *testing.T) {
 			t.Errorf("stray dead letter: %+v", d.DeadLetter)
 		}
 	}
-	eventually(t, waitLong, "the strays left the queue", func() bool {
-		info, err := h.Assets.Requests.Info(ctx)
-		return err == nil && info.State.Msgs == 0
-	})
+	queueDrained(t, h, waitLong, "the strays left the queue")
 	if n := len(terminalEvents(t, h, "acme", "live-1")); n != 1 {
 		t.Fatalf("%d terminal events for live-1, want 1", n)
 	}
@@ -183,10 +180,7 @@ func TestRejectionDecidesItsID(t *testing.T) {
 	if _, err := h.JS.Publish(ctx, subject, []byte(data)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, waitLong, "the late message was settled", func() bool {
-		info, err := h.Assets.Requests.Info(ctx)
-		return err == nil && info.State.Msgs == 0
-	})
+	queueDrained(t, h, waitLong, "the late message was settled")
 	if n := len(terminalEvents(t, h, "acme", "first-bad")); n != 1 {
 		t.Fatalf("%d terminal events, want 1", n)
 	}
@@ -274,10 +268,7 @@ func TestOversizedMessageIsRejectedOnce(t *testing.T) {
 		dl.RequestSHA256 != fmt.Sprintf("%x", sha256.Sum256(huge)) || !bytes.Equal(dl.RequestRaw, huge[:jobs.MaxDeadLetterCopy]) {
 		t.Fatalf("dead letter: size %d, raw %d bytes, sha %s", dl.RequestSize, len(dl.RequestRaw), dl.RequestSHA256)
 	}
-	eventually(t, waitLong, "the message left the queue", func() bool {
-		info, err := loose.Assets.Requests.Info(ctx)
-		return err == nil && info.State.Msgs == 0
-	})
+	queueDrained(t, loose, waitLong, "the message left the queue")
 	if evs := loose.Events(t, "acme", "huge"); len(evs) != 1 {
 		t.Fatalf("%d events for the oversized message", len(evs))
 	}
@@ -344,10 +335,7 @@ func TestGarbledCopyRightBehindItsRequest(t *testing.T) {
 			t.Errorf("%s ended %s (%+v): its garbled copy decided it", id, ev.Type, ev.Data.Error)
 		}
 	}
-	eventually(t, waitLong, "the copies were settled", func() bool {
-		info, err := h.Assets.Requests.Info(ctx)
-		return err == nil && info.State.Msgs == 0
-	})
+	queueDrained(t, h, waitLong, "the copies were settled")
 	for _, id := range ids {
 		if n := len(terminalEvents(t, h, "acme", id)); n != 1 {
 			t.Errorf("%s has %d terminal events", id, n)

@@ -33,6 +33,16 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 	}
 }
 
+// queueDrained waits until the requests stream holds no message: every
+// request settled (acked or terminated).
+func queueDrained(t *testing.T, h *jobstest.Harness, timeout time.Duration, what string) {
+	t.Helper()
+	eventually(t, timeout, what, func() bool {
+		info, err := h.Assets.Requests.Info(context.Background())
+		return err == nil && info.State.Msgs == 0
+	})
+}
+
 func terminalEvents(t *testing.T, h *jobstest.Harness, tenant, id string) []jobs.Event {
 	t.Helper()
 	var out []jobs.Event
@@ -112,10 +122,7 @@ func TestLateDuplicateMessageDoesNotDeployAgain(t *testing.T) {
 	if _, err := h.JS.Publish(ctx, jobs.RequestSubject("acme", req.ID), []byte(raw)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, waitLong, "the duplicate was never settled", func() bool {
-		info, err := h.Assets.Requests.Info(ctx)
-		return err == nil && info.State.Msgs == 0
-	})
+	queueDrained(t, h, waitLong, "the duplicate was never settled")
 	if n := len(terminalEvents(t, h, "acme", req.ID)); n != 1 {
 		t.Fatalf("%d terminal events", n)
 	}
@@ -232,8 +239,6 @@ func TestMaxDeliveriesAdvisoryDeadLetters(t *testing.T) {
 		Setup:     jobs.SetupConfig{MaxDeliver: 1, AckWait: time.Second},
 	})
 	sub := h.Submit(t, request("acme", "cursed"), h.Tarball(t, nil))
-	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
-	defer cancel()
 	// A worker that takes the request and dies without a word.
 	batch, err := h.Assets.Consumer.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
 	if err != nil {
@@ -250,10 +255,7 @@ func TestMaxDeliveriesAdvisoryDeadLetters(t *testing.T) {
 	if len(dls) != 1 || dls[0].Reason != jobs.DLQReasonMaxDeliveries || dls[0].ID != sub.ID {
 		t.Fatalf("dead letters %+v", dls)
 	}
-	eventually(t, waitLong, "the request stayed in the work queue", func() bool {
-		info, err := h.Assets.Requests.Info(ctx)
-		return err == nil && info.State.Msgs == 0
-	})
+	queueDrained(t, h, waitLong, "the request stayed in the work queue")
 }
 
 // A revoked token stops the worker taking work instead of failing the
