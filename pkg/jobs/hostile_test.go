@@ -22,10 +22,11 @@ import (
 // and tries to reach another tenant's requests. docs/RELIABILITY.md,
 // "Hostile tenants", lists each attack and the test that stops it.
 
-// rawBody is a request body as any NATS client could publish it.
-func rawBody(tenant, id, sha string) string {
-	return fmt.Sprintf(`{"version":1,"id":%q,"tenant":%q,"name":"raw","source":{"bucket":%q,"sha1":%q,"size":10}}`,
-		id, tenant, jobs.BucketSources, sha)
+// rawBody is a request body as any NATS client could publish it, for a
+// tarball of that SHA-1 and size.
+func rawBody(tenant, id, sha string, size int) string {
+	return fmt.Sprintf(`{"version":1,"id":%q,"tenant":%q,"name":"raw","source":{"bucket":%q,"sha1":%q,"size":%d}}`,
+		id, tenant, jobs.BucketSources, sha, size)
 }
 
 // deadLettersOn returns the dead letters whose message was published on subject.
@@ -57,7 +58,7 @@ func TestSameIDInTwoTenants(t *testing.T) {
 	// Nats-Msg-Id set to every key globex's request or events could use.
 	for _, key := range []string{id, "globex." + id, "globex." + id + ".terminal", id + ".terminal"} {
 		m := nats.NewMsg(jobs.RequestSubject("acme", id))
-		m.Data = []byte(rawBody("acme", id, strings.Repeat("ab", 20)))
+		m.Data = []byte(rawBody("acme", id, strings.Repeat("ab", 20), 10))
 		m.Header.Set(jetstream.MsgIDHeader, key)
 		if _, err := h.JS.PublishMsg(ctx, m); err != nil {
 			t.Fatal(err)
@@ -159,7 +160,7 @@ func TestRejectionDecidesItsID(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
 	subject := jobs.RequestSubject("acme", "first-bad")
-	if _, err := h.JS.Publish(ctx, subject, []byte(rawBody("acme", "someone-else", strings.Repeat("ab", 20)))); err != nil {
+	if _, err := h.JS.Publish(ctx, subject, []byte(rawBody("acme", "someone-else", strings.Repeat("ab", 20), 10))); err != nil {
 		t.Fatal(err)
 	}
 	ev := h.WaitTerminal(t, "acme", waitLong, "first-bad")["first-bad"]
@@ -176,7 +177,7 @@ func TestRejectionDecidesItsID(t *testing.T) {
 		t.Fatalf("submit after the rejection: %+v", sub)
 	}
 	// Published past the client's check, as any NATS client could.
-	data := rawBody("acme", "first-bad", strings.Repeat("ab", 20))
+	data := rawBody("acme", "first-bad", strings.Repeat("ab", 20), 10)
 	if _, err := h.JS.Publish(ctx, subject, []byte(data)); err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +203,7 @@ func TestRejectionFollowsTheSubjectOnly(t *testing.T) {
 	h.Submit(t, live, h.Tarball(t, nil))
 	h.WaitTerminal(t, "acme", waitLong, live.ID)
 	// The old subject form, with a body naming a finished request.
-	ack, err := h.JS.Publish(ctx, "deploy.requests.acme", []byte(rawBody("acme", live.ID, strings.Repeat("ab", 20))))
+	ack, err := h.JS.Publish(ctx, "deploy.requests.acme", []byte(rawBody("acme", live.ID, strings.Repeat("ab", 20), 10)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,8 +323,7 @@ func TestGarbledCopyRightBehindItsRequest(t *testing.T) {
 	for i := range 20 {
 		id := fmt.Sprintf("behind-%d", i)
 		ids = append(ids, id)
-		body := fmt.Sprintf(`{"version":1,"id":%q,"tenant":"acme","name":"raw","source":{"bucket":%q,"sha1":%q,"size":%d}}`,
-			id, jobs.BucketSources, vercel.SHA1Hex(tgz), len(tgz))
+		body := rawBody("acme", id, vercel.SHA1Hex(tgz), len(tgz))
 		for _, data := range []string{body, "garbled"} {
 			if _, err := h.JS.Publish(ctx, jobs.RequestSubject("acme", id), []byte(data)); err != nil {
 				t.Fatal(err)

@@ -126,8 +126,7 @@ func TestSourceCheckedBeforeAnyResource(t *testing.T) {
 		if size == 0 {
 			size = len(c.stored)
 		}
-		body := fmt.Sprintf(`{"version":1,"id":%q,"tenant":"acme","name":"src","source":{"bucket":%q,"sha1":%q,"size":%d}}`,
-			c.id, jobs.BucketSources, sha, size)
+		body := rawBody("acme", c.id, sha, size)
 		if _, err := h.JS.Publish(ctx, jobs.RequestSubject("acme", c.id), []byte(body)); err != nil {
 			t.Fatal(err)
 		}
@@ -176,8 +175,7 @@ func TestSourceCheckedBeforeAnyResource(t *testing.T) {
 	if err := h.Assets.Sources.Put(ctx, "acme", vercel.SHA1Hex(good), tampered); err != nil {
 		t.Fatal(err)
 	}
-	body := fmt.Sprintf(`{"version":1,"id":"tampered","tenant":"acme","name":"src","source":{"bucket":%q,"sha1":%q,"size":%d}}`,
-		jobs.BucketSources, vercel.SHA1Hex(good), len(good))
+	body := rawBody("acme", "tampered", vercel.SHA1Hex(good), len(good))
 	if _, err := h.JS.Publish(ctx, jobs.RequestSubject("acme", "tampered"), []byte(body)); err != nil {
 		t.Fatal(err)
 	}
