@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/deployq/deployq/internal/bench"
+	"github.com/deployq/deployq/internal/clock"
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/vercel/vercelsim"
 	"github.com/nats-io/nats-server/v2/server"
@@ -264,7 +265,7 @@ func runScale(ctx context.Context, o options, seed int64, dir string, progress i
 		problem("the window ends after the first status polls are due (%s after the first deployment)", firstPoll)
 	}
 
-	if err := sleepCtx(ctx, o.settle); err != nil {
+	if err := clock.Sleep(ctx, o.settle); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(progress, "scalebench: scale: sampling for %s\n", o.sample)
@@ -399,7 +400,7 @@ func waitRamp(ctx context.Context, o options, rec *recorder, look func() (sample
 				return now, fmt.Errorf("%d jobs ended before their deployment was created", int(s.Processed))
 			}
 		}
-		if err := sleepCtx(ctx, rampPoll); err != nil {
+		if err := clock.Sleep(ctx, rampPoll); err != nil {
 			return now, err
 		}
 	}
@@ -420,7 +421,7 @@ func sampleWindow(ctx context.Context, look func() (sample, error), window, ever
 		if next.Sub(begin) > window {
 			return out, nil
 		}
-		if err := sleepCtx(ctx, time.Until(next)); err != nil {
+		if err := clock.Sleep(ctx, time.Until(next)); err != nil {
 			return out, err
 		}
 	}
@@ -637,21 +638,6 @@ func logWarnings(data []byte) map[string]int {
 		out[strings.TrimSpace(msg)]++
 	}
 	return out
-}
-
-// sleepCtx waits d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 func orText(s, def string) string {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/deployq/deployq/internal/clock"
 	"github.com/deployq/deployq/pkg/metrics"
 	"github.com/deployq/deployq/pkg/vercel"
 )
@@ -82,7 +83,7 @@ func New(store Store, cfg Config) (*Budget, error) {
 	}
 	return &Budget{
 		store: store, cfg: cfg, limits: cfg.Limits, log: cfg.Logger, m: cfg.Metrics,
-		now: cfg.Clock, sleep: sleepCtx,
+		now: cfg.Clock, sleep: clock.Sleep,
 	}, nil
 }
 
@@ -234,18 +235,4 @@ func resumeAt(now time.Time, retryAfter time.Duration, reset time.Time, window t
 		return reset
 	}
 	return now.Add(window)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
 }

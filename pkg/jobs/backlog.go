@@ -3,6 +3,8 @@ package jobs
 import (
 	"context"
 	"time"
+
+	"github.com/deployq/deployq/internal/clock"
 )
 
 // watchBacklog keeps the backlog metrics fresh: requests waiting, in
@@ -14,7 +16,7 @@ func (w *Worker) watchBacklog(ctx context.Context) {
 	}
 	for {
 		w.refreshBacklog(ctx)
-		if sleepCtx(ctx, w.cfg.BacklogInterval) != nil {
+		if clock.Sleep(ctx, w.cfg.BacklogInterval) != nil {
 			return
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/deployq/deployq/internal/pubpipe"
 	"github.com/nats-io/nats.go"
 )
 
@@ -166,7 +167,7 @@ func (b *batch) run(ctx context.Context, todo []int, sha string, tarball []byte)
 // skipExisting marks the requests whose job exists already as duplicates.
 func (b *batch) skipExisting(ctx context.Context, todo []int) []int {
 	found := make([]*JobState, len(todo))
-	forEach(len(todo), b.c.cfg.MaxPending, func(k int) {
+	pubpipe.ForEach(len(todo), b.c.cfg.MaxPending, func(k int) {
 		found[k] = b.c.existingJob(ctx, &b.reqs[todo[k]])
 	})
 	rest := todo[:0]
@@ -188,10 +189,10 @@ func (b *batch) reference(ctx context.Context, todo []int) []int {
 	for k, i := range todo {
 		msgs[k] = &nats.Msg{Subject: b.c.refsPut + refKey(&b.reqs[i])}
 	}
-	acks := publishAll(ctx, b.c.js, msgs, b.c.cfg.MaxPending)
+	acks := pubpipe.PublishAll(ctx, b.c.js, msgs, b.c.cfg.MaxPending)
 	rest := todo[:0]
 	for k, i := range todo {
-		if err := acks[k].err; err != nil {
+		if err := acks[k].Err; err != nil {
 			b.res[i].Err = fmt.Errorf("reference source tarball: %w", err)
 			continue
 		}
@@ -234,22 +235,22 @@ func (b *batch) publish(ctx context.Context, todo []int) {
 	for k, i := range todo {
 		msgs[k] = requestMsg(&b.reqs[i], b.data[i])
 	}
-	acks := publishAll(ctx, b.c.js, msgs, b.c.cfg.MaxPending)
+	acks := pubpipe.PublishAll(ctx, b.c.js, msgs, b.c.cfg.MaxPending)
 	var release []string
 	for k, i := range todo {
 		r := &b.res[i]
-		if seq, taken := subjectTaken(acks[k].err); taken {
+		if seq, taken := subjectTaken(acks[k].Err); taken {
 			r.Sequence, r.Duplicate = seq, true
 			continue
 		}
-		if err := acks[k].err; err != nil {
+		if err := acks[k].Err; err != nil {
 			r.Err = fmt.Errorf("publish request %s: %w", r.ID, err)
-			if !mayBeStored(err) {
+			if !pubpipe.MayBeStored(err) {
 				release = append(release, refKey(&b.reqs[i]))
 			}
 			continue
 		}
-		r.Sequence = acks[k].ack.Sequence
+		r.Sequence = acks[k].Ack.Sequence
 	}
 	b.c.releaseRefs(ctx, release)
 }

@@ -11,6 +11,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/deployq/deployq/internal/kvsubject"
+	"github.com/deployq/deployq/internal/pubpipe"
+	"github.com/deployq/deployq/internal/streamget"
 	"github.com/deployq/deployq/pkg/vercel"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -110,11 +113,11 @@ func NewClient(ctx context.Context, js jetstream.JetStream, cfg ClientConfig) (*
 	if err != nil {
 		return nil, bindErr("bucket "+BucketSourceRefs, err)
 	}
-	c.refsPut = kvPutPrefix(js.Options(), refsStream.CachedInfo().Config)
+	c.refsPut = kvsubject.PutPrefix(js.Options(), refsStream.CachedInfo().Config)
 	if c.jobs, err = js.KeyValue(ctx, BucketJobs); err != nil {
 		return nil, bindErr("bucket "+BucketJobs, err)
 	}
-	c.jobsLeader = newLeaderKV(js, c.jobs)
+	c.jobsLeader = streamget.NewLeaderKV(js, c.jobs)
 	if c.events, err = js.Stream(ctx, StreamEvents); err != nil {
 		return nil, bindErr("stream "+StreamEvents, err)
 	}
@@ -150,18 +153,18 @@ func (c *Client) forTenant(tenant *string) error {
 func (c *Client) readState(ctx context.Context, tenant, id string) (*JobState, error) {
 	ctx, cancel := c.apiCtx(ctx)
 	defer cancel()
-	m, err := directGet(ctx, c.js.Conn(), "KV_"+BucketJobs, "$KV."+BucketJobs+"."+jobKey(tenant, id), jetstream.ErrKeyNotFound)
+	m, err := streamget.Direct(ctx, c.js.Conn(), "KV_"+BucketJobs, "$KV."+BucketJobs+"."+jobKey(tenant, id), jetstream.ErrKeyNotFound)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	if op := m.header.Get("KV-Operation"); op == "DEL" || op == "PURGE" || m.header.Get(jetstream.MarkerReasonHeader) != "" {
+	if op := m.Header.Get("KV-Operation"); op == "DEL" || op == "PURGE" || m.Header.Get(jetstream.MarkerReasonHeader) != "" {
 		return nil, nil
 	}
 	var s JobState
-	if err := json.Unmarshal(m.data, &s); err != nil {
+	if err := json.Unmarshal(m.Data, &s); err != nil {
 		return nil, fmt.Errorf("decode checkpoint: %w", err)
 	}
 	return &s, nil
@@ -239,7 +242,7 @@ func (c *Client) Submit(ctx context.Context, req Request, tarball []byte) (*Subm
 		return &out, nil
 	}
 	if err != nil {
-		if !mayBeStored(err) {
+		if !pubpipe.MayBeStored(err) {
 			c.releaseRefs(ctx, []string{refKey(&req)})
 		}
 		return nil, fmt.Errorf("publish request %s: %w", req.ID, err)
@@ -366,7 +369,7 @@ func (c *Client) ensureSource(ctx context.Context, tenant, sha string, tarball [
 // which is often why the requests were not published.
 func (c *Client) releaseRefs(ctx context.Context, keys []string) {
 	ctx = context.WithoutCancel(ctx)
-	forEach(len(keys), c.cfg.MaxPending, func(i int) {
+	pubpipe.ForEach(len(keys), c.cfg.MaxPending, func(i int) {
 		_ = c.deleteRef(ctx, keys[i])
 	})
 }
@@ -604,14 +607,14 @@ func (c *Client) lastEvent(ctx context.Context, tenant, id string) (*Event, erro
 	}
 	ctx, cancel := c.apiCtx(ctx)
 	defer cancel()
-	msg, err := directGet(ctx, c.js.Conn(), StreamEvents, EventSubject(tenant, id), jetstream.ErrMsgNotFound)
+	msg, err := streamget.Direct(ctx, c.js.Conn(), StreamEvents, EventSubject(tenant, id), jetstream.ErrMsgNotFound)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read last event: %w", err)
 	}
-	ev, err := DecodeEvent(msg.data)
+	ev, err := DecodeEvent(msg.Data)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/deployq/deployq/internal/clock"
 	"github.com/deployq/deployq/pkg/vercel"
 )
 
@@ -102,7 +103,7 @@ func (w *Worker) probeCredentials(ctx context.Context) {
 		w.m.SetCredentialsOK(false)
 		w.m.SetReady(false)
 		for !w.creds.ok() {
-			if sleepCtx(ctx, w.cfg.CredentialsProbeInterval) != nil {
+			if clock.Sleep(ctx, w.cfg.CredentialsProbeInterval) != nil {
 				return
 			}
 			_, _, err := w.pipeline.api.GetProject(ctx, credentialsProbeName)

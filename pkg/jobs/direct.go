@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/deployq/deployq/internal/clock"
 	"github.com/deployq/deployq/pkg/vercel"
 )
 
@@ -78,7 +79,7 @@ func (p *Pipeline) Deploy(ctx context.Context, req *Request, cfg DeployConfig) (
 		Version: stateVersion, ID: r.ID, Tenant: r.Tenant, Status: StatusRunning,
 		Run: 1, SubmittedAt: now, StartedAt: now, UpdatedAt: now,
 	}
-	run := &jobRun{p: p, req: &r, st: st, sleep: sleepCtx, now: time.Now}
+	run := &jobRun{p: p, req: &r, st: st, sleep: clock.Sleep, now: time.Now}
 	bo := cfg.NewBackOff()
 	for _, step := range Steps() {
 		if err := p.deployStep(ctx, run, step, cfg, bo); err != nil {
@@ -115,7 +116,7 @@ func (p *Pipeline) deployStep(ctx context.Context, run *jobRun, step string, cfg
 		}
 		// The error may have come after the effect (a lost answer).
 		run.uncertain = true
-		if err := sleepCtx(ctx, wait); err != nil {
+		if err := clock.Sleep(ctx, wait); err != nil {
 			return err
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/deployq/deployq/internal/clock"
 	"github.com/deployq/deployq/pkg/metrics"
 	"github.com/deployq/deployq/pkg/vercel"
 	"github.com/nats-io/nats.go/jetstream"
@@ -208,7 +209,7 @@ func (j *job) begin(ctx context.Context) (context.Context, bool, func(), string)
 // waiting for its build keeps a shallow stack (see start).
 func (j *job) runSteps(ctx context.Context, takeover bool) string {
 	st := &j.cp.state
-	r := &jobRun{p: j.w.pipeline, req: j.req, st: st, uncertain: takeover, sleep: sleepCtx, now: j.w.now, fence: j.fence}
+	r := &jobRun{p: j.w.pipeline, req: j.req, st: st, uncertain: takeover, sleep: clock.Sleep, now: j.w.now, fence: j.fence}
 	// After a takeover, every step up to the next one that is saved may
 	// have run already: the earlier delivery may have gone on past the
 	// checkpoint through the steps that ride along with a save and into
@@ -362,7 +363,7 @@ func (j *job) stepFailed(ctx context.Context, step string, t0 time.Time, err err
 		log.Warn("capping an absurd rate-limit wait", "announced", d.RetryAfter, "cap", wait)
 	}
 	log.Info("step will be retried", "reason", d.Reason, "wait", wait, "attempts", st.Attempts, "err", err)
-	if err := sleepCtx(ctx, wait); err != nil {
+	if err := clock.Sleep(ctx, wait); err != nil {
 		return j.interrupted(ctx, step), true
 	}
 	return "", false

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/deployq/deployq/internal/streamget"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -140,9 +141,9 @@ func (w *Worker) reject(ctx context.Context, msg jetstream.Msg, meta *jetstream.
 // checkpoint this very message wrote (a redelivery after a crash) is not
 // a stray's.
 func (w *Worker) recordRejection(ctx context.Context, o origin, seq uint64, meta *jetstream.MsgMetadata, ev *Event) (stray bool, err error) {
-	first, err := leaderFirst(ctx, w.js.Conn(), StreamRequests, RequestSubject(o.tenant, o.id), jetstream.ErrMsgNotFound)
+	first, err := streamget.First(ctx, w.js.Conn(), StreamRequests, RequestSubject(o.tenant, o.id), jetstream.ErrMsgNotFound)
 	switch {
-	case err == nil && first.seq < seq:
+	case err == nil && first.Seq < seq:
 		return true, nil
 	case err != nil && !errors.Is(err, jetstream.ErrMsgNotFound):
 		return false, fmt.Errorf("record rejection: %w", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/deployq/deployq/internal/streamget"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -241,7 +242,7 @@ func ensureLeaderReadKV(ctx context.Context, js jetstream.JetStream, cfg jetstre
 			return nil, setupErr("bucket "+cfg.Bucket+" (direct gets)", err)
 		}
 	}
-	return newLeaderKV(js, kv), nil
+	return streamget.NewLeaderKV(js, kv), nil
 }
 
 // SetupError reports which asset could not be created or updated.

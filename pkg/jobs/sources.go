@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/deployq/deployq/internal/clock"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -57,7 +58,7 @@ func (w *Worker) releaseSource(ctx context.Context, r *Request, log *slog.Logger
 
 func (w *Worker) runSourceJanitor(ctx context.Context) {
 	cfg := w.cfg.Sources.withDefaults()
-	for sleepCtx(ctx, cfg.Interval) == nil {
+	for clock.Sleep(ctx, cfg.Interval) == nil {
 		n, err := sweepSources(ctx, w.assets.Sources, w.assets.SourceRefs, cfg.Grace, w.now())
 		if err != nil && ctx.Err() == nil {
 			w.log.Warn("source sweep incomplete", "err", err)

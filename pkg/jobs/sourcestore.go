@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/deployq/deployq/internal/pubpipe"
+	"github.com/deployq/deployq/internal/streamget"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -86,9 +88,9 @@ func (s *SourceStore) Put(ctx context.Context, tenant, name string, data []byte)
 		end := min((i+1)*SourceChunkSize, len(data))
 		msgs[i] = &nats.Msg{Subject: sourceSubject(tenant, name, strconv.Itoa(i)), Data: data[i*SourceChunkSize : end]}
 	}
-	for _, r := range publishAll(ctx, s.js, msgs, 64) {
-		if r.err != nil {
-			return fmt.Errorf("store source tarball: %w", r.err)
+	for _, r := range pubpipe.PublishAll(ctx, s.js, msgs, 64) {
+		if r.Err != nil {
+			return fmt.Errorf("store source tarball: %w", r.Err)
 		}
 	}
 	meta, _ := json.Marshal(SourceInfo{Size: int64(len(data)), Chunks: n})
@@ -105,10 +107,10 @@ func (s *SourceStore) Stat(ctx context.Context, tenant, sha string) (*SourceInfo
 		return nil, err
 	}
 	info := &SourceInfo{}
-	if err := json.Unmarshal(m.data, info); err != nil || info.Size < 0 || info.Chunks < 0 {
+	if err := json.Unmarshal(m.Data, info); err != nil || info.Size < 0 || info.Chunks < 0 {
 		return nil, fmt.Errorf("source tarball %s: unreadable meta", sha)
 	}
-	info.Tenant, info.SHA1, info.Stored, info.Seq = tenant, sha, m.time, m.seq
+	info.Tenant, info.SHA1, info.Stored, info.Seq = tenant, sha, m.Time, m.Seq
 	return info, nil
 }
 
@@ -169,16 +171,16 @@ func (s *SourceStore) List(ctx context.Context) ([]*SourceInfo, error) {
 
 // get reads the last message on subject: from the leader, or with a
 // direct get (see SourceStore.leader).
-func (s *SourceStore) get(ctx context.Context, subject string) (*storedMsg, error) {
+func (s *SourceStore) get(ctx context.Context, subject string) (*streamget.Msg, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.timeout)
 		defer cancel()
 	}
 	if s.leader {
-		return leaderGet(ctx, s.nc, StreamSources, subject, ErrSourceNotFound)
+		return streamget.Last(ctx, s.nc, StreamSources, subject, ErrSourceNotFound)
 	}
-	return directGet(ctx, s.nc, StreamSources, subject, ErrSourceNotFound)
+	return streamget.Direct(ctx, s.nc, StreamSources, subject, ErrSourceNotFound)
 }
 
 // chunkReader reads a tarball's chunks in order.
@@ -202,7 +204,7 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		r.buf, r.next = m.data, r.next+1
+		r.buf, r.next = m.Data, r.next+1
 	}
 	n := copy(p, r.buf)
 	r.buf = r.buf[n:]

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/deployq/deployq/internal/clock"
 	"github.com/deployq/deployq/pkg/metrics"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -237,7 +238,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.log.Warn("fetch requests failed", "err", err)
 			w.pulling.Store(false)
 			w.m.SetReady(false)
-			if sleepCtx(ctx, w.cfg.PullWait) != nil {
+			if clock.Sleep(ctx, w.cfg.PullWait) != nil {
 				break
 			}
 			continue
@@ -323,19 +324,4 @@ func (w *Worker) maybeRecreateConsumer(ctx context.Context, err error) error {
 	w.assets.Consumer = c
 	w.log.Warn("shared consumer was deleted; recreated it", "consumer", ConsumerWorkers)
 	return nil
-}
-
-// sleepCtx waits d or until ctx ends, returning the context's error.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
 }

@@ -1,7 +1,6 @@
 package vercelsim
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/binary"
 	mrand "math/rand/v2"
@@ -10,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/deployq/deployq/internal/clock"
 	"github.com/deployq/deployq/pkg/vercel"
 )
 
@@ -191,7 +191,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, ep vercel.Endpoin
 	delay := s.latencyLocked(fault)
 	s.mu.Unlock()
 
-	if !sleep(ctx, delay) {
+	if clock.Sleep(ctx, delay) != nil {
 		s.abandoned(ep)
 		return
 	}
@@ -283,21 +283,6 @@ func (s *Server) write(w http.ResponseWriter, ep vercel.Endpoint, rep reply) {
 	s.stats.response(ep, rep.status, s.now())
 	s.mu.Unlock()
 	writeReply(w, rep)
-}
-
-// sleep waits d or until ctx ends; it reports whether d elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 func (s *Server) abandoned(ep vercel.Endpoint) {

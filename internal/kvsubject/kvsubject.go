@@ -1,4 +1,4 @@
-package jobs
+package kvsubject
 
 import (
 	"strings"
@@ -6,7 +6,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// kvPutPrefix is the subject prefix a KeyValue.Put of nats.go publishes
+// PutPrefix is the subject prefix a KeyValue.Put of nats.go publishes
 // to for the bucket whose stream is configured as cfg, seen through a
 // JetStream context with options o: a key's put subject is the prefix and
 // the key. SubmitBatch publishes source references asynchronously, which
@@ -23,7 +23,7 @@ import (
 // default prefix; the other cases are followed so that a bucket mirrored
 // into a leaf node still gets its references where its KeyValue would
 // write them.
-func kvPutPrefix(o jetstream.JetStreamOptions, cfg jetstream.StreamConfig) string {
+func PutPrefix(o jetstream.JetStreamOptions, cfg jetstream.StreamConfig) string {
 	if m := cfg.Mirror; m != nil {
 		origin := strings.TrimPrefix(m.Name, "KV_")
 		if m.External != nil && m.External.APIPrefix != "" {

@@ -1,4 +1,4 @@
-package jobs
+package pubpipe
 
 import (
 	"context"
@@ -12,16 +12,16 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// pubResult is the server's answer to one asynchronous publish.
-type pubResult struct {
-	ack *jetstream.PubAck
-	err error
+// Result is the server's answer to one asynchronous publish.
+type Result struct {
+	Ack *jetstream.PubAck
+	Err error
 }
 
-// errNotSent marks a publish that never left this client.
-var errNotSent = errors.New("not sent")
+// ErrNotSent marks a publish that never left this client.
+var ErrNotSent = errors.New("not sent")
 
-// publishAll publishes msgs in order without waiting for each answer,
+// PublishAll publishes msgs in order without waiting for each answer,
 // with at most window of them unanswered, and returns every answer in the
 // order of msgs. Keeping many publishes in flight on one connection is
 // what makes a batch fast: a synchronous publish spends most of its time
@@ -35,9 +35,9 @@ var errNotSent = errors.New("not sent")
 // Waiting ends with ctx. Without a deadline, a message waits at most the
 // context's DefaultTimeout from its publish, as a synchronous publish
 // would. An unanswered publish may still have been stored; see
-// mayBeStored.
-func publishAll(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg, window int) []pubResult {
-	out := make([]pubResult, len(msgs))
+// MayBeStored.
+func PublishAll(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg, window int) []Result {
+	out := make([]Result, len(msgs))
 	futs := make([]jetstream.PubAckFuture, len(msgs))
 	w := newAckWaiter(ctx, js.Options().DefaultTimeout, len(msgs))
 	defer w.stop()
@@ -55,7 +55,7 @@ func publishAll(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg, w
 			settle()
 		}
 		if ctx.Err() != nil {
-			out[k].err = fmt.Errorf("%w: %w", errNotSent, context.Cause(ctx))
+			out[k].Err = fmt.Errorf("%w: %w", ErrNotSent, context.Cause(ctx))
 			continue
 		}
 		w.sent(k)
@@ -66,7 +66,7 @@ func publishAll(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg, w
 			fut, err = js.PublishMsgAsync(m)
 		}
 		if err != nil {
-			out[k].err = fmt.Errorf("%w: %w", errNotSent, err)
+			out[k].Err = fmt.Errorf("%w: %w", ErrNotSent, err)
 			continue
 		}
 		futs[k] = fut
@@ -77,7 +77,7 @@ func publishAll(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg, w
 	return out
 }
 
-// ackWaiter waits for the answers of one publishAll.
+// ackWaiter waits for the answers of one PublishAll.
 type ackWaiter struct {
 	ctx     context.Context
 	timeout time.Duration // per message; 0 when ctx has a deadline
@@ -106,7 +106,7 @@ func (w *ackWaiter) stop() {
 }
 
 // wait returns message k's answer, or why there was none.
-func (w *ackWaiter) wait(k int, fut jetstream.PubAckFuture) pubResult {
+func (w *ackWaiter) wait(k int, fut jetstream.PubAckFuture) Result {
 	var expired <-chan time.Time
 	if w.sentAt != nil {
 		d := time.Until(w.sentAt[k].Add(w.timeout))
@@ -119,27 +119,27 @@ func (w *ackWaiter) wait(k int, fut jetstream.PubAckFuture) pubResult {
 	}
 	select {
 	case ack := <-fut.Ok():
-		return pubResult{ack: ack}
+		return Result{Ack: ack}
 	case err := <-fut.Err():
-		return pubResult{err: err}
+		return Result{Err: err}
 	case <-w.ctx.Done():
 	case <-expired:
 	}
 	// The answer may have come at the same moment.
 	select {
 	case ack := <-fut.Ok():
-		return pubResult{ack: ack}
+		return Result{Ack: ack}
 	case err := <-fut.Err():
-		return pubResult{err: err}
+		return Result{Err: err}
 	default:
 	}
 	if err := w.ctx.Err(); err != nil {
-		return pubResult{err: context.Cause(w.ctx)}
+		return Result{Err: context.Cause(w.ctx)}
 	}
-	return pubResult{err: fmt.Errorf("no answer within %s: %w", w.timeout, jetstream.ErrAsyncPublishTimeout)}
+	return Result{Err: fmt.Errorf("no answer within %s: %w", w.timeout, jetstream.ErrAsyncPublishTimeout)}
 }
 
-// mayBeStored reports whether a publish that failed with err may have
+// MayBeStored reports whether a publish that failed with err may have
 // been stored all the same. Only an answer from the stream (an API error),
 // no stream to answer, or a message that never left the client prove that
 // it was not; a lost or late answer (a timeout, the caller giving up, a
@@ -147,21 +147,21 @@ func (w *ackWaiter) wait(k int, fut jetstream.PubAckFuture) pubResult {
 // keeps its source reference: releasing it could let the janitor delete
 // the tarball a queued job still needs, whereas a reference kept in vain
 // only delays a deletion until the bucket's max age.
-func mayBeStored(err error) bool {
+func MayBeStored(err error) bool {
 	var apiErr *jetstream.APIError
 	switch {
 	case errors.As(err, &apiErr),
 		errors.Is(err, jetstream.ErrNoStreamResponse),
 		errors.Is(err, nats.ErrNoResponders),
-		errors.Is(err, errNotSent):
+		errors.Is(err, ErrNotSent):
 		return false
 	}
 	return true
 }
 
-// forEach calls f(0) … f(n-1) from at most limit goroutines and returns
+// ForEach calls f(0) … f(n-1) from at most limit goroutines and returns
 // when every call has returned. One call runs on the caller's goroutine.
-func forEach(n, limit int, f func(int)) {
+func ForEach(n, limit int, f func(int)) {
 	if n <= 1 || limit <= 1 {
 		for i := range n {
 			f(i)

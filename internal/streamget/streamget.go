@@ -1,4 +1,4 @@
-package jobs
+package streamget
 
 import (
 	"context"
@@ -17,12 +17,12 @@ import (
 // or with a direct get, whose request subject names the subject read and
 // so can be granted per tenant.
 
-// storedMsg is one message read back by subject.
-type storedMsg struct {
-	data   []byte
-	header nats.Header
-	seq    uint64
-	time   time.Time
+// Msg is one message read back by subject.
+type Msg struct {
+	Data   []byte
+	Header nats.Header
+	Seq    uint64
+	Time   time.Time
 }
 
 // msgGetResponse is the JetStream API's answer to STREAM.MSG.GET.
@@ -44,20 +44,20 @@ type msgGetResponse struct {
 // errCodeMessageNotFound is JetStream's error code for "no message found".
 const errCodeMessageNotFound = 10037
 
-// leaderGet reads the last message on subject from the stream's leader
+// Last reads the last message on subject from the stream's leader
 // ($JS.API.STREAM.MSG.GET): it has every acknowledged write. notFound is
 // returned when there is none.
-func leaderGet(ctx context.Context, nc *nats.Conn, stream, subject string, notFound error) (*storedMsg, error) {
-	return leaderMsgGet(ctx, nc, stream, subject, map[string]any{"last_by_subj": subject}, notFound)
+func Last(ctx context.Context, nc *nats.Conn, stream, subject string, notFound error) (*Msg, error) {
+	return leaderGet(ctx, nc, stream, subject, map[string]any{"last_by_subj": subject}, notFound)
 }
 
-// leaderFirst reads the first message on subject still in the stream,
+// First reads the first message on subject still in the stream,
 // from its leader.
-func leaderFirst(ctx context.Context, nc *nats.Conn, stream, subject string, notFound error) (*storedMsg, error) {
-	return leaderMsgGet(ctx, nc, stream, subject, map[string]any{"seq": 1, "next_by_subj": subject}, notFound)
+func First(ctx context.Context, nc *nats.Conn, stream, subject string, notFound error) (*Msg, error) {
+	return leaderGet(ctx, nc, stream, subject, map[string]any{"seq": 1, "next_by_subj": subject}, notFound)
 }
 
-func leaderMsgGet(ctx context.Context, nc *nats.Conn, stream, subject string, req map[string]any, notFound error) (*storedMsg, error) {
+func leaderGet(ctx context.Context, nc *nats.Conn, stream, subject string, req map[string]any, notFound error) (*Msg, error) {
 	body, _ := json.Marshal(req)
 	msg, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, body)
 	if err != nil {
@@ -75,20 +75,20 @@ func leaderMsgGet(ctx context.Context, nc *nats.Conn, stream, subject string, re
 	case resp.Message == nil:
 		return nil, fmt.Errorf("read %s: %w", subject, jetstream.ErrInvalidJetStreamResponse)
 	}
-	m := &storedMsg{data: resp.Message.Data, header: nats.Header{}, seq: resp.Message.Sequence, time: resp.Message.Time}
+	m := &Msg{Data: resp.Message.Data, Header: nats.Header{}, Seq: resp.Message.Sequence, Time: resp.Message.Time}
 	if len(resp.Message.Header) > 0 {
-		if m.header, err = nats.DecodeHeadersMsg(resp.Message.Header); err != nil {
+		if m.Header, err = nats.DecodeHeadersMsg(resp.Message.Header); err != nil {
 			return nil, fmt.Errorf("read %s: %w", subject, err)
 		}
 	}
 	return m, nil
 }
 
-// directGet reads the last message on subject with a direct get, whose
+// Direct reads the last message on subject with a direct get, whose
 // request subject names the subject read
 // ($JS.API.DIRECT.GET.<stream>.<subject>), so a permission can allow it
 // per tenant. Any replica may answer.
-func directGet(ctx context.Context, nc *nats.Conn, stream, subject string, notFound error) (*storedMsg, error) {
+func Direct(ctx context.Context, nc *nats.Conn, stream, subject string, notFound error) (*Msg, error) {
 	msg, err := nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+stream+"."+subject, nil)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", subject, err)
@@ -101,5 +101,5 @@ func directGet(ctx context.Context, nc *nats.Conn, stream, subject string, notFo
 	}
 	seq, _ := strconv.ParseUint(msg.Header.Get(jetstream.SequenceHeader), 10, 64)
 	at, _ := time.Parse(time.RFC3339Nano, msg.Header.Get(jetstream.TimeStampHeaer))
-	return &storedMsg{data: msg.Data, header: msg.Header, seq: seq, time: at}, nil
+	return &Msg{Data: msg.Data, Header: msg.Header, Seq: seq, Time: at}, nil
 }

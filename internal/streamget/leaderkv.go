@@ -1,4 +1,4 @@
-package jobs
+package streamget
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// leaderKV is a KeyValue whose Get always reads from the stream leader.
+// LeaderKV is a KeyValue whose Get always reads from the stream leader.
 //
 // KV buckets answer reads from any replica ("direct get"), and in a
 // cluster a replica may not have applied the latest write yet. Workers
@@ -22,16 +22,16 @@ import (
 // ($JS.API.DIRECT.GET.KV_DEPLOY_JOBS.$KV.DEPLOY_JOBS.<tenant>.>). So the
 // buckets keep direct gets for producers, and workers read through this.
 // Writes, watches and the rest go to the embedded KeyValue unchanged.
-type leaderKV struct {
+type LeaderKV struct {
 	jetstream.KeyValue
 	nc      *nats.Conn
 	prefix  string // $KV.<bucket>.
 	timeout time.Duration
 }
 
-// newLeaderKV wraps kv, whose bucket is the one named.
-func newLeaderKV(js jetstream.JetStream, kv jetstream.KeyValue) *leaderKV {
-	return &leaderKV{
+// NewLeaderKV wraps kv, whose bucket is the one named.
+func NewLeaderKV(js jetstream.JetStream, kv jetstream.KeyValue) *LeaderKV {
+	return &LeaderKV{
 		KeyValue: kv,
 		nc:       js.Conn(),
 		prefix:   "$KV." + kv.Bucket() + ".",
@@ -42,24 +42,24 @@ func newLeaderKV(js jetstream.JetStream, kv jetstream.KeyValue) *leaderKV {
 
 // Get returns the key's latest value as the stream leader has it. A
 // deleted or purged key is jetstream.ErrKeyNotFound, as with KeyValue.Get.
-func (kv *leaderKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+func (kv *LeaderKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, kv.timeout)
 		defer cancel()
 	}
-	m, err := leaderGet(ctx, kv.nc, "KV_"+kv.Bucket(), kv.prefix+key, jetstream.ErrKeyNotFound)
+	m, err := Last(ctx, kv.nc, "KV_"+kv.Bucket(), kv.prefix+key, jetstream.ErrKeyNotFound)
 	if err != nil {
 		return nil, err
 	}
-	e := &leaderEntry{bucket: kv.Bucket(), key: key, value: m.data,
-		revision: m.seq, created: m.time, op: jetstream.KeyValuePut}
+	e := &leaderEntry{bucket: kv.Bucket(), key: key, value: m.Data,
+		revision: m.Seq, created: m.Time, op: jetstream.KeyValuePut}
 	// A delete or purge leaves a marker message; a message removed by the
 	// bucket's TTL leaves one with a reason instead.
 	switch {
-	case m.header.Get("KV-Operation") == "DEL" || m.header.Get(jetstream.MarkerReasonHeader) == "Remove":
+	case m.Header.Get("KV-Operation") == "DEL" || m.Header.Get(jetstream.MarkerReasonHeader) == "Remove":
 		e.op = jetstream.KeyValueDelete
-	case m.header.Get("KV-Operation") == "PURGE" || m.header.Get(jetstream.MarkerReasonHeader) != "":
+	case m.Header.Get("KV-Operation") == "PURGE" || m.Header.Get(jetstream.MarkerReasonHeader) != "":
 		e.op = jetstream.KeyValuePurge
 	}
 	if e.op != jetstream.KeyValuePut {
@@ -68,7 +68,7 @@ func (kv *leaderKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntr
 	return e, nil
 }
 
-// leaderEntry is one value read by leaderKV.Get.
+// leaderEntry is one value read by LeaderKV.Get.
 type leaderEntry struct {
 	bucket, key string
 	value       []byte

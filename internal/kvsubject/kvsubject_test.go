@@ -1,13 +1,13 @@
-package jobs
+package kvsubject
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
+	"github.com/deployq/deployq/pkg/natsembed"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -32,7 +32,7 @@ func TestKVPutPrefix(t *testing.T) {
 		{"mirror through a domain", jetstream.JetStreamOptions{Domain: "leaf"}, mirror, "$JS.leaf.API.$KV.ORIGIN."},
 		{"mirror of another domain", jetstream.JetStreamOptions{Domain: "leaf"}, remote, "$JS.hub.API.$KV.ORIGIN."},
 	} {
-		if got := kvPutPrefix(tc.opts, tc.cfg); got != tc.want {
+		if got := PutPrefix(tc.opts, tc.cfg); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
 	}
@@ -42,7 +42,20 @@ func TestKVPutPrefix(t *testing.T) {
 // for a plain bucket and for a mirror (which takes writes for its origin).
 func TestKVPutPrefixMatchesNATS(t *testing.T) {
 	t.Parallel()
-	srv, js := testJetStream(t)
+	srv, err := natsembed.Start(natsembed.Options{Dir: filepath.Join(t.TempDir(), "nats"), Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	spy, err := srv.Connect()
 	if err != nil {
 		t.Fatal(err)
@@ -80,32 +93,8 @@ func TestKVPutPrefixMatchesNATS(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: the put was not seen: %v", bucket, err)
 		}
-		if want := kvPutPrefix(js.Options(), s.CachedInfo().Config) + key; msg.Subject != want {
+		if want := PutPrefix(js.Options(), s.CachedInfo().Config) + key; msg.Subject != want {
 			t.Errorf("%s: nats.go put to %q, the prefix gives %q", bucket, msg.Subject, want)
-		}
-	}
-}
-
-func TestMayBeStored(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		err  error
-		want bool
-	}{
-		{&jetstream.APIError{Code: 503, ErrorCode: 10077, Description: "maximum messages exceeded"}, false},
-		{fmt.Errorf("nats: %w", &jetstream.APIError{Code: 400, ErrorCode: 10071}), false},
-		{jetstream.ErrNoStreamResponse, false},
-		{nats.ErrNoResponders, false},
-		{fmt.Errorf("%w: %w", errNotSent, nats.ErrConnectionClosed), false},
-		{context.DeadlineExceeded, true},
-		{context.Canceled, true},
-		{jetstream.ErrAsyncPublishTimeout, true},
-		{nats.ErrDisconnected, true},
-		{nats.ErrTimeout, true},
-		{errors.New("something else"), true},
-	} {
-		if got := mayBeStored(tc.err); got != tc.want {
-			t.Errorf("mayBeStored(%v) = %t, want %t", tc.err, got, tc.want)
 		}
 	}
 }
