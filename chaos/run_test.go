@@ -259,7 +259,7 @@ func describeMissing(ctx context.Context, js jetstream.JetStream, f *fleet, miss
 			case st == nil:
 				at["(not started)"]++
 			default:
-				at[st.Status+" after "+orNone(st.Step)]++
+				at[string(st.Status)+" after "+orNone(string(st.Step))]++
 			}
 		}
 		fmt.Fprintf(&b, "  checkpoints: %s\n", byEndpoint(at))

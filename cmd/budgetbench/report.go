@@ -146,7 +146,7 @@ func summarize(o options, d *runData) result {
 			if e := ev.Data.Error; e != nil {
 				code, step = e.Code, cmp.Or(e.Step, step)
 			}
-			r.Failures[code+" at "+step]++
+			r.Failures[code+" at "+string(step)]++
 			if rateLimitFailure(ev.Data.Error) {
 				r.FailedRateLimit++
 			}

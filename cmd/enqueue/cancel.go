@@ -96,7 +96,7 @@ func cancelNote(st *jobs.JobState) string {
 	case st.Status == jobs.StatusRunning:
 		step := "no step completed yet"
 		if st.Step != "" {
-			step = "last step " + st.Step
+			step = "last step " + string(st.Step)
 		}
 		return "cancel requested: the job is running (" + step + "); it stops, deletes what it created and ends cancelled"
 	case st.Seq == 0 && st.Run <= 1:

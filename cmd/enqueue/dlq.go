@@ -132,7 +132,7 @@ func writeDeadLetters(w io.Writer, entries []jobs.DeadLetterEntry) {
 	for _, entry := range entries {
 		step, code, msg := "-", "-", ""
 		if ee := entry.Error; ee != nil {
-			step, code = firstNonEmpty(ee.Step, "-"), firstNonEmpty(ee.Code, "-")
+			step, code = firstNonEmpty(string(ee.Step), "-"), firstNonEmpty(ee.Code, "-")
 			msg = shortMessage(ee)
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
@@ -204,7 +204,7 @@ func writeDeadLetter(w io.Writer, entry *jobs.DeadLetterEntry) {
 	rows := []detail{
 		{"request", entry.ID},
 		{"tenant", entry.Tenant},
-		{"reason", entry.Reason},
+		{"reason", string(entry.Reason)},
 		{"at", formatTime(entry.At)},
 		{"dlq seq", strconv.FormatUint(entry.Seq, 10)},
 		{"subject", entry.Subject},
@@ -218,7 +218,7 @@ func writeDeadLetter(w io.Writer, entry *jobs.DeadLetterEntry) {
 	}
 	if ee := entry.Error; ee != nil {
 		fmt.Fprintln(w, "error")
-		for _, d := range []detail{{"step", ee.Step}, {"code", ee.Code}, {"field", ee.Field}, {"message", ee.Message}} {
+		for _, d := range []detail{{"step", string(ee.Step)}, {"code", ee.Code}, {"field", ee.Field}, {"message", ee.Message}} {
 			if d.value != "" {
 				fmt.Fprintf(w, "  %-8s %s\n", d.key+":", d.value)
 			}

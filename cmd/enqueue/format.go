@@ -16,7 +16,7 @@ import (
 func eventLine(ev *jobs.Event) string {
 	line := ev.Data.RequestID + " " + ev.Data.Tenant + " " + ev.Short()
 	if ev.Data.Step != "" {
-		line += " " + ev.Data.Step
+		line += " " + string(ev.Data.Step)
 	}
 	if ev.Terminal() && ev.Data.DurationMs > 0 {
 		line += " (" + formatMs(ev.Data.DurationMs) + ")"
@@ -52,7 +52,7 @@ func outcome(ev *jobs.Event) []detail {
 		}
 	default: // failed, cancelled
 		if d.Error != nil {
-			add("step", firstNonEmpty(d.Error.Step, d.Step))
+			add("step", string(firstNonEmpty(d.Error.Step, d.Step)))
 			add("code", d.Error.Code)
 			add("message", d.Error.Message)
 		}
@@ -95,7 +95,7 @@ func inlineOutcome(ev *jobs.Event) string {
 	return b.String()
 }
 
-func firstNonEmpty(s ...string) string {
+func firstNonEmpty[S ~string](s ...S) S {
 	for _, v := range s {
 		if v != "" {
 			return v
@@ -105,7 +105,7 @@ func firstNonEmpty(s ...string) string {
 }
 
 // stepOf returns a step's 1-based position in the pipeline, 0 if unknown.
-func stepOf(step string) int {
+func stepOf(step jobs.Step) int {
 	for i, s := range jobs.Steps() {
 		if s == step {
 			return i + 1

@@ -64,9 +64,9 @@ func submissionNote(sub *jobs.Submitted) string {
 	case !sub.Duplicate:
 		return ""
 	case sub.Existing != nil:
-		note := "duplicate: a job with this id is already " + sub.Existing.Status
+		note := "duplicate: a job with this id is already " + string(sub.Existing.Status)
 		if sub.Existing.Step != "" {
-			note += " (last step " + sub.Existing.Step + ")"
+			note += " (last step " + string(sub.Existing.Step) + ")"
 		}
 		return note + "; nothing new will run"
 	}
@@ -253,7 +253,7 @@ func progressText(t *tracked) string {
 		}
 		text := "✗ " + ev.Short()
 		if d.Error != nil {
-			text += " at " + firstNonEmpty(d.Error.Step, d.Step) + ": " + d.Error.Code
+			text += " at " + string(firstNonEmpty(d.Error.Step, d.Step)) + ": " + d.Error.Code
 		}
 		return text
 	}

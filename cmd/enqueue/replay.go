@@ -183,7 +183,7 @@ func notReplayable(ctx context.Context, sess *session, entry *jobs.DeadLetterEnt
 	case st.State.Status == jobs.StatusSucceeded:
 		return fmt.Sprintf("it succeeded since (run %d); submit it under a new id to deploy it again", max(st.State.Run, 1)), nil
 	case !st.State.Done():
-		return "its job is " + st.State.Status + ", so it runs again already; follow it with `enqueue watch --id " + entry.ID + " --from-start`", nil
+		return "its job is " + string(st.State.Status) + ", so it runs again already; follow it with `enqueue watch --id " + entry.ID + " --from-start`", nil
 	}
 	return "", nil
 }

@@ -114,7 +114,7 @@ func writeStatus(w io.Writer, id string, st *jobs.JobStatus) {
 	switch {
 	case s != nil:
 		add("tenant", s.Tenant)
-		add("status", s.Status)
+		add("status", string(s.Status))
 		if s.Step != "" {
 			add("last step", fmt.Sprintf("%s (%d/%d)", s.Step, stepOf(s.Step), len(jobs.Steps())))
 		}

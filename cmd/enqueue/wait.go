@@ -35,9 +35,9 @@ type tracked struct {
 	// replayed request's earlier ones) are not this request's. 0 accepts
 	// every event.
 	run   int
-	err   error  // why it was not published (stateUnsent)
-	steps int    // pipeline steps completed
-	step  string // the last of them
+	err   error     // why it was not published (stateUnsent)
+	steps int       // pipeline steps completed
+	step  jobs.Step // the last of them
 	end   *jobs.Event
 	// endRaw is the terminal event as received, printed as is by --json.
 	endRaw []byte

@@ -156,7 +156,7 @@ func summarizeCase(d *caseData, target float64) requestsResult {
 		if e := ev.Data.Error; e != nil {
 			code, step = e.Code, cmp.Or(e.Step, step)
 		}
-		r.Failures[code+" at "+step]++
+		r.Failures[code+" at "+string(step)]++
 	}
 	if !end.IsZero() {
 		r.WallSeconds = end.Sub(start).Seconds()

@@ -97,8 +97,8 @@ func (w *Worker) subscribeCancels() (*nats.Subscription, error) {
 
 // cancel cleans up after a cancelled job and ends it with one cancelled
 // event. It runs on a context of its own: the job's was cancelled.
-func (j *job) cancel(ctx context.Context, step string) string {
-	j.step = step
+func (j *job) cancel(ctx context.Context, step Step) string {
+	j.step = string(step)
 	st := &j.cp.state
 	ev := newEvent(TypeCancelled, terminalEventID(j.req.Tenant, j.req.ID, st.Run), j.w.now(), EventData{
 		RequestID: j.req.ID, Tenant: j.req.Tenant, Step: step, Attempt: int(j.meta.NumDelivered), Run: runField(st.Run),

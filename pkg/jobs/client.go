@@ -535,7 +535,7 @@ func (w *Watcher) Events() iter.Seq2[Event, error] {
 				return
 			}
 			if w.terminalOnly {
-				if t := hdr.Get(HeaderEventType); t != "" && !terminalType(t) {
+				if t := hdr.Get(HeaderEventType); t != "" && !EventType(t).Terminal() {
 					continue
 				}
 			}

@@ -12,20 +12,24 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Dead-letter reasons; a fixed list, so they can label metrics.
+// DLQReason says why a request was dead-lettered; a fixed list, so the
+// reasons can label metrics.
+type DLQReason string
+
+// Dead-letter reasons.
 const (
-	DLQReasonRejected      = "rejected"       // bad input, never run
-	DLQReasonFailed        = "failed"         // a permanent error or retries exhausted
-	DLQReasonMaxDeliveries = "max_deliveries" // the consumer gave up redelivering
+	DLQReasonRejected      DLQReason = "rejected"       // bad input, never run
+	DLQReasonFailed        DLQReason = "failed"         // a permanent error or retries exhausted
+	DLQReasonMaxDeliveries DLQReason = "max_deliveries" // the consumer gave up redelivering
 )
 
 // DeadLetter is an entry of the DLQ stream: everything needed to see why a
 // request failed and to replay it with the same id.
 type DeadLetter struct {
-	Version int    `json:"version"`
-	ID      string `json:"id"`
-	Tenant  string `json:"tenant"`
-	Reason  string `json:"reason"`
+	Version int       `json:"version"`
+	ID      string    `json:"id"`
+	Tenant  string    `json:"tenant"`
+	Reason  DLQReason `json:"reason"`
 	// Error is the final error.
 	Error *EventError `json:"error,omitempty"`
 	// Attempts holds every failed attempt's error, oldest first.
@@ -63,12 +67,12 @@ type letter struct {
 	seq        uint64
 	deliveries uint64
 	tenant, id string
-	reason     string
+	reason     DLQReason
 	final      *EventError
 	attempts   []AttemptError
 }
 
-func letterOf(msg jetstream.Msg, meta *jetstream.MsgMetadata, tenant, id, reason string, final *EventError, attempts []AttemptError) letter {
+func letterOf(msg jetstream.Msg, meta *jetstream.MsgMetadata, tenant, id string, reason DLQReason, final *EventError, attempts []AttemptError) letter {
 	return letter{subject: msg.Subject(), data: msg.Data(), seq: meta.Sequence.Stream, deliveries: meta.NumDelivered,
 		tenant: tenant, id: id, reason: reason, final: final, attempts: attempts}
 }
@@ -93,7 +97,7 @@ func (w *Worker) deadLetter(ctx context.Context, l letter) error {
 	if err != nil {
 		return fmt.Errorf("publish dead letter: %w", err)
 	}
-	w.m.DeadLettered(l.reason)
+	w.m.DeadLettered(string(l.reason))
 	return nil
 }
 

@@ -99,7 +99,7 @@ func (p *Pipeline) Deploy(ctx context.Context, req *Request, cfg DeployConfig) (
 
 // deployStep runs one step until it succeeds, fails for good or ctx ends,
 // following the worker's retry rules (see job.run in handle.go).
-func (p *Pipeline) deployStep(ctx context.Context, run *jobRun, step string, cfg DeployConfig, bo backoff.BackOff) error {
+func (p *Pipeline) deployStep(ctx context.Context, run *jobRun, step Step, cfg DeployConfig, bo backoff.BackOff) error {
 	st := run.st
 	for {
 		err := run.runStep(ctx, step)
@@ -124,7 +124,7 @@ func (p *Pipeline) deployStep(ctx context.Context, run *jobRun, step string, cfg
 
 // failDirect cleans up after a failed direct run, as a worker does after a
 // failed job, and returns the failure as a *StepError.
-func (p *Pipeline) failDirect(ctx context.Context, st *JobState, step string, err error) error {
+func (p *Pipeline) failDirect(ctx context.Context, st *JobState, step Step, err error) error {
 	var se *StepError
 	if !errors.As(err, &se) || se.Step != step {
 		se = &StepError{Step: step, Code: errorCode(err, classify(err)), Err: err}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -13,14 +14,17 @@ import (
 // EventVersion is the version of the event data schema (docs/EVENTS.md).
 const EventVersion = 1
 
+// EventType is an event's CloudEvents type.
+type EventType string
+
 // Event types. A request gets one TypeStepCompleted event per pipeline
 // step it passes and exactly one terminal event.
 const (
-	TypeStepCompleted = "dev.deployq.deploy.step_completed"
-	TypeSucceeded     = "dev.deployq.deploy.succeeded"
-	TypeFailed        = "dev.deployq.deploy.failed"
-	TypeRejected      = "dev.deployq.deploy.rejected"
-	TypeCancelled     = "dev.deployq.deploy.cancelled"
+	TypeStepCompleted EventType = "dev.deployq.deploy.step_completed"
+	TypeSucceeded     EventType = "dev.deployq.deploy.succeeded"
+	TypeFailed        EventType = "dev.deployq.deploy.failed"
+	TypeRejected      EventType = "dev.deployq.deploy.rejected"
+	TypeCancelled     EventType = "dev.deployq.deploy.cancelled"
 )
 
 // eventSource is the CloudEvents source of every event deployq writes.
@@ -36,7 +40,7 @@ type Event struct {
 	SpecVersion     string    `json:"specversion"`
 	ID              string    `json:"id"`
 	Source          string    `json:"source"`
-	Type            string    `json:"type"`
+	Type            EventType `json:"type"`
 	Subject         string    `json:"subject"` // the request id
 	Time            time.Time `json:"time"`
 	DataContentType string    `json:"datacontenttype"`
@@ -52,7 +56,7 @@ type EventData struct {
 	Tenant    string `json:"tenant"`
 	// Step is the step just completed (step_completed) or the step that
 	// failed (failed, cancelled).
-	Step string `json:"step,omitempty"`
+	Step Step `json:"step,omitempty"`
 	// Attempt counts deliveries of the request to a worker, from 1.
 	Attempt int `json:"attempt,omitempty"`
 	// Run is 2, 3, … for a request replayed from the DLQ; omitted on the
@@ -78,17 +82,18 @@ type EventData struct {
 
 // EventError is the reason of a failed or rejected request.
 type EventError struct {
-	Step    string `json:"step,omitempty"`
+	Step    Step   `json:"step,omitempty"`
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	Field   string `json:"field,omitempty"` // the request field at fault, for rejections
 }
 
 // Terminal reports whether the event ends its request.
-func (e *Event) Terminal() bool { return terminalType(e.Type) }
+func (e *Event) Terminal() bool { return e.Type.Terminal() }
 
-func terminalType(typ string) bool {
-	switch typ {
+// Terminal reports whether events of type t end their request.
+func (t EventType) Terminal() bool {
+	switch t {
 	case TypeSucceeded, TypeFailed, TypeRejected, TypeCancelled:
 		return true
 	}
@@ -111,21 +116,20 @@ func eventMsg(tenant string, ev *Event) (*nats.Msg, error) {
 	}
 	m := &nats.Msg{Subject: EventSubject(tenant, ev.Subject), Data: data, Header: make(nats.Header, 2)}
 	m.Header.Set(jetstream.MsgIDHeader, ev.ID)
-	m.Header.Set(HeaderEventType, ev.Type)
+	m.Header.Set(HeaderEventType, string(ev.Type))
 	return m, nil
 }
 
 // Short returns the last part of the event type ("succeeded", "step_completed").
-func (e *Event) Short() string {
-	for i := len(e.Type) - 1; i >= 0; i-- {
-		if e.Type[i] == '.' {
-			return e.Type[i+1:]
-		}
-	}
-	return e.Type
+func (e *Event) Short() string { return e.Type.Short() }
+
+// Short returns the last part of t ("succeeded", "step_completed").
+func (t EventType) Short() string {
+	s := string(t)
+	return s[strings.LastIndexByte(s, '.')+1:]
 }
 
-func newEvent(typ, eventID string, at time.Time, data EventData) Event {
+func newEvent(typ EventType, eventID string, at time.Time, data EventData) Event {
 	data.Version = EventVersion
 	return Event{
 		SpecVersion:     "1.0",
@@ -145,8 +149,8 @@ func newEvent(typ, eventID string, at time.Time, data EventData) Event {
 // deliveries. A replay is a new run with ids of its own. They start with
 // the tenant: request ids are scoped by tenant, and one tenant's events
 // must never take the dedup keys of another's.
-func stepEventID(tenant, requestID string, run int, step string) string {
-	return tenant + "." + requestID + ".step." + step + runSuffix(run)
+func stepEventID(tenant, requestID string, run int, step Step) string {
+	return tenant + "." + requestID + ".step." + string(step) + runSuffix(run)
 }
 
 func terminalEventID(tenant, requestID string, run int) string {

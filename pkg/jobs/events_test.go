@@ -26,15 +26,15 @@ func TestEventTypeHeaderAndTerminalOnlyWatch(t *testing.T) {
 	// A progress event the watch must pass over by its header alone: its
 	// body is not even JSON, so decoding it would yield an error.
 	junk := nats.NewMsg(jobs.EventSubject("acme", "junk"))
-	junk.Header.Set(jobs.HeaderEventType, jobs.TypeStepCompleted)
+	junk.Header.Set(jobs.HeaderEventType, string(jobs.TypeStepCompleted))
 	junk.Data = []byte("not an event")
 	if _, err := h.JS.PublishMsg(ctx, junk); err != nil {
 		t.Fatal(err)
 	}
 	ok := h.Submit(t, request("acme", "fine"), h.Tarball(t, nil))
 	bad := h.Submit(t, request("acme", "broken"), jobstest.FailingTarball(t, "type error"))
-	want := map[string]string{ok.ID: jobs.TypeSucceeded, bad.ID: jobs.TypeFailed}
-	got := map[string]string{}
+	want := map[string]jobs.EventType{ok.ID: jobs.TypeSucceeded, bad.ID: jobs.TypeFailed}
+	got := map[string]jobs.EventType{}
 	for ev, err := range w.Events() {
 		if err != nil {
 			t.Fatalf("watch: %v", err)
@@ -65,7 +65,7 @@ func TestEventTypeHeaderAndTerminalOnlyWatch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if hdr := m.Header.Get(jobs.HeaderEventType); hdr != ev.Type {
+			if hdr := m.Header.Get(jobs.HeaderEventType); hdr != string(ev.Type) {
 				t.Fatalf("%s header %q, event type %q", jobs.HeaderEventType, hdr, ev.Type)
 			}
 			if id == ok.ID && !ev.Terminal() {

@@ -184,7 +184,7 @@ func (j *job) begin(ctx context.Context) (context.Context, bool, func(), string)
 	if st.Terminal != nil {
 		// An earlier delivery decided the outcome and died cleaning up.
 		defer release()
-		j.step = orDefault(st.Terminal.Data.Step, stepFinish)
+		j.step = orDefault(string(st.Terminal.Data.Step), stepFinish)
 		return ctx, false, nil, j.cleanUpAndEnd(ctx)
 	}
 	if takeover && st.Step != "" {
@@ -283,8 +283,8 @@ func (j *job) fence(ctx context.Context) error {
 // job ends here with outcome.
 //
 //go:noinline
-func (j *job) beforeStep(ctx context.Context, step string) (outcome string, stop bool) {
-	j.step = step
+func (j *job) beforeStep(ctx context.Context, step Step) (outcome string, stop bool) {
+	j.step = string(step)
 	// The fence: no side effect for a job another worker took over.
 	if err := j.fence(ctx); err != nil {
 		return j.abandon(err), true
@@ -305,7 +305,7 @@ func (j *job) beforeStep(ctx context.Context, step string) (outcome string, stop
 // stepDone records a step's success.
 //
 //go:noinline
-func (j *job) stepDone(ctx context.Context, step string, t0 time.Time) (outcome string, stop bool) {
+func (j *job) stepDone(ctx context.Context, step Step, t0 time.Time) (outcome string, stop bool) {
 	st := &j.cp.state
 	st.Step = step
 	st.Attempts = 0 // attempts are capped per step
@@ -314,7 +314,7 @@ func (j *job) stepDone(ctx context.Context, step string, t0 time.Time) (outcome 
 			return j.abandon(err), true
 		}
 	}
-	j.w.m.StepFinished(step, "success", j.w.now().Sub(t0))
+	j.w.m.StepFinished(string(step), "success", j.w.now().Sub(t0))
 	j.publishStep(ctx, step)
 	j.logger().Debug("step completed", "duration", j.w.now().Sub(t0))
 	return "", false
@@ -324,7 +324,7 @@ func (j *job) stepDone(ctx context.Context, step string, t0 time.Time) (outcome 
 // the step runs again after the wait it chose (spent here).
 //
 //go:noinline
-func (j *job) stepFailed(ctx context.Context, step string, t0 time.Time, err error, bo backoff.BackOff) (outcome string, stop bool) {
+func (j *job) stepFailed(ctx context.Context, step Step, t0 time.Time, err error, bo backoff.BackOff) (outcome string, stop bool) {
 	st := &j.cp.state
 	log := j.logger()
 	if ctx.Err() != nil {
@@ -340,7 +340,7 @@ func (j *job) stepFailed(ctx context.Context, step string, t0 time.Time, err err
 	d := classify(err)
 	switch d.Class {
 	case vercel.Fatal:
-		j.w.m.StepFinished(step, "retry", j.w.now().Sub(t0))
+		j.w.m.StepFinished(string(step), "retry", j.w.now().Sub(t0))
 		log.Error("API refused the worker's credentials: pausing all work", "reason", d.Reason, "err", err)
 		j.w.creds.fail()
 		if !j.w.creds.waitOK(ctx) {
@@ -348,10 +348,10 @@ func (j *job) stepFailed(ctx context.Context, step string, t0 time.Time, err err
 		}
 		return "", false
 	case vercel.Permanent:
-		j.w.m.StepFinished(step, "failure", j.w.now().Sub(t0))
+		j.w.m.StepFinished(string(step), "failure", j.w.now().Sub(t0))
 		return j.fail(ctx, step, errorCode(err, d), err), true
 	}
-	j.w.m.StepFinished(step, "retry", j.w.now().Sub(t0))
+	j.w.m.StepFinished(string(step), "retry", j.w.now().Sub(t0))
 	wait, exhausted, capped := failedAttempt(st, step, err, d, j.w.cfg.MaxAttempts, j.w.cfg.MaxRateLimitWait, bo, j.w.now())
 	if exhausted {
 		return j.fail(ctx, step, "retries_exhausted", err), true
@@ -370,7 +370,7 @@ func (j *job) stepFailed(ctx context.Context, step string, t0 time.Time, err err
 }
 
 // interrupted ends a wait cut short: by a cancel, or by shutdown.
-func (j *job) interrupted(ctx context.Context, step string) string {
+func (j *job) interrupted(ctx context.Context, step Step) string {
 	if errors.Is(context.Cause(ctx), errCancelled) {
 		return j.cancel(ctx, step)
 	}
@@ -415,7 +415,7 @@ func errorCode(err error, d vercel.Decision) string {
 	return d.Reason
 }
 
-func (j *job) publishStep(ctx context.Context, step string) {
+func (j *job) publishStep(ctx context.Context, step Step) {
 	if j.w.cfg.NoProgressEvents {
 		return
 	}
@@ -471,7 +471,7 @@ func (j *job) reapProgress() {
 
 // progressEvent is a progress event published and not yet acknowledged.
 type progressEvent struct {
-	step string
+	step Step
 	ack  jetstream.PubAckFuture
 }
 
@@ -515,13 +515,13 @@ func (j *job) succeed(ctx context.Context) string {
 // so a worker dying mid-clean-up leaves a job that the next delivery
 // finishes cleaning, with the same reason, instead of running it again
 // against deleted resources.
-func (j *job) fail(ctx context.Context, step, code string, cause error) string {
+func (j *job) fail(ctx context.Context, step Step, code string, cause error) string {
 	return j.end(ctx, TypeFailed, &EventError{Step: step, Code: code, Message: cause.Error()})
 }
 
 // end records a failure or rejection (typ) with its error, then cleans
 // up and ends the job as fail explains.
-func (j *job) end(ctx context.Context, typ string, e *EventError) string {
+func (j *job) end(ctx context.Context, typ EventType, e *EventError) string {
 	st := &j.cp.state
 	ev := newEvent(typ, terminalEventID(j.req.Tenant, j.req.ID, st.Run), j.w.now(), EventData{
 		RequestID: j.req.ID, Tenant: j.req.Tenant, Step: e.Step, Attempt: int(j.meta.NumDelivered), Run: runField(st.Run),
@@ -604,7 +604,7 @@ func (j *job) finish(ctx context.Context) string {
 		j.w.releaseSource(ctx, j.req, j.logger())
 	}
 	if dead {
-		err = j.msg.TermWithReason(st.Status + ": " + st.Terminal.Data.Error.Code)
+		err = j.msg.TermWithReason(string(st.Status) + ": " + st.Terminal.Data.Error.Code)
 	} else {
 		j.w.releaseSource(ctx, j.req, j.logger())
 		err = j.msg.DoubleAck(ctx)

@@ -114,7 +114,7 @@ func TestLogsNameTheJobAndNeverTheToken(t *testing.T) {
 	h.Sim.SetToken(token)
 	ids = append(ids, late.ID)
 	got := h.WaitTerminal(t, "acme", waitLong, ids...)
-	types := map[string]int{}
+	types := map[jobs.EventType]int{}
 	for _, ev := range got {
 		types[ev.Type]++
 	}

@@ -74,7 +74,7 @@ func (w *Worker) deadLetterExhausted(adv maxDeliveriesAdvisory) error {
 		tenant = unattributedDLQ
 	}
 	// The step the job was stuck at, once failExhausted has read it.
-	log = log.With("step", orDefault(final.Step, stepStart))
+	log = log.With("step", orDefault(string(final.Step), stepStart))
 	if err := w.deadLetter(ctx, letter{subject: raw.Subject, data: raw.Data, seq: adv.StreamSeq, deliveries: adv.Deliveries,
 		tenant: tenant, id: id, reason: DLQReasonMaxDeliveries, final: final, attempts: attempts}); err != nil {
 		return err
@@ -143,7 +143,7 @@ func (w *Worker) failExhausted(ctx context.Context, tenant, id string, seq uint6
 }
 
 // nextStepName is the step a job would have run next.
-func nextStepName(last string) string {
+func nextStepName(last Step) Step {
 	steps := Steps()
 	if i := nextStep(last); i < len(steps) {
 		return steps[i]

@@ -156,13 +156,13 @@ func NewPipeline(api *vercel.Client, sources *SourceStore, uploads jetstream.Key
 
 // StepError is a step's failure as the pipeline saw it.
 type StepError struct {
-	Step string
+	Step Step
 	// Code is machine-readable: the API's error code, "BUILD_FAILED", …
 	Code string
 	Err  error
 }
 
-func (e *StepError) Error() string { return e.Step + ": " + e.Err.Error() }
+func (e *StepError) Error() string { return string(e.Step) + ": " + e.Err.Error() }
 func (e *StepError) Unwrap() error { return e.Err }
 
 // BuildError is a deployment that ended in ERROR or CANCELED: permanent.
@@ -206,7 +206,7 @@ func (r *jobRun) fenced(ctx context.Context) context.Context {
 	return vercel.WithBeforeSend(ctx, r.fence)
 }
 
-func (r *jobRun) runStep(ctx context.Context, step string) error {
+func (r *jobRun) runStep(ctx context.Context, step Step) error {
 	switch step {
 	case StepCreateProject:
 		return r.createProject(ctx)

@@ -12,17 +12,22 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// Status is where a job's checkpoint stands. A job is queued (a
+// checkpoint written before any worker took its message), running, or
+// done in one of four terminal statuses.
+type Status string
+
 // Status values of a job checkpoint.
 const (
 	// StatusQueued is a checkpoint written before any worker took the
 	// request: a cancel that came first, or a replay waiting for its
 	// message.
-	StatusQueued    = "queued"
-	StatusRunning   = "running"
-	StatusSucceeded = "succeeded"
-	StatusFailed    = "failed"
-	StatusRejected  = "rejected"
-	StatusCancelled = "cancelled"
+	StatusQueued    Status = "queued"
+	StatusRunning   Status = "running"
+	StatusSucceeded Status = "succeeded"
+	StatusFailed    Status = "failed"
+	StatusRejected  Status = "rejected"
+	StatusCancelled Status = "cancelled"
 )
 
 // JobState is a job's checkpoint in the jobs KV bucket. It records every id
@@ -33,9 +38,9 @@ type JobState struct {
 	Version int    `json:"version"`
 	ID      string `json:"id"`
 	Tenant  string `json:"tenant"`
-	Status  string `json:"status"`
+	Status  Status `json:"status"`
 	// Step is the last step completed; empty before the first.
-	Step string `json:"step,omitempty"`
+	Step Step `json:"step,omitempty"`
 
 	ProjectID       string `json:"projectId,omitempty"`
 	ProjectName     string `json:"projectName,omitempty"`
@@ -88,15 +93,18 @@ type JobState struct {
 // AttemptError is one failed attempt, as kept in the checkpoint and the DLQ.
 type AttemptError struct {
 	At      time.Time `json:"at"`
-	Step    string    `json:"step"`
+	Step    Step      `json:"step"`
 	Class   string    `json:"class"`
 	Reason  string    `json:"reason"`
 	Message string    `json:"message"`
 }
 
 // Done reports whether the job has reached a terminal status.
-func (s *JobState) Done() bool {
-	switch s.Status {
+func (s *JobState) Done() bool { return s.Status.Done() }
+
+// Done reports whether s is a terminal status.
+func (s Status) Done() bool {
+	switch s {
 	case StatusSucceeded, StatusFailed, StatusRejected, StatusCancelled:
 		return true
 	}
@@ -247,7 +255,7 @@ func (c *checkpoint) claim(ctx context.Context, owner string, now time.Time) err
 // whichever is longer; capped when an announced rate-limit wait was longer
 // than maxRateLimitWait and was cut to it. The worker and Pipeline.Deploy
 // retry by the same rules through it.
-func failedAttempt(st *JobState, step string, err error, d vercel.Decision, maxAttempts int,
+func failedAttempt(st *JobState, step Step, err error, d vercel.Decision, maxAttempts int,
 	maxRateLimitWait time.Duration, bo backoff.BackOff, now time.Time) (wait time.Duration, exhausted, capped bool) {
 	if !d.RateLimited {
 		st.Attempts++

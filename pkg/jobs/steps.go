@@ -1,28 +1,31 @@
 package jobs
 
-// Pipeline steps, in order. The names are stable: they appear in events,
-// checkpoints, metrics labels and the DLQ.
+// Step names one step of the pipeline. The names are stable: they appear
+// in events, checkpoints, metrics labels and the DLQ.
+type Step string
+
+// Pipeline steps, in order.
 const (
-	StepCreateProject    = "create_project"
-	StepAuthorize        = "authorize_integration"
-	StepCreateDatabase   = "create_database"
-	StepConnectDatabase  = "connect_database"
-	StepUploadSource     = "upload_source"
-	StepCreateDeployment = "create_deployment"
-	StepWaitReady        = "wait_ready"
-	StepCreateClaim      = "create_claim"
+	StepCreateProject    Step = "create_project"
+	StepAuthorize        Step = "authorize_integration"
+	StepCreateDatabase   Step = "create_database"
+	StepConnectDatabase  Step = "connect_database"
+	StepUploadSource     Step = "upload_source"
+	StepCreateDeployment Step = "create_deployment"
+	StepWaitReady        Step = "wait_ready"
+	StepCreateClaim      Step = "create_claim"
 )
 
 // Steps returns the pipeline's steps in order.
-func Steps() []string {
-	return []string{
+func Steps() []Step {
+	return []Step{
 		StepCreateProject, StepAuthorize, StepCreateDatabase, StepConnectDatabase,
 		StepUploadSource, StepCreateDeployment, StepWaitReady, StepCreateClaim,
 	}
 }
 
 // nextStep returns the index of the first step after last ("" = none done).
-func nextStep(last string) int {
+func nextStep(last Step) int {
 	for i, s := range Steps() {
 		if s == last {
 			return i + 1
@@ -41,7 +44,7 @@ func nextStep(last string) int {
 // harmless. Their state rides along with the next save: the one before
 // the next creating step, or the terminal one. That spares a round trip
 // to the stream leader for each.
-func checkpointAfter(step string) bool {
+func checkpointAfter(step Step) bool {
 	switch step {
 	case StepConnectDatabase, StepUploadSource, StepWaitReady, StepCreateClaim:
 		return false

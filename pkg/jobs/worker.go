@@ -147,7 +147,7 @@ func NewWorker(js jetstream.JetStream, assets *Assets, p *Pipeline, cfg WorkerCo
 		log: cfg.Logger, m: cfg.Metrics, now: time.Now,
 	}
 	w.creds.init()
-	w.m.DeclareDeadLetterReasons(DLQReasonRejected, DLQReasonFailed, DLQReasonMaxDeliveries)
+	w.m.DeclareDeadLetterReasons(string(DLQReasonRejected), string(DLQReasonFailed), string(DLQReasonMaxDeliveries))
 	return w, nil
 }
 

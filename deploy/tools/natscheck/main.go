@@ -235,9 +235,10 @@ func runTenant(args []string) error {
 		return err
 	}
 	for _, c := range []struct {
-		client    *jobs.Client
-		dir, want string
-		note      string
+		client *jobs.Client
+		dir    string
+		want   jobs.EventType
+		note   string
 	}{
 		{client, *source, jobs.TypeSucceeded, ""},
 		{client, *failing, jobs.TypeFailed, ""},
@@ -407,7 +408,7 @@ func submitBatchAndFollow(ctx context.Context, client *jobs.Client, tenant, dir 
 	return fmt.Errorf("following the batch: %d of %d requests without a terminal event: %w", len(want), n, ctx.Err())
 }
 
-func submitAndFollow(ctx context.Context, client *jobs.Client, tenant, dir, want, note string) error {
+func submitAndFollow(ctx context.Context, client *jobs.Client, tenant, dir string, want jobs.EventType, note string) error {
 	start := time.Now()
 	archive, err := tarball.Pack(dir)
 	if err != nil {
@@ -437,13 +438,13 @@ func submitAndFollow(ctx context.Context, client *jobs.Client, tenant, dir, want
 			return fmt.Errorf("request %s (%s) ended %s, want %s", sub.ID, dir, ev.Type, want)
 		}
 		ok(fmt.Sprintf("Client.Submit + Client.Watch: %s %s after %d steps in %s%s",
-			dir, strings.TrimPrefix(ev.Type, "dev.deployq.deploy."), steps, time.Since(start).Round(10*time.Millisecond), note))
+			dir, strings.TrimPrefix(string(ev.Type), "dev.deployq.deploy."), steps, time.Since(start).Round(10*time.Millisecond), note))
 		status, err := client.Status(ctx, tenant, sub.ID)
 		if err != nil || status.State == nil || status.Last == nil {
 			return fmt.Errorf("allowed: Client.Status of own request %s: %+v %v", sub.ID, status, err)
 		}
 		ok(fmt.Sprintf("Client.Status of own request: %s, last event %s", status.State.Status,
-			strings.TrimPrefix(status.Last.Type, "dev.deployq.deploy.")))
+			strings.TrimPrefix(string(status.Last.Type), "dev.deployq.deploy.")))
 		return nil
 	}
 	return fmt.Errorf("request %s (%s): no terminal event before the timeout", sub.ID, dir)
