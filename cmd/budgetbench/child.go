@@ -10,6 +10,7 @@ import (
 
 	"github.com/deployq/deployq/pkg/budget"
 	"github.com/deployq/deployq/pkg/jobs"
+	"github.com/deployq/deployq/pkg/jobs/worker"
 	"github.com/deployq/deployq/pkg/vercel"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -85,7 +86,7 @@ func serveChild(ctx context.Context, o childOptions, stdout io.Writer, log *slog
 	if err != nil {
 		return err
 	}
-	pipeline, err := jobs.NewPipeline(api, assets.Sources, assets.Uploads, jobs.PipelineConfig{
+	pipeline, err := worker.NewPipeline(api, assets.Sources, assets.Uploads, worker.PipelineConfig{
 		IntegrationConfigID: integrationConfigID,
 		ExpectedBuild:       o.buildTime,
 		BuildTimes:          assets.BuildTimes,
@@ -93,7 +94,7 @@ func serveChild(ctx context.Context, o childOptions, stdout io.Writer, log *slog
 	if err != nil {
 		return err
 	}
-	worker, err := jobs.NewWorker(js, assets, pipeline, jobs.WorkerConfig{
+	worker, err := worker.New(js, assets, pipeline, worker.Config{
 		Concurrency:   o.concurrency,
 		Owner:         fmt.Sprintf("budgetbench-%s-%d-%d", o.strategy, o.index, os.Getpid()),
 		ShutdownGrace: childShutdownGrace,

@@ -9,6 +9,7 @@ import (
 
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/jobs/jobstest"
+	"github.com/deployq/deployq/pkg/jobs/worker"
 	"github.com/deployq/deployq/pkg/vercel"
 	"github.com/deployq/deployq/pkg/vercel/vercelsim"
 )
@@ -127,7 +128,7 @@ func containsInOrder(fields, want []string) bool {
 
 func TestDLQReplayAfterTransientFault(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobstest.Config{Worker: jobs.WorkerConfig{MaxAttempts: 2}})
+	b := setup(t, jobstest.Config{Worker: worker.Config{MaxAttempts: 2}})
 	b.h.Sim.SetFault(vercel.EndpointTransferRequest, vercelsim.Fault{ErrorBefore: 1})
 	file := writeFile(t, b.examples, "requests.jsonl", `{"id":"replay-me","tenant":"acme","framework":"nextjs","source":"nextjs-prisma"}
 {"id":"replay-too","tenant":"globex","framework":"nextjs","source":"nextjs-prisma"}

@@ -13,11 +13,13 @@
 //     once, run (a) through deployq: Client.Submit from -producers
 //     goroutines, one Worker with -concurrency slots, timed from the first
 //     Submit to the last terminal event received by Client.Watch; and
-//     (b) directly: Pipeline.Deploy (pkg/jobs/direct.go), the same steps
-//     without message, checkpoints or events, from -concurrency
-//     goroutines. The ratio a/b is what the queue leaves of the pipeline's
-//     own throughput. (a′) is (a) with a worker that publishes no
-//     progress events (WorkerConfig.NoProgressEvents): what they cost.
+//     (b) directly: the pipeline's API calls in its order (direct.go),
+//     reading the tarball from the source store as a worker does, without
+//     message, checkpoint, lease or event, from -concurrency goroutines:
+//     what a platform calling Vercel itself would run. The ratio a/b is
+//     what the queue leaves of that throughput. (a′) is (a) with a worker
+//     that publishes no progress events (worker.Config.NoProgressEvents):
+//     what they cost.
 //  2. Broker baseline. Raw JetStream on the same kind of server: async
 //     publishes of 128-byte messages to a work-queue stream, then a durable
 //     pull consumer fetching them in batches with explicit acks, and

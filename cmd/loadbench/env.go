@@ -12,6 +12,7 @@ import (
 
 	"github.com/deployq/deployq/internal/bench"
 	"github.com/deployq/deployq/pkg/jobs"
+	"github.com/deployq/deployq/pkg/jobs/worker"
 	"github.com/deployq/deployq/pkg/natsembed"
 	"github.com/deployq/deployq/pkg/vercel"
 	"github.com/deployq/deployq/pkg/vercel/vercelsim"
@@ -26,6 +27,8 @@ const (
 	benchTeam           = "team_loadbench"
 	benchToken          = "loadbench-token"
 	integrationConfigID = "icfg_loadbench"
+	// productID is the Prisma Postgres product, the pipeline's default.
+	productID = "iap_yVdbiKqs5fLkYDAB"
 )
 
 // setupTimeout bounds starting a server, creating the assets and closing
@@ -45,7 +48,7 @@ type envConfig struct {
 	// wrap, when set, is put in front of the simulator's handler.
 	wrap func(http.Handler) http.Handler
 	// pipeline configures the pipeline; IntegrationConfigID is filled in.
-	pipeline jobs.PipelineConfig
+	pipeline worker.PipelineConfig
 	// httpConns is the idle connections the Vercel client keeps per host:
 	// at least the jobs in flight, so no call opens a connection.
 	httpConns int
@@ -69,7 +72,7 @@ type env struct {
 	watch    *jobs.Client // the watcher's
 	sim      *vercelsim.Server
 	api      *vercel.Client
-	pipeline *jobs.Pipeline
+	pipeline *worker.Pipeline
 
 	closers []func()
 	keep    bool
@@ -146,7 +149,7 @@ func newEnv(ctx context.Context, parent string, keep bool, cfg envConfig) (e *en
 	}
 	pcfg := cfg.pipeline
 	pcfg.IntegrationConfigID = integrationConfigID
-	if e.pipeline, err = jobs.NewPipeline(e.api, e.assets.Sources, e.assets.Uploads, pcfg); err != nil {
+	if e.pipeline, err = worker.NewPipeline(e.api, e.assets.Sources, e.assets.Uploads, pcfg); err != nil {
 		return e, err
 	}
 	return e, nil
@@ -177,15 +180,15 @@ func (e *env) natsMsgs() (in, out int64) {
 
 // newWorker returns a worker pool of c slots over the env's pipeline. Its
 // logs go to log at Warn and above: a healthy run logs nothing.
-func (e *env) newWorker(c int, log *slog.Logger, noProgress bool) (*jobs.Worker, error) {
-	return jobs.NewWorker(e.workerJS, e.assets, e.pipeline, jobs.WorkerConfig{
+func (e *env) newWorker(c int, log *slog.Logger, noProgress bool) (*worker.Worker, error) {
+	return worker.New(e.workerJS, e.assets, e.pipeline, worker.Config{
 		Concurrency: c, Owner: "loadbench", Logger: log, NoProgressEvents: noProgress,
 	})
 }
 
 // runWorker runs w until the returned stop is called; stop waits for Run
 // to return and reports its error.
-func runWorker(ctx context.Context, w *jobs.Worker) (stop func() error) {
+func runWorker(ctx context.Context, w *worker.Worker) (stop func() error) {
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- w.Run(wctx) }()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/deployq/deployq/pkg/jobs"
+	"github.com/deployq/deployq/pkg/jobs/worker"
 	"github.com/deployq/deployq/pkg/vercel/vercelsim"
 )
 
@@ -134,7 +135,7 @@ func runLatency(ctx context.Context, b *runner, base, perSecond float64) (latenc
 			Token: benchToken, TeamID: benchTeam, Seed: b.seed},
 		wrap: func(h http.Handler) http.Handler { tr = newTracer(h); return tr },
 		// The operator's configuration for builds of this length.
-		pipeline:  jobs.PipelineConfig{ExpectedBuild: o.latencyBuild},
+		pipeline:  worker.PipelineConfig{ExpectedBuild: o.latencyBuild},
 		httpConns: r.Concurrency,
 	})
 	if err != nil {

@@ -11,11 +11,12 @@ import (
 
 	"github.com/deployq/deployq/internal/bench"
 	"github.com/deployq/deployq/pkg/jobs"
+	"github.com/deployq/deployq/pkg/jobs/worker"
 	"github.com/deployq/deployq/pkg/vercel/vercelsim"
 )
 
 // queueRun is one measurement of item 1: N jobs through deployq or
-// through Pipeline.Deploy.
+// by the pipeline's calls made directly (direct.go).
 type queueRun struct {
 	// Mode is "queued", "quiet" (queued by a worker that publishes no
 	// progress events) or "direct".
@@ -85,14 +86,14 @@ func instantSim(seed int64) *vercelsim.Config {
 // instantPipeline expects builds of a millisecond: with the default
 // estimate (30 s) the first status poll would wait for a build that is
 // long done. The estimate then follows the observed (zero) build times.
-func instantPipeline() jobs.PipelineConfig {
-	return jobs.PipelineConfig{ExpectedBuild: time.Millisecond}
+func instantPipeline() worker.PipelineConfig {
+	return worker.PipelineConfig{ExpectedBuild: time.Millisecond}
 }
 
 // runQueued measures item 1(a): n jobs submitted by o.producers
-// goroutines through jobs.Client, run by one jobs.Worker of c slots,
+// goroutines through jobs.Client, run by one worker.Worker of c slots,
 // timed from the first Submit to the last terminal event at the watcher.
-// mode "quiet" runs a worker with WorkerConfig.NoProgressEvents: what
+// mode "quiet" runs a worker with worker.Config.NoProgressEvents: what
 // the progress events cost.
 // warm jobs run first, untimed, on the same server (they also upload the
 // tarball and open the connections). prof, when set, profiles the timed
@@ -158,9 +159,9 @@ func runQueued(ctx context.Context, b *runner, mode string, n, c, warm int, prof
 	return r, nil
 }
 
-// runDirect measures item 1(b): the same n jobs, same simulator and
-// pipeline settings, run by c goroutines calling Pipeline.Deploy, timed
-// from the first call to the last return.
+// runDirect measures item 1(b): the same n jobs against the same
+// simulator, run by c goroutines making the pipeline's calls themselves
+// (direct.go), timed from the first call to the last return.
 func runDirect(ctx context.Context, b *runner, n, c, warm int, prof *profiler) (queueRun, error) {
 	r := queueRun{Mode: "direct", Jobs: n}
 	e, err := newEnv(ctx, b.tmp, b.o.keep, envConfig{name: "direct", assets: true, sim: instantSim(b.seed),
@@ -178,7 +179,8 @@ func runDirect(ctx context.Context, b *runner, n, c, warm int, prof *profiler) (
 	}
 
 	warmIDs, _ := idSet("warm", warm)
-	if failed, err := deployAll(ctx, e.pipeline, warmIDs, c, b.tgz); err != nil {
+	dr := &direct{api: e.api, sources: e.assets.Sources}
+	if failed, err := deployAll(ctx, dr, warmIDs, c, b.tgz); err != nil {
 		return r, fmt.Errorf("warm-up: %w", err)
 	} else if failed > 0 {
 		return r, fmt.Errorf("warm-up: %d of %d jobs failed", failed, warm)
@@ -189,7 +191,7 @@ func runDirect(ctx context.Context, b *runner, n, c, warm int, prof *profiler) (
 	}
 	m := startMeter(e)
 	t0 := time.Now()
-	failed, err := deployAll(ctx, e.pipeline, ids, c, b.tgz)
+	failed, err := deployAll(ctx, dr, ids, c, b.tgz)
 	end := time.Now()
 	m.stop(&r)
 	if err = errors.Join(err, prof.stop()); err != nil {
@@ -232,10 +234,10 @@ func submitAll(ctx context.Context, c *jobs.Client, ids []string, g int, tgz []b
 	return first
 }
 
-// deployAll runs one job per id through p.Deploy from c goroutines and
-// counts the jobs that failed. Only a context's end is an error: a failed
-// job is counted, as a failed queued job is.
-func deployAll(ctx context.Context, p *jobs.Pipeline, ids []string, c int, tgz []byte) (int, error) {
+// deployAll runs one job per id through d from c goroutines and counts
+// the jobs that failed. Only a context's end is an error: a failed job is
+// counted, as a failed queued job is.
+func deployAll(ctx context.Context, d *direct, ids []string, c int, tgz []byte) (int, error) {
 	var next, failed atomic.Int64
 	var wg sync.WaitGroup
 	for range min(c, len(ids)) {
@@ -246,7 +248,7 @@ func deployAll(ctx context.Context, p *jobs.Pipeline, ids []string, c int, tgz [
 					return
 				}
 				req := withSource(request(ids[i]), tgz)
-				if _, err := p.Deploy(ctx, &req, jobs.DeployConfig{}); err != nil {
+				if err := d.deploy(ctx, &req); err != nil {
 					failed.Add(1)
 				}
 			}

@@ -70,7 +70,7 @@ type queueResult struct {
 	Queued []queueRun `json:"queuedRuns"`
 	Direct []queueRun `json:"directRuns"`
 	// Quiet are queued runs of a worker that publishes no progress
-	// events (WorkerConfig.NoProgressEvents), in the same rounds.
+	// events (worker.Config.NoProgressEvents), in the same rounds.
 	Quiet []queueRun `json:"quietRuns,omitempty"`
 	// QueuedRate and DirectRate summarize jobs/s; Ratio the per-round
 	// queued ÷ direct (each round's two runs were side by side).
@@ -217,7 +217,7 @@ func printReport(w io.Writer, r report) {
 	fmt.Fprintf(w, "| min–max | %s | %s | %.2f–%.2f | %s | %s | %.2f–%.2f |\n", rangeText(q.QueuedRate), rangeText(q.DirectRate),
 		q.Ratio.Min, q.Ratio.Max, rangeText(q.QueuedCPU), rangeText(q.DirectCPU), q.CPURatio.Min, q.CPURatio.Max)
 	if len(q.Queued) > 0 && len(q.Direct) > 0 {
-		fmt.Fprintf(w, "\n(a): %d producer goroutines Submit, one jobs.Worker runs the jobs, timed from the first Submit to the last terminal event at a Client.Watch; the producers were done after %s of that time (median). (b): Pipeline.Deploy from %d goroutines. CPU is the whole process's (broker, simulator, clients, GC). Per job: API calls (a) %.2f, (b) %.2f; NATS messages into the server (a) %.1f, (b) %.1f, out of it (a) %.1f, (b) %.1f.\n",
+		fmt.Fprintf(w, "\n(a): %d producer goroutines Submit, one worker.Worker runs the jobs, timed from the first Submit to the last terminal event at a Client.Watch; the producers were done after %s of that time (median). (b): the pipeline's API calls made directly (no queue) from %d goroutines. CPU is the whole process's (broker, simulator, clients, GC). Per job: API calls (a) %.2f, (b) %.2f; NATS messages into the server (a) %.1f, (b) %.1f, out of it (a) %.1f, (b) %.1f.\n",
 			s.Producers, pctText(submitShare(q.Queued)), s.Concurrency,
 			medianOf(q.Queued, func(r queueRun) float64 { return r.APICallsPerJob }),
 			medianOf(q.Direct, func(r queueRun) float64 { return r.APICallsPerJob }),
@@ -227,7 +227,7 @@ func printReport(w io.Writer, r report) {
 			medianOf(q.Direct, func(r queueRun) float64 { return r.NATSOutPerJob }))
 	}
 	if len(q.Quiet) > 0 {
-		fmt.Fprintf(w, "\n(a′), the same as (a) with WorkerConfig.NoProgressEvents (terminal events only), in the same rounds: median %.0f jobs/s (%s), a′ / b = **%.2f** (%.2f–%.2f), CPU %.0f µs/job, NATS messages into the server %.1f per job.\n",
+		fmt.Fprintf(w, "\n(a′), the same as (a) with worker.Config.NoProgressEvents (terminal events only), in the same rounds: median %.0f jobs/s (%s), a′ / b = **%.2f** (%.2f–%.2f), CPU %.0f µs/job, NATS messages into the server %.1f per job.\n",
 			q.QuietRate.Median, rangeText(q.QuietRate), q.QuietRatio.Median, q.QuietRatio.Min, q.QuietRatio.Max, q.QuietCPU.Median,
 			medianOf(q.Quiet, func(r queueRun) float64 { return r.NATSInPerJob }))
 	}

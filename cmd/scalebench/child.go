@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/deployq/deployq/pkg/jobs"
+	"github.com/deployq/deployq/pkg/jobs/worker"
 	"github.com/deployq/deployq/pkg/metrics"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -123,14 +124,14 @@ func serveChild(ctx context.Context, o childOptions, stdout io.Writer, log *slog
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg, metrics.BuildInfo{Version: "scalebench"})
-	w, _, err := newWorker(js, assets, workerParts{
+	w, err := newWorker(js, assets, workerParts{
 		simURL:        o.simURL,
 		expectedBuild: o.expectedBuild,
 		concurrency:   o.concurrency,
 		owner:         fmt.Sprintf("scalebench-worker-%d", os.Getpid()),
 		grace:         o.grace,
 		log:           log,
-	}, jobs.WorkerConfig{Metrics: m})
+	}, worker.Config{Metrics: m})
 	if err != nil {
 		return err
 	}

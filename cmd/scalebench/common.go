@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/deployq/deployq/pkg/jobs"
+	"github.com/deployq/deployq/pkg/jobs/worker"
+	"github.com/deployq/deployq/pkg/metrics"
 	"github.com/deployq/deployq/pkg/natsembed"
 	"github.com/deployq/deployq/pkg/vercel"
 	"github.com/deployq/deployq/pkg/vercel/vercelsim"
@@ -64,30 +66,32 @@ type workerParts struct {
 	owner         string
 	grace         time.Duration
 	log           *slog.Logger
+	metrics       *metrics.Metrics // nil: none
 }
 
 // newWorker builds a worker the way cmd/worker does, minus the budget
 // (see the package comment): a Vercel client for the simulator, the
 // pipeline and the pool, over assets that Setup returned.
-func newWorker(js jetstream.JetStream, assets *jobs.Assets, wp workerParts, wc jobs.WorkerConfig) (*jobs.Worker, *jobs.Pipeline, error) {
+func newWorker(js jetstream.JetStream, assets *jobs.Assets, wp workerParts, wc worker.Config) (*worker.Worker, error) {
 	api, err := vercel.New(vercel.WithBaseURL(wp.simURL), vercel.WithToken(simToken), vercel.WithTeamID(benchTeam))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	pipeline, err := jobs.NewPipeline(api, assets.Sources, assets.Uploads, jobs.PipelineConfig{
+	pipeline, err := worker.NewPipeline(api, assets.Sources, assets.Uploads, worker.PipelineConfig{
 		IntegrationConfigID: integrationConfigID,
 		ExpectedBuild:       wp.expectedBuild,
 		BuildTimes:          assets.BuildTimes,
+		Metrics:             wp.metrics,
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	wc.Concurrency = wp.concurrency
 	wc.Owner = wp.owner
 	wc.ShutdownGrace = wp.grace
 	wc.Logger = wp.log
-	w, err := jobs.NewWorker(js, assets, pipeline, wc)
-	return w, pipeline, err
+	wc.Metrics = wp.metrics
+	return worker.New(js, assets, pipeline, wc)
 }
 
 // broker is an embedded nats-server with deployq's streams and buckets

@@ -13,10 +13,13 @@ import (
 
 	"github.com/deployq/deployq/internal/bench"
 	"github.com/deployq/deployq/pkg/jobs"
+	"github.com/deployq/deployq/pkg/jobs/worker"
+	"github.com/deployq/deployq/pkg/metrics"
 	"github.com/deployq/deployq/pkg/vercel"
 	"github.com/deployq/deployq/pkg/vercel/vercelsim"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // workerStopTimeout bounds an in-process worker's shutdown: by then every
@@ -180,7 +183,7 @@ func runCase(ctx context.Context, o options, c buildCase, seed int64, dir string
 		return nil, err
 	}
 	defer logFile.Close()
-	stopWorker, pipeline, err := startInProcessWorker(ctx, setupCtx, srv.ClientURL(), workerParts{
+	stopWorker, estimate, err := startInProcessWorker(ctx, setupCtx, srv.ClientURL(), workerParts{
 		simURL:        simURL,
 		expectedBuild: c.expectedBuildSetting(),
 		concurrency:   o.concurrency,
@@ -199,7 +202,7 @@ func runCase(ctx context.Context, o options, c buildCase, seed int64, dir string
 	if err := stopWorker(); err != nil {
 		d.problems = append(d.problems, err.Error())
 	}
-	d.learned, _ = pipeline.BuildEstimate()
+	d.learned = estimate()
 	d.stats = sim.Stats()
 	d.rec = rec.snapshot()
 	if total := totalRequests(d.stats); int64(total) != d.rec.Requests {
@@ -214,8 +217,9 @@ func runCase(ctx context.Context, o options, c buildCase, seed int64, dir string
 // startInProcessWorker runs a worker pool in this process over its own
 // TCP connection to the server, as a worker process would connect. The
 // returned stop function cancels it and waits for it (bounded); it may be
-// called more than once. The pipeline is returned for its build estimate.
-func startInProcessWorker(ctx, setupCtx context.Context, natsURL string, wp workerParts) (func() error, *jobs.Pipeline, error) {
+// called more than once. estimate reads the worker's build-time estimate
+// from its metrics (deployq_build_time_estimate_seconds).
+func startInProcessWorker(ctx, setupCtx context.Context, natsURL string, wp workerParts) (stop func() error, estimate func() time.Duration, err error) {
 	nc, err := nats.Connect(natsURL, nats.Name(wp.owner))
 	if err != nil {
 		return nil, nil, fmt.Errorf("worker: connect to NATS: %w", err)
@@ -230,10 +234,21 @@ func startInProcessWorker(ctx, setupCtx context.Context, natsURL string, wp work
 		nc.Close()
 		return nil, nil, err
 	}
-	w, p, err := newWorker(js, assets, wp, jobs.WorkerConfig{})
+	reg := prometheus.NewRegistry()
+	wp.metrics = metrics.New(reg, metrics.BuildInfo{})
+	w, err := newWorker(js, assets, wp, worker.Config{})
 	if err != nil {
 		nc.Close()
 		return nil, nil, err
+	}
+	estimate = func() time.Duration {
+		families, _ := reg.Gather()
+		for _, f := range families {
+			if f.GetName() == "deployq_build_time_estimate_seconds" && len(f.GetMetric()) == 1 {
+				return time.Duration(f.GetMetric()[0].GetGauge().GetValue() * float64(time.Second))
+			}
+		}
+		return 0
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -256,7 +271,7 @@ func startInProcessWorker(ctx, setupCtx context.Context, natsURL string, wp work
 			nc.Close()
 		})
 		return stopErr
-	}, p, nil
+	}, estimate, nil
 }
 
 // collect submits the deploys and gathers their terminal events. The

@@ -179,7 +179,7 @@ func runScale(ctx context.Context, o options, seed int64, dir string, progress i
 	}
 	defer b.close()
 	srv, assets := b.srv, b.assets
-	// The worker heartbeats at WorkerConfig's default, a third of AckWait.
+	// The worker heartbeats at worker.Config's default, a third of AckWait.
 	rep.Settings.AckWait = assets.Config.AckWait.String()
 	heartbeat := assets.Config.AckWait / 3
 	rep.Settings.HeartbeatInterval = heartbeat.String()

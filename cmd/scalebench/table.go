@@ -16,7 +16,7 @@ func printRequests(w io.Writer, rep *requestsReport) {
 	fmt.Fprintf(w, "\n## API requests per successful deploy\n\n")
 	fmt.Fprintf(w, "%d deploys per configuration over %d sources (round-robin), worker concurrency %d, builds plus a uniform [0, %.0f %%) jitter, no rate limits; target ≤ %g requests per deploy on average, 1 upload per source and team.\n",
 		s.Deploys, s.Sources, s.Concurrency, s.JitterRatio*100, s.RequestsTarget)
-	fmt.Fprintf(w, "\"default\": PipelineConfig.ExpectedBuild left unset (%s), as a freshly started worker has it: the estimate is cold, a few jobs follow their build's event stream and the others poll once the first build was seen; \"told\": set to the build time. \"expects after\": the worker's build estimate once every deploy ended (Pipeline.BuildEstimate), which a later deploy's first poll would use.\n\n", s.DefaultExpectedBuild)
+	fmt.Fprintf(w, "\"default\": PipelineConfig.ExpectedBuild left unset (%s), as a freshly started worker has it: the estimate is cold, a few jobs follow their build's event stream and the others poll once the first build was seen; \"told\": set to the build time. \"expects after\": the worker's build estimate once every deploy ended (deployq_build_time_estimate_seconds), which a later deploy's first poll would use.\n\n", s.DefaultExpectedBuild)
 	fmt.Fprintln(w, "| build | worker expects | first poll after | succeeded | API requests | requests / deploy | polls / deploy (min–median–max) | streams / deploy (deploys streamed) | uploads (per source) | ≤ target | 1 upload / source | wall time | expects after |")
 	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|---|---|--:|--:|")
 	for _, r := range rep.Results {

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/deployq/deployq/pkg/budget"
-	"github.com/deployq/deployq/pkg/vercel"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -17,6 +15,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/deployq/deployq/pkg/budget"
+	"github.com/deployq/deployq/pkg/vercel"
 )
 
 // Config is the worker's configuration, read by loadConfig from flags and

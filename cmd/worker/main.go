@@ -8,8 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/cenkalti/backoff/v4"
-	"github.com/deployq/deployq/pkg/budget"
 	"io"
 	"log/slog"
 	"net"
@@ -22,7 +20,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
+	"github.com/deployq/deployq/pkg/budget"
 	"github.com/deployq/deployq/pkg/jobs"
+	"github.com/deployq/deployq/pkg/jobs/worker"
 	"github.com/deployq/deployq/pkg/metrics"
 	"github.com/deployq/deployq/pkg/natsembed"
 	"github.com/deployq/deployq/pkg/vercel"
@@ -104,7 +105,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer stopSim()
-	pipeline, err := jobs.NewPipeline(api, assets.Sources, assets.Uploads, jobs.PipelineConfig{
+	pipeline, err := worker.NewPipeline(api, assets.Sources, assets.Uploads, worker.PipelineConfig{
 		IntegrationConfigID: integrationID,
 		ProductID:           cfg.PrismaProductID,
 		BillingPlan:         cfg.BillingPlan,
@@ -117,7 +118,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	worker, err := jobs.NewWorker(js, assets, pipeline, jobs.WorkerConfig{
+	worker, err := worker.New(js, assets, pipeline, worker.Config{
 		Concurrency:      cfg.Concurrency,
 		MaxAttempts:      cfg.MaxAttempts,
 		ShutdownGrace:    cfg.ShutdownGrace,
@@ -306,7 +307,7 @@ func vercelClient(cfg Config, m *metrics.Metrics, limiter vercel.Limiter, log *s
 	return api, integrationID, stop, nil
 }
 
-func serveHTTP(addr string, reg *prometheus.Registry, nc *nats.Conn, w *jobs.Worker, log *slog.Logger) (func(), error) {
+func serveHTTP(addr string, reg *prometheus.Registry, nc *nats.Conn, w *worker.Worker, log *slog.Logger) (func(), error) {
 	if addr == "" {
 		return func() {}, nil
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/deployq/deployq/pkg/budget"
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/jobs/jobstest"
+	"github.com/deployq/deployq/pkg/jobs/worker"
 	"github.com/deployq/deployq/pkg/vercel"
 	"github.com/deployq/deployq/pkg/vercel/vercelsim"
 	"github.com/nats-io/nats.go/jetstream"
@@ -37,7 +38,7 @@ func TestFleetSharesTheBudget(t *testing.T) {
 	h := jobstest.Start(t, jobstest.Config{
 		Workers: 3,
 		Sim:     vercelsim.Config{BuildTime: 300 * time.Millisecond, RateLimits: simLimits},
-		Worker:  jobs.WorkerConfig{Concurrency: 8},
+		Worker:  worker.Config{Concurrency: 8},
 		NewLimiter: func(tb testing.TB, js jetstream.JetStream) vercel.Limiter {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -87,7 +88,7 @@ func TestLongBudgetWaitsKeepTheLeaseAndSpendNoAttempts(t *testing.T) {
 	slow := map[vercel.Endpoint]budget.Limit{vercel.EndpointCreateProject: {Requests: 1, Window: 1500 * time.Millisecond}}
 	h := jobstest.Start(t, jobstest.Config{
 		Setup:  jobs.SetupConfig{AckWait: time.Second},
-		Worker: jobs.WorkerConfig{Concurrency: 4, MaxAttempts: 1},
+		Worker: worker.Config{Concurrency: 4, MaxAttempts: 1},
 		Sim:    vercelsim.Config{RateLimits: map[vercel.Endpoint]vercelsim.Limit{vercel.EndpointCreateProject: {Requests: 1, Window: 1500 * time.Millisecond}}},
 		NewLimiter: func(tb testing.TB, js jetstream.JetStream) vercel.Limiter {
 			b, err := budget.New(budget.NewMemoryStore(), budget.Config{Limits: slow})
@@ -132,7 +133,7 @@ func TestPlanCapPausesOnlyDeploymentCreation(t *testing.T) {
 	simNow := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
 	h := jobstest.Start(t, jobstest.Config{
 		Sim:    vercelsim.Config{DailyDeploymentCap: 2, Clock: simNow},
-		Worker: jobs.WorkerConfig{Concurrency: 4, MaxAttempts: 1, MaxRateLimitWait: 200 * time.Millisecond},
+		Worker: worker.Config{Concurrency: 4, MaxAttempts: 1, MaxRateLimitWait: 200 * time.Millisecond},
 		NewLimiter: func(tb testing.TB, js jetstream.JetStream) vercel.Limiter {
 			b, err := budget.New(budget.NewMemoryStore(), budget.Config{MaxPause: 200 * time.Millisecond, Logger: quietLogger()})
 			if err != nil {

@@ -187,7 +187,7 @@ func (b *batch) skipExisting(ctx context.Context, todo []int) []int {
 func (b *batch) reference(ctx context.Context, todo []int) []int {
 	msgs := make([]*nats.Msg, len(todo))
 	for k, i := range todo {
-		msgs[k] = &nats.Msg{Subject: b.c.refsPut + refKey(&b.reqs[i])}
+		msgs[k] = &nats.Msg{Subject: b.c.refsPut + SourceRefKey(&b.reqs[i])}
 	}
 	acks := pubpipe.PublishAll(ctx, b.c.js, msgs, b.c.cfg.MaxPending)
 	rest := todo[:0]
@@ -246,7 +246,7 @@ func (b *batch) publish(ctx context.Context, todo []int) {
 		if err := acks[k].Err; err != nil {
 			r.Err = fmt.Errorf("publish request %s: %w", r.ID, err)
 			if !pubpipe.MayBeStored(err) {
-				release = append(release, refKey(&b.reqs[i]))
+				release = append(release, SourceRefKey(&b.reqs[i]))
 			}
 			continue
 		}

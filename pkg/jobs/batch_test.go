@@ -74,7 +74,7 @@ func TestSubmitBatchPublishesEveryRequestOnce(t *testing.T) {
 	const n = 300
 	reqs := make([]jobs.Request, n)
 	for i := range reqs {
-		reqs[i] = request("acme", "class")
+		reqs[i] = jobstest.Request("acme", "class")
 		if i%3 != 0 { // the others get generated ids
 			reqs[i].ID = fmt.Sprintf("student-%03d", i)
 		}
@@ -143,12 +143,12 @@ func TestSubmitBatchInvalidAndDuplicateRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	reqs := []jobs.Request{
-		request("acme", "first"),
-		request("Not A Tenant", "bad"),
-		request("acme", "second"),
-		request("acme", "first-again"),
-		request("acme", "late-retry"),
-		request("acme", "third"),
+		jobstest.Request("acme", "first"),
+		jobstest.Request("Not A Tenant", "bad"),
+		jobstest.Request("acme", "second"),
+		jobstest.Request("acme", "first-again"),
+		jobstest.Request("acme", "late-retry"),
+		jobstest.Request("acme", "third"),
 	}
 	reqs[0].ID, reqs[3].ID, reqs[4].ID = "twice", "twice", "already-ran"
 	res, err := c.SubmitBatch(ctx, reqs, tgz)
@@ -206,7 +206,7 @@ func TestSubmitBatchReleasesReferencesOfFailedPublishes(t *testing.T) {
 	var reqs []jobs.Request
 	for i := range 6 {
 		tenant := []string{"acme", "globex"}[i%2]
-		r := request(tenant, "app")
+		r := jobstest.Request(tenant, "app")
 		r.ID = fmt.Sprintf("%s-%d", tenant, i)
 		reqs = append(reqs, r)
 	}
@@ -249,7 +249,7 @@ func TestSubmitBatchReleasesReferencesOfFailedPublishes(t *testing.T) {
 		}
 	}
 
-	single := request("globex", "alone")
+	single := jobstest.Request("globex", "alone")
 	single.ID = "globex-alone"
 	if _, err := h.Client.Submit(ctx, single, tgz); !errors.Is(err, jetstream.ErrNoStreamResponse) {
 		t.Fatalf("Submit: %v, want no stream response", err)
@@ -268,7 +268,7 @@ func TestSubmitBatchAndSubmitShareDeduplication(t *testing.T) {
 	t.Parallel()
 	h, c, ctx := batchSetup(t)
 	tgz := h.Tarball(t, nil)
-	req := request("acme", "shared")
+	req := jobstest.Request("acme", "shared")
 	req.ID = "shared-id"
 	sub, err := c.Submit(ctx, req, tgz)
 	if err != nil || sub.Duplicate {
@@ -281,7 +281,7 @@ func TestSubmitBatchAndSubmitShareDeduplication(t *testing.T) {
 	if res, err := c.SubmitBatch(ctx, nil, tgz); err != nil || len(res) != 0 {
 		t.Fatalf("empty batch: %v, %v", res, err)
 	}
-	res, err = c.SubmitBatch(ctx, []jobs.Request{request("acme", "empty")}, nil)
+	res, err = c.SubmitBatch(ctx, []jobs.Request{jobstest.Request("acme", "empty")}, nil)
 	var verr *jobs.ValidationError
 	if !errors.As(err, &verr) || verr.Field != "source" || res[0].ID == "" {
 		t.Fatalf("empty tarball: %+v, %v", res, err)

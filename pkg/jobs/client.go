@@ -2,6 +2,8 @@ package jobs
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,7 +16,6 @@ import (
 	"github.com/deployq/deployq/internal/kvsubject"
 	"github.com/deployq/deployq/internal/pubpipe"
 	"github.com/deployq/deployq/internal/streamget"
-	"github.com/deployq/deployq/pkg/vercel"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -50,8 +51,10 @@ type ClientConfig struct {
 }
 
 func (c ClientConfig) withDefaults() ClientConfig {
-	c.Limits = c.Limits.withDefaults()
-	c.SourceGrace = SourceJanitorConfig{Grace: c.SourceGrace}.withDefaults().Grace
+	c.Limits = c.Limits.WithDefaults()
+	if c.SourceGrace <= 0 {
+		c.SourceGrace = DefaultSourceGrace
+	}
 	if c.MaxPending <= 0 {
 		c.MaxPending = 256
 	}
@@ -243,7 +246,7 @@ func (c *Client) Submit(ctx context.Context, req Request, tarball []byte) (*Subm
 	}
 	if err != nil {
 		if !pubpipe.MayBeStored(err) {
-			c.releaseRefs(ctx, []string{refKey(&req)})
+			c.releaseRefs(ctx, []string{SourceRefKey(&req)})
 		}
 		return nil, fmt.Errorf("publish request %s: %w", req.ID, err)
 	}
@@ -277,7 +280,7 @@ func subjectTaken(err error) (uint64, bool) {
 
 // sourceOf is the reference to tarball in the sources store.
 func sourceOf(tarball []byte) SourceRef {
-	return SourceRef{Bucket: BucketSources, SHA1: vercel.SHA1Hex(tarball), Size: int64(len(tarball))}
+	return SourceRef{Bucket: BucketSources, SHA1: sha1Hex(tarball), Size: int64(len(tarball))}
 }
 
 // submittedFor is the result of submitting req before anything is known.
@@ -334,7 +337,7 @@ func (c *Client) existingJob(ctx context.Context, req *Request) *JobState {
 // storeSource references the tarball for this request, then uploads it
 // unless a fresh copy is there (see the note in sources.go on ordering).
 func (c *Client) storeSource(ctx context.Context, req *Request, tarball []byte) error {
-	if err := c.putRef(ctx, refKey(req)); err != nil {
+	if err := c.putRef(ctx, SourceRefKey(req)); err != nil {
 		return fmt.Errorf("reference source tarball: %w", err)
 	}
 	return c.ensureSource(ctx, req.Tenant, req.Source.SHA1, tarball)
@@ -657,4 +660,11 @@ func tenantOfEventSubject(subject string) string {
 		}
 	}
 	return ""
+}
+
+// sha1Hex is a tarball's SHA-1 in hex: the name Vercel's file upload
+// and a deployment's file list give it, and the source store's key.
+func sha1Hex(data []byte) string {
+	sum := sha1.Sum(data)
+	return hex.EncodeToString(sum[:])
 }

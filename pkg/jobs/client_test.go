@@ -13,6 +13,10 @@ import (
 // neither uploads it again nor looks it up: it remembers when the store
 // got it. Another client, which does not know, looks it up once and does
 // not upload it either.
+// waitLong bounds a wait for an outcome that comes in well under a
+// second when all is well.
+const waitLong = 60 * time.Second
+
 func TestSubmitRemembersStoredTarballs(t *testing.T) {
 	t.Parallel()
 	h := jobstest.Start(t, jobstest.Config{NoWorkers: true})
@@ -51,13 +55,13 @@ func TestSubmitRemembersStoredTarballs(t *testing.T) {
 	}
 
 	tgz := h.Tarball(t, map[string]string{"index.js": "remembered"})
-	h.Submit(t, request("acme", "first"), tgz)
+	h.Submit(t, jobstest.Request("acme", "first"), tgz)
 	l1, u1 := count()
 	if u1 == 0 || l1 == 0 {
 		t.Fatalf("first submit: %d lookups, %d chunk writes; want the tarball looked up and stored", l1, u1)
 	}
 	for i := range 3 {
-		h.Submit(t, request("acme", "again-"+string(rune('a'+i))), tgz)
+		h.Submit(t, jobstest.Request("acme", "again-"+string(rune('a'+i))), tgz)
 	}
 	if l, u := count(); l != l1 || u != u1 {
 		t.Fatalf("resubmits looked the tarball up %d times and wrote %d chunks more", l-l1, u-u1)
@@ -67,7 +71,7 @@ func TestSubmitRemembersStoredTarballs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := other.Submit(ctx, request("acme", "other-client"), tgz); err != nil {
+	if _, err := other.Submit(ctx, jobstest.Request("acme", "other-client"), tgz); err != nil {
 		t.Fatal(err)
 	}
 	if l, u := count(); l != l1+1 || u != u1 {

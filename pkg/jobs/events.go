@@ -107,16 +107,16 @@ func (t EventType) Terminal() bool {
 // none and must be decoded.
 const HeaderEventType = "Deployq-Event-Type"
 
-// eventMsg is the message that publishes ev on its request's subject,
-// with its id as the dedup key.
-func eventMsg(tenant string, ev *Event) (*nats.Msg, error) {
-	data, err := jsonMarshal(ev)
+// Msg is the message that publishes e on its request's subject, with its
+// id as the dedup key and its type in HeaderEventType.
+func (e *Event) Msg() (*nats.Msg, error) {
+	data, err := jsonMarshal(e)
 	if err != nil {
 		return nil, err
 	}
-	m := &nats.Msg{Subject: EventSubject(tenant, ev.Subject), Data: data, Header: make(nats.Header, 2)}
-	m.Header.Set(jetstream.MsgIDHeader, ev.ID)
-	m.Header.Set(HeaderEventType, string(ev.Type))
+	m := &nats.Msg{Subject: EventSubject(e.Data.Tenant, e.Subject), Data: data, Header: make(nats.Header, 2)}
+	m.Header.Set(jetstream.MsgIDHeader, e.ID)
+	m.Header.Set(HeaderEventType, string(e.Type))
 	return m, nil
 }
 
@@ -142,6 +142,37 @@ func newEvent(typ EventType, eventID string, at time.Time, data EventData) Event
 		DataSchema:      EventDataSchema,
 		Data:            data,
 	}
+}
+
+// Event is an event of type typ about the job, as its state stands: the
+// one place events are built from a checkpoint. step is the step just
+// completed (TypeStepCompleted) or where the job ended (failed, rejected,
+// cancelled), "" for a success; attempt counts the deliveries of the
+// request's message (0: none, the field is omitted). A success carries
+// the live URL and the claim code; its claim URL is the worker's to add.
+func (s *JobState) Event(typ EventType, step Step, attempt int, at time.Time) Event {
+	data := EventData{RequestID: s.ID, Tenant: s.Tenant, Step: step, Attempt: attempt, Run: runField(s.Run),
+		ProjectID: s.ProjectID, ProjectName: s.ProjectName, StoreID: s.StoreID, DeploymentID: s.DeploymentID}
+	id := terminalEventID(s.Tenant, s.ID, s.Run)
+	switch typ {
+	case TypeStepCompleted:
+		id = stepEventID(s.Tenant, s.ID, s.Run, step)
+		data.URL = s.DeploymentURL
+	case TypeSucceeded:
+		data.URL, data.ClaimCode = s.DeploymentURL, s.ClaimCode
+	}
+	if typ.Terminal() && !s.SubmittedAt.IsZero() {
+		data.DurationMs = at.Sub(s.SubmittedAt).Milliseconds()
+	}
+	return newEvent(typ, id, at, data)
+}
+
+// runField is the event's run field: omitted for the first run.
+func runField(run int) int {
+	if run <= 1 {
+		return 0
+	}
+	return run
 }
 
 // stepEventID and terminalEventID are the dedup keys of events: one per

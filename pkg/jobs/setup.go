@@ -164,11 +164,11 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) (*Asset
 	}); err != nil {
 		return nil, err
 	}
-	// One small entry per Vercel team, overwritten in place: History 1,
-	// and bounds that only stop a runaway writer.
+	// One entry of about a hundred bytes per Vercel team, overwritten in
+	// place: History 1, and bounds that only stop a runaway writer.
 	if a.BuildTimes, err = ensureKV(ctx, js, jetstream.KeyValueConfig{
 		Bucket: BucketBuildTimes, Description: "deployq: learned build time of each Vercel team",
-		History: 1, TTL: cfg.JobsMaxAge, MaxValueSize: buildTimesMaxValue, MaxBytes: buildTimesMaxBytes,
+		History: 1, TTL: cfg.JobsMaxAge, MaxValueSize: 1 << 10, MaxBytes: 1 << 20,
 		Replicas: cfg.Replicas, Storage: jetstream.FileStorage,
 	}); err != nil {
 		return nil, err
@@ -198,6 +198,18 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) (*Asset
 // requestHeaderRoom is what a request message may carry in headers on
 // top of its body.
 const requestHeaderRoom = 4 << 10
+
+// RestoreConsumer creates the shared consumer again, as Setup defines it,
+// after it was deleted (an operator's mistake, a restored cluster), and
+// binds Consumer to it.
+func (a *Assets) RestoreConsumer(ctx context.Context, js jetstream.JetStream) error {
+	c, err := js.CreateOrUpdateConsumer(ctx, StreamRequests, consumerConfig(a.Config))
+	if err != nil {
+		return err
+	}
+	a.Consumer = c
+	return nil
+}
 
 func consumerConfig(cfg SetupConfig) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{

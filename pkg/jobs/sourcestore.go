@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/deployq/deployq/internal/clip"
 	"github.com/deployq/deployq/internal/pubpipe"
 	"github.com/deployq/deployq/internal/streamget"
 	"github.com/nats-io/nats.go"
@@ -199,7 +200,7 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 		}
 		m, err := r.s.get(r.ctx, sourceSubject(r.info.Tenant, r.info.SHA1, strconv.Itoa(r.next)))
 		if errors.Is(err, ErrSourceNotFound) {
-			return 0, sourceErr(r.info.SHA1, "source_incomplete", "chunk %d of %d is not stored", r.next, r.info.Chunks)
+			return 0, SourceErrorf(r.info.SHA1, "source_incomplete", "chunk %d of %d is not stored", r.next, r.info.Chunks)
 		}
 		if err != nil {
 			return 0, err
@@ -209,4 +210,26 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 	n := copy(p, r.buf)
 	r.buf = r.buf[n:]
 	return n, nil
+}
+
+// SourceError is a source refused for good: the same tarball will always
+// be refused, so the request is rejected without retries.
+type SourceError struct {
+	SHA1 string
+	// Code is machine-readable: source_missing, source_size_mismatch,
+	// source_too_large, source_sha1_mismatch, source_not_tgz,
+	// source_unsafe_path, source_link, source_too_many_files,
+	// source_unpacked_too_large, source_incomplete.
+	Code   string
+	Reason string
+}
+
+func (e *SourceError) Error() string {
+	return "source tarball " + e.SHA1 + ": " + e.Reason
+}
+
+// SourceErrorf builds a SourceError; the reason is clipped, as it
+// travels into events, dead letters and logs.
+func SourceErrorf(sha, code, format string, args ...any) *SourceError {
+	return &SourceError{SHA1: sha, Code: code, Reason: clip.String(fmt.Sprintf(format, args...), clip.Reason)}
 }

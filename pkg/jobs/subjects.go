@@ -53,6 +53,22 @@ func RequestSubject(tenant, id string) string { return requestsPrefix + tenant +
 // tenant's NATS user may publish to.
 func TenantRequests(tenant string) string { return requestsPrefix + tenant + ".*" }
 
+// RequestOrigin is whose request a message on subject is, as the subject
+// proves: its tenant token, "" when that is not a valid tenant name, and
+// its id token, "" when there is none or it is not a valid id. Workers
+// take a request's identity from here, never from its body (see
+// RequestSubject).
+func RequestOrigin(subject string) (tenant, id string) {
+	tenant, id, _ = requestSubjectParts(subject)
+	if !tenantPattern.MatchString(tenant) {
+		return "", ""
+	}
+	if !idPattern.MatchString(id) {
+		id = ""
+	}
+	return tenant, id
+}
+
 // requestSubjectParts splits a request subject into the tenant and id
 // tokens it names; ok is false when it is not deploy.requests.<a>.<b>.
 func requestSubjectParts(subject string) (tenant, id string, ok bool) {
@@ -70,9 +86,6 @@ func requestSubjectParts(subject string) (tenant, id string, ok bool) {
 // EventSubject is where one request's events are published.
 func EventSubject(tenant, id string) string { return eventsPrefix + tenant + "." + id }
 
-// TenantEvents matches every event of one tenant.
-func TenantEvents(tenant string) string { return eventsPrefix + tenant + ".>" }
-
 // AllEvents matches every event.
 const AllEvents = eventsPrefix + ">"
 
@@ -80,3 +93,16 @@ const AllEvents = eventsPrefix + ">"
 func DLQSubject(tenant string) string { return dlqPrefix + tenant }
 
 func jobKey(tenant, id string) string { return tenant + "." + id }
+
+// SourceRefKey is the key in BucketSourceRefs that holds r's source
+// tarball for its job: <sha1>.<tenant>.<id>.
+func SourceRefKey(r *Request) string { return r.Source.SHA1 + "." + r.Tenant + "." + r.ID }
+
+// CancelSubject is where Client.Cancel announces a cancel to the worker
+// running the job (a hint: the mark in the checkpoint is what counts).
+func CancelSubject(tenant, id string) string { return cancelPrefix + tenant + "." + id }
+
+// AllCancels matches every cancel notice.
+const AllCancels = cancelPrefix + ">"
+
+const cancelPrefix = "deploy.cancel."

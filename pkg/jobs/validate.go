@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/deployq/deployq/internal/clip"
 )
 
 // Limits bound what a request may carry. They protect the worker and the
@@ -43,7 +45,8 @@ func DefaultLimits() Limits {
 	return Limits{MaxRequestBytes: 64 << 10, MaxSourceBytes: 50 << 20, MaxSourceFiles: 20000, MaxUnpackedBytes: 256 << 20, Regions: PrismaRegions()}
 }
 
-func (l Limits) withDefaults() Limits {
+// WithDefaults fills the limits left zero from DefaultLimits.
+func (l Limits) WithDefaults() Limits {
 	d := DefaultLimits()
 	if l.MaxRequestBytes <= 0 {
 		l.MaxRequestBytes = d.MaxRequestBytes
@@ -78,30 +81,29 @@ func (e *ValidationError) Error() string {
 	return "invalid request: " + e.Field + ": " + e.Reason
 }
 
+// CheckSubject refuses a decoded request whose body disagrees with the
+// subject it arrived on (RequestOrigin), or that arrived on a subject
+// naming no valid tenant or id.
+func (r *Request) CheckSubject(subject string) error {
+	tenant, id := RequestOrigin(subject)
+	switch {
+	case tenant == "":
+		return invalid("", "subject %s names no valid tenant; publish on deploy.requests.<tenant>.<id>", clip.String(subject, clip.Reason/2))
+	case id == "":
+		return invalid("", "subject %s names no valid request id; publish on deploy.requests.<tenant>.<id>", clip.String(subject, clip.Reason/2))
+	case r.Tenant != tenant:
+		return invalid("tenant", "%q does not match the subject's tenant %q", r.Tenant, tenant)
+	case r.ID != id:
+		return invalid("id", "%q does not match the subject's id %q", r.ID, id)
+	}
+	return nil
+}
+
 // invalid builds a ValidationError. Both parts are clipped: they quote
 // the input (an unknown field's name, a bad value), which may be as large
 // as a message, and the reason travels into events, dead letters and logs.
 func invalid(field, format string, args ...any) *ValidationError {
-	return &ValidationError{Field: clip(field, maxFieldLen), Reason: clip(fmt.Sprintf(format, args...), maxReasonLen)}
-}
-
-// Bounds on what a rejection quotes of the input.
-const (
-	maxFieldLen  = 128
-	maxReasonLen = 512
-)
-
-// clip shortens s to at most n bytes, on a rune boundary, marking the cut.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	const mark = "…"
-	cut := n - len(mark)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + mark
+	return &ValidationError{Field: clip.String(field, clip.Field), Reason: clip.String(fmt.Sprintf(format, args...), clip.Reason)}
 }
 
 var (
@@ -141,7 +143,7 @@ const (
 // are refused so that a producer's typo ("retrunUrl") is reported instead
 // of silently dropped.
 func DecodeRequest(data []byte, limits Limits) (Request, error) {
-	limits = limits.withDefaults()
+	limits = limits.WithDefaults()
 	if len(data) > limits.MaxRequestBytes {
 		return Request{}, invalid("", "message is %d bytes, more than the %d allowed", len(data), limits.MaxRequestBytes)
 	}
@@ -244,7 +246,7 @@ func jsonKind(goKind string) string {
 // *ValidationError. Fields are checked in schema order so the reason is
 // stable for a given request.
 func (r *Request) Validate(limits Limits) error {
-	limits = limits.withDefaults()
+	limits = limits.WithDefaults()
 	if r.Version != RequestVersion {
 		if r.Version == 0 {
 			return invalid("version", "missing; this worker accepts version %d", RequestVersion)

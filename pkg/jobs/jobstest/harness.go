@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deployq/deployq/internal/streamget"
 	"github.com/deployq/deployq/pkg/jobs"
+	"github.com/deployq/deployq/pkg/jobs/worker"
 	"github.com/deployq/deployq/pkg/natsembed"
 	"github.com/deployq/deployq/pkg/tarball"
 	"github.com/deployq/deployq/pkg/vercel"
@@ -31,10 +33,10 @@ type Config struct {
 	// icfg_test, ExpectedBuild to the simulator's build time, Limits to
 	// Worker.Limits and BuildTimes to the harness's DEPLOY_BUILDTIMES
 	// bucket.
-	Pipeline jobs.PipelineConfig
+	Pipeline worker.PipelineConfig
 	// Worker configures each worker pool. Concurrency defaults to 8,
 	// backoff to a fast schedule and ShutdownGrace to 5 s.
-	Worker jobs.WorkerConfig
+	Worker worker.Config
 	// Workers is the number of worker pools. Defaults to 1; 0 with
 	// NoWorkers set starts none (tests that start their own).
 	Workers   int
@@ -56,12 +58,13 @@ type Harness struct {
 	SimURL  string
 	API     *vercel.Client
 	Client  *jobs.Client
-	Workers []*jobs.Worker
+	Workers []*worker.Worker
 
 	cfg    Config
 	runCtx context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	mu     sync.Mutex // guards Workers while tests start more
 }
 
 // Start starts everything and stops it when the test ends.
@@ -156,9 +159,9 @@ func NewAPI(tb testing.TB, url string, opts ...vercel.Option) *vercel.Client {
 }
 
 // NewPipeline returns a pipeline over the harness's client and assets.
-func (h *Harness) NewPipeline(tb testing.TB) *jobs.Pipeline {
+func (h *Harness) NewPipeline(tb testing.TB) *worker.Pipeline {
 	tb.Helper()
-	p, err := jobs.NewPipeline(h.API, h.Assets.Sources, h.Assets.Uploads, h.cfg.Pipeline)
+	p, err := worker.NewPipeline(h.API, h.Assets.Sources, h.Assets.Uploads, h.cfg.Pipeline)
 	if err != nil {
 		tb.Fatalf("pipeline: %v", err)
 	}
@@ -168,10 +171,8 @@ func (h *Harness) NewPipeline(tb testing.TB) *jobs.Pipeline {
 // StartWorker starts one more worker pool that runs until ctx ends or the
 // harness stops; it returns the worker and a channel closed when Run
 // returns.
-func (h *Harness) StartWorker(tb testing.TB, ctx context.Context) (*jobs.Worker, <-chan struct{}) {
+func (h *Harness) StartWorker(tb testing.TB, ctx context.Context) (*worker.Worker, <-chan struct{}) {
 	tb.Helper()
-	ctx, cancel := context.WithCancel(ctx)
-	context.AfterFunc(h.runCtx, cancel)
 	p := h.NewPipeline(tb)
 	if h.cfg.NewLimiter != nil {
 		// Its own connection and budget, as a separate process would have.
@@ -182,15 +183,40 @@ func (h *Harness) StartWorker(tb testing.TB, ctx context.Context) (*jobs.Worker,
 		tb.Cleanup(nc.Close)
 		js, _ := jetstream.New(nc)
 		api := NewAPI(tb, h.SimURL, append(h.cfg.ClientOptions, vercel.WithLimiter(h.cfg.NewLimiter(tb, js)))...)
-		if p, err = jobs.NewPipeline(api, h.Assets.Sources, h.Assets.Uploads, h.cfg.Pipeline); err != nil {
+		if p, err = worker.NewPipeline(api, h.Assets.Sources, h.Assets.Uploads, h.cfg.Pipeline); err != nil {
 			tb.Fatalf("pipeline: %v", err)
 		}
 	}
-	w, err := jobs.NewWorker(h.JS, h.Assets, p, h.cfg.Worker)
+	return h.RunWorker(tb, ctx, p, h.cfg.Worker)
+}
+
+// RunWorker starts a worker pool over p with cfg (defaults as the
+// harness's workers have them, the concurrency excepted) that runs until
+// ctx ends or the harness stops; it returns the worker and a channel
+// closed when Run returns.
+func (h *Harness) RunWorker(tb testing.TB, ctx context.Context, p *worker.Pipeline, cfg worker.Config) (*worker.Worker, <-chan struct{}) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	context.AfterFunc(h.runCtx, cancel)
+	if cfg.NewBackOff == nil {
+		cfg.NewBackOff = h.cfg.Worker.NewBackOff
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = h.cfg.Worker.Logger
+	}
+	if cfg.PullWait == 0 {
+		cfg.PullWait = h.cfg.Worker.PullWait
+	}
+	if cfg.ShutdownGrace == 0 {
+		cfg.ShutdownGrace = h.cfg.Worker.ShutdownGrace
+	}
+	w, err := worker.New(h.JS, h.Assets, p, cfg)
 	if err != nil {
 		tb.Fatalf("worker: %v", err)
 	}
+	h.mu.Lock()
 	h.Workers = append(h.Workers, w)
+	h.mu.Unlock()
 	done := make(chan struct{})
 	h.wg.Go(func() {
 		defer close(done)
@@ -305,9 +331,21 @@ func StoredEvents(tb testing.TB, js jetstream.JetStream, subject string) []jobs.
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	evs, err := jobs.ReadEvents(ctx, js, subject)
+	s, err := js.Stream(ctx, jobs.StreamEvents)
 	if err != nil {
 		tb.Fatalf("stored events: %v", err)
+	}
+	msgs, err := streamget.All(ctx, s, subject)
+	if err != nil {
+		tb.Fatalf("stored events: %v", err)
+	}
+	evs := make([]jobs.Event, 0, len(msgs))
+	for _, m := range msgs {
+		ev, err := jobs.DecodeEvent(m.Data)
+		if err != nil {
+			tb.Fatalf("stored events: %v", err)
+		}
+		evs = append(evs, ev)
 	}
 	return evs
 }
@@ -320,4 +358,10 @@ func (w tbWriter) Write(p []byte) (int, error) {
 	w.tb.Helper()
 	w.tb.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// Request is a valid request of tenant for an app called name (a Next.js
+// app, with a return URL), ready to submit.
+func Request(tenant, name string) jobs.Request {
+	return jobs.Request{Tenant: tenant, Name: name, Framework: "nextjs", ReturnURL: "https://platform.example/back"}
 }

@@ -1,0 +1,346 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/deployq/deployq/pkg/jobs"
+	"github.com/deployq/deployq/pkg/vercel"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The pipeline's steps. Each is a method of the job, reads what earlier
+// steps recorded in its checkpoint state, records the ids it creates
+// there, and is safe to run again: a step whose resource exists already
+// (an id in the state, or found by its name after an attempt whose answer
+// was lost) does not create a second one.
+
+// step is one step of the pipeline, in the table Pipeline.steps.
+type step struct {
+	name jobs.Step
+	run  func(j *job, ctx context.Context) error
+	// save: the step's success is saved at once. The steps that create
+	// something (project, authorization, database, deployment) are, so
+	// that a redelivery finds their ids instead of looking them up. The
+	// others are safe to run again and cost one cheap call each if they
+	// do: connecting an already connected database counts as done, an
+	// upload is claimed once per team, a READY deployment answers at
+	// once (its id and creation time are saved), and a second transfer
+	// code is harmless. Their state rides along with the next save: the
+	// one before the next creating step, or the terminal one. That spares
+	// a round trip to the stream leader for each.
+	save bool
+}
+
+// pipelineSteps is the pipeline, in order; jobs.Steps names the same
+// steps for producers.
+func pipelineSteps() []step {
+	return []step{
+		{jobs.StepCreateProject, (*job).createProject, true},
+		{jobs.StepAuthorize, (*job).authorize, true},
+		{jobs.StepCreateDatabase, (*job).createDatabase, true},
+		{jobs.StepConnectDatabase, (*job).connectDatabase, false},
+		{jobs.StepUploadSource, (*job).uploadSource, false},
+		{jobs.StepCreateDeployment, (*job).createDeployment, true},
+		{jobs.StepWaitReady, (*job).waitReady, false},
+		{jobs.StepCreateClaim, (*job).createClaim, false},
+	}
+}
+
+// fenced is ctx for a creating call: the fence runs again right before
+// the call is sent, after its budget wait, so a worker that lost the job
+// meanwhile creates nothing.
+func (j *job) fenced(ctx context.Context) context.Context {
+	return vercel.WithBeforeSend(ctx, j.fence)
+}
+
+func (j *job) createProject(ctx context.Context) error {
+	ctx = j.fenced(ctx)
+	if j.st.ProjectID != "" {
+		return nil
+	}
+	name := jobs.ProjectName(j.req)
+	env := make([]vercel.EnvVar, 0, len(j.req.Env))
+	for _, k := range slices.Sorted(maps.Keys(j.req.Env)) {
+		env = append(env, vercel.EnvVar{Key: k, Value: j.req.Env[k], Type: "encrypted",
+			Target: []string{"production", "preview", "development"}})
+	}
+	proj, _, err := j.p.api.CreateProject(ctx, vercel.CreateProjectRequest{
+		Name: name, Framework: j.req.Framework, EnvironmentVariables: env,
+	})
+	var apiErr *vercel.APIError
+	if errors.As(err, &apiErr) && apiErr.StatusCode == 409 {
+		// The name is derived from this request's id: a project holding it
+		// was created by an earlier attempt whose answer was lost.
+		proj, _, err = j.p.api.GetProject(ctx, name)
+	}
+	if err != nil {
+		return err
+	}
+	j.st.ProjectID, j.st.ProjectName = proj.ID, proj.Name
+	return nil
+}
+
+func (j *job) region() string {
+	if j.req.Region != "" {
+		return j.req.Region
+	}
+	return j.p.cfg.Region
+}
+
+func (j *job) authorize(ctx context.Context) error {
+	ctx = j.fenced(ctx)
+	if j.st.AuthorizationID != "" {
+		return nil
+	}
+	meta, _ := json.Marshal(map[string]string{"region": j.region()})
+	auth, _, err := j.p.api.AuthorizeIntegration(ctx, vercel.AuthorizeRequest{
+		IntegrationIDOrSlug:        "prisma",
+		ProductID:                  j.p.cfg.ProductID,
+		BillingPlanID:              j.p.cfg.BillingPlan,
+		Metadata:                   string(meta),
+		IntegrationConfigurationID: j.p.cfg.IntegrationConfigID,
+	})
+	if err != nil {
+		return err
+	}
+	if auth.Status == "failed" {
+		return &StepError{Step: jobs.StepAuthorize, Code: "authorization_failed",
+			Err: fmt.Errorf("integration authorization %s failed", auth.ID)}
+	}
+	j.st.AuthorizationID = auth.ID
+	return nil
+}
+
+func (j *job) createDatabase(ctx context.Context) error {
+	ctx = j.fenced(ctx)
+	if j.st.StoreID != "" {
+		return nil
+	}
+	name := jobs.StoreName(j.req)
+	if j.uncertain {
+		// A store may exist from an attempt whose answer was lost; its
+		// name is derived from the request id, so it is ours.
+		res, _, err := j.p.api.ListResources(ctx, j.p.cfg.IntegrationConfigID)
+		if err != nil {
+			return err
+		}
+		for _, x := range res {
+			if x.Name == name {
+				j.st.StoreID, j.st.StoreName = x.InternalID, name
+				return nil
+			}
+		}
+	}
+	store, _, err := j.p.api.CreateStore(ctx, vercel.CreateStoreRequest{
+		Name:                       name,
+		IntegrationConfigurationID: j.p.cfg.IntegrationConfigID,
+		IntegrationProductIDOrSlug: j.p.cfg.ProductID,
+		BillingPlanID:              j.p.cfg.BillingPlan,
+		Metadata:                   map[string]any{"region": j.region()},
+		AuthorizationID:            j.st.AuthorizationID,
+		Source:                     "marketplace",
+	})
+	if err != nil {
+		return err
+	}
+	j.st.StoreID, j.st.StoreName = store.ID, name
+	return nil
+}
+
+func (j *job) connectDatabase(ctx context.Context) error {
+	// The client treats "already connected" as success, so a retry after a
+	// lost answer is harmless.
+	_, err := j.p.api.ConnectStore(ctx, vercel.ConnectStoreRequest{
+		IntegrationConfigurationID: j.p.cfg.IntegrationConfigID,
+		ProductID:                  j.p.cfg.ProductID,
+		StoreID:                    j.st.StoreID,
+		ProjectID:                  j.st.ProjectID,
+	})
+	return err
+}
+
+func (j *job) uploadKey() string {
+	team := j.p.api.TeamID()
+	if team == "" {
+		team = "personal"
+	}
+	return team + "." + j.req.Source.SHA1
+}
+
+// Values of an upload key.
+var (
+	uploadInProgress = []byte("uploading")
+	uploadDone       = []byte("done")
+)
+
+// uploadClaimTTL is how long an "uploading" claim holds others back; a
+// claim older than that belongs to a worker that died mid-upload.
+const uploadClaimTTL = 2 * time.Minute
+
+// uploadSource sends the tarball to Vercel once per team, fleet-wide: the
+// job that creates the team's upload key uploads while jobs needing the
+// same tarball wait for it to say done. Should that upload fail or Vercel
+// forget the file, create deployment's missing_files round trip uploads it.
+func (j *job) uploadSource(ctx context.Context) error {
+	if j.p.uploads == nil {
+		return j.upload(ctx)
+	}
+	key := j.uploadKey()
+	for range 3 {
+		rev, err := j.p.uploads.Create(ctx, key, uploadInProgress)
+		if err == nil {
+			return j.uploadClaimed(ctx, key, rev)
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("claim upload: %w", err)
+		}
+		e, err := j.p.uploads.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // released meanwhile: try to claim it
+		}
+		if err != nil {
+			return fmt.Errorf("read upload claim: %w", err)
+		}
+		switch {
+		case bytes.Equal(e.Value(), uploadDone):
+			return nil
+		case j.w.now().Sub(e.Created()) > uploadClaimTTL:
+			rev, err := j.p.uploads.Update(ctx, key, uploadInProgress, e.Revision())
+			if err == nil {
+				return j.uploadClaimed(ctx, key, rev)
+			}
+			continue
+		}
+		if done, err := j.waitUpload(ctx, key); err != nil || done {
+			return err
+		}
+	}
+	return nil // the deployment's missing_files round trip covers the rest
+}
+
+func (j *job) uploadClaimed(ctx context.Context, key string, rev uint64) error {
+	if err := j.upload(ctx); err != nil {
+		// Give the claim back so another job uploads instead of waiting.
+		_ = j.p.uploads.Delete(context.WithoutCancel(ctx), key, jetstream.LastRevision(rev))
+		return err
+	}
+	// Best effort: a lost "done" costs waiting jobs one claim TTL at most.
+	_, _ = j.p.uploads.Update(ctx, key, uploadDone, rev)
+	return nil
+}
+
+func (j *job) upload(ctx context.Context) error {
+	data, err := j.p.readSource(ctx, j.req.Tenant, j.req.Source)
+	if err != nil {
+		return err
+	}
+	_, err = j.p.api.UploadFile(ctx, j.req.Source.SHA1, data)
+	return err
+}
+
+// waitUpload follows another job's upload of the same tarball. It reports
+// done when it finished, false when it was given back (so this job may
+// claim it) or the claim outlived its TTL.
+func (j *job) waitUpload(ctx context.Context, key string) (bool, error) {
+	wctx, cancel := context.WithTimeout(ctx, uploadClaimTTL)
+	defer cancel()
+	w, err := j.p.uploads.Watch(wctx, key)
+	if err != nil {
+		return false, fmt.Errorf("watch upload claim: %w", err)
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case e := <-w.Updates():
+			switch {
+			case e == nil:
+			case e.Operation() != jetstream.KeyValuePut:
+				return false, nil
+			case bytes.Equal(e.Value(), uploadDone):
+				return true, nil
+			}
+		case <-wctx.Done():
+			if ctx.Err() != nil {
+				return false, context.Cause(ctx)
+			}
+			return false, nil
+		}
+	}
+}
+
+const metaRequestID = "deployqRequestId"
+
+func (j *job) createDeployment(ctx context.Context) error {
+	ctx = j.fenced(ctx)
+	if j.st.DeploymentID != "" {
+		return nil
+	}
+	if j.uncertain {
+		// A create whose answer was lost started a build; find it by the
+		// request id it carries in meta rather than start a second one.
+		list, _, err := j.p.api.ListDeployments(ctx, vercel.ListDeploymentsOptions{ProjectID: j.st.ProjectID, Limit: 20})
+		if err != nil {
+			return err
+		}
+		for _, d := range list {
+			if d.Meta[metaRequestID] == j.req.ID {
+				j.st.DeploymentID, j.st.DeployedAt = d.ID, j.w.now()
+				return nil
+			}
+		}
+	}
+	req := vercel.CreateDeploymentRequest{
+		Name:    j.st.ProjectName,
+		Project: j.st.ProjectID,
+		Files: []vercel.DeploymentFile{{
+			File: ".vercel/source.tgz", SHA: j.req.Source.SHA1, Size: j.req.Source.Size,
+		}},
+		Target: j.p.cfg.Target,
+		Meta:   map[string]string{metaRequestID: j.req.ID, "deployqTenant": j.req.Tenant},
+	}
+	// A project's first deployment must carry projectSettings; without a
+	// framework preset they say "Other".
+	req.ProjectSettings = &vercel.ProjectSettings{Framework: j.req.Framework}
+	// The missing_files round trip asks for files by SHA-1: this
+	// request's tenant's.
+	files := vercel.FileSourceFunc(func(ctx context.Context, sha string) ([]byte, error) {
+		return j.p.readSource(ctx, j.req.Tenant, jobs.SourceRef{SHA1: sha})
+	})
+	d, _, err := j.p.api.CreateDeploymentUploading(ctx, req, files)
+	if err != nil {
+		return err
+	}
+	j.st.DeploymentID, j.st.DeployedAt = d.ID, j.w.now()
+	return nil
+}
+
+func liveURL(d *vercel.Deployment) string {
+	host := d.URL
+	if len(d.Alias) > 0 {
+		host = d.Alias[0]
+	}
+	if host == "" || strings.HasPrefix(host, "https://") {
+		return host
+	}
+	return "https://" + host
+}
+
+func (j *job) createClaim(ctx context.Context) error {
+	if j.st.ClaimCode != "" {
+		return nil
+	}
+	tc, _, err := j.p.api.CreateTransferRequest(ctx, j.st.ProjectID, vercel.TransferRequest{})
+	if err != nil {
+		return err
+	}
+	j.st.ClaimCode = tc.Code
+	return nil
+}

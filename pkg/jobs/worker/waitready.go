@@ -1,0 +1,234 @@
+package worker
+
+import (
+	"cmp"
+	"context"
+	"time"
+
+	"github.com/deployq/deployq/internal/clock"
+	"github.com/deployq/deployq/pkg/metrics"
+	"github.com/deployq/deployq/pkg/vercel"
+)
+
+// Waiting for a build costs API calls, and the budget caps how many
+// deploys finish per minute, so waitReady spends as few as it can. Its
+// tools: a status poll (GET /v13/deployments/{id}, one call, tells where
+// the build stands now) and the deployment's event stream (one call that
+// lasts until the build ends, plus one poll to confirm the outcome with
+// the URL and timestamps). A poll is cheaper when it lands after the
+// build's end; the stream is cheaper when nobody knows when that is.
+//
+//   - The estimate is known (a build was observed, here or by another
+//     worker of the team, or an expectation was configured): poll at the
+//     expected end (mean + dev after the deployment's creation). If the
+//     build still runs, poll once more where nearly every build has ended
+//     (mean + 3·dev, and at least mean + mean/8: tailMargin): a build a
+//     little slower than average costs one call more. If it still runs,
+//     this build is not like the others:
+//     follow its stream instead of guessing again.
+//   - The estimate is cold (nothing observed, nothing configured): a few
+//     jobs (ColdStreams, the scouts) follow their streams; the others
+//     wait until the first scout's build has ended and taught the
+//     estimate, then poll once at their own expected end. A cohort of
+//     jobs started together thus costs one extra call per scout, not a
+//     stream per job.
+//   - A stream that ends without a final state, breaks or is refused: the
+//     confirming poll tells where the build stands, and polls follow at a
+//     quarter of the time elapsed (bounded by PollMin and PollMax), a
+//     schedule that spends a number of calls growing with the logarithm
+//     of the build's length, not with its length.
+//   - At most MaxStreams streams are open at once per pipeline; a job that
+//     finds none free polls on that schedule, taking a stream when one
+//     frees up.
+//
+// Every time counts from the deployment's creation (JobState.DeployedAt),
+// so a job resumed after a crash polls at once when its expected end has
+// passed. Every wait ends with ctx.
+
+// waitReady waits until the deployment is READY (the step succeeds) or
+// has failed (a *BuildError), spending as few API calls as it can.
+func (j *job) waitReady(ctx context.Context) error {
+	started := j.st.DeployedAt
+	if started.IsZero() {
+		started = j.w.now()
+	}
+	est := j.p.builds.current(ctx)
+	j.p.recordEstimate(est)
+	if est.cold() {
+		done, err := j.waitCold(ctx, started)
+		if done || err != nil {
+			return err
+		}
+		est = j.p.builds.current(ctx)
+	}
+	if done, err := j.pollAt(ctx, started.Add(est.mean+est.dev)); done || err != nil {
+		return err
+	}
+	if tail := started.Add(est.mean + tailMargin(est)); tail.Sub(j.w.now()) >= j.p.cfg.PollMin {
+		if done, err := j.pollAt(ctx, tail); done || err != nil {
+			return err
+		}
+	}
+	return j.follow(ctx, started)
+}
+
+// waitCold waits while the estimate is cold: as a scout, following this
+// deployment to its end (done), or until a scout has taught the estimate
+// (not done: the caller polls). The estimate is looked at again whenever
+// it changes or a scout leaves, and at least every buildTimesRefresh,
+// when another worker may have shared what it learned.
+func (j *job) waitCold(ctx context.Context, started time.Time) (done bool, err error) {
+	m := j.p.cfg.Metrics
+	waiting := false
+	defer func() {
+		if waiting {
+			m.BuildWaitEnded(metrics.BuildWaitCold)
+		}
+	}()
+	for {
+		changed := j.p.builds.changes()
+		if !j.p.builds.current(ctx).cold() {
+			return false, nil
+		}
+		select {
+		case j.p.scouts <- struct{}{}:
+			if waiting {
+				m.BuildWaitEnded(metrics.BuildWaitCold)
+				waiting = false
+			}
+			err := j.follow(ctx, started)
+			<-j.p.scouts
+			// If this build taught nothing (it failed, or the job was
+			// cancelled), another waiting job takes over.
+			j.p.builds.notify()
+			return true, err
+		default:
+		}
+		if !waiting {
+			m.BuildWaitStarted(metrics.BuildWaitCold)
+			waiting = true
+		}
+		t := time.NewTimer(buildTimesRefresh)
+		select {
+		case <-changed:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return false, context.Cause(ctx)
+		}
+		t.Stop()
+	}
+}
+
+// follow waits for a build that is running later than expected, or whose
+// length nobody knows: by its event stream when one is free, else by polls
+// spaced by a quarter of the time elapsed, taking a stream when one frees
+// up. A stream is tried once; if it ends without the build's end, polls
+// take over.
+func (j *job) follow(ctx context.Context, started time.Time) error {
+	streamed := false
+	for {
+		if !streamed {
+			select {
+			case j.p.streams <- struct{}{}:
+				streamed = true
+				err := j.followStream(ctx)
+				<-j.p.streams
+				if err != nil {
+					return err
+				}
+				// The confirming poll: the deployment's URL, and its
+				// timestamps for the estimate.
+				if done, err := j.pollAt(ctx, j.w.now()); done || err != nil {
+					return err
+				}
+				continue
+			default:
+			}
+		}
+		wait := min(max(j.w.now().Sub(started)/4, j.p.cfg.PollMin), j.p.cfg.PollMax)
+		if done, err := j.pollAt(ctx, j.w.now().Add(wait)); done || err != nil {
+			return err
+		}
+	}
+}
+
+// followStream follows the deployment's events until one announces the
+// final state or the stream ends. Errors that would fail the step the
+// same way a poll would (refused credentials, an unknown deployment, a
+// cancelled context) are returned; a broken, silent or rate-limited
+// stream is not an error of the job: the confirming poll looks instead.
+func (j *job) followStream(ctx context.Context) error {
+	j.p.cfg.Metrics.BuildWaitStarted(metrics.BuildWaitStream)
+	defer j.p.cfg.Metrics.BuildWaitEnded(metrics.BuildWaitStream)
+	_, err := j.p.api.FollowDeploymentEvents(ctx, j.st.DeploymentID, func(e vercel.DeploymentEvent) bool {
+		return e.TerminalState() != ""
+	})
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	if d := vercel.Classify(err); d.Class == vercel.Fatal || d.Class == vercel.Permanent {
+		return err
+	}
+	return nil
+}
+
+// pollAt reads the deployment at the instant at (at once if it has
+// passed); done when the build has ended: READY recorded, or its failure
+// returned.
+func (j *job) pollAt(ctx context.Context, at time.Time) (done bool, err error) {
+	if d := at.Sub(j.w.now()); d > 0 {
+		j.p.cfg.Metrics.BuildWaitStarted(metrics.BuildWaitPoll)
+		err := clock.Sleep(ctx, d)
+		j.p.cfg.Metrics.BuildWaitEnded(metrics.BuildWaitPoll)
+		if err != nil {
+			return false, err
+		}
+	}
+	d, _, err := j.p.api.GetDeployment(ctx, j.st.DeploymentID)
+	if err != nil {
+		return false, err
+	}
+	switch d.ReadyState {
+	case vercel.StateReady:
+		if d.Ready > 0 && d.CreatedAt > 0 && d.Ready >= d.CreatedAt {
+			// The API's own timestamps: the build time exactly.
+			j.p.builds.observe(ctx, time.Duration(d.Ready-d.CreatedAt)*time.Millisecond)
+			j.p.recordEstimate(j.p.builds.snapshot())
+		}
+		j.st.DeploymentURL = liveURL(d)
+		return true, nil
+	case vercel.StateError, vercel.StateCanceled:
+		return true, &BuildError{DeploymentID: d.ID, State: d.ReadyState, Code: cmp.Or(d.ErrorCode, "BUILD_FAILED"), Message: d.ErrorMessage}
+	}
+	return false, nil
+}
+
+// buildEstimate returns the build time the pipeline expects now: the
+// moving mean and mean deviation of the builds seen to end (by this
+// pipeline, or shared through PipelineConfig.BuildTimes), starting from
+// PipelineConfig.ExpectedBuild (30 s when not set).
+func (p *Pipeline) buildEstimate() (mean, dev time.Duration) {
+	e := p.builds.snapshot()
+	return e.mean, e.dev
+}
+
+// recordEstimate shows the expected build time in the metrics; a cold
+// estimate (nothing observed or configured) leaves them at 0.
+func (p *Pipeline) recordEstimate(e estimate) {
+	if !e.cold() {
+		p.cfg.Metrics.SetBuildEstimate(e.mean, e.dev)
+	}
+}
+
+// tailMargin is how far past the mean the second poll comes: three mean
+// deviations, where nearly every build has ended, but at least an eighth
+// of the mean. A run of near-identical builds shrinks the deviation to
+// almost nothing, and a margin that thin would send every build a little
+// slower than the run to its stream: two calls where one poll would do.
+func tailMargin(e estimate) time.Duration {
+	return max(3*e.dev, e.mean/8)
+}
