@@ -143,13 +143,12 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, asked time.Time)
 
 // start turns a delivered message into a job: decoded, validated and its
 // checkpoint opened. It returns nil and the outcome when there is no job
-// to run. It is a function of its own, not inlined, so that its large
-// frame is gone from the stack while the job waits for its build: the
-// runtime halves an idle goroutine's stack only when a quarter of it
-// holds the frames, and ten thousand waiting jobs are ten thousand stacks
-// (TestWaitingJobStackStaysSmall guards it).
-//
-//go:noinline
+// to run. It is a function of its own so that its large frame is gone
+// from the stack while the job waits for its build: the runtime halves an
+// idle goroutine's stack only when a quarter of it holds the frames, and
+// ten thousand waiting jobs are ten thousand stacks. The functions kept
+// off the waiting path this way are too large for the compiler to inline;
+// TestWaitingJobStackStaysSmall fails if the waiting stack grows.
 func (w *Worker) start(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, asked time.Time) (*job, outcome) {
 	req, err := jobs.DecodeRequest(msg.Data(), w.cfg.Limits)
 	if err == nil {
@@ -205,8 +204,6 @@ func (j *job) run(ctx context.Context) outcome {
 // another delivery, and the release of its tracking; otherwise a nil
 // release and the outcome. Like start, its frame is off the stack during
 // the steps.
-//
-//go:noinline
 func (j *job) begin(ctx context.Context) (context.Context, bool, func(), outcome) {
 	d := delivery(j.msg, j.meta)
 	if !j.cp.Carries(d) {
@@ -293,8 +290,6 @@ func (j *job) runSteps(ctx context.Context, takeover bool) outcome {
 // vetSource checks the request's tarball before the first step creates
 // anything (sourcecheck.go): a tarball refused for good rejects the
 // request; a store that cannot be read hands it back.
-//
-//go:noinline
 func (j *job) vetSource(ctx context.Context) (outcome, bool) {
 	err := j.p.checkSource(ctx, j.req.Tenant, j.req.Source)
 	var se *jobs.SourceError
@@ -335,8 +330,6 @@ func (j *job) fence(ctx context.Context) error {
 
 // beforeStep runs the fence and the checks before a step; stop means the
 // job ends here with the outcome.
-//
-//go:noinline
 func (j *job) beforeStep(ctx context.Context, step jobs.Step) (outcome, bool) {
 	j.phase = string(step)
 	// The fence: no side effect for a job another worker took over.
@@ -357,8 +350,6 @@ func (j *job) beforeStep(ctx context.Context, step jobs.Step) (outcome, bool) {
 }
 
 // stepDone records a step's success.
-//
-//go:noinline
 func (j *job) stepDone(ctx context.Context, s *step, t0 time.Time) (outcome, bool) {
 	if err := j.cp.SaveStep(ctx, s.name, s.save, j.w.now()); err != nil {
 		return j.abandon(err), true
@@ -371,8 +362,6 @@ func (j *job) stepDone(ctx context.Context, s *step, t0 time.Time) (outcome, boo
 
 // stepFailed decides what a step's error means: the job ends (stop), or
 // the step runs again after the wait it chose (spent here).
-//
-//go:noinline
 func (j *job) stepFailed(ctx context.Context, step jobs.Step, t0 time.Time, err error, bo backoff.BackOff) (outcome, bool) {
 	log := j.logger()
 	if ctx.Err() != nil {
