@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/deployq/deployq/internal/buildtime"
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/metrics"
 	"github.com/deployq/deployq/pkg/vercel"
@@ -120,7 +121,7 @@ type Pipeline struct {
 	uploads jetstream.KeyValue
 	// builds estimates build times, from which status polls are
 	// scheduled (waitready.go).
-	builds *buildTimes
+	builds *buildtime.Learner
 	// streams holds a token per open deployment event stream
 	// (MaxStreams), scouts one per job streaming while the estimate is
 	// cold (ColdStreams).
@@ -147,7 +148,7 @@ func NewPipeline(api *vercel.Client, sources *jobs.SourceStore, uploads jetstrea
 		return nil, errors.New("worker: PipelineConfig.IntegrationConfigID is required")
 	}
 	p := &Pipeline{api: api, cfg: cfg, sources: sources, uploads: uploads,
-		builds:  newBuildTimes(cfg.BuildTimes, api.TeamID(), cfg.ExpectedBuild, configured, time.Now),
+		builds:  buildtime.New(cfg.BuildTimes, api.TeamID(), cfg.ExpectedBuild, configured, time.Now),
 		streams: make(chan struct{}, cfg.MaxStreams),
 		scouts:  make(chan struct{}, cfg.ColdStreams),
 		steps:   pipelineSteps(),

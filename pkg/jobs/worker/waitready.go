@@ -5,6 +5,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/deployq/deployq/internal/buildtime"
 	"github.com/deployq/deployq/internal/clock"
 	"github.com/deployq/deployq/pkg/metrics"
 	"github.com/deployq/deployq/pkg/vercel"
@@ -52,19 +53,19 @@ func (j *job) waitReady(ctx context.Context) error {
 	if started.IsZero() {
 		started = j.w.now()
 	}
-	est := j.p.builds.current(ctx)
+	est := j.p.builds.Current(ctx)
 	j.p.recordEstimate(est)
-	if est.cold() {
+	if est.Cold() {
 		done, err := j.waitCold(ctx, started)
 		if done || err != nil {
 			return err
 		}
-		est = j.p.builds.current(ctx)
+		est = j.p.builds.Current(ctx)
 	}
-	if done, err := j.pollAt(ctx, started.Add(est.mean+est.dev)); done || err != nil {
+	if done, err := j.pollAt(ctx, started.Add(est.Mean+est.Dev)); done || err != nil {
 		return err
 	}
-	if tail := started.Add(est.mean + tailMargin(est)); tail.Sub(j.w.now()) >= j.p.cfg.PollMin {
+	if tail := started.Add(est.Mean + tailMargin(est)); tail.Sub(j.w.now()) >= j.p.cfg.PollMin {
 		if done, err := j.pollAt(ctx, tail); done || err != nil {
 			return err
 		}
@@ -75,7 +76,7 @@ func (j *job) waitReady(ctx context.Context) error {
 // waitCold waits while the estimate is cold: as a scout, following this
 // deployment to its end (done), or until a scout has taught the estimate
 // (not done: the caller polls). The estimate is looked at again whenever
-// it changes or a scout leaves, and at least every buildTimesRefresh,
+// it changes or a scout leaves, and at least every buildtime.Refresh,
 // when another worker may have shared what it learned.
 func (j *job) waitCold(ctx context.Context, started time.Time) (done bool, err error) {
 	m := j.p.cfg.Metrics
@@ -86,8 +87,8 @@ func (j *job) waitCold(ctx context.Context, started time.Time) (done bool, err e
 		}
 	}()
 	for {
-		changed := j.p.builds.changes()
-		if !j.p.builds.current(ctx).cold() {
+		changed := j.p.builds.Changes()
+		if !j.p.builds.Current(ctx).Cold() {
 			return false, nil
 		}
 		select {
@@ -100,7 +101,7 @@ func (j *job) waitCold(ctx context.Context, started time.Time) (done bool, err e
 			<-j.p.scouts
 			// If this build taught nothing (it failed, or the job was
 			// cancelled), another waiting job takes over.
-			j.p.builds.notify()
+			j.p.builds.Notify()
 			return true, err
 		default:
 		}
@@ -108,7 +109,7 @@ func (j *job) waitCold(ctx context.Context, started time.Time) (done bool, err e
 			m.BuildWaitStarted(metrics.BuildWaitCold)
 			waiting = true
 		}
-		t := time.NewTimer(buildTimesRefresh)
+		t := time.NewTimer(buildtime.Refresh)
 		select {
 		case <-changed:
 		case <-t.C:
@@ -196,8 +197,8 @@ func (j *job) pollAt(ctx context.Context, at time.Time) (done bool, err error) {
 	case vercel.StateReady:
 		if d.Ready > 0 && d.CreatedAt > 0 && d.Ready >= d.CreatedAt {
 			// The API's own timestamps: the build time exactly.
-			j.p.builds.observe(ctx, time.Duration(d.Ready-d.CreatedAt)*time.Millisecond)
-			j.p.recordEstimate(j.p.builds.snapshot())
+			j.p.builds.Observe(ctx, time.Duration(d.Ready-d.CreatedAt)*time.Millisecond)
+			j.p.recordEstimate(j.p.builds.Snapshot())
 		}
 		j.st.DeploymentURL = liveURL(d)
 		return true, nil
@@ -212,15 +213,15 @@ func (j *job) pollAt(ctx context.Context, at time.Time) (done bool, err error) {
 // pipeline, or shared through PipelineConfig.BuildTimes), starting from
 // PipelineConfig.ExpectedBuild (30 s when not set).
 func (p *Pipeline) buildEstimate() (mean, dev time.Duration) {
-	e := p.builds.snapshot()
-	return e.mean, e.dev
+	e := p.builds.Snapshot()
+	return e.Mean, e.Dev
 }
 
 // recordEstimate shows the expected build time in the metrics; a cold
 // estimate (nothing observed or configured) leaves them at 0.
-func (p *Pipeline) recordEstimate(e estimate) {
-	if !e.cold() {
-		p.cfg.Metrics.SetBuildEstimate(e.mean, e.dev)
+func (p *Pipeline) recordEstimate(e buildtime.Estimate) {
+	if !e.Cold() {
+		p.cfg.Metrics.SetBuildEstimate(e.Mean, e.Dev)
 	}
 }
 
@@ -229,6 +230,6 @@ func (p *Pipeline) recordEstimate(e estimate) {
 // of the mean. A run of near-identical builds shrinks the deviation to
 // almost nothing, and a margin that thin would send every build a little
 // slower than the run to its stream: two calls where one poll would do.
-func tailMargin(e estimate) time.Duration {
-	return max(3*e.dev, e.mean/8)
+func tailMargin(e buildtime.Estimate) time.Duration {
+	return max(3*e.Dev, e.Mean/8)
 }

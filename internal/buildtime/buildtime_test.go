@@ -1,4 +1,4 @@
-package worker
+package buildtime
 
 import (
 	"regexp"
@@ -17,15 +17,15 @@ func TestBuildTimesKey(t *testing.T) {
 		{"team with spaces", ""},
 		{"team/>*", ""},
 	} {
-		got := buildTimesKey(tt.team)
+		got := Key(tt.team)
 		if !valid.MatchString(got) {
-			t.Errorf("buildTimesKey(%q) = %q: not a safe key token", tt.team, got)
+			t.Errorf("Key(%q) = %q: not a safe key token", tt.team, got)
 		}
 		if tt.want != "" && got != tt.want {
-			t.Errorf("buildTimesKey(%q) = %q, want %q", tt.team, got, tt.want)
+			t.Errorf("Key(%q) = %q, want %q", tt.team, got, tt.want)
 		}
-		if tt.want == "" && (got == tt.team || got == buildTimesKey(tt.team+"x")) {
-			t.Errorf("buildTimesKey(%q) = %q: want a hash distinct per team", tt.team, got)
+		if tt.want == "" && (got == tt.team || got == Key(tt.team+"x")) {
+			t.Errorf("Key(%q) = %q: want a hash distinct per team", tt.team, got)
 		}
 	}
 }
@@ -47,22 +47,22 @@ func TestBuildTimesObserve(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b := newBuildTimes(nil, "", 30*time.Second, tt.configured, time.Now)
-			if got := b.snapshot().cold(); got == tt.configured {
+			b := New(nil, "", 30*time.Second, tt.configured, time.Now)
+			if got := b.Snapshot().Cold(); got == tt.configured {
 				t.Fatalf("cold() = %v before any build, configured %v", got, tt.configured)
 			}
-			changed := b.changes()
+			changed := b.Changes()
 			for _, d := range tt.builds {
-				b.observe(t.Context(), d)
+				b.Observe(t.Context(), d)
 			}
-			e := b.snapshot()
-			if e.mean != tt.mean || e.dev != tt.dev || e.samples != int64(len(tt.builds)) || e.cold() {
-				t.Errorf("estimate %+v, want mean %s dev %s after %d builds", e, tt.mean, tt.dev, len(tt.builds))
+			e := b.Snapshot()
+			if e.Mean != tt.mean || e.Dev != tt.dev || e.Samples != int64(len(tt.builds)) || e.Cold() {
+				t.Errorf("Estimate %+v, want mean %s dev %s after %d builds", e, tt.mean, tt.dev, len(tt.builds))
 			}
 			select {
 			case <-changed:
 				if tt.configured {
-					t.Error("waiters woken although the estimate was never cold")
+					t.Error("waiters woken although the Estimate was never cold")
 				}
 			default:
 				if !tt.configured {

@@ -1,4 +1,4 @@
-package worker
+package buildtime
 
 import (
 	"context"
@@ -17,48 +17,48 @@ import (
 // within one build; a write every 10 s at most keeps a busy fleet to a
 // few writes a second per team.
 const (
-	buildTimesRefresh  = 30 * time.Second
-	buildTimesWriteGap = 10 * time.Second
-	buildTimesOpTime   = 2 * time.Second
+	Refresh  = 30 * time.Second
+	writeGap = 10 * time.Second
+	opTime   = 2 * time.Second
 )
 
-// estimate is what a pipeline knows of build times when it schedules the
+// Estimate is what a pipeline knows of build times when it schedules the
 // polls of one deployment.
-type estimate struct {
-	mean, dev time.Duration
-	// samples counts the builds observed, here or (through the bucket)
+type Estimate struct {
+	Mean, Dev time.Duration
+	// Samples counts the builds observed, here or (through the bucket)
 	// by other workers of the team.
-	samples int64
-	// configured marks a mean given by the operator
+	Samples int64
+	// Configured marks a mean given by the operator
 	// (PipelineConfig.ExpectedBuild) rather than the built-in guess.
-	configured bool
+	Configured bool
 }
 
-// cold reports that the estimate rests on nothing: no build observed and
+// Cold reports that the estimate rests on nothing: no build observed and
 // no expectation configured. Polls scheduled from it would be guesses.
-func (e estimate) cold() bool { return e.samples == 0 && !e.configured }
+func (e Estimate) Cold() bool { return e.Samples == 0 && !e.Configured }
 
-// buildTimes is a pipeline's estimate of build time: the moving mean and
+// Learner is a pipeline's estimate of build time: the moving mean and
 // mean deviation of the builds it saw end (exponentially weighted, a
 // quarter per observation), starting from PipelineConfig.ExpectedBuild.
 //
 // With a DEPLOY_BUILDTIMES bucket it is shared by every worker of a Vercel
-// team: it is read at first use and then at most every buildTimesRefresh,
-// and written after observations at most every buildTimesWriteGap. Writes
+// team: it is read at first use and then at most every Refresh,
+// and written after observations at most every writeGap. Writes
 // are plain puts, and the last writer wins: every writer's value is an
 // average over the same team's recent builds, so a lost update costs a
 // few seconds of one worker's observations, which its next write carries
 // again; a compare-and-set loop would cost a read per write and could not
 // make an average more right. A worker folds what it reads into its own
 // estimate rather than replacing it, so the workers converge.
-type buildTimes struct {
+type Learner struct {
 	kv         jetstream.KeyValue // nil: this pipeline only
 	key        string
 	configured bool
 	now        func() time.Time
 
 	mu  sync.Mutex
-	est estimate
+	est Estimate
 	// changed is closed, and replaced, when the estimate stops being
 	// cold or a scout leaves: what jobs waiting for one wait on.
 	changed chan struct{}
@@ -72,19 +72,23 @@ type buildTimes struct {
 	rev       uint64 // revision of the entry last read or written
 }
 
-func newBuildTimes(kv jetstream.KeyValue, team string, expected time.Duration, configured bool, now func() time.Time) *buildTimes {
-	return &buildTimes{
-		kv: kv, key: buildTimesKey(team), configured: configured, now: now,
-		est:     estimate{mean: expected, dev: expected / 10, configured: configured},
+// New returns a Learner for team's builds, sharing its estimate through
+// kv (nil: this process only), starting from expected; configured says
+// that expected was given by the operator (else the estimate is cold
+// until a build is seen).
+func New(kv jetstream.KeyValue, team string, expected time.Duration, configured bool, now func() time.Time) *Learner {
+	return &Learner{
+		kv: kv, key: Key(team), configured: configured, now: now,
+		est:     Estimate{Mean: expected, Dev: expected / 10, Configured: configured},
 		changed: make(chan struct{}),
 		loaded:  make(chan struct{}),
 	}
 }
 
-// buildTimesKey is the key of a team's entry. Team ids (team_…) are valid
+// Key is the key of a team's entry in DEPLOY_BUILDTIMES. Team ids (team_…) are valid
 // keys as they are; anything else is hashed, so no id can address
 // another key or break the key syntax.
-func buildTimesKey(team string) string {
+func Key(team string) string {
 	if team == "" {
 		return "personal"
 	}
@@ -110,58 +114,58 @@ type sharedBuildTime struct {
 	Updated time.Time `json:"updated"`
 }
 
-// current returns the estimate, after reading the bucket if a read is
+// Current returns the estimate, after reading the bucket if a read is
 // due (the first call waits for the first read).
-func (b *buildTimes) current(ctx context.Context) estimate {
+func (b *Learner) Current(ctx context.Context) Estimate {
 	b.sync(ctx)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.est
 }
 
-// snapshot returns the estimate without touching the bucket.
-func (b *buildTimes) snapshot() estimate {
+// Snapshot returns the estimate without touching the bucket.
+func (b *Learner) Snapshot() Estimate {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.est
 }
 
-// changes returns a channel closed at the next change waiters care about.
+// Changes returns a channel closed at the next change waiters care about.
 // Take it before looking at the estimate, so no change falls in between.
-func (b *buildTimes) changes() <-chan struct{} {
+func (b *Learner) Changes() <-chan struct{} {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.changed
 }
 
-// notify wakes the jobs waiting on changes.
-func (b *buildTimes) notify() {
+// Notify wakes the jobs waiting on changes.
+func (b *Learner) Notify() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.notifyLocked()
 }
 
-func (b *buildTimes) notifyLocked() {
+func (b *Learner) notifyLocked() {
 	close(b.changed)
 	b.changed = make(chan struct{})
 }
 
-// observe folds one build time into the estimate. The first build seen by
+// Observe folds one build time into the estimate. The first build seen by
 // a pipeline with no configured expectation replaces the built-in guess
 // rather than moving it a quarter of the way, with a wide deviation,
 // since one build says little about the spread.
-func (b *buildTimes) observe(ctx context.Context, d time.Duration) {
+func (b *Learner) Observe(ctx context.Context, d time.Duration) {
 	b.mu.Lock()
 	e := &b.est
-	if e.samples == 0 && !e.configured {
-		e.mean, e.dev = d, d/4
+	if e.Samples == 0 && !e.Configured {
+		e.Mean, e.Dev = d, d/4
 		b.notifyLocked()
 	} else {
-		diff := d - e.mean
-		e.mean += diff / 4
-		e.dev += (diff.Abs() - e.dev) / 4
+		diff := d - e.Mean
+		e.Mean += diff / 4
+		e.Dev += (diff.Abs() - e.Dev) / 4
 	}
-	e.samples++
+	e.Samples++
 	b.observed++
 	b.mu.Unlock()
 	b.sync(ctx)
@@ -170,23 +174,23 @@ func (b *buildTimes) observe(ctx context.Context, d time.Duration) {
 // sync reads the bucket when a read is due and writes this pipeline's
 // estimate when a write is. Failures are ignored: the estimate only saves
 // API calls, and the next due time tries again.
-func (b *buildTimes) sync(ctx context.Context) {
+func (b *Learner) sync(ctx context.Context) {
 	if b.kv == nil {
 		return
 	}
 	b.mu.Lock()
 	now := b.now()
 	first := b.lastRead.IsZero()
-	read := first || now.Sub(b.lastRead) >= buildTimesRefresh
+	read := first || now.Sub(b.lastRead) >= Refresh
 	if read {
 		b.lastRead = now
 	}
 	loaded := b.loaded
-	write := !read && !b.writing && b.observed > b.written && now.Sub(b.lastWrite) >= buildTimesWriteGap
+	write := !read && !b.writing && b.observed > b.written && now.Sub(b.lastWrite) >= writeGap
 	var v sharedBuildTime
 	if write {
 		b.writing = true
-		v = sharedBuildTime{MeanMs: b.est.mean.Milliseconds(), DevMs: b.est.dev.Milliseconds(), Samples: b.est.samples, Updated: now}
+		v = sharedBuildTime{MeanMs: b.est.Mean.Milliseconds(), DevMs: b.est.Dev.Milliseconds(), Samples: b.est.Samples, Updated: now}
 	}
 	observed := b.observed
 	b.mu.Unlock()
@@ -204,11 +208,11 @@ func (b *buildTimes) sync(ctx context.Context) {
 	}
 }
 
-func (b *buildTimes) read(ctx context.Context, first bool) {
+func (b *Learner) read(ctx context.Context, first bool) {
 	if first {
 		defer close(b.loaded)
 	}
-	ctx, cancel := context.WithTimeout(ctx, buildTimesOpTime)
+	ctx, cancel := context.WithTimeout(ctx, opTime)
 	defer cancel()
 	e, err := b.kv.Get(ctx, b.key)
 	if err != nil {
@@ -226,18 +230,18 @@ func (b *buildTimes) read(ctx context.Context, first bool) {
 	b.rev = e.Revision()
 	mean, dev := time.Duration(v.MeanMs)*time.Millisecond, time.Duration(v.DevMs)*time.Millisecond
 	est := &b.est
-	if est.samples == 0 {
-		est.mean, est.dev, est.samples = mean, dev, v.Samples
+	if est.Samples == 0 {
+		est.Mean, est.Dev, est.Samples = mean, dev, v.Samples
 		b.notifyLocked()
 		return
 	}
-	est.mean, est.dev = (est.mean+mean)/2, (est.dev+dev)/2
-	est.samples = max(est.samples, v.Samples)
+	est.Mean, est.Dev = (est.Mean+mean)/2, (est.Dev+dev)/2
+	est.Samples = max(est.Samples, v.Samples)
 }
 
-func (b *buildTimes) write(ctx context.Context, v sharedBuildTime, observed int64, now time.Time) {
+func (b *Learner) write(ctx context.Context, v sharedBuildTime, observed int64, now time.Time) {
 	data, _ := json.Marshal(v) // plain fields: cannot fail
-	ctx, cancel := context.WithTimeout(ctx, buildTimesOpTime)
+	ctx, cancel := context.WithTimeout(ctx, opTime)
 	defer cancel()
 	rev, err := b.kv.Put(ctx, b.key, data)
 	b.mu.Lock()
