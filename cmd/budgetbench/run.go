@@ -9,12 +9,11 @@ import (
 	"time"
 
 	"github.com/deployq/deployq/internal/bench"
+	"github.com/deployq/deployq/internal/stack"
 	"github.com/deployq/deployq/pkg/budget"
 	"github.com/deployq/deployq/pkg/jobs"
-	"github.com/deployq/deployq/pkg/natsembed"
 	"github.com/deployq/deployq/pkg/vercel"
 	"github.com/deployq/deployq/pkg/vercel/vercelsim"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // tenant and team of every request: one tenant, one Vercel team, so every
@@ -64,26 +63,14 @@ func runStrategy(ctx context.Context, o options, rs runSetup) (*runData, error) 
 	d := &runData{strategy: rs.strategy, submitted: map[string]time.Time{}, terminal: map[string]jobs.Event{},
 		logPath: filepath.Join(rs.dir, "workers.log")}
 
-	srv, err := natsembed.Start(natsembed.Options{Dir: filepath.Join(rs.dir, "nats"), Host: "127.0.0.1", Port: -1})
-	if err != nil {
-		return d, fmt.Errorf("start NATS: %w", err)
-	}
-	defer srv.Shutdown()
-	nc, err := srv.Connect()
-	if err != nil {
-		return d, fmt.Errorf("connect NATS: %w", err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return d, err
-	}
 	setupCtx, cancel := context.WithTimeout(ctx, submitTimeout)
 	defer cancel()
-	if _, err := jobs.Setup(setupCtx, js, jobs.SetupConfig{}); err != nil {
+	st, err := stack.Start(setupCtx, stack.Config{Dir: rs.dir, Name: "budgetbench", Role: "producer"})
+	if err != nil {
 		return d, err
 	}
-	client, err := jobs.NewClient(setupCtx, js, jobs.ClientConfig{})
+	defer st.Close()
+	client, err := jobs.NewClient(setupCtx, st.JS, jobs.ClientConfig{})
 	if err != nil {
 		return d, err
 	}
@@ -97,7 +84,7 @@ func runStrategy(ctx context.Context, o options, rs runSetup) (*runData, error) 
 		Seed:        rs.seed,
 	})
 	rec := newRecorder(sim, time.Now, o.stripHeaders)
-	simURL, stopSim, err := bench.ServeLoopback(rec, nil)
+	simURL, stopSim, err := stack.ServeLoopback(rec, nil)
 	if err != nil {
 		return d, err
 	}
@@ -109,7 +96,7 @@ func runStrategy(ctx context.Context, o options, rs runSetup) (*runData, error) 
 		return d, err
 	}
 	defer logFile.Close()
-	fleet, err := startWorkers(ctx, o, rs, srv.ClientURL(), simURL, logFile)
+	fleet, err := startWorkers(ctx, o, rs, st.NATS.ClientURL(), simURL, logFile)
 	defer func() { d.exits = fleet.stop() }()
 	if err != nil {
 		return d, err

@@ -3,14 +3,12 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"time"
 
-	"github.com/deployq/deployq/internal/bench"
+	"github.com/deployq/deployq/internal/stack"
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/jobs/worker"
 	"github.com/deployq/deployq/pkg/natsembed"
@@ -92,34 +90,24 @@ func newEnv(ctx context.Context, parent string, keep bool, cfg envConfig) (e *en
 			e = nil
 		}
 	}()
-	e.srv, err = natsembed.Start(natsembed.Options{Dir: filepath.Join(dir, "nats"), Host: "127.0.0.1", Port: -1})
+	st, err := stack.Start(ctx, stack.Config{Dir: dir, Name: "loadbench-" + cfg.name, Role: "worker", Bare: !cfg.assets,
+		Sim: cfg.sim, WrapSim: cfg.wrap})
 	if err != nil {
-		return e, fmt.Errorf("start NATS: %w", err)
+		return e, err
 	}
-	e.closers = append(e.closers, e.srv.Shutdown)
-	for _, c := range []struct {
-		role string
-		nc   **nats.Conn
-		js   *jetstream.JetStream
-	}{{"producer", &e.producer, &e.producerJS}, {"watcher", &e.watcher, &e.watcherJS}, {"worker", &e.worker, &e.workerJS}} {
-		nc, err := nats.Connect(e.srv.ClientURL(), nats.Name("loadbench-"+cfg.name+"-"+c.role))
-		if err != nil {
-			return e, fmt.Errorf("connect NATS (%s): %w", c.role, err)
-		}
-		e.closers = append(e.closers, nc.Close)
-		*c.nc = nc
-		if *c.js, err = jetstream.New(nc); err != nil {
-			return e, err
-		}
+	e.closers = append(e.closers, st.Close)
+	e.srv, e.worker, e.workerJS, e.assets, e.sim = st.NATS, st.NC, st.JS, st.Assets, st.Sim
+	if e.producer, e.producerJS, err = st.Connect("producer"); err != nil {
+		return e, err
+	}
+	if e.watcher, e.watcherJS, err = st.Connect("watcher"); err != nil {
+		return e, err
 	}
 	if !cfg.assets {
 		return e, nil
 	}
 	sctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
-	if e.assets, err = jobs.Setup(sctx, e.workerJS, jobs.SetupConfig{}); err != nil {
-		return e, err
-	}
 	if e.client, err = jobs.NewClient(sctx, e.producerJS, jobs.ClientConfig{}); err != nil {
 		return e, err
 	}
@@ -129,17 +117,7 @@ func newEnv(ctx context.Context, parent string, keep bool, cfg envConfig) (e *en
 	if cfg.sim == nil {
 		return e, nil
 	}
-	e.sim = vercelsim.New(*cfg.sim)
-	e.closers = append(e.closers, e.sim.Close)
-	var h http.Handler = e.sim
-	if cfg.wrap != nil {
-		h = cfg.wrap(h)
-	}
-	simURL, stop, err := bench.ServeLoopback(h, nil)
-	if err != nil {
-		return e, err
-	}
-	e.closers = append(e.closers, stop)
+	simURL := st.SimURL
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = max(cfg.httpConns, 32)
 	transport.MaxIdleConns = max(cfg.httpConns, 32) + 16
@@ -149,7 +127,7 @@ func newEnv(ctx context.Context, parent string, keep bool, cfg envConfig) (e *en
 	}
 	pcfg := cfg.pipeline
 	pcfg.IntegrationConfigID = integrationConfigID
-	if e.pipeline, err = worker.NewPipeline(e.api, e.assets.Sources, e.assets.Uploads, pcfg); err != nil {
+	if e.pipeline, err = st.Pipeline(e.api, pcfg); err != nil {
 		return e, err
 	}
 	return e, nil

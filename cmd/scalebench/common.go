@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"time"
 
+	"github.com/deployq/deployq/internal/stack"
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/jobs/worker"
 	"github.com/deployq/deployq/pkg/metrics"
@@ -97,6 +97,7 @@ func newWorker(js jetstream.JetStream, assets *jobs.Assets, wp workerParts, wc w
 // broker is an embedded nats-server with deployq's streams and buckets
 // set up, and the producer's connection to it.
 type broker struct {
+	*stack.Stack
 	srv    *natsembed.Server
 	nc     *nats.Conn
 	js     jetstream.JetStream
@@ -106,31 +107,11 @@ type broker struct {
 // startBroker starts a nats-server on 127.0.0.1 with its store under dir
 // and runs jobs.Setup with cfg.
 func startBroker(ctx context.Context, dir string, cfg jobs.SetupConfig) (*broker, error) {
-	srv, err := natsembed.Start(natsembed.Options{Dir: filepath.Join(dir, "nats"), Host: "127.0.0.1", Port: -1})
+	st, err := stack.Start(ctx, stack.Config{Dir: dir, Name: "scalebench", Role: "producer", Setup: cfg})
 	if err != nil {
-		return nil, fmt.Errorf("start NATS: %w", err)
-	}
-	b := &broker{srv: srv}
-	if b.nc, err = srv.Connect(nats.Name("scalebench-producer")); err != nil {
-		b.close()
 		return nil, err
 	}
-	if b.js, err = jetstream.New(b.nc); err != nil {
-		b.close()
-		return nil, err
-	}
-	setupCtx, cancel := context.WithTimeout(ctx, setupTimeout)
-	defer cancel()
-	if b.assets, err = jobs.Setup(setupCtx, b.js, cfg); err != nil {
-		b.close()
-		return nil, err
-	}
-	return b, nil
+	return &broker{Stack: st, srv: st.NATS, nc: st.NC, js: st.JS, assets: st.Assets}, nil
 }
 
-func (b *broker) close() {
-	if b.nc != nil {
-		b.nc.Close()
-	}
-	b.srv.Shutdown()
-}
+func (b *broker) close() { b.Close() }

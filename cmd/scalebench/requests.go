@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/deployq/deployq/internal/bench"
+	"github.com/deployq/deployq/internal/stack"
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/jobs/worker"
 	"github.com/deployq/deployq/pkg/metrics"
@@ -171,7 +172,7 @@ func runCase(ctx context.Context, o options, c buildCase, seed int64, dir string
 		Token: simToken, TeamID: benchTeam, Seed: seed,
 	})
 	rec := newRecorder(sim)
-	simURL, stopSim, err := bench.ServeLoopback(rec, nil)
+	simURL, stopSim, err := stack.ServeLoopback(rec, nil)
 	if err != nil {
 		return nil, err
 	}

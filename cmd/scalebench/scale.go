@@ -19,6 +19,7 @@ import (
 
 	"github.com/deployq/deployq/internal/bench"
 	"github.com/deployq/deployq/internal/clock"
+	"github.com/deployq/deployq/internal/stack"
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/vercel/vercelsim"
 	"github.com/nats-io/nats-server/v2/server"
@@ -196,7 +197,7 @@ func runScale(ctx context.Context, o options, seed int64, dir string, progress i
 	})
 	rec := newRecorder(sim)
 	var conns connCounter
-	simURL, stopSim, err := bench.ServeLoopback(rec, conns.track)
+	simURL, stopSim, err := stack.ServeLoopback(rec, conns.track)
 	if err != nil {
 		return nil, err
 	}

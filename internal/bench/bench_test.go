@@ -3,12 +3,9 @@ package bench
 import (
 	"context"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,27 +25,6 @@ func TestCPUModel(t *testing.T) {
 	}
 	if got := cpuModel(filepath.Join(dir, "missing")); got != "unknown" {
 		t.Errorf("missing file: %q", got)
-	}
-}
-
-func TestServeLoopback(t *testing.T) {
-	t.Parallel()
-	var states atomic.Int32
-	url, stop, err := ServeLoopback(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = io.WriteString(w, "pong")
-	}), func(net.Conn, http.ConnState) { states.Add(1) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
-	resp, err := http.Get(url + "/ping")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if string(body) != "pong" || states.Load() == 0 {
-		t.Fatalf("body %q, %d connection states seen", body, states.Load())
 	}
 }
 

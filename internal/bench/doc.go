@@ -1,8 +1,9 @@
 // Package bench holds what the benchmark programs (cmd/budgetbench,
 // cmd/loadbench, cmd/scalebench) share: a description of the machine the
-// figures come from, the simulator served on loopback, worker processes
-// started with pipes to their stdin and stdout, and a follower of a
-// tenant's terminal events that waits for a set of requests to end.
+// figures come from, worker processes started with pipes to their stdin
+// and stdout, and a follower of a tenant's terminal events that waits for
+// a set of requests to end. The server, the simulator and the workers
+// they measure come from internal/stack.
 //
 // Each program keeps its own report format; this package only removes the
 // plumbing they would otherwise write three times.

@@ -3,7 +3,6 @@ package jobstest
 import (
 	"context"
 	"log/slog"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deployq/deployq/internal/stack"
 	"github.com/deployq/deployq/internal/streamget"
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/jobs/worker"
@@ -105,34 +105,19 @@ func Start(tb testing.TB, cfg Config) *Harness {
 	}
 	h := &Harness{cfg: cfg}
 
-	srv, err := natsembed.Start(natsembed.Options{Dir: filepath.Join(tb.TempDir(), "nats"), Port: -1})
-	if err != nil {
-		tb.Fatalf("start NATS: %v", err)
-	}
-	tb.Cleanup(srv.Shutdown)
-	h.NATS = srv
-	if h.NC, err = srv.Connect(); err != nil {
-		tb.Fatalf("connect NATS: %v", err)
-	}
-	tb.Cleanup(h.NC.Close)
-	if h.JS, err = jetstream.New(h.NC); err != nil {
-		tb.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if h.Assets, err = jobs.Setup(ctx, h.JS, cfg.Setup); err != nil {
-		tb.Fatalf("setup: %v", err)
+	st, err := stack.Start(ctx, stack.Config{Dir: tb.TempDir(), Setup: cfg.Setup, Sim: &cfg.Sim})
+	if err != nil {
+		tb.Fatalf("start: %v", err)
 	}
+	tb.Cleanup(st.Close)
+	h.NATS, h.NC, h.JS, h.Assets, h.Sim, h.SimURL = st.NATS, st.NC, st.JS, st.Assets, st.Sim, st.SimURL
 	if h.cfg.Pipeline.BuildTimes == nil {
 		// Shared by the harness's pipelines, as by a fleet's workers.
 		h.cfg.Pipeline.BuildTimes = h.Assets.BuildTimes
 	}
-
-	h.Sim = vercelsim.New(cfg.Sim)
-	hs := httptest.NewServer(h.Sim)
-	tb.Cleanup(hs.Close)
-	h.SimURL = hs.URL
-	h.API = NewAPI(tb, hs.URL, cfg.ClientOptions...)
+	h.API = NewAPI(tb, h.SimURL, cfg.ClientOptions...)
 
 	if h.Client, err = jobs.NewClient(ctx, h.JS, jobs.ClientConfig{Limits: cfg.Worker.Limits}); err != nil {
 		tb.Fatalf("client: %v", err)
