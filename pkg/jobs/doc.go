@@ -1,21 +1,47 @@
-// Package jobs is deployq's queue: the deploy request and its events, the
-// JetStream assets that carry them, the workers that run each request
-// through the Vercel + Prisma pipeline, and the producer client.
+// Package jobs is deployq's wire contract and its producer: what a deploy
+// request and its events are, where they travel, how a job's checkpoint
+// records its progress, and the Client that platforms use to submit and
+// follow deploys. The workers that run the requests are in
+// pkg/jobs/worker; this package does not depend on them, on Prometheus
+// or on the Vercel client, so a producer links NATS and little else.
 //
-// Producers use Client. Submit publishes one request; SubmitBatch
-// publishes many requests of one source tarball with their round trips
-// pipelined, for a platform that deploys one template many times at once.
-// Both store the tarball once per tenant and content (SourceStore), hold
-// a source reference for each request until its job ends, deduplicate on
-// the request's tenant and id (its own subject, then the job's
-// checkpoint), and are followed with Watch and Status; Cancel and Replay
-// steer a job after it was submitted. A client for one tenant's NATS user
+// # Producing
+//
+// Client.Submit stores a request's source tarball (SourceStore, once per
+// tenant and content) and publishes the request on its own subject,
+// deploy.requests.<tenant>.<id> (RequestSubject). Submitting an id again
+// never deploys twice: the publish expects the subject to be empty, and
+// a job that already started is reported as a duplicate. SubmitBatch
+// does the same for many requests of one tarball with their round trips
+// pipelined. A client made for one tenant's NATS user
 // (ClientConfig.Tenant) does all of this with that user's grants alone.
 //
-// Workers call Setup (streams, buckets and the shared consumer, all named
-// in subjects.go), then run a Worker over a Pipeline: the worker fetches
-// requests, rejects what its subject cannot vouch for, checks the
-// source tarball, claims each one's checkpoint, runs the steps, publishes
-// events and settles the message; Pipeline.Deploy runs the same steps
-// without the queue. docs/ARCHITECTURE.md describes a job's life in full.
+// # Following
+//
+// Every request gets one step_completed event per pipeline step it passes
+// and exactly one terminal event: succeeded (with the live URL and the
+// claim URL), failed, rejected or cancelled (EventType). Events are
+// CloudEvents on deploy.events.<tenant>.<id>; Client.Watch follows them,
+// Client.Status reads a job's checkpoint and last event.
+//
+// # Steering
+//
+// Client.Cancel stops a queued or running job; Client.Replay runs a
+// dead-lettered request again under its id (a new run, whose events carry
+// the run number); DeadLetters, DeadLetter and PurgeDeadLetters read and
+// clear the dead-letter stream.
+//
+// # The checkpoint
+//
+// A job's state (JobState) lives in the DEPLOY_JOBS bucket. Checkpoint
+// holds every transition of it (checkpoint.go draws the state machine),
+// each a compare-and-set, so the worker, Cancel, Replay and the
+// max-deliveries clean-up never overwrite one another, and a worker that
+// lost its lease is fenced out (ErrLeaseLost).
+//
+// # Assets
+//
+// Setup creates the streams, buckets and the shared consumer, all named
+// in subjects.go; docs/ARCHITECTURE.md describes a job's life in full and
+// docs/EVENTS.md the events.
 package jobs

@@ -1,0 +1,39 @@
+// Package worker runs deploy requests through the Vercel + Prisma
+// Postgres pipeline: it pulls them from the shared consumer, claims each
+// job's checkpoint, runs the steps, publishes events and settles the
+// message. Any number of workers, in one process or many, share the one
+// consumer that jobs.Setup creates; JetStream gives each request to one
+// of them at a time, and the checkpoint's lease fences out a worker that
+// lost it.
+//
+// # Running a worker
+//
+// A worker needs the assets jobs.Setup returned, a Pipeline (a Vercel
+// client and the Prisma integration's settings, shared by all of the
+// worker's jobs) and a Config; Run takes work until its context ends,
+// then lets the jobs in flight finish within Config.ShutdownGrace and
+// hands the rest back with their checkpoints. cmd/worker wires it up from
+// environment variables.
+//
+// # A job's life
+//
+// job.go reads top to bottom as one delivery's life: the message is
+// decoded and checked against its subject (reject.go otherwise), its
+// checkpoint opened and claimed, its source tarball vetted
+// (sourcecheck.go), then each step of the table in steps.go runs behind
+// the fence; a failure is decided before its resources are cleaned up,
+// and the terminal event is published before the message is settled
+// (deadletter.go for failures). waitready.go waits for the build without
+// spending API budget; cancel.go delivers cancels; maxdeliveries.go
+// dead-letters a request that ran out of deliveries; janitor.go deletes
+// source tarballs nobody needs; credentials.go pauses the worker while
+// the API refuses its token.
+//
+// # Where to change what
+//
+// A new step: a method of job in steps.go and a row in pipelineSteps (and
+// its name in jobs.Steps). A new way for a job to end: a transition of
+// jobs.Checkpoint and an EventType. Retry rules: stepFailed and retryWait
+// in job.go. The stack a waiting job holds is guarded by
+// TestWaitingJobStackStaysSmall.
+package worker
