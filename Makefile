@@ -70,17 +70,17 @@ bench: bench-load bench-scale bench-budget
 ## bench-load: deployq against the bare pipeline, the broker's own rates, Submit's rate, latency at
 ## half load (about 1 minute); writes docs/benchmarks/loadbench.json. Profiles: LOADBENCH_FLAGS="-profile-dir DIR".
 bench-load:
-	$(GO) run ./cmd/loadbench $(LOADBENCH_FLAGS)
+	$(GO) run ./cmd/bench load $(LOADBENCH_FLAGS)
 
 ## bench-scale: API requests per deploy with 20/60/180 s builds, and 10 000 deploys in flight in one
 ## worker process (about 6 minutes); writes docs/benchmarks/scalebench.json.
 bench-scale:
-	$(GO) run ./cmd/scalebench $(SCALEBENCH_FLAGS)
+	$(GO) run ./cmd/bench scale $(SCALEBENCH_FLAGS)
 
 ## bench-budget: shared vs per-process budgets vs the Prisma guide's retries, side by side
 ## (a few minutes); writes docs/benchmarks/budget.{json,svg}. Vary with BUDGETBENCH_FLAGS="-n 100 …".
 bench-budget:
-	$(GO) run ./cmd/budgetbench $(BUDGETBENCH_FLAGS)
+	$(GO) run ./cmd/bench budget $(BUDGETBENCH_FLAGS)
 
 clean:
 	rm -rf $(BIN) data

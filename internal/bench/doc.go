@@ -1,5 +1,5 @@
-// Package bench holds what the benchmark programs (cmd/budgetbench,
-// cmd/loadbench, cmd/scalebench) share: a description of the machine the
+// Package bench holds what the benchmarks (load, scale and budget, the
+// packages below this one, run as cmd/bench's subcommands) share: a description of the machine the
 // figures come from, worker processes started with pipes to their stdin
 // and stdout, and a follower of a tenant's terminal events that waits for
 // a set of requests to end. The server, the simulator and the workers

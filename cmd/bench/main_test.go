@@ -1,0 +1,29 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// Each benchmark is reached by its name and answers -h with its flags;
+// anything else is a usage error.
+func TestDispatch(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"load", "scale", "budget"} {
+		var out, errOut bytes.Buffer
+		if code := run([]string{name, "-h"}, &out, &errOut); code != 0 {
+			t.Errorf("bench %s -h: exit %d (%s)", name, code, errOut.String())
+		}
+		if !strings.Contains(out.String()+errOut.String(), "-") {
+			t.Errorf("bench %s -h printed no flags", name)
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"nope"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "unknown benchmark") {
+		t.Errorf("unknown benchmark: exit %d, %q", code, errOut.String())
+	}
+	if code := run(nil, &out, &errOut); code != 2 {
+		t.Errorf("no benchmark: exit %d", code)
+	}
+}
