@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/deployq/deployq/internal/bench"
 	"github.com/deployq/deployq/pkg/vercel/vercelsim"
 )
 
@@ -33,7 +34,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	if seed == 0 {
 		seed = rand.Int64N(1<<62) + 1
 	}
-	rep := report{Machine: thisMachine(time.Now()), Settings: settingsOf(o, seed)}
+	rep := report{Machine: bench.DescribeMachine(time.Now()), Settings: settingsOf(o, seed)}
 	fmt.Fprintf(stderr, "budgetbench: %d deploys per strategy (%v), %d processes × %d, builds %s; temporary files in %s\n",
 		o.n, o.strategies, o.processes, o.concurrency, o.buildTime, tmp)
 

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/deployq/deployq/internal/bench"
 )
 
 func TestMovingAverageCentred(t *testing.T) {
@@ -25,7 +27,7 @@ func TestMovingAverageCentred(t *testing.T) {
 func TestPlotIsWellFormedSVG(t *testing.T) {
 	t.Parallel()
 	rep := report{
-		Machine: machine{NProc: 2, CPUModel: `Vendor "X" <fast> & cheap`, GoVersion: "go1.26", Date: "2026-01-01T00:00:00Z"},
+		Machine: bench.Machine{NProc: 2, CPUModel: `Vendor "X" <fast> & cheap`, GoVersion: "go1.26", Date: "2026-01-01T00:00:00Z"},
 		Settings: settings{Requests: 3, Processes: 3, Concurrency: 16, BuildTime: "20s", BuildJitter: "2s",
 			Limits: map[string]string{"deployments.create": "20/10s", "projects.create": "50/10s"}, Bottleneck: "deployments.create", SmoothSeconds: 5},
 		Results: []result{

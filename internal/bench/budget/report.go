@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/deployq/deployq/internal/bench"
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/vercel"
 	"github.com/deployq/deployq/pkg/vercel/vercelsim"
@@ -14,9 +15,9 @@ import (
 
 // report is the whole run, as written to the JSON file.
 type report struct {
-	Machine  machine  `json:"machine"`
-	Settings settings `json:"settings"`
-	Results  []result `json:"results"`
+	Machine  bench.Machine `json:"machine"`
+	Settings settings      `json:"settings"`
+	Results  []result      `json:"results"`
 }
 
 // settings are the knobs every strategy ran with.

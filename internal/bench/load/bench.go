@@ -12,6 +12,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/deployq/deployq/internal/bench"
 	"github.com/deployq/deployq/pkg/vercel/vercelsim"
 )
 
@@ -46,7 +47,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 		log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	began := time.Now()
-	rep := report{Machine: describeMachine(began), Settings: settingsOf(o, b)}
+	rep := report{Machine: bench.DescribeMachine(began), Settings: settingsOf(o, b)}
 	failed := false
 	if err := measureAll(ctx, b, &rep, stderr); err != nil {
 		fmt.Fprintf(stderr, "loadbench: %v\n", err)

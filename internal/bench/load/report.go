@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/deployq/deployq/internal/bench"
 )
 
 // targetRatio is what deployq aims for: the queue costing no more than a
@@ -18,7 +20,7 @@ const busyNeighbour = 0.10
 // report is the whole run, as written to loadbench.json. Rates are per
 // second, latencies in milliseconds, ratios plain fractions.
 type report struct {
-	Machine     machine       `json:"machine"`
+	Machine     bench.Machine `json:"machine"`
 	Settings    settings      `json:"settings"`
 	Queue       queueResult   `json:"queueOverhead"`
 	Broker      brokerResult  `json:"brokerBaseline"`

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/deployq/deployq/internal/bench"
 )
 
 // userHZ is the unit of the CPU times in /proc/<pid>/stat. Linux fixes it
@@ -27,8 +29,8 @@ type procMemory struct {
 // parseStatusMemory reads VmRSS and VmHWM, in bytes, from the text of a
 // /proc/<pid>/status file.
 func parseStatusMemory(data []byte) (procMemory, error) {
-	rss, ok1 := statusKB(data, "VmRSS")
-	hwm, ok2 := statusKB(data, "VmHWM")
+	rss, ok1 := bench.StatusKB(data, "VmRSS")
+	hwm, ok2 := bench.StatusKB(data, "VmHWM")
 	if !ok1 || !ok2 {
 		return procMemory{}, errors.New("no VmRSS or VmHWM line (a kernel thread, or not Linux)")
 	}

@@ -3,6 +3,8 @@ package scale
 import (
 	"testing"
 	"time"
+
+	"github.com/deployq/deployq/internal/bench"
 )
 
 func TestParseStatusMemory(t *testing.T) {
@@ -28,14 +30,14 @@ func TestParseStatusMemory(t *testing.T) {
 
 func TestStatusKB(t *testing.T) {
 	meminfo := []byte("MemTotal:       24683520 kB\nMemFree:        20504184 kB\n")
-	if n, ok := statusKB(meminfo, "MemTotal"); !ok || n != 24683520 {
+	if n, ok := bench.StatusKB(meminfo, "MemTotal"); !ok || n != 24683520 {
 		t.Errorf("MemTotal = %d, %v", n, ok)
 	}
-	if _, ok := statusKB(meminfo, "MemAvailable"); ok {
+	if _, ok := bench.StatusKB(meminfo, "MemAvailable"); ok {
 		t.Error("found a key that is not there")
 	}
 	// A key is matched whole, not as a prefix.
-	if _, ok := statusKB([]byte("MemTotalX:  5 kB\n"), "MemTotal"); ok {
+	if _, ok := bench.StatusKB([]byte("MemTotalX:  5 kB\n"), "MemTotal"); ok {
 		t.Error("matched a longer key")
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/deployq/deployq/internal/bench"
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/vercel"
 )
@@ -28,7 +29,7 @@ type report struct {
 
 // requestsReport is the requests part.
 type requestsReport struct {
-	Machine  machine          `json:"machine"`
+	Machine  bench.Machine    `json:"machine"`
 	Command  string           `json:"command"`
 	Settings requestsSettings `json:"settings"`
 	Results  []requestsResult `json:"results"`

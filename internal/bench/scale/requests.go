@@ -101,7 +101,7 @@ func runRequests(ctx context.Context, o options, seed int64, dir string, progres
 		cases = append(cases, buildCase{build: b}, buildCase{build: b, told: true})
 	}
 	rep := &requestsReport{
-		Machine: describeMachine(time.Now()),
+		Machine: bench.DescribeMachine(time.Now()),
 		Command: o.command,
 		Settings: requestsSettings{
 			JitterRatio: o.jitterRatio, Deploys: o.deploys, Sources: o.sources,

@@ -54,7 +54,7 @@ const (
 
 // scaleReport is the scale part.
 type scaleReport struct {
-	Machine  machine       `json:"machine"`
+	Machine  bench.Machine `json:"machine"`
 	Command  string        `json:"command"`
 	Settings scaleSettings `json:"settings"`
 	Result   scaleResult   `json:"result"`
@@ -155,7 +155,7 @@ type sample struct {
 // runScale runs the scale part: one worker process, every job in flight.
 func runScale(ctx context.Context, o options, seed int64, dir string, progress io.Writer) (*scaleReport, error) {
 	rep := &scaleReport{
-		Machine: describeMachine(time.Now()),
+		Machine: bench.DescribeMachine(time.Now()),
 		Command: o.command,
 		Settings: scaleSettings{
 			Jobs: o.jobs, BuildTime: o.scaleBuild.String(), BuildJitter: jitterOf(o.scaleBuild, o.jitterRatio).String(),
