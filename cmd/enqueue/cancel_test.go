@@ -19,7 +19,7 @@ func TestCancelRunningJob(t *testing.T) {
 	if r := b.run(t, "submit", "--tenant", "acme", "--framework", "nextjs", "--source", filepath.Join(b.examples, "nextjs-prisma"), "--id", "stop-me"); r.code != exitOK {
 		t.Fatalf("submit: %v", r)
 	}
-	eventually(t, 30*time.Second, "the deployment was never created", func() bool {
+	jobstest.Eventually(t, 30*time.Second, "the deployment was never created", func() bool {
 		st, err := jobs.ReadState(t.Context(), b.h.Assets.Jobs, "acme", "stop-me")
 		if err != nil {
 			t.Fatal(err)
@@ -83,20 +83,5 @@ func TestCancelFinishedOrUnseen(t *testing.T) {
 	st, err := jobs.ReadState(t.Context(), b.h.Assets.Jobs, "acme", "not-sent-yet")
 	if err != nil || st == nil || !st.CancelRequested {
 		t.Errorf("want a checkpoint marked cancelled; got %+v, %v", st, err)
-	}
-}
-
-// eventually polls cond until it holds, and fails the test after timeout.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(timeout)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("%s within %s", what, timeout)
-		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deployq/deployq/internal/syncbuf"
 	"github.com/deployq/deployq/pkg/jobs/jobstest"
 )
 
@@ -20,7 +21,7 @@ func TestWatchUntilInterrupted(t *testing.T) {
 	// Cancelling the context is what SIGINT does through signal.NotifyContext.
 	ctx, interrupt := context.WithCancel(t.Context())
 	defer interrupt()
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	done := make(chan int)
 	go func() {
 		done <- run(ctx, []string{"watch", "--id", "watched", "--from-start"},

@@ -1,7 +1,6 @@
 package natsembed
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,11 +8,11 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/deployq/deployq/internal/syncbuf"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -190,7 +189,7 @@ func TestShutdownIdempotent(t *testing.T) {
 func TestLogging(t *testing.T) {
 	t.Parallel()
 	for _, noLog := range []bool{false, true} {
-		var buf syncBuffer
+		var buf syncbuf.Buffer
 		logger := slog.New(slog.NewTextHandler(&buf, nil))
 		srv, err := Start(Options{Dir: t.TempDir(), Port: -1, Logger: logger, NoLog: noLog})
 		if err != nil {
@@ -202,23 +201,4 @@ func TestLogging(t *testing.T) {
 			t.Errorf("NoLog=%v: logged=%v:\n%s", noLog, logged, buf.String())
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe to read while the server may still be
-// writing to it from its own goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

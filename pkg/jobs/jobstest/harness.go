@@ -350,3 +350,19 @@ func (w tbWriter) Write(p []byte) (int, error) {
 func Request(tenant, name string) jobs.Request {
 	return jobs.Request{Tenant: tenant, Name: name, Framework: "nextjs", ReturnURL: "https://platform.example/back"}
 }
+
+// Eventually waits until cond holds, asking every 10 ms, and fails the
+// test after timeout, saying what did not happen.
+func Eventually(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(timeout)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			tb.Fatalf("after %s: %s", timeout, what)
+		}
+	}
+}

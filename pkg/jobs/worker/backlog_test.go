@@ -41,7 +41,7 @@ func TestBacklogMetrics(t *testing.T) {
 		h.Submit(t, jobstest.Request("acme", "backlog"), tgz)
 	}
 	h.StartWorker(t, t.Context())
-	eventually(t, waitLong, "backlog never reported as 2 waiting, 1 in progress", func() bool {
+	jobstest.Eventually(t, waitLong, "backlog never reported as 2 waiting, 1 in progress", func() bool {
 		return gauge(t, reg, "deployq_queue_pending_requests") == 2 &&
 			gauge(t, reg, "deployq_queue_in_progress_requests") == 1 &&
 			gauge(t, reg, "deployq_queue_oldest_pending_age_seconds") > 0

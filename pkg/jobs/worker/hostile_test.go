@@ -136,7 +136,7 @@ func TestGarbledMessageCannotEndALiveRequest(t *testing.T) {
 	if ev.Type != jobs.TypeSucceeded {
 		t.Fatalf("live-1 ended %s: %+v", ev.Type, ev.Data.Error)
 	}
-	eventually(t, waitLong, "three stray dead letters", func() bool { return len(deadLettersOn(t, h, subject)) == 3 })
+	jobstest.Eventually(t, waitLong, "three stray dead letters", func() bool { return len(deadLettersOn(t, h, subject)) == 3 })
 	for _, d := range deadLettersOn(t, h, subject) {
 		if d.ID != "" || d.Tenant != "acme" || d.Reason != jobs.DLQReasonRejected || !strings.Contains(d.Error.Message, "exists already") {
 			t.Errorf("stray dead letter: %+v", d.DeadLetter)
@@ -209,7 +209,7 @@ func TestRejectionFollowsTheSubjectOnly(t *testing.T) {
 	}
 	token := fmt.Sprintf("seq:%d", ack.Sequence)
 	var rej jobs.Event
-	eventually(t, waitLong, "a rejection under the message's sequence", func() bool {
+	jobstest.Eventually(t, waitLong, "a rejection under the message's sequence", func() bool {
 		evs := jobstest.StoredEvents(t, h.JS, jobs.EventSubject("acme", token))
 		if len(evs) == 1 {
 			rej = evs[0]
@@ -226,7 +226,7 @@ func TestRejectionFollowsTheSubjectOnly(t *testing.T) {
 	if _, err := h.JS.Publish(ctx, "deploy.requests.NOT_A_TENANT.x", []byte("{}")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, waitLong, "an unattributed dead letter", func() bool {
+	jobstest.Eventually(t, waitLong, "an unattributed dead letter", func() bool {
 		return len(deadLettersOn(t, h, "deploy.requests.NOT_A_TENANT.x")) == 1
 	})
 	d := deadLettersOn(t, h, "deploy.requests.NOT_A_TENANT.x")[0]

@@ -1,17 +1,16 @@
 package worker_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/deployq/deployq/internal/syncbuf"
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/jobs/jobstest"
 	"github.com/deployq/deployq/pkg/jobs/worker"
@@ -22,24 +21,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
-
-// lockedBuffer collects log lines written from many goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // workerLines are the log messages that concern the worker rather than a
 // job, and so carry no request id.
@@ -66,7 +47,7 @@ var workerLines = map[string]bool{
 func TestLogsNameTheJobAndNeverTheToken(t *testing.T) {
 	t.Parallel()
 	token := "vcp_SeCrEt" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	reg := prometheus.NewRegistry()
 	h := jobstest.Start(t, jobstest.Config{
 		Sim: vercelsim.Config{
@@ -111,7 +92,7 @@ func TestLogsNameTheJobAndNeverTheToken(t *testing.T) {
 	w := h.Workers[0]
 	h.Sim.SetToken("rotated")
 	late := h.Submit(t, jobstest.Request("acme", "after-rotation"), src)
-	eventually(t, waitLong, "the revoked token was not noticed", func() bool { return !w.CredentialsOK() })
+	jobstest.Eventually(t, waitLong, "the revoked token was not noticed", func() bool { return !w.CredentialsOK() })
 	h.Sim.SetToken(token)
 	ids = append(ids, late.ID)
 	got := h.WaitTerminal(t, "acme", waitLong, ids...)
@@ -125,7 +106,7 @@ func TestLogsNameTheJobAndNeverTheToken(t *testing.T) {
 		}
 		t.Fatalf("outcomes %v", types)
 	}
-	eventually(t, waitLong, "no rejection for the malformed request", func() bool {
+	jobstest.Eventually(t, waitLong, "no rejection for the malformed request", func() bool {
 		return len(deadLetters(t, h, "acme")) == 2
 	})
 	stats := h.Sim.Stats()

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deployq/deployq/internal/syncbuf"
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/jobs/jobstest"
 	"github.com/deployq/deployq/pkg/jobs/worker"
@@ -22,23 +23,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling with a deadline
-	}
-}
-
 // queueDrained waits until the requests stream holds no message: every
 // request settled (acked or terminated).
 func queueDrained(t *testing.T, h *jobstest.Harness, timeout time.Duration, what string) {
 	t.Helper()
-	eventually(t, timeout, what, func() bool {
+	jobstest.Eventually(t, timeout, what, func() bool {
 		info, err := h.Assets.Requests.Info(context.Background())
 		return err == nil && info.State.Msgs == 0
 	})
@@ -77,7 +66,7 @@ func TestLostAnswerOfEachCreatingStep(t *testing.T) {
 			req.ID = "lost-answer"
 			h.Submit(t, req, h.Tarball(t, nil))
 			// The resource exists and its creator was told it failed.
-			eventually(t, 30*time.Second, "the first answer was never lost", func() bool {
+			jobstest.Eventually(t, 30*time.Second, "the first answer was never lost", func() bool {
 				return h.Sim.Stats().Faults[tt.ep].ErrorAfter > 0
 			})
 			h.Sim.SetFault(tt.ep, vercelsim.Fault{})
@@ -162,7 +151,7 @@ func TestCancelRunningJob(t *testing.T) {
 	sub := h.Submit(t, jobstest.Request("acme", "stopme"), h.Tarball(t, nil))
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
-	eventually(t, waitLong, "the build never started", func() bool {
+	jobstest.Eventually(t, waitLong, "the build never started", func() bool {
 		st, err := jobs.ReadState(ctx, h.Assets.Jobs, "acme", sub.ID)
 		return err == nil && st != nil && st.Step == jobs.StepCreateDeployment
 	})
@@ -207,7 +196,7 @@ func TestReplayFromDLQKeepsTheID(t *testing.T) {
 	if sub.ID != req.ID {
 		t.Fatalf("replayed as %s", sub.ID)
 	}
-	eventually(t, waitLong, "the replay never succeeded", func() bool {
+	jobstest.Eventually(t, waitLong, "the replay never succeeded", func() bool {
 		st, err := jobs.ReadState(ctx, h.Assets.Jobs, "acme", req.ID)
 		return err == nil && st != nil && st.Status == jobs.StatusSucceeded && len(terminalEvents(t, h, "acme", req.ID)) == 2
 	})
@@ -268,10 +257,10 @@ func TestRejectedCredentialsPauseTheWorker(t *testing.T) {
 		Worker: worker.Config{CredentialsProbeInterval: 50 * time.Millisecond, MaxAttempts: 1},
 	})
 	w := h.Workers[0]
-	eventually(t, waitLong, "worker never ready", w.Ready)
+	jobstest.Eventually(t, waitLong, "worker never ready", w.Ready)
 	h.Sim.SetToken("rotated")
 	sub := h.Submit(t, jobstest.Request("acme", "paused"), h.Tarball(t, nil))
-	eventually(t, waitLong, "worker kept taking work with a refused token", func() bool { return !w.Ready() && !w.CredentialsOK() })
+	jobstest.Eventually(t, waitLong, "worker kept taking work with a refused token", func() bool { return !w.Ready() && !w.CredentialsOK() })
 
 	more := h.Submit(t, jobstest.Request("acme", "queued"), h.Tarball(t, nil))
 	h.Sim.SetToken("test-token")
@@ -315,7 +304,7 @@ func TestCredentialsCheckedAtStart(t *testing.T) {
 		return 0
 	}
 	w := h.Workers[0]
-	eventually(t, waitLong, "the refused token was not noticed at start", func() bool {
+	jobstest.Eventually(t, waitLong, "the refused token was not noticed at start", func() bool {
 		return !w.CredentialsOK() && h.Sim.Stats().Responses[vercel.EndpointGetProject][401] > 0
 	})
 	if w.Ready() || gauge("deployq_vercel_credentials_ok") != 0 || gauge("deployq_worker_ready") != 0 {
@@ -325,7 +314,7 @@ func TestCredentialsCheckedAtStart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
 	// The consumer counts the new request a moment after the publish.
-	eventually(t, waitLong, "the request never showed as pending", func() bool {
+	jobstest.Eventually(t, waitLong, "the request never showed as pending", func() bool {
 		ci, err := h.Assets.Consumer.Info(ctx)
 		return err == nil && ci.NumPending+uint64(ci.NumAckPending) == 1
 	})
@@ -343,7 +332,7 @@ func TestCredentialsCheckedAtStart(t *testing.T) {
 	// A healthy worker reads 1 before its first job.
 	reg2 := prometheus.NewRegistry()
 	h2 := jobstest.Start(t, jobstest.Config{Worker: worker.Config{Metrics: metrics.New(reg2, metrics.BuildInfo{})}})
-	eventually(t, waitLong, "healthy worker never ready", h2.Workers[0].Ready)
+	jobstest.Eventually(t, waitLong, "healthy worker never ready", h2.Workers[0].Ready)
 	reg = reg2
 	if gauge("deployq_vercel_credentials_ok") != 1 {
 		t.Fatal("credentials_ok is 0 on a healthy worker before its first job")
@@ -404,17 +393,17 @@ func TestNotReadyWhileTheQueueIsGone(t *testing.T) {
 	t.Parallel()
 	h := jobstest.Start(t, jobstest.Config{Worker: worker.Config{PullWait: 50 * time.Millisecond}})
 	w := h.Workers[0]
-	eventually(t, waitLong, "never ready", w.Ready)
+	jobstest.Eventually(t, waitLong, "never ready", w.Ready)
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
 	if err := h.JS.DeleteStream(ctx, jobs.StreamRequests); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, waitLong, "still ready with no requests stream", func() bool { return !w.Ready() && !w.Pulling() })
+	jobstest.Eventually(t, waitLong, "still ready with no requests stream", func() bool { return !w.Ready() && !w.Pulling() })
 	if _, err := jobs.Setup(ctx, h.JS, jobs.SetupConfig{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, waitLong, "not ready after the stream came back", w.Ready)
+	jobstest.Eventually(t, waitLong, "not ready after the stream came back", w.Ready)
 	sub := h.Submit(t, jobstest.Request("acme", "after-outage"), h.Tarball(t, nil))
 	if ev := h.WaitTerminal(t, "acme", waitLong, sub.ID)[sub.ID]; ev.Type != jobs.TypeSucceeded {
 		t.Fatalf("%s %+v", ev.Type, ev.Data.Error)
@@ -478,7 +467,7 @@ func TestNoCreateAfterTheLeaseWasLostDuringABudgetWait(t *testing.T) {
 	t.Parallel()
 	const ackWait = 2 * time.Second
 	gate := &gateLimiter{arrived: make(chan struct{}), open: make(chan struct{})}
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	h := jobstest.Start(t, jobstest.Config{
 		Setup:      jobs.SetupConfig{AckWait: ackWait},
 		NewLimiter: func(testing.TB, jetstream.JetStream) vercel.Limiter { return gate },
@@ -516,7 +505,7 @@ func TestNoCreateAfterTheLeaseWasLostDuringABudgetWait(t *testing.T) {
 	// The waiting delivery stops as soon as it learns the job is lost;
 	// by then it must have created nothing (without the fence it creates
 	// the deployment, then learns it when it saves).
-	eventually(t, waitLong, "the waiting delivery never stopped", func() bool {
+	jobstest.Eventually(t, waitLong, "the waiting delivery never stopped", func() bool {
 		return strings.Contains(logs.String(), "another worker took this job over")
 	})
 	if n := h.Sim.Stats().DeploymentsCreated[jobs.ProjectName(&req)]; n != 0 {

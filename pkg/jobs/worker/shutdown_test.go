@@ -34,7 +34,7 @@ func TestShutdownHandsBackAndNextWorkerResumes(t *testing.T) {
 
 	wctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
-	eventually(t, waitLong, "builds never all started", func() bool {
+	jobstest.Eventually(t, waitLong, "builds never all started", func() bool {
 		for _, id := range ids {
 			st, err := jobs.ReadState(wctx, h.Assets.Jobs, "acme", id)
 			if err != nil || st == nil || st.DeploymentID == "" {
@@ -117,7 +117,7 @@ func TestTakeoverAfterUnsavedDeploymentAdoptsIt(t *testing.T) {
 
 	wctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
-	eventually(t, waitLong, "the deployment was never created", func() bool {
+	jobstest.Eventually(t, waitLong, "the deployment was never created", func() bool {
 		return len(h.Sim.Deployments()) == 1
 	})
 	stop()

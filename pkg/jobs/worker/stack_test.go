@@ -49,12 +49,12 @@ func TestWaitingJobStackStaysSmall(t *testing.T) {
 	for i := range n {
 		h.Submit(t, jobstest.Request("acme", fmt.Sprintf("stack-%d", i)), tgz)
 	}
-	eventually(t, waitLong, "jobs did not all reach their wait", func() bool {
+	jobstest.Eventually(t, waitLong, "jobs did not all reach their wait", func() bool {
 		v, err := gaugeValue(reg, "deployq_build_waiting_jobs", metrics.BuildWaitPoll)
 		return err == nil && v == n
 	})
 	tr.CloseIdleConnections()
-	eventually(t, waitLong, "connections did not close", func() bool { return runtime.NumGoroutine() <= goroutines+n })
+	jobstest.Eventually(t, waitLong, "connections did not close", func() bool { return runtime.NumGoroutine() <= goroutines+n })
 	perJob := (stacksAfterGC() - base) / n
 	if perJob > maxWaitingStack {
 		t.Fatalf("a waiting job holds %d bytes of stack, want at most %d: a frame on the waiting path grew (see the comment above)", perJob, maxWaitingStack)

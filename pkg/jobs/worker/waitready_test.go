@@ -226,7 +226,7 @@ func TestCancelEndsColdWaits(t *testing.T) {
 	for i := range 3 {
 		ids = append(ids, h.Submit(t, jobstest.Request("acme", fmt.Sprintf("cancel-%d", i)), tgz).ID)
 	}
-	eventually(t, waitLong, "builds did not start", func() bool {
+	jobstest.Eventually(t, waitLong, "builds did not start", func() bool {
 		st := h.Sim.Stats()
 		return len(h.Sim.Deployments()) == 3 && st.Requests[vercel.EndpointDeploymentEvents] == 1
 	})
@@ -282,10 +282,10 @@ func TestResumedWaitCountsFromTheDeployment(t *testing.T) {
 	for i := range 3 {
 		ids = append(ids, h.Submit(t, jobstest.Request("acme", fmt.Sprintf("rewait%d", i)), tgz).ID)
 	}
-	eventually(t, waitLong, "deployments not all created", func() bool { return len(h.Sim.Deployments()) == len(ids) })
+	jobstest.Eventually(t, waitLong, "deployments not all created", func() bool { return len(h.Sim.Deployments()) == len(ids) })
 	stop()
 	<-done
-	eventually(t, waitLong, "builds did not end", func() bool {
+	jobstest.Eventually(t, waitLong, "builds did not end", func() bool {
 		for _, d := range h.Sim.Deployments() {
 			if d.ReadyState != "READY" {
 				return false
