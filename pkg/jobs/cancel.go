@@ -25,7 +25,7 @@ func (c *Client) Cancel(ctx context.Context, tenant, id string) (*JobState, erro
 	if !tenantPattern.MatchString(tenant) || !idPattern.MatchString(id) {
 		return nil, invalid("", "cancel needs a valid tenant and id")
 	}
-	st, err := RequestCancel(ctx, c.jobsLeader, tenant, id, func(ctx context.Context) (*Event, error) {
+	st, err := requestCancel(ctx, c.jobsLeader, tenant, id, func(ctx context.Context) (*Event, error) {
 		return c.lastEvent(ctx, tenant, id)
 	}, c.now())
 	if err != nil {

@@ -17,8 +17,9 @@ import (
 // writer last read or wrote, so two writers never both win:
 //
 //	(none) ─StartJob─▶ running ─SaveStep/AttemptFailed─▶ running
-//	(none) ─RequestCancel─▶ queued+cancel ─Claim─▶ running
-//	failed|rejected ─StartRun─▶ queued (run n+1) ─Claim─▶ running
+//	(none) ─Client.Cancel─▶ queued+cancel ─Claim─▶ running+cancel
+//	queued|running ─Client.Cancel─▶ the same, marked (a mark is merged, not a takeover)
+//	failed|rejected ─Client.Replay─▶ queued (run n+1) ─Claim─▶ running
 //	running ─Succeed─▶ succeeded
 //	running ─Decide─▶ running+terminal ─End─▶ failed|rejected|cancelled
 //	(none) ─RecordRejection─▶ rejected
@@ -241,12 +242,12 @@ func TakeOverExhausted(ctx context.Context, kv jetstream.KeyValue, tenant, id st
 	return cp, nil, false, nil
 }
 
-// RequestCancel marks the job of tenant's request id for cancelling and
+// requestCancel marks the job of tenant's request id for cancelling and
 // returns the state it marked. A job with no checkpoint yet gets a queued
 // one carrying the mark, for a request that may still arrive, unless
 // ended (asked only then) finds that the id ended without one (rejected
 // before its job could start). kv must read from the stream leader.
-func RequestCancel(ctx context.Context, kv jetstream.KeyValue, tenant, id string, ended func(context.Context) (*Event, error), now time.Time) (*JobState, error) {
+func requestCancel(ctx context.Context, kv jetstream.KeyValue, tenant, id string, ended func(context.Context) (*Event, error), now time.Time) (*JobState, error) {
 	key := jobKey(tenant, id)
 	for range 10 {
 		e, err := kv.Get(ctx, key)
@@ -289,12 +290,12 @@ func RequestCancel(ctx context.Context, kv jetstream.KeyValue, tenant, id string
 	return nil, errContended("cancel")
 }
 
-// StartRun resets the checkpoint of tenant's request id to a queued new
+// startRun resets the checkpoint of tenant's request id to a queued new
 // run and returns its number, with a function that puts the previous
 // checkpoint back (for a replay whose publish failed). Only failed or
 // rejected jobs run again; a replay of a run still queued (its publish
 // failed) reuses that run. kv must read from the stream leader.
-func StartRun(ctx context.Context, kv jetstream.KeyValue, tenant, id string, now time.Time) (int, func(), error) {
+func startRun(ctx context.Context, kv jetstream.KeyValue, tenant, id string, now time.Time) (int, func(), error) {
 	key := jobKey(tenant, id)
 	for range 10 {
 		e, err := kv.Get(ctx, key)

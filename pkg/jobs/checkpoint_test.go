@@ -103,7 +103,7 @@ func TestCancelMarkIsNotATakeover(t *testing.T) {
 		t.Fatal(err)
 	}
 	noEvent := func(context.Context) (*Event, error) { return nil, nil }
-	if _, err := RequestCancel(ctx, kv, "acme", "j2", noEvent, time.Now()); err != nil {
+	if _, err := requestCancel(ctx, kv, "acme", "j2", noEvent, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if err := cp.Verify(ctx); err != nil {
@@ -117,7 +117,7 @@ func TestCancelMarkIsNotATakeover(t *testing.T) {
 	}
 	// A cancel that comes before the message is carried by it, and the
 	// claim keeps the mark.
-	st, err := RequestCancel(ctx, kv, "acme", "early", noEvent, time.Now())
+	st, err := requestCancel(ctx, kv, "acme", "early", noEvent, time.Now())
 	if err != nil || st.Status != StatusQueued || !st.CancelRequested {
 		t.Fatalf("cancel before the message: %+v, %v", st, err)
 	}

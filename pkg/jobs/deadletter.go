@@ -156,7 +156,7 @@ func (c *Client) Replay(ctx context.Context, tenant, id string) (*Submitted, err
 	if err := c.requireSource(ctx, &req); err != nil {
 		return nil, err
 	}
-	run, undo, err := StartRun(ctx, c.jobsLeader, req.Tenant, req.ID, c.now())
+	run, undo, err := startRun(ctx, c.jobsLeader, req.Tenant, req.ID, c.now())
 	if err != nil {
 		return nil, err
 	}
