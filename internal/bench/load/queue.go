@@ -179,7 +179,7 @@ func runDirect(ctx context.Context, b *runner, n, c, warm int, prof *profiler) (
 	}
 
 	warmIDs, _ := idSet("warm", warm)
-	dr := &direct{api: e.api, sources: e.assets.Sources}
+	dr := &direct{api: e.api, sources: e.assets.Sources, uploads: e.assets.Uploads, team: benchTeam}
 	if failed, err := deployAll(ctx, dr, warmIDs, c, b.tgz); err != nil {
 		return r, fmt.Errorf("warm-up: %w", err)
 	} else if failed > 0 {

@@ -90,7 +90,9 @@ func newWorker(js jetstream.JetStream, assets *jobs.Assets, wp workerParts, wc w
 	wc.Owner = wp.owner
 	wc.ShutdownGrace = wp.grace
 	wc.Logger = wp.log
-	wc.Metrics = wp.metrics
+	if wc.Metrics == nil {
+		wc.Metrics = wp.metrics
+	}
 	return worker.New(js, assets, pipeline, wc)
 }
 

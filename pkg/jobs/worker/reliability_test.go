@@ -410,6 +410,30 @@ func TestNotReadyWhileTheQueueIsGone(t *testing.T) {
 	}
 }
 
+// A worker whose shared consumer was deleted (and nothing else) creates it
+// again as Setup defines it, and the requests queued meanwhile run.
+func TestDeletedConsumerIsRecreated(t *testing.T) {
+	t.Parallel()
+	h := jobstest.Start(t, jobstest.Config{Worker: worker.Config{PullWait: 50 * time.Millisecond}})
+	jobstest.Eventually(t, waitLong, "never ready", h.Workers[0].Ready)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	if err := h.JS.DeleteConsumer(ctx, jobs.StreamRequests, jobs.ConsumerWorkers); err != nil {
+		t.Fatal(err)
+	}
+	sub := h.Submit(t, jobstest.Request("acme", "after-delete"), h.Tarball(t, nil))
+	if ev := h.WaitTerminal(t, "acme", waitLong, sub.ID)[sub.ID]; ev.Type != jobs.TypeSucceeded {
+		t.Fatalf("%s %+v", ev.Type, ev.Data.Error)
+	}
+	c, err := h.JS.Consumer(ctx, jobs.StreamRequests, jobs.ConsumerWorkers)
+	if err != nil {
+		t.Fatalf("the consumer was not recreated: %v", err)
+	}
+	if cfg := c.CachedInfo().Config; cfg.AckPolicy != jetstream.AckExplicitPolicy || cfg.AckWait != h.Assets.Config.AckWait {
+		t.Fatalf("recreated consumer differs from Setup's: %+v", cfg)
+	}
+}
+
 // Builds far longer than the lease keep their single delivery: the worker's
 // heartbeats extend every held message's lease, several jobs at once.
 func TestHeartbeatsKeepLongJobsOnOneDelivery(t *testing.T) {
