@@ -2,7 +2,6 @@ package load
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"os"
@@ -59,6 +58,7 @@ type envConfig struct {
 // connection's single reader would otherwise serialize them all.
 type env struct {
 	dir string
+	st  *stack.Stack
 	srv *natsembed.Server
 
 	producer, watcher, worker *nats.Conn
@@ -95,6 +95,7 @@ func newEnv(ctx context.Context, parent string, keep bool, cfg envConfig) (e *en
 	if err != nil {
 		return e, err
 	}
+	e.st = st
 	e.closers = append(e.closers, st.Close)
 	e.srv, e.worker, e.workerJS, e.assets, e.sim = st.NATS, st.NC, st.JS, st.Assets, st.Sim
 	if e.producer, e.producerJS, err = st.Connect("producer"); err != nil {
@@ -156,29 +157,15 @@ func (e *env) natsMsgs() (in, out int64) {
 	return v.InMsgs, v.OutMsgs
 }
 
-// newWorker returns a worker pool of c slots over the env's pipeline. Its
-// logs go to log at Warn and above: a healthy run logs nothing.
-func (e *env) newWorker(c int, log *slog.Logger, noProgress bool) (*worker.Worker, error) {
-	return worker.New(e.workerJS, e.assets, e.pipeline, worker.Config{
+// runWorker runs a worker pool of c slots over the env's pipeline, on the
+// worker's connection, until the returned stop is called; stop waits for
+// Run to return and reports its error. Its logs go to log at Warn and
+// above: a healthy run logs nothing.
+func (e *env) runWorker(ctx context.Context, c int, log *slog.Logger, noProgress bool) (stop func() error, err error) {
+	_, stop, err = e.st.RunWorker(ctx, e.workerJS, e.pipeline, worker.Config{
 		Concurrency: c, Owner: "loadbench", Logger: log, NoProgressEvents: noProgress,
 	})
-}
-
-// runWorker runs w until the returned stop is called; stop waits for Run
-// to return and reports its error.
-func runWorker(ctx context.Context, w *worker.Worker) (stop func() error) {
-	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- w.Run(wctx) }()
-	return func() error {
-		cancel()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(setupTimeout + time.Minute):
-			return errors.New("worker did not stop")
-		}
-	}
+	return stop, err
 }
 
 // request is a deploy request of the benchmark's one app; Submit fills in

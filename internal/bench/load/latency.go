@@ -153,11 +153,10 @@ func runLatency(ctx context.Context, b *runner, base, perSecond float64) (latenc
 		return r, err
 	}
 	defer f.Stop()
-	w, err := e.newWorker(r.Concurrency, b.log, false)
+	stop, err := e.runWorker(ctx, r.Concurrency, b.log, false)
 	if err != nil {
 		return r, err
 	}
-	stop := runWorker(ctx, w)
 	stopped := false
 	defer func() {
 		if !stopped {

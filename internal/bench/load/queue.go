@@ -111,11 +111,10 @@ func runQueued(ctx context.Context, b *runner, mode string, n, c, warm int, prof
 		return r, err
 	}
 	defer f.Stop()
-	w, err := e.newWorker(c, b.log, mode == "quiet")
+	stop, err := e.runWorker(ctx, c, b.log, mode == "quiet")
 	if err != nil {
 		return r, err
 	}
-	stop := runWorker(ctx, w)
 	stopped := false
 	defer func() {
 		if !stopped {
