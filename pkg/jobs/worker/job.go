@@ -19,10 +19,10 @@ import (
 
 // One delivery of a request, from the message to its settlement, reads
 // top to bottom in this file: handle → start (decode, validate, open the
-// checkpoint) → begin (duplicate? ended? claim, vet the source) → run
-// (the steps of Pipeline.steps, each fenced, saved and announced) →
-// succeed, or end (decide, clean up, record) → finish (dead letter,
-// terminal event, settle the message). Every change of the job's state
+// checkpoint) → begin (duplicate? ended? claim, vet the source) →
+// runSteps (the steps of Pipeline.steps, each fenced, saved and
+// announced) → succeed, or end (decide, clean up, record) → finish (dead
+// letter, terminal event, settle the message). Every change of the job's state
 // is a transition of its jobs.Checkpoint.
 
 // natsOpTimeout bounds one acknowledgement or publish made after a job's
@@ -137,7 +137,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, asked time.Time)
 		return
 	}
 	defer j.releaseLease()
-	out = j.run(ctx)
+	out = j.work(ctx)
 	attempts = j.st.Attempts + 1
 }
 
@@ -177,19 +177,19 @@ func (w *Worker) start(ctx context.Context, msg jetstream.Msg, meta *jetstream.M
 
 // delivery is what the checkpoint needs to know of a request message.
 func delivery(msg jetstream.Msg, meta *jetstream.MsgMetadata) jobs.Delivery {
-	run := 1
+	runNo := 1
 	if n, err := strconv.Atoi(msg.Headers().Get(jobs.HeaderRun)); err == nil && n > 1 {
-		run = n // a replay's message
+		runNo = n // a replay's message
 	}
-	return jobs.Delivery{Seq: meta.Sequence.Stream, Submitted: meta.Timestamp, Run: run, First: meta.NumDelivered == 1}
+	return jobs.Delivery{Seq: meta.Sequence.Stream, Submitted: meta.Timestamp, Run: runNo, First: meta.NumDelivered == 1}
 }
 
 // logger is the job's logger: every line names the request, its tenant
 // and the step the job is at, so one grep follows a job across workers.
 func (j *job) logger() *slog.Logger { return j.base.With("step", j.phase) }
 
-// run takes the job from its opened checkpoint to an outcome.
-func (j *job) run(ctx context.Context) outcome {
+// work takes the job from its opened checkpoint to an outcome.
+func (j *job) work(ctx context.Context) outcome {
 	ctx, takeover, release, out := j.begin(ctx)
 	if release == nil {
 		return out
@@ -263,7 +263,7 @@ func (j *job) runSteps(ctx context.Context, takeover bool) outcome {
 			return out
 		}
 		t0 := j.w.now()
-		err := s.run(j, ctx)
+		err := s.do(j, ctx)
 		if err == nil {
 			if out, stop := j.stepDone(ctx, s, t0); stop {
 				return out

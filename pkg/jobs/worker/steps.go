@@ -25,7 +25,7 @@ import (
 // step is one step of the pipeline, in the table Pipeline.steps.
 type step struct {
 	name jobs.Step
-	run  func(j *job, ctx context.Context) error
+	do   func(j *job, ctx context.Context) error
 	// save: the step's success is saved at once. The steps that create
 	// something (project, authorization, database, deployment) are, so
 	// that a redelivery finds their ids instead of looking them up. The
