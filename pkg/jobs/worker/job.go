@@ -184,6 +184,9 @@ func delivery(msg jetstream.Msg, meta *jetstream.MsgMetadata) jobs.Delivery {
 	return jobs.Delivery{Seq: meta.Sequence.Stream, Submitted: meta.Timestamp, Run: runNo, First: meta.NumDelivered == 1}
 }
 
+// now is the worker's clock (a test may set it).
+func (j *job) now() time.Time { return j.w.now() }
+
 // logger is the job's logger: every line names the request, its tenant
 // and the step the job is at, so one grep follows a job across workers.
 func (j *job) logger() *slog.Logger { return j.base.With("step", j.phase) }
@@ -217,7 +220,7 @@ func (j *job) begin(ctx context.Context) (context.Context, bool, func(), outcome
 	takeover := false
 	if !j.created {
 		takeover = j.st.Owner != "" // an earlier delivery may have left effects unseen
-		if err := j.cp.Claim(ctx, j.w.cfg.Owner, d, j.w.now()); err != nil {
+		if err := j.cp.Claim(ctx, j.w.cfg.Owner, d, j.now()); err != nil {
 			return ctx, false, nil, j.abandon(err)
 		}
 	}
@@ -262,7 +265,7 @@ func (j *job) runSteps(ctx context.Context, takeover bool) outcome {
 		if out, stop := j.beforeStep(ctx, s.name); stop {
 			return out
 		}
-		t0 := j.w.now()
+		t0 := j.now()
 		err := s.do(j, ctx)
 		if err == nil {
 			if out, stop := j.stepDone(ctx, s, t0); stop {
@@ -314,7 +317,7 @@ func (j *job) vetSource(ctx context.Context) (outcome, bool) {
 // margin), the fence's read cannot find another owner and is skipped; a
 // worker stalled past that reads again before its next side effect.
 func (j *job) leaseFresh() bool {
-	return j.w.now().Sub(j.asked) < j.w.assets.Config.AckWait/2
+	return j.now().Sub(j.asked) < j.w.assets.Config.AckWait/2
 }
 
 // fence is the check before a side effect: nothing to read while the
@@ -351,12 +354,12 @@ func (j *job) beforeStep(ctx context.Context, step jobs.Step) (outcome, bool) {
 
 // stepDone records a step's success.
 func (j *job) stepDone(ctx context.Context, s *step, t0 time.Time) (outcome, bool) {
-	if err := j.cp.SaveStep(ctx, s.name, s.save, j.w.now()); err != nil {
+	if err := j.cp.SaveStep(ctx, s.name, s.save, j.now()); err != nil {
 		return j.abandon(err), true
 	}
-	j.w.m.StepFinished(string(s.name), "success", j.w.now().Sub(t0))
+	j.w.m.StepFinished(string(s.name), "success", j.now().Sub(t0))
 	j.publishStep(ctx, s.name)
-	j.logger().Debug("step completed", "duration", j.w.now().Sub(t0))
+	j.logger().Debug("step completed", "duration", j.now().Sub(t0))
 	return handedBack, false
 }
 
@@ -374,7 +377,7 @@ func (j *job) stepFailed(ctx context.Context, step jobs.Step, t0 time.Time, err 
 	d := classify(err)
 	switch d.Class {
 	case vercel.Fatal:
-		j.w.m.StepFinished(string(step), "retry", j.w.now().Sub(t0))
+		j.w.m.StepFinished(string(step), "retry", j.now().Sub(t0))
 		log.Error("API refused the worker's credentials: pausing all work", "reason", d.Reason, "err", err)
 		j.w.creds.fail()
 		if !j.w.creds.waitOK(ctx) {
@@ -382,11 +385,11 @@ func (j *job) stepFailed(ctx context.Context, step jobs.Step, t0 time.Time, err 
 		}
 		return handedBack, false
 	case vercel.Permanent:
-		j.w.m.StepFinished(string(step), "failure", j.w.now().Sub(t0))
+		j.w.m.StepFinished(string(step), "failure", j.now().Sub(t0))
 		return j.fail(ctx, step, errorCode(err, d), err), true
 	}
-	j.w.m.StepFinished(string(step), "retry", j.w.now().Sub(t0))
-	now := j.w.now()
+	j.w.m.StepFinished(string(step), "retry", j.now().Sub(t0))
+	now := j.now()
 	exhausted, serr := j.cp.AttemptFailed(ctx, jobs.AttemptError{At: now, Step: step, Class: d.Class.String(), Reason: d.Reason, Message: err.Error()},
 		!d.RateLimited, j.w.cfg.MaxAttempts, now)
 	switch {
@@ -466,7 +469,7 @@ func (j *job) publishStep(ctx context.Context, step jobs.Step) {
 	if j.w.cfg.NoProgressEvents {
 		return
 	}
-	ev := j.st.Event(jobs.TypeStepCompleted, step, int(j.meta.NumDelivered), j.w.now())
+	ev := j.st.Event(jobs.TypeStepCompleted, step, int(j.meta.NumDelivered), j.now())
 	j.reapProgress()
 	m, err := ev.Msg()
 	if err == nil {
@@ -532,9 +535,9 @@ func (j *job) awaitProgress(ctx context.Context) {
 
 // succeed records the success and its terminal event, then finishes.
 func (j *job) succeed(ctx context.Context) outcome {
-	ev := j.st.Event(jobs.TypeSucceeded, "", int(j.meta.NumDelivered), j.w.now())
+	ev := j.st.Event(jobs.TypeSucceeded, "", int(j.meta.NumDelivered), j.now())
 	ev.Data.ClaimURL = vercel.ClaimURL(j.st.ClaimCode, j.req.ReturnURL)
-	if err := j.cp.Succeed(ctx, ev, j.w.now()); err != nil {
+	if err := j.cp.Succeed(ctx, ev, j.now()); err != nil {
 		return j.abandon(err)
 	}
 	j.logger().Info("deploy succeeded", "url", j.st.DeploymentURL, "project_id", j.st.ProjectID)
@@ -559,11 +562,11 @@ func (j *job) cancel(ctx context.Context, step jobs.Step) outcome {
 // (Checkpoint.Decide explains why before the clean-up), then cleans up
 // and ends the job.
 func (j *job) end(ctx context.Context, typ jobs.EventType, e *jobs.EventError) outcome {
-	ev := j.st.Event(typ, e.Step, int(j.meta.NumDelivered), j.w.now())
+	ev := j.st.Event(typ, e.Step, int(j.meta.NumDelivered), j.now())
 	if typ != jobs.TypeCancelled {
 		ev.Data.Error = e
 	}
-	if err := j.cp.Decide(context.WithoutCancel(ctx), ev, j.w.now()); err != nil {
+	if err := j.cp.Decide(context.WithoutCancel(ctx), ev, j.now()); err != nil {
 		return j.abandon(err)
 	}
 	switch typ {
@@ -587,7 +590,7 @@ func (j *job) cleanUpAndEnd(ctx context.Context) outcome {
 	for _, e := range cerrs {
 		j.logger().Warn("clean-up incomplete", "err", e)
 	}
-	if err := j.cp.End(cctx, cleaned, j.w.now()); err != nil {
+	if err := j.cp.End(cctx, cleaned, j.now()); err != nil {
 		return j.abandon(err)
 	}
 	if len(cleaned) > 0 {
@@ -642,7 +645,7 @@ func (j *job) finish(ctx context.Context) outcome {
 		// events stream's dedup window. A settled message has none, which
 		// spares the save.
 		if !published {
-			if err := j.cp.MarkPublished(ctx, j.w.now()); err != nil && !errors.Is(err, jobs.ErrLeaseLost) {
+			if err := j.cp.MarkPublished(ctx, j.now()); err != nil && !errors.Is(err, jobs.ErrLeaseLost) {
 				j.logger().Warn("checkpoint not updated after the terminal event", "err", err)
 			}
 		}

@@ -212,7 +212,7 @@ func (j *job) uploadSource(ctx context.Context) error {
 		switch {
 		case bytes.Equal(e.Value(), uploadDone):
 			return nil
-		case j.w.now().Sub(e.Created()) > uploadClaimTTL:
+		case j.now().Sub(e.Created()) > uploadClaimTTL:
 			rev, err := j.p.uploads.Update(ctx, key, uploadInProgress, e.Revision())
 			if err == nil {
 				return j.uploadClaimed(ctx, key, rev)
@@ -292,7 +292,7 @@ func (j *job) createDeployment(ctx context.Context) error {
 		}
 		for _, d := range list {
 			if d.Meta[metaRequestID] == j.req.ID {
-				j.st.DeploymentID, j.st.DeployedAt = d.ID, j.w.now()
+				j.st.DeploymentID, j.st.DeployedAt = d.ID, j.now()
 				return nil
 			}
 		}
@@ -318,7 +318,7 @@ func (j *job) createDeployment(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	j.st.DeploymentID, j.st.DeployedAt = d.ID, j.w.now()
+	j.st.DeploymentID, j.st.DeployedAt = d.ID, j.now()
 	return nil
 }
 

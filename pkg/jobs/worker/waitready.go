@@ -51,7 +51,7 @@ import (
 func (j *job) waitReady(ctx context.Context) error {
 	started := j.st.DeployedAt
 	if started.IsZero() {
-		started = j.w.now()
+		started = j.now()
 	}
 	est := j.p.builds.Current(ctx)
 	j.p.recordEstimate(est)
@@ -65,7 +65,7 @@ func (j *job) waitReady(ctx context.Context) error {
 	if done, err := j.pollAt(ctx, started.Add(est.Mean+est.Dev)); done || err != nil {
 		return err
 	}
-	if tail := started.Add(est.Mean + tailMargin(est)); tail.Sub(j.w.now()) >= j.p.cfg.PollMin {
+	if tail := started.Add(est.Mean + tailMargin(est)); tail.Sub(j.now()) >= j.p.cfg.PollMin {
 		if done, err := j.pollAt(ctx, tail); done || err != nil {
 			return err
 		}
@@ -140,15 +140,15 @@ func (j *job) follow(ctx context.Context, started time.Time) error {
 				}
 				// The confirming poll: the deployment's URL, and its
 				// timestamps for the estimate.
-				if done, err := j.pollAt(ctx, j.w.now()); done || err != nil {
+				if done, err := j.pollAt(ctx, j.now()); done || err != nil {
 					return err
 				}
 				continue
 			default:
 			}
 		}
-		wait := min(max(j.w.now().Sub(started)/4, j.p.cfg.PollMin), j.p.cfg.PollMax)
-		if done, err := j.pollAt(ctx, j.w.now().Add(wait)); done || err != nil {
+		wait := min(max(j.now().Sub(started)/4, j.p.cfg.PollMin), j.p.cfg.PollMax)
+		if done, err := j.pollAt(ctx, j.now().Add(wait)); done || err != nil {
 			return err
 		}
 	}
@@ -181,7 +181,7 @@ func (j *job) followStream(ctx context.Context) error {
 // passed); done when the build has ended: READY recorded, or its failure
 // returned.
 func (j *job) pollAt(ctx context.Context, at time.Time) (done bool, err error) {
-	if d := at.Sub(j.w.now()); d > 0 {
+	if d := at.Sub(j.now()); d > 0 {
 		j.p.cfg.Metrics.BuildWaitStarted(metrics.BuildWaitPoll)
 		err := clock.Sleep(ctx, d)
 		j.p.cfg.Metrics.BuildWaitEnded(metrics.BuildWaitPoll)
