@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,5 +86,36 @@ func TestFollowerAwait(t *testing.T) {
 	}
 	if ticks == 0 {
 		t.Error("no progress report during the wait")
+	}
+}
+
+// A process says it is ready on its first line; stopping it signals it
+// and reports how it ended, the same on a second call.
+func TestProcessReadyAndStop(t *testing.T) {
+	t.Parallel()
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh here")
+	}
+	ready, err := StartProcess(exec.Command(sh, "-c", "echo ready; read line"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if line, err := ready.Ready(t.Context(), 10*time.Second); err != nil || line != "ready" {
+		t.Fatalf("ready line %q, %v", line, err)
+	}
+	mute, err := StartProcess(exec.Command(sh, "-c", "exit 3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if line, err := mute.Ready(t.Context(), 10*time.Second); err != nil || line != "" {
+		t.Fatalf("a process that said nothing: %q, %v", line, err)
+	}
+	exits := StopProcesses(10*time.Second, ready, mute)
+	if exits[0] == ExitOK || !strings.Contains(exits[0], "terminated") || exits[1] != "exit status 3" {
+		t.Fatalf("exits %q", exits)
+	}
+	if again := StopProcesses(time.Second, ready); again[0] != exits[0] {
+		t.Fatalf("second stop %q, first %q", again[0], exits[0])
 	}
 }

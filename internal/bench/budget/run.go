@@ -110,7 +110,7 @@ func runStrategy(ctx context.Context, o options, rs runSetup) (*runData, error) 
 	d.trace = rec.snapshot()
 	d.problems = append(d.problems, crossCheck(d.stats, d.trace)...)
 	for i, e := range d.exits {
-		if e != exitOK {
+		if e != bench.ExitOK {
 			d.problems = append(d.problems, fmt.Sprintf("worker process %d: %s", i, e))
 		}
 	}

@@ -1,9 +1,7 @@
 package scale
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/deployq/deployq/internal/bench"
@@ -328,7 +325,7 @@ func runScale(ctx context.Context, o options, seed int64, dir string, progress i
 	stopStart := time.Now()
 	res.Exit = child.stop(stopTimeout)
 	res.StopSeconds = time.Since(stopStart).Seconds()
-	if res.Exit != exitOK {
+	if res.Exit != bench.ExitOK {
 		problem("worker process: %s", res.Exit)
 	}
 	if data, err := os.ReadFile(logPath); err == nil {
@@ -433,7 +430,7 @@ func sampleWindow(ctx context.Context, look func() (sample, error), window, ever
 // the server's view of its connection.
 func takeSample(c *childProc, ns *server.Server) (sample, error) {
 	s := sample{at: time.Now()}
-	mem, cpu, err := readProc(c.pid())
+	mem, cpu, err := readProc(c.PID())
 	if err != nil {
 		return s, err
 	}
@@ -495,14 +492,11 @@ func fetchHeapProfile(addr, path string) error {
 	return os.WriteFile(path, data, 0o644)
 }
 
-// childProc is the worker process of the scale part.
+// childProc is the worker process of the scale part, and the loopback
+// address it serves its metrics and heap profiles on.
 type childProc struct {
-	cmd         *exec.Cmd
-	stdin       io.WriteCloser // closing it tells the process that the parent is gone
-	done        chan struct{}
-	exit        string
+	*bench.Process
 	metricsAddr string
-	once        sync.Once
 }
 
 // childEnv is the worker process's environment: this one, with the Go
@@ -518,11 +512,6 @@ func childEnv(o options) []string {
 	return env
 }
 
-// exitOK is how a worker process that shut down cleanly ended.
-const exitOK = "exit 0"
-
-func (c *childProc) pid() int { return c.cmd.Process.Pid }
-
 // startChild starts the worker process and waits until it serves its
 // metrics and takes work. On error the returned process, if any, still
 // needs stop.
@@ -530,41 +519,21 @@ func startChild(ctx context.Context, exe string, o childOptions, env []string, l
 	cmd := exec.Command(exe, append([]string{"scale"}, childArgs(o)...)...)
 	cmd.Env = env
 	cmd.Stderr = logFile
-	stdinW, stdoutR, err := bench.StartPiped(cmd)
+	p, err := bench.StartProcess(cmd)
 	if err != nil {
 		return nil, fmt.Errorf("the worker process: %w", err)
 	}
-	c := &childProc{cmd: cmd, stdin: stdinW, done: make(chan struct{})}
-	go func() {
-		c.exit = exitText(cmd.Wait())
-		close(c.done)
-	}()
-	ready := make(chan string, 1)
-	go func() {
-		defer stdoutR.Close()
-		sc := bufio.NewScanner(stdoutR)
-		line := ""
-		if sc.Scan() {
-			line = sc.Text()
-		}
-		ready <- line
-		_, _ = io.Copy(io.Discard, stdoutR)
-	}()
-	t := time.NewTimer(childReadyTimeout)
-	defer t.Stop()
-	select {
-	case line := <-ready:
-		word, addr, ok := strings.Cut(line, " ")
-		if !ok || word != readyWord || addr == "" {
-			return c, fmt.Errorf("the worker process did not start (said %q; see its log)", line)
-		}
-		c.metricsAddr = addr
-		return c, nil
-	case <-t.C:
-		return c, fmt.Errorf("the worker process is not ready after %s", childReadyTimeout)
-	case <-ctx.Done():
-		return c, ctx.Err()
+	c := &childProc{Process: p}
+	line, err := p.Ready(ctx, childReadyTimeout)
+	if err != nil {
+		return c, err
 	}
+	word, addr, ok := strings.Cut(line, " ")
+	if !ok || word != readyWord || addr == "" {
+		return c, fmt.Errorf("the worker process did not start (said %q; see its log)", line)
+	}
+	c.metricsAddr = addr
+	return c, nil
 }
 
 // stop sends SIGTERM and waits up to timeout, then kills the process. It
@@ -573,32 +542,7 @@ func (c *childProc) stop(timeout time.Duration) string {
 	if c == nil {
 		return ""
 	}
-	c.once.Do(func() {
-		_ = c.cmd.Process.Signal(syscall.SIGTERM)
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-		select {
-		case <-c.done:
-		case <-t.C:
-			_ = c.cmd.Process.Kill()
-			<-c.done
-			c.exit += " (killed after " + timeout.String() + ")"
-		}
-		c.stdin.Close()
-	})
-	<-c.done
-	return c.exit
-}
-
-func exitText(err error) string {
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.As(err, &ee):
-		return ee.ProcessState.String()
-	}
-	return err.Error()
+	return bench.StopProcesses(timeout, c.Process)[0]
 }
 
 // logLevels counts the lines of a text-handler log by level.
