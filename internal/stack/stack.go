@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/deployq/deployq/pkg/jobs"
@@ -152,7 +153,8 @@ func (s *Stack) Pipeline(api *vercel.Client, cfg worker.PipelineConfig) (*worker
 
 // RunWorker runs a worker pool over p on js (the stack's connection when
 // nil) until stop is called or ctx ends; stop waits for Run to return,
-// at most the shutdown grace and a minute, and reports its error.
+// at most the shutdown grace and a minute, and reports its error (the
+// same on every call).
 func (s *Stack) RunWorker(ctx context.Context, js jetstream.JetStream, p *worker.Pipeline, cfg worker.Config) (w *worker.Worker, stop func() error, err error) {
 	if js == nil {
 		js = s.JS
@@ -167,21 +169,19 @@ func (s *Stack) RunWorker(ctx context.Context, js jetstream.JetStream, p *worker
 	if grace <= 0 {
 		grace = 30 * time.Second
 	}
+	var once sync.Once
 	var result error
-	stopped := false
 	return w, func() error {
-		if stopped {
-			return result
-		}
-		stopped = true
-		cancel()
-		t := time.NewTimer(grace + time.Minute)
-		defer t.Stop()
-		select {
-		case result = <-done:
-		case <-t.C:
-			result = errors.New("worker did not stop in time")
-		}
+		once.Do(func() {
+			cancel()
+			t := time.NewTimer(grace + time.Minute)
+			defer t.Stop()
+			select {
+			case result = <-done:
+			case <-t.C:
+				result = errors.New("worker did not stop in time")
+			}
+		})
 		return result
 	}, nil
 }
