@@ -208,15 +208,6 @@ func (j *job) pollAt(ctx context.Context, at time.Time) (done bool, err error) {
 	return false, nil
 }
 
-// buildEstimate returns the build time the pipeline expects now: the
-// moving mean and mean deviation of the builds seen to end (by this
-// pipeline, or shared through PipelineConfig.BuildTimes), starting from
-// PipelineConfig.ExpectedBuild (30 s when not set).
-func (p *Pipeline) buildEstimate() (mean, dev time.Duration) {
-	e := p.builds.Snapshot()
-	return e.Mean, e.Dev
-}
-
 // recordEstimate shows the expected build time in the metrics; a cold
 // estimate (nothing observed or configured) leaves them at 0.
 func (p *Pipeline) recordEstimate(e buildtime.Estimate) {
