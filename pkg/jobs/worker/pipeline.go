@@ -34,7 +34,7 @@ type PipelineConfig struct {
 	// estimate is cold until a build is observed (here or, with
 	// BuildTimes, by another worker of the team), and waiting jobs learn
 	// it from event streams instead of polling on a guess (ColdStreams).
-	// Defaults to none (BuildEstimate reports 30 s until a build is seen).
+	// Defaults to none.
 	ExpectedBuild time.Duration
 	// PollMin and PollMax bound the interval between status polls: every
 	// poll spends API budget. Default to 1 s and 15 s.
@@ -107,9 +107,10 @@ func (c PipelineConfig) withDefaults() PipelineConfig {
 	return c
 }
 
-// defaultExpectedBuild is what BuildEstimate reports before any build was
-// seen when PipelineConfig.ExpectedBuild is not set: Vercel builds take
-// tens of seconds.
+// defaultExpectedBuild is the mean a cold estimate starts from (no build
+// seen, PipelineConfig.ExpectedBuild not set): Vercel builds take tens of
+// seconds. No poll is scheduled from a cold estimate: its jobs wait in
+// waitCold until a scout has taught it (waitready.go).
 const defaultExpectedBuild = 30 * time.Second
 
 // Pipeline runs the Vercel + Prisma Postgres steps of a deploy. It is
