@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -149,4 +151,18 @@ func exitText(err error) string {
 		return ee.ProcessState.String()
 	}
 	return err.Error()
+}
+
+// CommandLine is how to repeat a run, recorded with its results: "go run
+// ./cmd/bench" and the words given, each quoted where a shell would
+// split or expand it.
+func CommandLine(words ...string) string {
+	parts := []string{"go run ./cmd/bench"}
+	for _, a := range words {
+		if a == "" || strings.ContainsAny(a, " \t\"'*?$") {
+			a = strconv.Quote(a)
+		}
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, " ")
 }

@@ -30,11 +30,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/deployq/deployq/internal/bench"
 	"github.com/deployq/deployq/pkg/budget"
 	"github.com/deployq/deployq/pkg/vercel"
 )
@@ -144,7 +144,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench budget: -limits: %v\n", err)
 		return 2
 	}
-	o.command = commandLine(args)
+	o.command = "make bench-budget"
+	if len(args) > 0 {
+		o.command = bench.CommandLine(append([]string{"budget"}, args...)...)
+	}
 	o.bottleneck = vercel.Endpoint(*bottleneck)
 	if _, ok := o.limits[o.bottleneck]; !ok {
 		fmt.Fprintf(stderr, "bench budget: -bottleneck %s has no limit in -limits\n", o.bottleneck)
@@ -160,7 +163,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 // usage lists the parent's flags only: the worker mode's flags are passed
 // by the parent, never typed.
 func usage(fs *flag.FlagSet, w io.Writer) {
-	fmt.Fprintln(w, "usage: budgetbench [flags]")
+	fmt.Fprintln(w, "usage: bench budget [flags]")
 	hidden := map[string]bool{"child": true, "nats-url": true, "sim-url": true, "strategy": true, "team-id": true, "index": true}
 	fs.VisitAll(func(f *flag.Flag) {
 		if hidden[f.Name] {
@@ -184,19 +187,4 @@ func parseStrategies(s string) ([]strategy, error) {
 		}
 	}
 	return out, nil
-}
-
-// commandLine is how to repeat this run, for the results and the plot.
-func commandLine(args []string) string {
-	if len(args) == 0 {
-		return "make bench-budget"
-	}
-	quoted := make([]string, len(args))
-	for i, a := range args {
-		quoted[i] = a
-		if strings.ContainsAny(a, " \t\"'*?$") {
-			quoted[i] = strconv.Quote(a)
-		}
-	}
-	return "go run ./cmd/bench budget " + strings.Join(quoted, " ")
 }

@@ -9,10 +9,10 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/deployq/deployq/internal/bench"
 )
 
 // options is the command line, parsed.
@@ -132,18 +132,6 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			o.memProfile = filepath.Join(o.profileDir, "queued-mem.pprof")
 		}
 	}
-	o.command = commandLine(args)
+	o.command = bench.CommandLine(append([]string{"load"}, args...)...)
 	return o, nil
-}
-
-// commandLine is how to repeat this run, recorded with its results.
-func commandLine(args []string) string {
-	parts := []string{"go run ./cmd/bench load"}
-	for _, a := range args {
-		if strings.ContainsAny(a, " \t\"'*?$") {
-			a = strconv.Quote(a)
-		}
-		parts = append(parts, a)
-	}
-	return strings.Join(parts, " ")
 }

@@ -8,10 +8,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/deployq/deployq/internal/bench"
 )
 
 // The modes, named by the first argument. "child" is the worker process
@@ -60,10 +61,9 @@ type options struct {
 }
 
 // Main dispatches on the mode (what follows "bench scale") and returns
-// the exit code: 0 when every
-// part was measured (whether or not its targets hold: missing a target is
-// a result, not a failure), 1 when a part could not be measured, 2 for
-// usage errors.
+// the exit code: 0 when every part was measured (whether or not its
+// targets hold: missing a target is a result, not a failure), 1 when a
+// part could not be measured, 2 for usage errors.
 func Main(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -123,7 +123,7 @@ func parseOptions(mode string, args []string, stderr io.Writer) (options, error)
 	fs.StringVar(&o.childMemLimit, "child-gomemlimit", "", "scale: GOMEMLIMIT of the worker process (e.g. 250MiB); empty inherits this one's")
 	fs.Float64Var(&o.rssTargetMB, "rss-target", 300, "scale: target of the worker's resident memory, in MB (10^6 bytes)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: scalebench [requests|scale] [flags]")
+		fmt.Fprintln(stderr, "usage: bench scale [requests|scale] [flags]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -160,7 +160,7 @@ func parseOptions(mode string, args []string, stderr io.Writer) (options, error)
 		// jobs.SetupConfig asks for it to exceed the fleet's concurrency.
 		o.maxAckPending = o.jobs + max(o.jobs/10, 1)
 	}
-	o.command = commandLine(mode, args)
+	o.command = scaleCommand(mode, args)
 	return o, nil
 }
 
@@ -187,17 +187,12 @@ func parseDurations(s string) ([]time.Duration, error) {
 	return out, nil
 }
 
-// commandLine is how to repeat this run, recorded with its results.
-func commandLine(mode string, args []string) string {
-	parts := []string{"go run ./cmd/bench scale"}
+// scaleCommand is how to repeat this run: the mode is named unless both
+// parts ran.
+func scaleCommand(mode string, args []string) string {
+	words := []string{"scale"}
 	if mode != modeBoth {
-		parts = append(parts, mode)
+		words = append(words, mode)
 	}
-	for _, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t\"'*?$") {
-			a = strconv.Quote(a)
-		}
-		parts = append(parts, a)
-	}
-	return strings.Join(parts, " ")
+	return bench.CommandLine(append(words, args...)...)
 }

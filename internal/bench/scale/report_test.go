@@ -205,10 +205,10 @@ func TestParseDurations(t *testing.T) {
 }
 
 func TestCommandLine(t *testing.T) {
-	if got := commandLine(modeBoth, nil); got != "go run ./cmd/bench scale" {
+	if got := scaleCommand(modeBoth, nil); got != "go run ./cmd/bench scale" {
 		t.Errorf("got %q", got)
 	}
-	got := commandLine(modeScale, []string{"-jobs", "2000", "-out", "", "-child-memprofile", "/tmp/my heap"})
+	got := scaleCommand(modeScale, []string{"-jobs", "2000", "-out", "", "-child-memprofile", "/tmp/my heap"})
 	if !strings.HasPrefix(got, "go run ./cmd/bench scale scale -jobs 2000 -out \"\" ") || !strings.HasSuffix(got, `"/tmp/my heap"`) {
 		t.Errorf("got %q", got)
 	}
