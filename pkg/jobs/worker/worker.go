@@ -15,6 +15,7 @@ import (
 	"github.com/deployq/deployq/internal/clock"
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/metrics"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -313,9 +314,18 @@ func (w *Worker) fetch(ctx context.Context, n int, start func(jetstream.Msg)) (i
 
 // maybeRecreateConsumer puts the shared consumer back when it was deleted
 // (an operator's mistake, a restored cluster): nats.go would otherwise
-// keep pulling from nothing.
+// keep pulling from nothing. Once the consumer is gone a pull request has
+// nobody to answer it, so "no responders" is checked too: without that, a
+// worker whose first attempt to recreate it failed (the server may still
+// be deleting it) would never try again.
 func (w *Worker) maybeRecreateConsumer(ctx context.Context, err error) error {
-	if !errors.Is(err, jetstream.ErrConsumerDeleted) && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+	case errors.Is(err, nats.ErrNoResponders):
+		if _, cerr := w.js.Consumer(ctx, jobs.StreamRequests, jobs.ConsumerWorkers); !errors.Is(cerr, jetstream.ErrConsumerNotFound) {
+			return err // it is there, or the stream is not (Setup puts both back)
+		}
+	default:
 		return err
 	}
 	if cerr := w.assets.RestoreConsumer(ctx, w.js); cerr != nil {
