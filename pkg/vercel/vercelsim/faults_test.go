@@ -152,11 +152,26 @@ func TestLatency(t *testing.T) {
 		t.Errorf("answer after %v, want at least 50ms", d)
 	}
 	// A client that gives up during the latency gets nothing, and the
-	// handler stops waiting.
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Millisecond)
+	// handler stops waiting. It gives up once the handler has the request
+	// (counted on arrival): a deadline alone could pass before the request
+	// left a loaded machine, and then no handler would have anything to
+	// give up. The latency is long enough that only the client's leaving
+	// ends it.
+	b = setup(t, vercelsim.Config{Latency: time.Minute})
+	before := b.sim.Stats().Requests[vercel.EndpointGetProject]
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	if _, err := b.srv.Client().Do(b.request(t, "GET", "/v9/projects/x", nil).WithContext(ctx)); err == nil {
-		t.Error("answered within the client's deadline")
+	answered := make(chan error, 1)
+	go func() {
+		_, err := b.srv.Client().Do(b.request(t, "GET", "/v9/projects/x", nil).WithContext(ctx))
+		answered <- err
+	}()
+	waitFor(t, "the request to arrive", func() bool {
+		return b.sim.Stats().Requests[vercel.EndpointGetProject] > before
+	})
+	cancel()
+	if err := <-answered; err == nil {
+		t.Error("answered after the client gave up")
 	}
 	waitFor(t, "the handler to give up", func() bool {
 		return b.sim.Stats().Abandoned[vercel.EndpointGetProject] == 1
