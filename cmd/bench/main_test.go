@@ -10,13 +10,14 @@ import (
 // anything else is a usage error.
 func TestDispatch(t *testing.T) {
 	t.Parallel()
-	for _, name := range []string{"load", "scale", "budget"} {
+	// A flag only that benchmark has: the right one answered.
+	for name, flag := range map[string]string{"load": "-concurrency", "scale": "-builds", "budget": "-bottleneck"} {
 		var out, errOut bytes.Buffer
 		if code := run([]string{name, "-h"}, &out, &errOut); code != 0 {
 			t.Errorf("bench %s -h: exit %d (%s)", name, code, errOut.String())
 		}
-		if !strings.Contains(out.String()+errOut.String(), "-") {
-			t.Errorf("bench %s -h printed no flags", name)
+		if !strings.Contains(out.String()+errOut.String(), "  "+flag) {
+			t.Errorf("bench %s -h does not list %s", name, flag)
 		}
 	}
 	var out, errOut bytes.Buffer

@@ -119,3 +119,26 @@ func TestProcessReadyAndStop(t *testing.T) {
 		t.Fatalf("second stop %q, first %q", again[0], exits[0])
 	}
 }
+
+// A run's temporary files go when it succeeded, and stay, said where, when
+// it failed or was asked to keep them.
+func TestFinish(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		failed, keep, kept bool
+		code               int
+	}{{false, false, false, 0}, {true, false, true, 1}, {false, true, true, 0}} {
+		dir := t.TempDir()
+		var out strings.Builder
+		if code := Finish(&out, "bench", dir, tc.failed, tc.keep); code != tc.code {
+			t.Errorf("%+v: exit %d", tc, code)
+		}
+		_, err := os.Stat(dir)
+		if kept := err == nil; kept != tc.kept || kept != strings.Contains(out.String(), dir) {
+			t.Errorf("%+v: kept %t, said %q", tc, kept, out.String())
+		}
+	}
+	if Seed(7) != 7 || Seed(0) == 0 {
+		t.Error("Seed keeps a given seed and draws one for 0")
+	}
+}

@@ -47,15 +47,11 @@ func TestKVPutPrefixMatchesNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect()
+	nc, js, err := srv.JetStream()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	spy, err := srv.Connect()
 	if err != nil {
 		t.Fatal(err)

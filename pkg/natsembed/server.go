@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // readyTimeout bounds how long Start waits for the server to accept clients.
@@ -184,6 +185,21 @@ func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
 		return nil, fmt.Errorf("natsembed: connect in-process: %w", err)
 	}
 	return nc, nil
+}
+
+// JetStream opens an in-process connection (Connect) and a JetStream
+// context over it; closing the connection is the caller's.
+func (s *Server) JetStream(opts ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := s.Connect(opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("natsembed: jetstream: %w", err)
+	}
+	return nc, js, nil
 }
 
 // Shutdown stops the server and waits until it has stopped. It may be

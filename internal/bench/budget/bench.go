@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,10 +29,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "budgetbench: %v\n", err)
 		return 1
 	}
-	seed := o.seed
-	if seed == 0 {
-		seed = rand.Int64N(1<<62) + 1
-	}
+	seed := bench.Seed(o.seed)
 	rep := report{Machine: bench.DescribeMachine(time.Now()), Settings: settingsOf(o, seed)}
 	fmt.Fprintf(stderr, "budgetbench: %d deploys per strategy (%v), %d processes × %d, builds %s; temporary files in %s\n",
 		o.n, o.strategies, o.processes, o.concurrency, o.buildTime, tmp)
@@ -98,15 +94,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 			failed = true
 		}
 	}
-	if failed || o.keep {
-		fmt.Fprintf(stderr, "budgetbench: temporary files kept in %s\n", tmp)
-	} else {
-		_ = os.RemoveAll(tmp)
-	}
-	if failed {
-		return 1
-	}
-	return 0
+	return bench.Finish(stderr, "budgetbench", tmp, failed, o.keep)
 }
 
 func settingsOf(o options, seed int64) settings {

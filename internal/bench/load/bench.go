@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,10 +32,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "loadbench: %v\n", err)
 		return 1
 	}
-	seed := o.seed
-	if seed == 0 {
-		seed = rand.Int64N(1<<62) + 1
-	}
+	seed := bench.Seed(o.seed)
 	b := &runner{
 		o: o, tmp: tmp, seed: seed,
 		tgz: vercelsim.Tarball(map[string]string{
@@ -63,15 +59,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 			failed = true
 		}
 	}
-	if o.keep || failed {
-		fmt.Fprintf(stderr, "loadbench: temporary files kept in %s\n", tmp)
-	} else {
-		_ = os.RemoveAll(tmp)
-	}
-	if failed {
-		return 1
-	}
-	return 0
+	return bench.Finish(stderr, "loadbench", tmp, failed, o.keep)
 }
 
 // measureAll runs the measurements in rounds, so that each figure sees the

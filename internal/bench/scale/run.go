@@ -4,10 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/deployq/deployq/internal/bench"
 )
 
 // run measures the parts the mode asks for, one after the other (the
@@ -20,10 +21,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "scalebench: %v\n", err)
 		return 1
 	}
-	seed := o.seed
-	if seed == 0 {
-		seed = rand.Int64N(1<<62) + 1
-	}
+	seed := bench.Seed(o.seed)
 	began := time.Now()
 	var rep report
 	failed := false
@@ -66,13 +64,5 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "scalebench: results written to %s\n", path)
 		}
 	}
-	if failed || o.keep {
-		fmt.Fprintf(stderr, "scalebench: temporary files kept in %s\n", tmp)
-	} else {
-		_ = os.RemoveAll(tmp)
-	}
-	if failed {
-		return 1
-	}
-	return 0
+	return bench.Finish(stderr, "scalebench", tmp, failed, o.keep)
 }
