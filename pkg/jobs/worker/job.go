@@ -89,6 +89,7 @@ type job struct {
 	p    *Pipeline
 	msg  jetstream.Msg
 	meta *jetstream.MsgMetadata
+	d    jobs.Delivery // what the checkpoint knows of msg
 	req  *jobs.Request
 	cp   *jobs.Checkpoint
 	st   *jobs.JobState // &cp.State: what the steps read and record
@@ -163,7 +164,8 @@ func (w *Worker) start(ctx context.Context, msg jetstream.Msg, meta *jetstream.M
 
 	base := w.log.With("request_id", req.ID, "tenant", req.Tenant, "delivery", meta.NumDelivered)
 	release := w.leases.hold(msg)
-	cp, created, err := jobs.StartJob(ctx, w.assets.Jobs, req.Tenant, req.ID, delivery(msg, meta), w.cfg.Owner, w.now())
+	d := delivery(msg, meta)
+	cp, created, err := jobs.StartJob(ctx, w.assets.Jobs, req.Tenant, req.ID, d, w.cfg.Owner, w.now())
 	if err != nil {
 		log := base.With("step", phaseStart)
 		log.Warn("job state unavailable; handing the request back", "err", err)
@@ -171,7 +173,7 @@ func (w *Worker) start(ctx context.Context, msg jetstream.Msg, meta *jetstream.M
 		w.handBack(msg, log, w.cfg.PullWait)
 		return nil, handedBack
 	}
-	return &job{w: w, p: w.pipeline, msg: msg, meta: meta, req: &req, cp: cp, st: &cp.State, created: created,
+	return &job{w: w, p: w.pipeline, msg: msg, meta: meta, d: d, req: &req, cp: cp, st: &cp.State, created: created,
 		asked: asked, base: base, phase: phaseStart, releaseLease: release}, handedBack
 }
 
@@ -208,8 +210,7 @@ func (j *job) work(ctx context.Context) outcome {
 // release and the outcome. Like start, its frame is off the stack during
 // the steps.
 func (j *job) begin(ctx context.Context) (context.Context, bool, func(), outcome) {
-	d := delivery(j.msg, j.meta)
-	if !j.cp.Carries(d) {
+	if !j.cp.Carries(j.d) {
 		return ctx, false, nil, j.duplicate(ctx)
 	}
 	if j.st.Done() {
@@ -220,7 +221,7 @@ func (j *job) begin(ctx context.Context) (context.Context, bool, func(), outcome
 	takeover := false
 	if !j.created {
 		takeover = j.st.Owner != "" // an earlier delivery may have left effects unseen
-		if err := j.cp.Claim(ctx, j.w.cfg.Owner, d, j.now()); err != nil {
+		if err := j.cp.Claim(ctx, j.w.cfg.Owner, j.d, j.now()); err != nil {
 			return ctx, false, nil, j.abandon(err)
 		}
 	}
