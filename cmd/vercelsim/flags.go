@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -117,8 +119,10 @@ func endpoints(name string) ([]vercel.Endpoint, error) {
 	return nil, fmt.Errorf("unknown endpoint %q (want one of %s, or %s)", name, endpointList(), allEndpoints)
 }
 
-// parseLimit reads endpoint=N/window. The window may leave out a leading 1
-// ("5/s", "100/m") and take a minute as "m" or "min".
+// parseLimit reads endpoint=N/window, or several windows of one endpoint
+// joined by "+" (deployments.create=120/5m+450/1h), all counted at once.
+// A window may leave out a leading 1 ("5/s", "100/m") and take a minute
+// as "m" or "min".
 func parseLimit(v string) ([]vercel.Endpoint, vercelsim.Limit, error) {
 	name, spec, ok := strings.Cut(v, "=")
 	if !ok {
@@ -128,13 +132,32 @@ func parseLimit(v string) ([]vercel.Endpoint, vercelsim.Limit, error) {
 	if err != nil {
 		return nil, vercelsim.Limit{}, err
 	}
-	n, window, ok := strings.Cut(spec, "/")
+	var windows []vercelsim.Limit
+	for w := range strings.SplitSeq(spec, "+") {
+		lw, err := parseWindow(v, w)
+		if err != nil {
+			return nil, vercelsim.Limit{}, err
+		}
+		windows = append(windows, lw)
+	}
+	slices.SortFunc(windows, func(a, b vercelsim.Limit) int { return cmp.Compare(a.Window, b.Window) })
+	lim := windows[0]
+	lim.Caps = windows[1:]
+	if len(lim.Caps) == 0 {
+		lim.Caps = nil
+	}
+	return eps, lim, nil
+}
+
+// parseWindow reads one N/window of the limit v.
+func parseWindow(v, w string) (vercelsim.Limit, error) {
+	n, window, ok := strings.Cut(w, "/")
 	if !ok {
-		return nil, vercelsim.Limit{}, fmt.Errorf("limit %q: want endpoint=N/window", v)
+		return vercelsim.Limit{}, fmt.Errorf("limit %q: want endpoint=N/window", v)
 	}
 	requests, err := strconv.Atoi(n)
 	if err != nil || requests <= 0 {
-		return nil, vercelsim.Limit{}, fmt.Errorf("limit %q: %q is not a positive number of requests", v, n)
+		return vercelsim.Limit{}, fmt.Errorf("limit %q: %q is not a positive number of requests", v, n)
 	}
 	if window == "min" {
 		window = "m"
@@ -144,9 +167,9 @@ func parseLimit(v string) ([]vercel.Endpoint, vercelsim.Limit, error) {
 	}
 	d, err := time.ParseDuration(window)
 	if err != nil || d <= 0 {
-		return nil, vercelsim.Limit{}, fmt.Errorf("limit %q: %q is not a positive duration", v, window)
+		return vercelsim.Limit{}, fmt.Errorf("limit %q: %q is not a positive duration", v, window)
 	}
-	return eps, vercelsim.Limit{Requests: requests, Window: d}, nil
+	return vercelsim.Limit{Requests: requests, Window: d}, nil
 }
 
 // parseFault reads endpoint=kind:value,...

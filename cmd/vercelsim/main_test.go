@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +27,9 @@ func TestParseLimit(t *testing.T) {
 		{in: "projects.get=100/m", eps: 1, want: vercelsim.Limit{Requests: 100, Window: time.Minute}},
 		{in: "projects.get=100/min", eps: 1, want: vercelsim.Limit{Requests: 100, Window: time.Minute}},
 		{in: "all=20/10s", eps: len(vercel.Endpoints()), want: vercelsim.Limit{Requests: 20, Window: 10 * time.Second}},
+		{in: "deployments.create=10/1m+4/10s", eps: 1, want: vercelsim.Limit{Requests: 4, Window: 10 * time.Second,
+			Caps: []vercelsim.Limit{{Requests: 10, Window: time.Minute}}}},
+		{in: "deployments.create=4/10s+", err: true},
 		{in: "deployments.create", err: true},
 		{in: "deployments.create=5", err: true},
 		{in: "deployments.create=0/1s", err: true},
@@ -40,7 +44,7 @@ func TestParseLimit(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || len(eps) != tc.eps || got != tc.want {
+		if err != nil || len(eps) != tc.eps || !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%q: %v %+v %v, want %d endpoints %+v", tc.in, eps, got, err, tc.eps, tc.want)
 		}
 	}

@@ -95,9 +95,14 @@ type Config struct {
 	// "shared" across every worker on the same NATS (a KV bucket),
 	// "local" to this process, or "off". Defaults to shared.
 	Budget string
+	// BudgetPlan is the Vercel plan whose published limits preset every
+	// endpoint (BUDGET_PLAN, --budget-plan): hobby, pro or enterprise.
+	// Defaults to "" (pro against the real API; with --simulate, the
+	// simulator's limits).
+	BudgetPlan budget.Plan
 	// BudgetLimits overrides the limits of endpoint classes, such as
-	// "deployments.create=100/1m,all=300/1m" (BUDGET_LIMITS,
-	// --budget-limits). Defaults to budget.DefaultLimits().
+	// "deployments.create=120/5m+450/1h+6000/24h,all=300/1m" (BUDGET_LIMITS,
+	// --budget-limits). Defaults to none: the plan's.
 	BudgetLimits map[vercel.Endpoint]budget.Limit
 	// BudgetHeadroom is the fraction of each limit spent, in (0, 1]
 	// (BUDGET_HEADROOM, --budget-headroom). Defaults to 0.97.
@@ -358,8 +363,19 @@ func settings() []setting {
 			},
 		},
 		{
+			env: []string{"BUDGET_PLAN"}, flag: "budget-plan", arg: "PLAN", group: "Budget",
+			usage: "The Vercel team's plan, whose published limits preset every endpoint: hobby, pro or enterprise (default pro; with --simulate, the simulator's limits).",
+			apply: func(c *Config, v string) (err error) {
+				if v == "" {
+					return nil
+				}
+				c.BudgetPlan, err = budget.ParsePlan(v)
+				return err
+			},
+		},
+		{
 			env: []string{"BUDGET_LIMITS"}, flag: "budget-limits", arg: "LIMITS", group: "Budget",
-			usage: "Limits per endpoint class overriding the defaults, e.g. deployments.create=100/1m,all=300/1m. The budget also follows X-RateLimit-Limit.",
+			usage: "Limits per endpoint class overriding the plan's, e.g. deployments.create=120/5m+450/1h+6000/24h,all=300/1m: windows joined by + are all enforced at once. The budget also follows X-RateLimit-Limit.",
 			apply: func(c *Config, v string) (err error) { c.BudgetLimits, err = budget.ParseLimits(v); return err },
 		},
 		{
@@ -399,7 +415,7 @@ func settings() []setting {
 		},
 		{
 			env: []string{"SIM_LIMITS"}, flag: "sim-limits", arg: "LIMITS", group: "Simulator",
-			usage: "Rate limits the simulator enforces (429s as Vercel sends them), e.g. deployments.create=20/10s.",
+			usage: "Rate limits the simulator enforces (429s as Vercel sends them), e.g. deployments.create=20/10s or deployments.create=4/10s+10/1m (every window at once).",
 			apply: func(c *Config, v string) (err error) { c.SimLimits, err = budget.ParseLimits(v); return err },
 		},
 

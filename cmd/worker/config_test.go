@@ -317,6 +317,8 @@ func TestConfigEveryFieldHasASetting(t *testing.T) {
 			v = "true"
 		case s.arg == "LIMITS":
 			v = "all=1/1s"
+		case s.arg == "PLAN":
+			v = "hobby"
 		case s.arg == "DURATION" && v == "":
 			v = "5s"
 		case v == "":

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/deployq/deployq/internal/stack"
 	"github.com/deployq/deployq/pkg/budget"
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/jobs/worker"
@@ -225,11 +227,12 @@ func newBudget(ctx context.Context, cfg Config, js jetstream.JetStream, m *metri
 	if cfg.Budget == "off" {
 		return nil, func() {}, nil
 	}
-	base := budget.DefaultLimits()
-	if cfg.Simulate {
+	plan := cmp.Or(cfg.BudgetPlan, budget.PlanPro)
+	base := budget.PlanLimits(plan)
+	if cfg.Simulate && cfg.BudgetPlan == "" {
 		// The simulator's limits are known exactly (none unless SIM_LIMITS
-		// sets some); the defaults are guesses for the real API.
-		base = cfg.SimLimits
+		// sets some); a plan's are the real API's.
+		base, plan = cfg.SimLimits, "simulator"
 	}
 	limits := budget.MergeLimits(base, cfg.BudgetLimits)
 	var store budget.Store = budget.NewMemoryStore()
@@ -252,8 +255,17 @@ func newBudget(ctx context.Context, cfg Config, js jetstream.JetStream, m *metri
 		stop()
 		return nil, nil, err
 	}
-	log.Info("API budget", "mode", cfg.Budget, "team", orPersonal(cfg.TeamID), "headroom", cfg.BudgetHeadroom)
+	log.Info("API budget", "mode", cfg.Budget, "team", orPersonal(cfg.TeamID), "plan", plan,
+		"deployments", limitOf(limits, vercel.EndpointCreateDeployment), "headroom", cfg.BudgetHeadroom)
 	return b, stop, nil
+}
+
+// limitOf writes ep's limit for a log line, or "none".
+func limitOf(limits map[vercel.Endpoint]budget.Limit, ep vercel.Endpoint) string {
+	if l, ok := limits[ep]; ok {
+		return l.String()
+	}
+	return "none"
 }
 
 func orPersonal(team string) string {
@@ -269,11 +281,7 @@ func vercelClient(cfg Config, m *metrics.Metrics, limiter vercel.Limiter, log *s
 	baseURL, token, integrationID := cfg.VercelAPIURL, cfg.Token, cfg.IntegrationConfigID
 	stop := func() {}
 	if cfg.Simulate {
-		simLimits := map[vercel.Endpoint]vercelsim.Limit{}
-		for ep, l := range cfg.SimLimits {
-			simLimits[ep] = vercelsim.Limit{Requests: l.Requests, Window: l.Window}
-		}
-		sim := vercelsim.New(vercelsim.Config{BuildTime: cfg.SimBuildTime, BuildJitter: cfg.SimBuildTime / 5, RateLimits: simLimits})
+		sim := vercelsim.New(vercelsim.Config{BuildTime: cfg.SimBuildTime, BuildJitter: cfg.SimBuildTime / 5, RateLimits: stack.SimLimits(cfg.SimLimits)})
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, "", nil, fmt.Errorf("simulator listener: %w", err)

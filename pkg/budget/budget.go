@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/deployq/deployq/internal/clock"
@@ -45,6 +46,11 @@ type Budget struct {
 	m      *metrics.Metrics
 	now    func() time.Time
 	sleep  func(ctx context.Context, d time.Duration) error
+
+	// parked is, per endpoint, until when this process last saw a cap
+	// spent: a park is logged once, not once per waiter.
+	mu     sync.Mutex
+	parked map[vercel.Endpoint]int64
 }
 
 var _ vercel.Limiter = (*Budget)(nil)
@@ -76,14 +82,17 @@ func New(store Store, cfg Config) (*Budget, error) {
 		cfg.Logger = slog.Default()
 	}
 	for ep, l := range cfg.Limits {
-		if !l.valid() {
-			return nil, fmt.Errorf("budget: limit of %s (%+v) needs positive Requests and Window", ep, l)
+		if err := l.valid(); err != nil {
+			return nil, fmt.Errorf("budget: limit of %s (%s): %w", ep, l, err)
 		}
 		cfg.Metrics.BudgetLimit(ep, l.Requests)
+		for _, c := range l.Caps {
+			cfg.Metrics.BudgetWindowLimit(ep, shortDuration(c.Window), c.Requests)
+		}
 	}
 	return &Budget{
 		store: store, cfg: cfg, limits: cfg.Limits, log: cfg.Logger, m: cfg.Metrics,
-		now: cfg.Clock, sleep: clock.Sleep,
+		now: cfg.Clock, sleep: clock.Sleep, parked: map[vercel.Endpoint]int64{},
 	}, nil
 }
 
@@ -93,7 +102,9 @@ func (b *Budget) key(ep vercel.Endpoint) string { return b.cfg.Team + "." + stri
 // granted in the order they were asked for, across every process sharing
 // the store. A pause announced while the caller slept voids its slot: it
 // reserves again after the pause instead of spending a call on a certain
-// 429.
+// 429. While a cap (an hourly or daily window) is spent, the caller is
+// parked until the cap has room, then asks again; the wait spends no
+// attempt of the job, whose lease is kept by its heartbeat.
 func (b *Budget) Wait(ctx context.Context, ep vercel.Endpoint) error {
 	l, ok := b.limits[ep]
 	if !ok {
@@ -103,10 +114,11 @@ func (b *Budget) Wait(ctx context.Context, ep vercel.Endpoint) error {
 	began := b.now()
 	for {
 		var at int64
+		var granted bool
 		var r rule
 		st, err := b.store.Update(ctx, key, func(s *State) {
 			r = newRule(l, s.Limit, b.cfg.Headroom)
-			at = reserve(s, unixNano(b.now()), r)
+			at, granted = reserve(s, unixNano(b.now()), r)
 		})
 		if err != nil {
 			if ctx.Err() != nil {
@@ -116,8 +128,17 @@ func (b *Budget) Wait(ctx context.Context, ep vercel.Endpoint) error {
 		}
 		now := unixNano(b.now())
 		b.m.BudgetTokens(ep, tokens(st, now, r))
+		for i, used := range capUse(st, now, r) {
+			b.m.BudgetWindowUsed(ep, shortDuration(l.Caps[i].Window), used)
+		}
+		if !granted {
+			b.noteParked(ep, l, at)
+		}
 		if err := b.sleep(ctx, time.Duration(at-now)); err != nil {
 			return err
+		}
+		if !granted {
+			continue
 		}
 		if cur, ok := b.store.Cached(key); ok && cur.PausedUntil > at {
 			continue
@@ -125,6 +146,24 @@ func (b *Budget) Wait(ctx context.Context, ep vercel.Endpoint) error {
 		b.m.BudgetWait(ep, b.now().Sub(began))
 		return nil
 	}
+}
+
+// noteParked logs and records that ep's caps hold calls back until
+// until, once per park in this process.
+func (b *Budget) noteParked(ep vercel.Endpoint, l Limit, until int64) {
+	b.mu.Lock()
+	seen := b.parked[ep] >= until
+	if !seen {
+		b.parked[ep] = until
+	}
+	b.mu.Unlock()
+	if seen {
+		return
+	}
+	t := time.Unix(0, until)
+	b.m.BudgetParked(ep, t)
+	b.log.Info("budget parked: a window's allowance is spent", "endpoint", ep, "limit", l.String(), "scope", b.scope(),
+		"until", t.UTC().Format(time.RFC3339))
 }
 
 // observeTimeout bounds the shared-state write of one observation; it runs

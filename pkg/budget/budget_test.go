@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -255,7 +256,7 @@ func TestReservationsAreFirstComeFirstServed(t *testing.T) {
 	for i := range 50 {
 		// Callers arrive faster than the rate: each later caller's slot
 		// is strictly after every earlier one's.
-		at := reserve(&s, int64(i)*int64(time.Millisecond), r)
+		at, _ := reserve(&s, int64(i)*int64(time.Millisecond), r)
 		if at <= last {
 			t.Fatalf("caller %d got slot %d, not after %d", i, at, last)
 		}
@@ -280,14 +281,148 @@ func TestParseLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got[ep] != (Limit{Requests: 20, Window: 10 * time.Second}) ||
-		got[vercel.EndpointCreateProject] != (Limit{Requests: 5, Window: time.Second}) ||
-		got[vercel.EndpointGetDeployment] != (Limit{Requests: 50, Window: 10 * time.Second}) {
+	if !reflect.DeepEqual(got[ep], Limit{Requests: 20, Window: 10 * time.Second}) ||
+		!reflect.DeepEqual(got[vercel.EndpointCreateProject], Limit{Requests: 5, Window: time.Second}) ||
+		!reflect.DeepEqual(got[vercel.EndpointGetDeployment], Limit{Requests: 50, Window: 10 * time.Second}) {
 		t.Fatalf("parsed %v", got)
 	}
-	for _, bad := range []string{"deployments.create", "nope=1/s", "deployments.create=0/s", "deployments.create=5/fortnight", "deployments.create=x/1s"} {
+	// Several windows, in any order: the shortest paces, the rest cap.
+	got, err = ParseLimits("deployments.create=6000/24h+120/5m+450/1h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Limit{Requests: 120, Window: 5 * time.Minute, Caps: []Cap{{450, time.Hour}, {6000, 24 * time.Hour}}}
+	if !reflect.DeepEqual(got[ep], want) {
+		t.Fatalf("parsed %+v, want %+v", got[ep], want)
+	}
+	if s := got[ep].String(); s != "120/5m+450/1h+6000/24h" {
+		t.Errorf("String() = %q", s)
+	}
+	for _, bad := range []string{"deployments.create", "nope=1/s", "deployments.create=0/s", "deployments.create=5/fortnight",
+		"deployments.create=x/1s", "deployments.create=5/1m+", "deployments.create=5/1m+6/1m", "deployments.create=5/1m+0/1h"} {
 		if _, err := ParseLimits(bad); err == nil {
 			t.Errorf("ParseLimits(%q) accepted", bad)
 		}
+	}
+}
+
+func TestCapParksUntilItsWindowHasRoom(t *testing.T) {
+	t.Parallel()
+	// Paced at 10 a second, capped at 5 an hour: five calls go at the
+	// pace, the sixth is parked until the first has left the hour.
+	b := setup(t, map[vercel.Endpoint]Limit{ep: {Requests: 10, Window: time.Second, Caps: []Cap{{5, time.Hour}}}})
+	start := b.clock.Now()
+	b.waits(t, 5)
+	if el := b.clock.Now().Sub(start); el > time.Second {
+		t.Fatalf("five calls within the cap took %v", el)
+	}
+	b.waits(t, 1)
+	el := b.clock.Now().Sub(start)
+	slot := time.Hour / capSlots
+	if el < time.Hour+slot || el > time.Hour+2*slot {
+		t.Fatalf("the call past the cap went after %v, want an hour and one to two slots of %v", el, slot)
+	}
+}
+
+func TestCapIsCountedPerSlidingSpan(t *testing.T) {
+	t.Parallel()
+	// No span of an hour (plus one slot) may hold more than the cap,
+	// whatever the pace allows: count calls over a simulated day.
+	const perHour = 30
+	l := Limit{Requests: 1, Window: 10 * time.Second, Caps: []Cap{{perHour, time.Hour}}}
+	r := newRule(l, 0, 1)
+	var s State
+	var grants []int64
+	now := int64(1_800_000_000) * int64(time.Second)
+	end := now + int64(24*time.Hour)
+	for now < end {
+		at, ok := reserve(&s, now, r)
+		if ok {
+			grants = append(grants, at)
+			now = at + 1
+			continue
+		}
+		if at <= now {
+			t.Fatalf("parked until %d, not after now %d", at, now)
+		}
+		now = at
+	}
+	for i := range grants {
+		j := i
+		for j < len(grants) && grants[j] < grants[i]+int64(time.Hour) {
+			j++
+		}
+		if j-i > perHour {
+			t.Fatalf("%d calls within the hour from grant %d", j-i, i)
+		}
+	}
+	// A cap that binds is used: at least 98 % of 24 hours × 30.
+	if min := 98 * 24 * perHour / 100; len(grants) < min {
+		t.Fatalf("%d calls in a day, want at least %d", len(grants), min)
+	}
+	if testing.Verbose() {
+		t.Logf("%d calls in a day under a cap of %d an hour: %.1f %%", len(grants), perHour, 100*float64(len(grants))/(24*perHour))
+	}
+	if n := len(s.Caps[0].Counts); n > 2*capSlots+2 {
+		t.Fatalf("the cap keeps %d slots", n)
+	}
+}
+
+func TestCapCountsSurviveAnotherConfiguration(t *testing.T) {
+	t.Parallel()
+	var s State
+	hour := newRule(Limit{Requests: 100, Window: time.Second, Caps: []Cap{{2, time.Hour}}}, 0, 1)
+	now := int64(time.Hour) * 500_000
+	for range 2 {
+		if _, ok := reserve(&s, now, hour); !ok {
+			t.Fatal("refused within the cap")
+		}
+	}
+	if _, ok := reserve(&s, now, hour); ok {
+		t.Fatal("granted past the cap")
+	}
+	// A worker configured with a daily cap in place of the hourly one
+	// keeps no stale hourly count; one with both keeps the hourly count.
+	day := newRule(Limit{Requests: 100, Window: time.Second, Caps: []Cap{{10, 24 * time.Hour}}}, 0, 1)
+	if _, ok := reserve(&s, now, day); !ok {
+		t.Fatal("the daily cap refused its first call")
+	}
+	both := newRule(Limit{Requests: 100, Window: time.Second, Caps: []Cap{{2, time.Hour}, {10, 24 * time.Hour}}}, 0, 1)
+	if _, ok := reserve(&s, now, both); !ok {
+		t.Fatal("a fresh hourly count refused")
+	}
+	if _, ok := reserve(&s, now, both); !ok {
+		t.Fatal("second call refused")
+	}
+	if _, ok := reserve(&s, now, both); ok {
+		t.Fatal("granted past the hourly cap")
+	}
+}
+
+func TestPlanLimits(t *testing.T) {
+	t.Parallel()
+	for _, p := range Plans() {
+		limits := PlanLimits(p)
+		for _, e := range vercel.Endpoints() {
+			l, ok := limits[e]
+			if !ok {
+				t.Errorf("%s: no limit for %s", p, e)
+				continue
+			}
+			if err := l.valid(); err != nil {
+				t.Errorf("%s: %s: %v", p, e, err)
+			}
+		}
+	}
+	for plan, want := range map[Plan]string{PlanHobby: "60/5m+100/1h+100/24h", PlanPro: "120/5m+450/1h+6000/24h", PlanEnterprise: "300/5m+1800/1h+24000/24h"} {
+		if got := PlanLimits(plan)[ep].String(); got != want {
+			t.Errorf("%s deployments: %s, want %s", plan, got, want)
+		}
+	}
+	if p, err := ParsePlan(" Free "); err != nil || p != PlanHobby {
+		t.Errorf("ParsePlan(free) = %q, %v", p, err)
+	}
+	if _, err := ParsePlan("gold"); err == nil {
+		t.Error("ParsePlan(gold) accepted")
 	}
 }

@@ -20,6 +20,16 @@
 // jitter between when a slot is granted and when the API counts the call,
 // so fixed windows on the API's side never see one call too many.
 //
+// # Longer windows
+//
+// A Limit may carry Caps: longer windows counted at once (Vercel counts
+// deployments per 5 minutes, per hour and per day). The Limit's own window
+// paces the calls; each cap counts the fleet's calls per slot of 1/120 of
+// its window in the same shared state, and while one is spent the callers
+// are parked until it has room, without holding a reservation.
+// PlanLimits presets every endpoint from a Vercel plan's published
+// limits; ParseLimits reads "endpoint=N/window+N/window".
+//
 // # Learning from the API
 //
 // Observe reads every answer:

@@ -80,6 +80,62 @@ func TestFleetSharesTheBudget(t *testing.T) {
 	}
 }
 
+// Deployments counted in a longer window by the simulator and by three
+// pools' shared budget: the window parks deployment creation while the
+// other steps go on, every job succeeds, and the API sees no overrun of
+// that window beyond, at most, one call whose grant and arrival straddle
+// its edge by more than a slot (25 ms here). The simulator's short window
+// is loose: how the pace keeps one is TestFleetSharesTheBudget's matter.
+func TestFleetKeepsEveryWindow(t *testing.T) {
+	t.Parallel()
+	const jobsN = 20
+	windows := budget.Limit{Requests: 6, Window: time.Second, Caps: []budget.Cap{{Requests: 8, Window: 3 * time.Second}}}
+	h := jobstest.Start(t, jobstest.Config{
+		Workers: 3,
+		Sim: vercelsim.Config{BuildTime: 100 * time.Millisecond, RateLimits: map[vercel.Endpoint]vercelsim.Limit{
+			vercel.EndpointCreateDeployment: {Requests: 60, Window: time.Second, Caps: []vercelsim.Limit{{Requests: 8, Window: 3 * time.Second}}},
+		}},
+		Worker: worker.Config{Concurrency: 8},
+		NewLimiter: func(tb testing.TB, js jetstream.JetStream) vercel.Limiter {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			store, err := budget.NewKVStore(ctx, js, budget.KVStoreConfig{})
+			if err != nil {
+				tb.Fatal(err)
+			}
+			tb.Cleanup(store.Close)
+			b, err := budget.New(store, budget.Config{Limits: map[vercel.Endpoint]budget.Limit{vercel.EndpointCreateDeployment: windows}, Logger: quietLogger()})
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return b
+		},
+	})
+	tgz := h.Tarball(t, nil)
+	var ids []string
+	start := time.Now()
+	for i := range jobsN {
+		ids = append(ids, h.Submit(t, jobs.Request{Tenant: "acme", Name: fmt.Sprintf("windows%d", i)}, tgz).ID)
+	}
+	got := h.WaitTerminal(t, "acme", 2*time.Minute, ids...)
+	for _, id := range ids {
+		if got[id].Type != jobs.TypeSucceeded {
+			t.Fatalf("%s: %s %+v", id, got[id].Type, got[id].Data.Error)
+		}
+	}
+	// 20 deployments at 8 per 3 s need two full windows after the first:
+	// had the cap not parked them, the pace alone would take 3.3 s.
+	if el := time.Since(start); el < 6*time.Second {
+		t.Fatalf("%d deployments in %v: the 3 s window was not kept", jobsN, el)
+	}
+	stats := h.Sim.Stats()
+	limited := stats.RateLimited[vercel.EndpointCreateDeployment]
+	t.Logf("%d deployments created, %d answered 429", stats.Requests[vercel.EndpointCreateDeployment], limited)
+	if limited > 1 {
+		t.Fatalf("%d deployment creations answered 429, want at most 1", limited)
+	}
+}
+
 // Waiting for budget is not failing: jobs that wait far longer than their
 // lease for a slow bucket keep their lease (heartbeats), spend no retry
 // attempt and are delivered once.

@@ -75,7 +75,7 @@ func TestKVStoreSharesOneScheduleUnderContention(t *testing.T) {
 				for range 5 {
 					var at int64
 					_, err := s.Update(context.Background(), "team.deployments.create", func(st *State) {
-						at = reserve(st, clock.Now().UnixNano(), newRule(limit, st.Limit, 1))
+						at, _ = reserve(st, clock.Now().UnixNano(), newRule(limit, st.Limit, 1))
 					})
 					if err != nil {
 						t.Error(err)

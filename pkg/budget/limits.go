@@ -1,8 +1,11 @@
 package budget
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -10,7 +13,8 @@ import (
 	"github.com/deployq/deployq/pkg/vercel"
 )
 
-// Limit is the API's allowance for one endpoint class: Requests per Window.
+// Limit is the API's allowance for one endpoint class: Requests per
+// Window, and the longer windows of Caps counted at once.
 type Limit struct {
 	Requests int
 	Window   time.Duration
@@ -18,29 +22,125 @@ type Limit struct {
 	// Defaults to 1: calls are spread evenly, which is what fixed windows
 	// on the API's side tolerate best.
 	Burst int
+	// Caps are the endpoint's longer windows (Vercel counts deployments
+	// per 5 minutes, per hour and per day at once). Calls are paced by
+	// Requests/Window; a cap holds them back only once it is spent, until
+	// enough of its calls have left its window. Each cap's Window is
+	// longer than the Limit's.
+	Caps []Cap
 }
 
-func (l Limit) valid() bool { return l.Requests > 0 && l.Window > 0 && l.Burst >= 0 }
+// Cap is one longer window of a Limit: at most Requests calls in any
+// Window.
+type Cap struct {
+	Requests int
+	Window   time.Duration
+}
 
-func (l Limit) String() string { return strconv.Itoa(l.Requests) + "/" + l.Window.String() }
+func (l Limit) valid() error {
+	if l.Requests <= 0 || l.Window <= 0 || l.Burst < 0 {
+		return errors.New("needs positive Requests and Window")
+	}
+	for _, c := range l.Caps {
+		if c.Requests <= 0 || c.Window <= l.Window {
+			return fmt.Errorf("cap %s needs positive Requests and a Window longer than %s", c, shortDuration(l.Window))
+		}
+	}
+	return nil
+}
 
-// DefaultLimits are the limits assumed when none are configured. Vercel
-// does not publish per-endpoint numbers, so these are deliberately
-// conservative; the budget adopts the real limit as soon as the API
-// reports it in X-RateLimit-Limit, and BUDGET_LIMITS overrides them.
-func DefaultLimits() map[vercel.Endpoint]Limit {
+// String writes the limit as ParseLimits reads it: "120/5m+450/1h+6000/24h".
+func (l Limit) String() string {
+	var b strings.Builder
+	b.WriteString(Cap{l.Requests, l.Window}.String())
+	for _, c := range l.Caps {
+		b.WriteString("+" + c.String())
+	}
+	return b.String()
+}
+
+func (c Cap) String() string { return strconv.Itoa(c.Requests) + "/" + shortDuration(c.Window) }
+
+// shortDuration writes d without the zero units time.Duration.String
+// adds: 5m, 1h, 24h, 1h30m, 10s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// Plan is a Vercel plan: its published rate limits preset every
+// endpoint (BUDGET_PLAN).
+type Plan string
+
+// The plans whose limits Vercel publishes.
+const (
+	PlanHobby      Plan = "hobby"
+	PlanPro        Plan = "pro"
+	PlanEnterprise Plan = "enterprise"
+)
+
+// Plans lists the plans in the order of their limits.
+func Plans() []Plan { return []Plan{PlanHobby, PlanPro, PlanEnterprise} }
+
+// ParsePlan reads a plan's name; "free" is Hobby's other name.
+func ParsePlan(s string) (Plan, error) {
+	switch p := Plan(strings.ToLower(strings.TrimSpace(s))); p {
+	case PlanHobby, "free":
+		return PlanHobby, nil
+	case PlanPro, PlanEnterprise:
+		return p, nil
+	}
+	return "", fmt.Errorf("budget plan %q: want hobby, pro or enterprise", s)
+}
+
+// DefaultLimits are the limits assumed when none are configured: the Pro
+// plan's (PlanLimits). A team on Hobby that keeps them hears 402s once
+// its 100 daily deployments are spent, and the budget pauses deployment
+// creation then; a team on Enterprise that keeps them spends a quarter of
+// its allowance. BUDGET_PLAN says which plan the team is on.
+func DefaultLimits() map[vercel.Endpoint]Limit { return PlanLimits(PlanPro) }
+
+// PlanLimits returns the limits of every endpoint the pipeline calls on
+// plan p. The numbers Vercel publishes (its limits page, read 2026-12;
+// docs/OPERATIONS.md cites it) are used as published: deployments per 5
+// minutes, per hour and per day; file uploads per day; integration store
+// creation and deletion per minute; store connections and integration
+// authorizations per hour. Vercel publishes no numbers for the other
+// endpoints, nor a per-minute pace for those it counts only per hour or
+// day: there the limits are conservative guesses (60 writes and 300
+// reads a minute) that the budget corrects as soon as an answer reports
+// X-RateLimit-Limit.
+func PlanLimits(p Plan) map[vercel.Endpoint]Limit {
 	writes := Limit{Requests: 60, Window: time.Minute}
 	reads := Limit{Requests: 300, Window: time.Minute}
+	perHour := func(n int) Limit {
+		return Limit{Requests: writes.Requests, Window: writes.Window, Caps: []Cap{{n, time.Hour}}}
+	}
+	deployments := map[Plan]Limit{
+		PlanHobby:      {Requests: 60, Window: 5 * time.Minute, Caps: []Cap{{100, time.Hour}, {100, 24 * time.Hour}}},
+		PlanPro:        {Requests: 120, Window: 5 * time.Minute, Caps: []Cap{{450, time.Hour}, {6000, 24 * time.Hour}}},
+		PlanEnterprise: {Requests: 300, Window: 5 * time.Minute, Caps: []Cap{{1800, time.Hour}, {24000, 24 * time.Hour}}},
+	}
+	uploadsPerDay := map[Plan]int{PlanHobby: 5000, PlanPro: 40000, PlanEnterprise: 80000}
+	if _, ok := deployments[p]; !ok {
+		p = PlanPro
+	}
 	return map[vercel.Endpoint]Limit{
 		vercel.EndpointCreateProject:    writes,
 		vercel.EndpointDeleteProject:    writes,
 		vercel.EndpointTransferRequest:  writes,
-		vercel.EndpointAuthorize:        writes,
-		vercel.EndpointCreateStore:      writes,
-		vercel.EndpointDeleteStore:      writes,
-		vercel.EndpointConnectStore:     writes,
-		vercel.EndpointCreateDeployment: writes,
-		vercel.EndpointUploadFile:       reads,
+		vercel.EndpointAuthorize:        perHour(120),
+		vercel.EndpointCreateStore:      {Requests: 100, Window: time.Minute},
+		vercel.EndpointDeleteStore:      {Requests: 100, Window: time.Minute},
+		vercel.EndpointConnectStore:     perHour(120),
+		vercel.EndpointCreateDeployment: deployments[p],
+		vercel.EndpointUploadFile:       {Requests: reads.Requests, Window: reads.Window, Caps: []Cap{{uploadsPerDay[p], 24 * time.Hour}}},
 		vercel.EndpointGetProject:       reads,
 		vercel.EndpointListResources:    reads,
 		vercel.EndpointGetDeployment:    reads,
@@ -51,8 +151,11 @@ func DefaultLimits() map[vercel.Endpoint]Limit {
 
 // ParseLimits reads limits written as "endpoint=N/window" pairs separated
 // by commas, e.g. "deployments.create=20/10s,projects.create=100/1m".
-// "all=N/window" sets every endpoint; later pairs override earlier ones.
-// An empty string gives nil: no overrides.
+// Several windows of one endpoint, all enforced at once, are joined by
+// "+": "deployments.create=120/5m+450/1h+6000/24h"; the shortest paces the
+// calls and the others are its caps. "all=N/window" sets every endpoint;
+// later pairs override earlier ones. An empty string gives nil: no
+// overrides.
 func ParseLimits(s string) (map[vercel.Endpoint]Limit, error) {
 	out := map[vercel.Endpoint]Limit{}
 	for part := range strings.SplitSeq(s, ",") {
@@ -64,19 +167,10 @@ func ParseLimits(s string) (map[vercel.Endpoint]Limit, error) {
 		if !ok {
 			return nil, fmt.Errorf("budget limit %q: want endpoint=N/window", part)
 		}
-		n, win, ok := strings.Cut(spec, "/")
-		requests, err := strconv.Atoi(n)
-		if !ok || err != nil || requests <= 0 {
-			return nil, fmt.Errorf("budget limit %q: want a positive number of requests, then /window", part)
+		l, err := parseLimit(spec)
+		if err != nil {
+			return nil, fmt.Errorf("budget limit %q: %w", part, err)
 		}
-		if win != "" && (win[0] < '0' || win[0] > '9') {
-			win = "1" + win // "5/s" reads as 5 per 1s
-		}
-		window, err := time.ParseDuration(win)
-		if err != nil || window <= 0 {
-			return nil, fmt.Errorf("budget limit %q: window %q is not a positive duration like 10s or 1m", part, win)
-		}
-		l := Limit{Requests: requests, Window: window}
 		if name == "all" {
 			for _, ep := range vercel.Endpoints() {
 				out[ep] = l
@@ -93,6 +187,45 @@ func ParseLimits(s string) (map[vercel.Endpoint]Limit, error) {
 		return nil, nil
 	}
 	return out, nil
+}
+
+// parseLimit reads "N/window" or several joined by "+".
+func parseLimit(spec string) (Limit, error) {
+	var windows []Cap
+	for w := range strings.SplitSeq(spec, "+") {
+		c, err := parseWindow(strings.TrimSpace(w))
+		if err != nil {
+			return Limit{}, err
+		}
+		for _, o := range windows {
+			if o.Window == c.Window {
+				return Limit{}, fmt.Errorf("window %s given twice", shortDuration(c.Window))
+			}
+		}
+		windows = append(windows, c)
+	}
+	slices.SortFunc(windows, func(a, b Cap) int { return cmp.Compare(a.Window, b.Window) })
+	l := Limit{Requests: windows[0].Requests, Window: windows[0].Window}
+	if len(windows) > 1 {
+		l.Caps = windows[1:]
+	}
+	return l, nil
+}
+
+func parseWindow(w string) (Cap, error) {
+	n, win, ok := strings.Cut(w, "/")
+	requests, err := strconv.Atoi(n)
+	if !ok || err != nil || requests <= 0 {
+		return Cap{}, fmt.Errorf("%q: want a positive number of requests, then /window", w)
+	}
+	if win != "" && (win[0] < '0' || win[0] > '9') {
+		win = "1" + win // "5/s" reads as 5 per 1s
+	}
+	window, err := time.ParseDuration(win)
+	if err != nil || window <= 0 {
+		return Cap{}, fmt.Errorf("window %q is not a positive duration like 10s, 5m or 24h", win)
+	}
+	return Cap{Requests: requests, Window: window}, nil
 }
 
 // MergeLimits returns base with every limit of over replacing base's.

@@ -19,6 +19,9 @@ type budgetMetrics struct {
 	remaining   *prometheus.GaugeVec
 	reset       *prometheus.GaugeVec
 	limit       *prometheus.GaugeVec
+	windowUsed  *prometheus.GaugeVec
+	windowLimit *prometheus.GaugeVec
+	parkedUntil *prometheus.GaugeVec
 }
 
 func newBudgetMetrics(f promauto.Factory) budgetMetrics {
@@ -63,6 +66,21 @@ func newBudgetMetrics(f promauto.Factory) budgetMetrics {
 			Name:      "ratelimit_limit_requests",
 			Help:      "Requests per window the endpoint's bucket allows (configured, or learned from X-RateLimit-Limit).",
 		}, []string{"endpoint"}),
+		windowUsed: f.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "ratelimit_window_used_requests",
+			Help:      "Calls the fleet was granted in the endpoint's longer window (an hourly or daily cap) up to now, as of this process's last reservation.",
+		}, []string{"endpoint", "window"}),
+		windowLimit: f.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "ratelimit_window_limit_requests",
+			Help:      "Calls the endpoint's longer window (an hourly or daily cap) allows.",
+		}, []string{"endpoint", "window"}),
+		parkedUntil: f.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "ratelimit_parked_until_timestamp_seconds",
+			Help:      "Unix time until which the endpoint's calls were last parked because a longer window's allowance was spent; calls are parked while it exceeds time().",
+		}, []string{"endpoint"}),
 	}
 }
 
@@ -95,6 +113,33 @@ func (m *Metrics) BudgetLimit(ep vercel.Endpoint, requests int) {
 		return
 	}
 	m.budget.limit.WithLabelValues(m.endpoint(ep)).Set(float64(requests))
+}
+
+// BudgetWindowUsed records the calls granted in one of an endpoint's
+// longer windows (window written like "1h").
+func (m *Metrics) BudgetWindowUsed(ep vercel.Endpoint, window string, used int) {
+	if m == nil {
+		return
+	}
+	m.budget.windowUsed.WithLabelValues(m.endpoint(ep), window).Set(float64(used))
+}
+
+// BudgetWindowLimit records the calls one of an endpoint's longer
+// windows allows.
+func (m *Metrics) BudgetWindowLimit(ep vercel.Endpoint, window string, requests int) {
+	if m == nil {
+		return
+	}
+	m.budget.windowLimit.WithLabelValues(m.endpoint(ep), window).Set(float64(requests))
+}
+
+// BudgetParked records that an endpoint's calls are parked until t: a
+// longer window's allowance is spent.
+func (m *Metrics) BudgetParked(ep vercel.Endpoint, until time.Time) {
+	if m == nil {
+		return
+	}
+	m.budget.parkedUntil.WithLabelValues(m.endpoint(ep)).Set(float64(until.UnixNano()) / 1e9)
 }
 
 // RateLimited records an answer refusing a call for budget: 429 or 402.

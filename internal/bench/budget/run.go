@@ -10,7 +10,6 @@ import (
 
 	"github.com/deployq/deployq/internal/bench"
 	"github.com/deployq/deployq/internal/stack"
-	"github.com/deployq/deployq/pkg/budget"
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/vercel"
 	"github.com/deployq/deployq/pkg/vercel/vercelsim"
@@ -78,7 +77,7 @@ func runStrategy(ctx context.Context, o options, rs runSetup) (*runData, error) 
 	sim := vercelsim.New(vercelsim.Config{
 		BuildTime:   o.buildTime,
 		BuildJitter: o.buildJitter,
-		RateLimits:  simLimits(o.limits),
+		RateLimits:  stack.SimLimits(o.limits),
 		Token:       simToken,
 		TeamID:      benchTeam,
 		Seed:        rs.seed,
@@ -151,15 +150,6 @@ func measure(ctx context.Context, o options, rs runSetup, client *jobs.Client, d
 			rs.strategy, o.timeout, len(missing), o.n)
 	}
 	return err
-}
-
-// simLimits turns the budgets' limits into the simulator's.
-func simLimits(limits map[vercel.Endpoint]budget.Limit) map[vercel.Endpoint]vercelsim.Limit {
-	out := make(map[vercel.Endpoint]vercelsim.Limit, len(limits))
-	for ep, l := range limits {
-		out[ep] = vercelsim.Limit{Requests: l.Requests, Window: l.Window}
-	}
-	return out
 }
 
 // crossCheck compares the recorder's counts with the simulator's. They

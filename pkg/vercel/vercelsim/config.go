@@ -22,6 +22,19 @@ const (
 type Limit struct {
 	Requests int
 	Window   time.Duration
+	// Caps are further windows of the same endpoint, each counted on its
+	// own and all at once (Vercel counts deployments per 5 minutes, per
+	// hour and per day): a request is answered 429 when any window is
+	// full, and a refused request counts in none.
+	Caps []Limit
+}
+
+// none reports whether l is the zero Limit: no limit.
+func (l Limit) none() bool { return l.Requests == 0 && l.Window == 0 && len(l.Caps) == 0 }
+
+// windows lists l's windows: l itself, then its caps.
+func (l Limit) windows() []Limit {
+	return append([]Limit{{Requests: l.Requests, Window: l.Window}}, l.Caps...)
 }
 
 // Fault injects failures into one endpoint. The four probabilities are of
@@ -132,8 +145,11 @@ func (c Config) Validate() error {
 		if !knownEndpoint(ep) {
 			errs = append(errs, fmt.Errorf("unknown endpoint %q in RateLimits", ep))
 		}
-		if l.Requests <= 0 || l.Window <= 0 {
-			errs = append(errs, fmt.Errorf("limit of %s: Requests and Window must be positive", ep))
+		for _, w := range l.windows() {
+			if w.Requests <= 0 || w.Window <= 0 || len(w.Caps) > 0 {
+				errs = append(errs, fmt.Errorf("limit of %s: Requests and Window of each window must be positive, and caps have no caps", ep))
+				break
+			}
 		}
 	}
 	for ep, f := range c.Faults {

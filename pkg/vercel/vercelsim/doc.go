@@ -39,7 +39,11 @@
 // a body whose limit object has reset in seconds and resetMs in
 // milliseconds; X-RateLimit-Limit, -Remaining and -Reset (epoch seconds)
 // come with every answer of a limited endpoint once the token is accepted.
-// A refused request does not count against the window. Config.DailyDeploymentCap
+// A refused request does not count against the window. A Limit's Caps are
+// further windows of the same endpoint, all counted at once (Vercel counts
+// deployments per 5 minutes, per hour and per day): the answer's headers
+// describe the window with the fewest calls left, and a 429's reset is
+// when every full window has room again. Config.DailyDeploymentCap
 // answers 402 payment_required with reset in milliseconds, as Vercel's
 // daily cap does. Config.Faults injects 5xx before the side effect (nothing
 // created), 5xx after it (created, but the caller is told it failed),

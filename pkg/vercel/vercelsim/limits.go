@@ -17,8 +17,9 @@ const dailyCapWindow = 24 * time.Hour
 const dailyCapResource = "api-deployments-free-per-day"
 
 type limitKey struct {
-	team string
-	ep   vercel.Endpoint
+	team   string
+	ep     vercel.Endpoint
+	window time.Duration
 }
 
 // window is one fixed window: it opened at start and has let count
@@ -47,7 +48,7 @@ func newLimiter(limits map[vercel.Endpoint]Limit, dailyCap int) limiter {
 }
 
 func (l *limiter) set(ep vercel.Endpoint, lim Limit) {
-	if lim == (Limit{}) {
+	if lim.none() {
 		delete(l.limits, ep)
 		return
 	}
@@ -63,26 +64,44 @@ type limitDecision struct {
 	reset     time.Time
 }
 
-// take counts one request of ep by team at now. A refused request does not
-// count: the window's count stays at its limit until the window ends.
+// take counts one request of ep by team at now in every window of the
+// endpoint. A refused request counts in none: each window's count stays
+// at its limit until the window ends. The headers describe the window
+// with the fewest calls left (the shortest of equals); a 429's reset is
+// the latest of the full windows', when every one has room again.
 func (l *limiter) take(ep vercel.Endpoint, team string, now time.Time) limitDecision {
 	lim, ok := l.limits[ep]
 	if !ok {
 		return limitDecision{}
 	}
-	k := limitKey{team, ep}
-	w := l.windows[k]
-	if w == nil || !now.Before(w.start.Add(lim.Window)) {
-		w = &window{start: now}
-		l.windows[k] = w
+	windows := lim.windows()
+	open := make([]*window, len(windows))
+	d := limitDecision{limited: true}
+	for i, lw := range windows {
+		k := limitKey{team, ep, lw.Window}
+		w := l.windows[k]
+		if w == nil || !now.Before(w.start.Add(lw.Window)) {
+			w = &window{start: now}
+			l.windows[k] = w
+		}
+		open[i] = w
+		if w.count >= lw.Requests {
+			d.exceeded = true
+			if reset := w.start.Add(lw.Window); reset.After(d.reset) {
+				d.reset, d.total = reset, lw.Requests
+			}
+		}
 	}
-	d := limitDecision{limited: true, total: lim.Requests, reset: w.start.Add(lim.Window)}
-	if w.count >= lim.Requests {
-		d.exceeded = true
+	if d.exceeded {
 		return d
 	}
-	w.count++
-	d.remaining = lim.Requests - w.count
+	for i, lw := range windows {
+		open[i].count++
+		left := lw.Requests - open[i].count
+		if i == 0 || left < d.remaining {
+			d.total, d.remaining, d.reset = lw.Requests, left, open[i].start.Add(lw.Window)
+		}
+	}
 	return d
 }
 

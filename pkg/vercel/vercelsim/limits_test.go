@@ -168,3 +168,41 @@ func TestUnknownRoutes(t *testing.T) {
 		t.Errorf("UnknownRoutes = %d", n)
 	}
 }
+
+func TestRateLimitWindowsCountAtOnce(t *testing.T) {
+	t.Parallel()
+	// 2 per 10 s and 3 per minute: the minute binds after the third call,
+	// the 10 s window before it.
+	b := setup(t, vercelsim.Config{RateLimits: map[vercel.Endpoint]vercelsim.Limit{
+		vercel.EndpointGetProject: {Requests: 2, Window: 10 * time.Second, Caps: []vercelsim.Limit{{Requests: 3, Window: time.Minute}}},
+	}})
+	b.createProject(t, "mw")
+	get := func(code int, limit, remaining string) response {
+		t.Helper()
+		r := b.do(t, "GET", "/v9/projects/mw", nil)
+		want(t, r, code)
+		if h := r.header; h.Get("X-RateLimit-Limit") != limit || h.Get("X-RateLimit-Remaining") != remaining {
+			t.Errorf("headers: limit %q remaining %q, want %s %s", h.Get("X-RateLimit-Limit"), h.Get("X-RateLimit-Remaining"), limit, remaining)
+		}
+		return r
+	}
+	get(200, "2", "1") // 10 s: 1 left, minute: 2 left
+	get(200, "2", "0") // 10 s: 0 left, minute: 1 left
+	r := get(429, "2", "0")
+	if got := r.header.Get("Retry-After"); got != "10" {
+		t.Errorf("Retry-After in the full 10 s window = %q, want 10", got)
+	}
+	b.clock.Advance(10 * time.Second)
+	get(200, "3", "0") // 10 s: 1 left, minute: 0 left (the fewest)
+	r = get(429, "3", "0")
+	if got := r.header.Get("Retry-After"); got != "50" {
+		t.Errorf("Retry-After in the full minute = %q, want 50", got)
+	}
+	// Once the minute turns both windows start afresh, and the two
+	// refused calls were counted in neither.
+	b.clock.Advance(50 * time.Second)
+	get(200, "2", "1")
+	if st := b.sim.Stats(); st.RateLimited[vercel.EndpointGetProject] != 2 {
+		t.Errorf("RateLimited = %v, want 2", st.RateLimited)
+	}
+}

@@ -153,7 +153,7 @@ func (s *Server) SetToken(token string) {
 // Limit removes it. Windows already open keep their count. It panics on an
 // invalid Limit or an unknown endpoint.
 func (s *Server) SetLimit(ep vercel.Endpoint, l Limit) {
-	if l != (Limit{}) {
+	if !l.none() {
 		if err := (Config{RateLimits: map[vercel.Endpoint]Limit{ep: l}}).Validate(); err != nil {
 			panic("vercelsim: SetLimit: " + err.Error())
 		}
