@@ -25,6 +25,7 @@ type fileLine struct {
 	Region    string            `json:"region"`
 	ReturnURL string            `json:"returnUrl"`
 	Env       map[string]string `json:"env"`
+	Priority  jobs.Priority     `json:"priority"`
 }
 
 // maxLineBytes bounds one line; a request is at most 64 KiB of JSON, so a
@@ -99,7 +100,7 @@ func parseLine(text []byte, dir string) (*plan, error) {
 		source: source,
 		req: jobs.Request{
 			ID: l.ID, Tenant: l.Tenant, Name: l.Name, Framework: l.Framework,
-			Region: l.Region, ReturnURL: l.ReturnURL, Env: l.Env,
+			Region: l.Region, ReturnURL: l.ReturnURL, Env: l.Env, Priority: l.Priority,
 		},
 	}
 	if p.req.Name == "" {
@@ -121,7 +122,7 @@ func lineJSONError(err error) error {
 		return &jobs.ValidationError{Field: typ.Field, Reason: "must be a JSON " + jsonKind(typ.Type.String()) + ", not " + typ.Value}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return &jobs.ValidationError{Field: field, Reason: "unknown field (fields are id, tenant, name, framework, source, region, returnUrl, env)"}
+		return &jobs.ValidationError{Field: field, Reason: "unknown field (fields are id, tenant, name, framework, source, region, returnUrl, env, priority)"}
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return errors.New("not valid JSON: the object is cut short")
 	}

@@ -46,11 +46,13 @@ submit (one request):
     --id ID             idempotency key (default: a fresh UUID); resubmitting an id never deploys twice
     --region R          Prisma Postgres region, e.g. iad1 (default: the worker's)
     --env KEY=VALUE     environment variable of the new project; repeatable
+    --priority P        interactive (default) or batch: within the tenant's share,
+                        batch work yields to interactive work and is never starved
 
 submit (a file of requests):
   enqueue submit --file requests.jsonl [flags]
     One JSON object per line: {"id","tenant","name","framework","source",
-    "region","returnUrl","env"}; only tenant and source are required, source
+    "region","returnUrl","env","priority"}; only tenant and source are required, source
     is relative to the file. Blank lines and lines starting with '#' are
     skipped. Every line is checked before any is submitted.
 

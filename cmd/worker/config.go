@@ -110,6 +110,10 @@ type Config struct {
 	// BudgetMaxPause caps one pause announced by the API
 	// (BUDGET_MAX_PAUSE, --budget-max-pause). Defaults to 15m.
 	BudgetMaxPause time.Duration
+	// TenantWeights are tenants' weights in the budget's waiting lines,
+	// written "vip=3,trial=0.5" (TENANT_WEIGHTS, --tenant-weights).
+	// Defaults to none: every tenant weighs 1.
+	TenantWeights map[string]float64
 
 	// Simulate runs against a built-in Vercel simulator instead of the
 	// real API (SIMULATE, --simulate). Defaults to false.
@@ -390,6 +394,11 @@ func settings() []setting {
 				c.BudgetHeadroom = f
 				return nil
 			},
+		},
+		{
+			env: []string{"TENANT_WEIGHTS"}, flag: "tenant-weights", arg: "WEIGHTS", group: "Budget",
+			usage: "Tenants' shares while several wait for one API endpoint, e.g. vip=3,trial=0.5; others weigh 1. Give every worker the same.",
+			apply: func(c *Config, v string) (err error) { c.TenantWeights, err = parseWeights(v); return err },
 		},
 		{
 			env: []string{"BUDGET_MAX_PAUSE"}, flag: "budget-max-pause", arg: "DURATION", group: "Budget",
@@ -887,4 +896,25 @@ func checkNATSURLs(v string) error {
 		}
 	}
 	return nil
+}
+
+// parseWeights reads "tenant=weight" pairs separated by commas.
+func parseWeights(v string) (map[string]float64, error) {
+	out := map[string]float64{}
+	for part := range strings.SplitSeq(v, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		tenant, w, ok := strings.Cut(part, "=")
+		f, err := strconv.ParseFloat(strings.TrimSpace(w), 64)
+		if !ok || tenant == "" || err != nil || f <= 0 || f > 1000 {
+			return nil, fmt.Errorf("%q: want tenant=weight with a weight in (0, 1000]", part)
+		}
+		out[strings.TrimSpace(tenant)] = f
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, nil
 }

@@ -319,6 +319,8 @@ func TestConfigEveryFieldHasASetting(t *testing.T) {
 			v = "all=1/1s"
 		case s.arg == "PLAN":
 			v = "hobby"
+		case s.arg == "WEIGHTS":
+			v = "vip=3"
 		case s.arg == "DURATION" && v == "":
 			v = "5s"
 		case v == "":
@@ -425,6 +427,19 @@ func TestConfigBudgetErrorsNameTheVariable(t *testing.T) {
 		var ce *ConfigError
 		if !errors.As(err, &ce) || ce.Var != tt.env {
 			t.Errorf("%s=%s: err = %v, want a ConfigError naming %s", tt.env, tt.value, err, tt.env)
+		}
+	}
+}
+
+func TestParseWeights(t *testing.T) {
+	t.Parallel()
+	got, err := parseWeights(" vip=3, trial=0.5 ,")
+	if err != nil || len(got) != 2 || got["vip"] != 3 || got["trial"] != 0.5 {
+		t.Fatalf("parseWeights = %v, %v", got, err)
+	}
+	for _, bad := range []string{"vip", "vip=", "vip=0", "vip=-1", "=2", "vip=x", "vip=5000"} {
+		if _, err := parseWeights(bad); err == nil {
+			t.Errorf("parseWeights(%q) accepted", bad)
 		}
 	}
 }

@@ -125,6 +125,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		MaxAttempts:      cfg.MaxAttempts,
 		ShutdownGrace:    cfg.ShutdownGrace,
 		NoProgressEvents: !cfg.ProgressEvents,
+		TenantWeights:    cfg.TenantWeights,
 		Logger:           log,
 		Metrics:          m,
 	})

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/deployq/deployq/internal/clock"
+	"github.com/deployq/deployq/internal/fair"
 	"github.com/deployq/deployq/pkg/metrics"
 	"github.com/deployq/deployq/pkg/vercel"
 )
@@ -47,9 +49,11 @@ type Budget struct {
 	now    func() time.Time
 	sleep  func(ctx context.Context, d time.Duration) error
 
+	mu sync.Mutex
+	// lines are the callers waiting, per endpoint.
+	lines map[vercel.Endpoint]*line
 	// parked is, per endpoint, until when this process last saw a cap
 	// spent: a park is logged once, not once per waiter.
-	mu     sync.Mutex
 	parked map[vercel.Endpoint]int64
 }
 
@@ -92,60 +96,159 @@ func New(store Store, cfg Config) (*Budget, error) {
 	}
 	return &Budget{
 		store: store, cfg: cfg, limits: cfg.Limits, log: cfg.Logger, m: cfg.Metrics,
-		now: cfg.Clock, sleep: clock.Sleep, parked: map[vercel.Endpoint]int64{},
+		now: cfg.Clock, sleep: clock.Sleep, lines: map[vercel.Endpoint]*line{}, parked: map[vercel.Endpoint]int64{},
 	}, nil
 }
 
 func (b *Budget) key(ep vercel.Endpoint) string { return b.cfg.Team + "." + string(ep) }
 
-// Wait reserves the endpoint's next slot and sleeps until it. Slots are
-// granted in the order they were asked for, across every process sharing
-// the store. A pause announced while the caller slept voids its slot: it
-// reserves again after the pause instead of spending a call on a certain
-// 429. While a cap (an hourly or daily window) is spent, the caller is
-// parked until the cap has room, then asks again; the wait spends no
-// attempt of the job, whose lease is kept by its heartbeat.
+// Wait returns when the caller may send its call to ep: when the slot
+// reserved for it has come. Across processes slots are granted in the
+// order they were asked for; within a process callers wait in one line
+// per endpoint, ordered by fair share across tenants (fair.ShareOf the
+// context: a tenant with a burst of calls does not hold up another's
+// single call) and only the caller at the head reserves. A pause
+// announced while it slept voids its slot: it reserves again after the
+// pause instead of spending a call on a certain 429. While a cap (an
+// hourly or daily window) is spent, the line is parked until the cap has
+// room; the wait spends no attempt of the job, whose lease is kept by its
+// heartbeat.
 func (b *Budget) Wait(ctx context.Context, ep vercel.Endpoint) error {
 	l, ok := b.limits[ep]
 	if !ok {
 		return nil
 	}
-	key := b.key(ep)
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
 	began := b.now()
-	for {
-		var at int64
-		var granted bool
-		var r rule
-		st, err := b.store.Update(ctx, key, func(s *State) {
-			r = newRule(l, s.Limit, b.cfg.Headroom)
-			at, granted = reserve(s, unixNano(b.now()), r)
-		})
-		if err != nil {
-			if ctx.Err() != nil {
-				return context.Cause(ctx)
-			}
-			return fmt.Errorf("budget %s: %w", key, err)
+	w := &waiter{ctx: ctx, done: make(chan struct{})}
+	ln := b.line(ep)
+	share := fair.ShareOf(ctx)
+	ln.mu.Lock()
+	ln.q.Push(share.Tenant, share.Weight, share.Class, w)
+	start := !ln.serving
+	ln.serving = true
+	ln.mu.Unlock()
+	if start {
+		go b.serve(ep, l, ln)
+	}
+	select {
+	case <-w.done:
+		if w.err == nil {
+			b.m.BudgetWait(ep, b.now().Sub(began))
 		}
-		now := unixNano(b.now())
-		b.m.BudgetTokens(ep, tokens(st, now, r))
-		for i, used := range capUse(st, now, r) {
-			b.m.BudgetWindowUsed(ep, shortDuration(l.Caps[i].Window), used)
+		return w.err
+	case <-ctx.Done():
+		w.gone.Store(true)
+		return context.Cause(ctx)
+	}
+}
+
+// line is one endpoint's waiting line in this process.
+type line struct {
+	mu      sync.Mutex
+	q       *fair.Queue[*waiter]
+	serving bool // a serve goroutine runs the line
+}
+
+// waiter is one caller of Wait.
+type waiter struct {
+	ctx  context.Context
+	done chan struct{} // closed when the call may go, or err is set
+	err  error
+	gone atomic.Bool // the caller stopped waiting
+}
+
+func (b *Budget) line(ep vercel.Endpoint) *line {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ln := b.lines[ep]
+	if ln == nil {
+		ln = &line{q: fair.NewQueue[*waiter]()}
+		b.lines[ep] = ln
+	}
+	return ln
+}
+
+// next takes the waiter whose turn it is, or ends the line's service when
+// nobody waits.
+func (ln *line) next() *waiter {
+	ln.mu.Lock()
+	defer ln.mu.Unlock()
+	for {
+		w, _, ok := ln.q.Pop()
+		if !ok {
+			ln.serving = false
+			return nil
+		}
+		if !w.gone.Load() {
+			return w
+		}
+	}
+}
+
+// serve reserves slots for the line's waiters one at a time, in the
+// line's order, until nobody waits. One reservation at a time per process
+// and endpoint, made when the previous slot has come, is what makes the
+// fleet fair too: every process with callers waiting takes the next slot
+// in turn, instead of the first to ask reserving a slot for each of its
+// callers far ahead of everyone else's.
+func (b *Budget) serve(ep vercel.Endpoint, l Limit, ln *line) {
+	var w *waiter
+	for {
+		if w == nil || w.gone.Load() {
+			if w = ln.next(); w == nil {
+				return
+			}
+		}
+		at, granted, err := b.reserve(w.ctx, ep, l)
+		if err != nil {
+			if w.ctx.Err() == nil {
+				w.err = err
+				close(w.done)
+			}
+			w = nil
+			continue
 		}
 		if !granted {
 			b.noteParked(ep, l, at)
-		}
-		if err := b.sleep(ctx, time.Duration(at-now)); err != nil {
-			return err
-		}
-		if !granted {
+			_ = b.sleep(w.ctx, time.Duration(at-unixNano(b.now()))) // a caller that leaves hands its place on
 			continue
 		}
-		if cur, ok := b.store.Cached(key); ok && cur.PausedUntil > at {
+		// The slot is this process's: if its caller leaves before it
+		// comes, the next one in line takes it.
+		for b.sleep(w.ctx, time.Duration(at-unixNano(b.now()))) != nil {
+			if w = ln.next(); w == nil {
+				return
+			}
+		}
+		if cur, ok := b.store.Cached(b.key(ep)); ok && cur.PausedUntil > at {
 			continue
 		}
-		b.m.BudgetWait(ep, b.now().Sub(began))
-		return nil
+		close(w.done)
+		w = nil
 	}
+}
+
+// reserve asks the shared bucket for ep's next slot: its time, or, when
+// a cap is spent, when to ask again (granted false).
+func (b *Budget) reserve(ctx context.Context, ep vercel.Endpoint, l Limit) (at int64, granted bool, err error) {
+	key := b.key(ep)
+	var r rule
+	st, err := b.store.Update(ctx, key, func(s *State) {
+		r = newRule(l, s.Limit, b.cfg.Headroom)
+		at, granted = reserve(s, unixNano(b.now()), r)
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("budget %s: %w", key, err)
+	}
+	now := unixNano(b.now())
+	b.m.BudgetTokens(ep, tokens(st, now, r))
+	for i, used := range capUse(st, now, r) {
+		b.m.BudgetWindowUsed(ep, shortDuration(l.Caps[i].Window), used)
+	}
+	return at, granted, nil
 }
 
 // noteParked logs and records that ep's caps hold calls back until

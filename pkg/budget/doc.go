@@ -8,17 +8,26 @@
 //
 // Each bucket is a generic cell rate algorithm (GCRA), the arithmetic of
 // a token bucket kept as one number: the theoretical arrival time (TAT)
-// of the next request. A caller reserves a slot with one compare-and-set
-// of that number and then sleeps until its slot, so callers are served in
-// the order their reservations landed (first come, first served, no
-// thundering herd after a wait) and each call costs one KV round trip
-// (two when another process wrote the bucket meanwhile). A worker that
-// dies holding reservations only wastes those slots: nothing needs to be
-// given back and nothing stays locked.
+// of the next request. A slot is reserved with one compare-and-set of
+// that number, then slept until, so slots are granted in the order their
+// reservations landed (no thundering herd after a wait) and each call
+// costs one KV round trip (two when another process wrote the bucket
+// meanwhile). A worker that dies holding a reservation only wastes that
+// slot: nothing needs to be given back and nothing stays locked.
 //
 // The rate is Requests/Window × Headroom. Headroom below 1 absorbs the
 // jitter between when a slot is granted and when the API counts the call,
 // so fixed windows on the API's side never see one call too many.
+//
+// # Whose call goes next
+//
+// Within a process the callers of one endpoint wait in one line, ordered
+// by fair share across tenants (internal/fair: the share the caller's
+// context carries, its weight and its class), and only the caller at the
+// head reserves, once the slot before has come. So a tenant's burst does
+// not hold up another tenant's single call, and every process with
+// callers waiting takes the next slot in turn rather than one process
+// reserving a slot for each of its callers ahead of everyone else.
 //
 // # Longer windows
 //

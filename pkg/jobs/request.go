@@ -44,7 +44,25 @@ type Request struct {
 	ReturnURL string `json:"returnUrl,omitempty"`
 	// Env holds environment variables for the new project.
 	Env map[string]string `json:"env,omitempty"`
+	// Priority orders the request within its tenant's share of the fleet:
+	// interactive (a user waiting on "Publish") goes first, batch (a
+	// class's starter apps) takes one turn in five while interactive work
+	// of the same tenant waits, and is never starved. Defaults to
+	// interactive.
+	Priority Priority `json:"priority,omitempty"`
 }
+
+// Priority is a request's class within its tenant's share.
+type Priority string
+
+// The priorities.
+const (
+	PriorityInteractive Priority = "interactive"
+	PriorityBatch       Priority = "batch"
+)
+
+// Batch reports whether p is the batch class; "" is interactive.
+func (p Priority) Batch() bool { return p == PriorityBatch }
 
 // SourceRef names a source tarball kept in the JetStream object store.
 // Tarballs are content-addressed: Object is the SHA-1 of the bytes, so

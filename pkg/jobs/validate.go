@@ -282,7 +282,14 @@ func (r *Request) Validate(limits Limits) error {
 			return err
 		}
 	}
-	return validateEnv(r.Env)
+	if err := validateEnv(r.Env); err != nil {
+		return err
+	}
+	switch r.Priority {
+	case "", PriorityInteractive, PriorityBatch:
+		return nil
+	}
+	return invalid("priority", "%q is not interactive or batch", clip.String(string(r.Priority), 64))
 }
 
 func validateName(name string) error {

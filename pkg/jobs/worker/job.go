@@ -11,6 +11,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/deployq/deployq/internal/clock"
+	"github.com/deployq/deployq/internal/fair"
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/metrics"
 	"github.com/deployq/deployq/pkg/vercel"
@@ -195,12 +196,22 @@ func (j *job) logger() *slog.Logger { return j.base.With("step", j.phase) }
 
 // work takes the job from its opened checkpoint to an outcome.
 func (j *job) work(ctx context.Context) outcome {
+	// The API budget serves the job's calls in its tenant's turn.
+	ctx = fair.WithShare(ctx, fair.Share{Tenant: j.req.Tenant, Weight: j.w.cfg.TenantWeights[j.req.Tenant], Class: classOf(j.req.Priority)})
 	ctx, takeover, release, out := j.begin(ctx)
 	if release == nil {
 		return out
 	}
 	defer release()
 	return j.runSteps(ctx, takeover)
+}
+
+// classOf is the scheduling class of a request's priority.
+func classOf(p jobs.Priority) fair.Class {
+	if p.Batch() {
+		return fair.Batch
+	}
+	return fair.Interactive
 }
 
 // begin settles what this delivery is: a duplicate, a job already ended,

@@ -57,6 +57,12 @@ type Config struct {
 	// job, and about a fifth of the queue's own CPU (docs/BENCHMARKS.md).
 	// Defaults to false.
 	NoProgressEvents bool
+	// TenantWeights are the tenants' weights in the API budget's waiting
+	// lines: while several tenants' calls wait for one endpoint, each goes
+	// in proportion to its weight. Tenants absent weigh
+	// fair.DefaultWeight (1). Every worker of a fleet should be given the
+	// same weights. Defaults to none: equal shares.
+	TenantWeights map[string]float64
 	// Limits bound requests. Defaults to DefaultLimits().
 	Limits jobs.Limits
 	// Sources configures tarball clean-up.
