@@ -215,9 +215,12 @@ func leaderNode(t *testing.T, cluster *natsembed.Cluster, js jetstream.JetStream
 			leaders[info.Cluster.Leader] = append(leaders[info.Cluster.Leader], name)
 		}
 	}
-	if c, err := js.Consumer(ctx, jobs.StreamRequests, jobs.ConsumerWorkers); err == nil {
-		if info, err := c.Info(ctx); err == nil && info.Cluster != nil {
-			leaders[info.Cluster.Leader] = append(leaders[info.Cluster.Leader], "consumer "+jobs.ConsumerWorkers)
+	if s, err := js.Stream(ctx, jobs.StreamRequests); err == nil {
+		infos := s.ListConsumers(ctx)
+		for info := range infos.Info() {
+			if info.Cluster != nil {
+				leaders[info.Cluster.Leader] = append(leaders[info.Cluster.Leader], "consumer "+info.Name)
+			}
 		}
 	}
 	idx := -1
@@ -290,10 +293,11 @@ func describeMissing(ctx context.Context, js jetstream.JetStream, f *fleet, miss
 			fmt.Fprintf(&b, "      %s\n", l)
 		}
 	}
-	if c, err := js.Consumer(ctx, jobs.StreamRequests, jobs.ConsumerWorkers); err == nil {
-		if info, err := c.Info(ctx); err == nil {
+	if s, err := js.Stream(ctx, jobs.StreamRequests); err == nil {
+		infos := s.ListConsumers(ctx)
+		for info := range infos.Info() {
 			fmt.Fprintf(&b, "  consumer %s: %d pending, %d awaiting ack, %d redelivered, %d pulls waiting\n",
-				jobs.ConsumerWorkers, info.NumPending, info.NumAckPending, info.NumRedelivered, info.NumWaiting)
+				info.Name, info.NumPending, info.NumAckPending, info.NumRedelivered, info.NumWaiting)
 		}
 	}
 	return b.String()

@@ -289,15 +289,16 @@ func queueLeft(ctx context.Context, t *testing.T, js jetstream.JetStream) (left 
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := s.Consumer(ctx, jobs.ConsumerWorkers)
-	if err != nil {
+	// Delivered and unsettled, over every consumer: each tenant's lane
+	// and the shared one.
+	infos := s.ListConsumers(ctx)
+	for ci := range infos.Info() {
+		pending += ci.NumAckPending
+	}
+	if err := infos.Err(); err != nil {
 		t.Fatal(err)
 	}
-	ci, err := c.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs, ci.NumAckPending
+	return info.State.Msgs, pending
 }
 
 func countFaults(st vercelsim.Stats) (int, string) {

@@ -331,7 +331,7 @@ func serveHTTP(addr string, reg *prometheus.Registry, nc *nats.Conn, w *worker.W
 		case !w.CredentialsOK():
 			http.Error(rw, "not ready: Vercel API refuses the credentials", http.StatusServiceUnavailable)
 		case !w.Pulling():
-			http.Error(rw, "not ready: cannot pull requests from the shared consumer", http.StatusServiceUnavailable)
+			http.Error(rw, "not ready: cannot pull from the requests stream", http.StatusServiceUnavailable)
 		case !w.Ready():
 			http.Error(rw, "not ready: not taking work (starting or shutting down)", http.StatusServiceUnavailable)
 		default:

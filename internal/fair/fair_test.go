@@ -157,11 +157,35 @@ func TestIdleTenantsAreForgotten(t *testing.T) {
 	for q.Len() > 0 {
 		q.Pop()
 	}
-	if n := q.flows.Tracked(); n != 0 {
-		t.Fatalf("%d tenants tracked after every one left", n)
-	}
 	if len(q.tenants) != 0 {
 		t.Fatalf("%d tenants hold items", len(q.tenants))
+	}
+	// Their tags are forgotten once the virtual time passes them: after
+	// two turns of whoever comes next.
+	for i := range 3 {
+		q.Push("next", 0, Interactive, i)
+	}
+	q.Pop()
+	q.Pop()
+	if n := q.flows.Tracked(); n > 1 {
+		t.Fatalf("%d tenants tracked after every one left and another was served twice", n)
+	}
+}
+
+func TestBurstThatRanDryComesBackBehindANewcomer(t *testing.T) {
+	t.Parallel()
+	q := NewQueue[int]()
+	for i := range 4 {
+		q.Push("big", 0, Interactive, i)
+	}
+	for q.Len() > 0 {
+		q.Pop()
+	}
+	// big's next requests and small's first arrive while nothing waits.
+	q.Push("big", 0, Interactive, 4)
+	q.Push("small", 0, Interactive, 0)
+	if _, who, _ := q.Pop(); who != "small" {
+		t.Fatalf("%s went first: a tenant served four times came back even with a newcomer", who)
 	}
 }
 

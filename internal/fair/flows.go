@@ -78,8 +78,9 @@ func (f *Flows) Charge(key string, cost float64) {
 
 // Deactivate marks key's tenant as having nothing waiting. Its tag is
 // kept while it is ahead of the virtual time (it was served more than its
-// share lately and must not come back ahead of the others), and dropped
-// after, or as soon as no tenant waits.
+// share lately and must not come back ahead of the others: a burst that
+// runs dry for a moment comes back behind a newcomer), and dropped once
+// the virtual time has passed it.
 func (f *Flows) Deactivate(key string) {
 	fl := f.flows[key]
 	if fl == nil {
@@ -89,12 +90,6 @@ func (f *Flows) Deactivate(key string) {
 		heap.Remove(&f.ready, fl.index)
 	}
 	f.forget(fl)
-	if len(f.ready) == 0 {
-		// Nobody waits: nobody can be ahead of anyone, and every tenant
-		// starts even when work comes again.
-		clear(f.flows)
-		return
-	}
 	// Idle flows still ahead of the virtual time when they left are
 	// dropped once it has passed them: swept when they outnumber the
 	// waiting ones, so the sweep's cost is spread over as many calls.

@@ -42,9 +42,14 @@ type SetupConfig struct {
 	// MaxDeliver caps deliveries of one request, a safety net against a
 	// request that crashes workers. Defaults to 20.
 	MaxDeliver int
-	// MaxAckPending caps requests in flight across all workers. It must
-	// exceed the fleet's total concurrency. Defaults to 10000.
+	// MaxAckPending caps requests in flight across all workers, per
+	// tenant (each tenant's requests have a consumer of their own). It
+	// must exceed the fleet's total concurrency. Defaults to 10000.
 	MaxAckPending int
+	// LaneIdle is how long a tenant's consumer lives without a worker
+	// asking it for requests; the server deletes it then, and a worker
+	// creates it again when the tenant next has work. Defaults to 1 h.
+	LaneIdle time.Duration
 }
 
 func (c SetupConfig) withDefaults() SetupConfig {
@@ -65,6 +70,7 @@ func (c SetupConfig) withDefaults() SetupConfig {
 	def(&c.JobsMaxAge, 30*24*time.Hour)
 	def(&c.SourcesMaxAge, 7*24*time.Hour)
 	def(&c.AckWait, 60*time.Second)
+	def(&c.LaneIdle, time.Hour)
 	if c.MaxDeliver <= 0 {
 		c.MaxDeliver = 20
 	}
@@ -111,6 +117,10 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) (*Asset
 		Replicas:   cfg.Replicas,
 		Duplicates: cfg.DuplicateWindow,
 		Discard:    jetstream.DiscardOld,
+		// Each stored request is announced (headers only) on Queued:
+		// workers learn which tenants have work without reading it, and
+		// only once it can be fetched.
+		RePublish: &jetstream.RePublish{Source: AllRequests, Destination: "deploy.queued.>", HeadersOnly: true},
 	}); err != nil {
 		return nil, setupErr("stream "+StreamRequests, err)
 	}
@@ -211,11 +221,28 @@ func (a *Assets) RestoreConsumer(ctx context.Context, js jetstream.JetStream) er
 	return nil
 }
 
+// TenantConsumer creates or updates the consumer of the requests
+// published under a tenant token (TenantConsumer names it) and returns
+// it. It is idempotent; workers call it when they first see a tenant's
+// request, and again when the server deleted the consumer for idling.
+func (a *Assets) TenantConsumer(ctx context.Context, js jetstream.JetStream, token string) (jetstream.Consumer, error) {
+	cfg := consumerConfig(a.Config)
+	cfg.Durable = TenantConsumer(token)
+	cfg.Description = "deployq requests of one tenant"
+	cfg.FilterSubject = TenantRequests(token)
+	cfg.InactiveThreshold = a.Config.LaneIdle
+	return js.CreateOrUpdateConsumer(ctx, StreamRequests, cfg)
+}
+
 func consumerConfig(cfg SetupConfig) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
-		Durable:       ConsumerWorkers,
-		Description:   "deployq worker fleet",
-		FilterSubject: requestsPrefix + ">",
+		Durable:     ConsumerWorkers,
+		Description: "deployq requests on deploy.requests.<tenant>, the form of earlier versions, to reject",
+		// Not deploy.requests.>: a work queue refuses consumers whose
+		// filters overlap, and each tenant's requests have their own
+		// (Assets.TenantConsumer). An earlier version's consumer is
+		// narrowed to this when a worker of this version starts.
+		FilterSubject: requestsPrefix + "*",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		// No BackOff: it silently replaces AckWait and shrinks the lease

@@ -1,6 +1,10 @@
 package jobs
 
-import "strings"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
 
 // Names of every JetStream asset deployq uses, in one place. Producers,
 // workers, dashboards and NATS permissions (deploy/nats) all depend on
@@ -13,7 +17,10 @@ const (
 	StreamEvents = "DEPLOY_EVENTS"
 	// StreamDLQ holds dead letters for browsing and replay.
 	StreamDLQ = "DEPLOY_DLQ"
-	// ConsumerWorkers is the one durable pull consumer every worker shares.
+	// ConsumerWorkers is the durable pull consumer of requests published on
+	// deploy.requests.<tenant>, the form of earlier versions, which
+	// workers reject with a reason. Every tenant's requests have a
+	// consumer of their own (TenantConsumer), shared by every worker.
 	ConsumerWorkers = "deploy-workers"
 	// BucketJobs is the KV bucket of job checkpoints, keyed <tenant>.<id>.
 	BucketJobs = "DEPLOY_JOBS"
@@ -50,8 +57,61 @@ const (
 func RequestSubject(tenant, id string) string { return requestsPrefix + tenant + "." + id }
 
 // TenantRequests matches every request of one tenant; it is what a
-// tenant's NATS user may publish to.
+// tenant's NATS user may publish to, and what its consumer takes.
 func TenantRequests(tenant string) string { return requestsPrefix + tenant + ".*" }
+
+// AllRequests matches every request subject the requests stream takes:
+// deploy.requests.<tenant>.<id>, and deploy.requests.<tenant> (rejected).
+const AllRequests = requestsPrefix + ">"
+
+// Queued is where the requests stream announces each request it stored:
+// the message's headers (Nats-Subject names the request's subject), no
+// body, republished by the server once the request is stored, and on
+// core NATS only. Workers listen to learn which tenants have work
+// waiting; an announcement lost costs a delay, not a request.
+const Queued = "deploy.queued.>"
+
+// LaneHints is where a worker that hands a request back (so that another
+// delivery takes it) says so, the request's subject in the body: the
+// request is waiting again, and nothing else will tell the other
+// workers. Core NATS, a hint only (see Queued).
+const LaneHints = "deploy.lanes"
+
+// TenantConsumer names the durable consumer of the requests published
+// under the tenant token of a request subject (TenantRequests(token)).
+// Workers create it when they first see such a request and the server
+// deletes it once idle (SetupConfig.LaneIdle): one consumer per tenant
+// with work is what lets workers choose whose request to take next. A
+// token that is no valid tenant name (its requests are rejected) gets a
+// name derived from its hash, since any token may appear in a subject.
+func TenantConsumer(token string) string {
+	if tenantPattern.MatchString(token) {
+		return tenantConsumerPrefix + token
+	}
+	sum := sha256.Sum256([]byte(token))
+	return oddConsumerPrefix + hex.EncodeToString(sum[:8])
+}
+
+// Prefixes of the tenants' consumer names: a valid tenant's, and an
+// invalid token's.
+const (
+	tenantConsumerPrefix = "deploy-t-"
+	oddConsumerPrefix    = "deploy-x-"
+)
+
+// IsTenantConsumer reports whether name is a consumer TenantConsumer
+// names.
+func IsTenantConsumer(name string) bool {
+	return strings.HasPrefix(name, tenantConsumerPrefix) || strings.HasPrefix(name, oddConsumerPrefix)
+}
+
+// RequestToken is the tenant token of a request subject,
+// deploy.requests.<token>.<id>, valid tenant name or not; ok is false
+// when subject has another form.
+func RequestToken(subject string) (token string, ok bool) {
+	token, _, ok = requestSubjectParts(subject)
+	return token, ok && token != ""
+}
 
 // RequestOrigin is whose request a message on subject is, as the subject
 // proves: its tenant token, "" when that is not a valid tenant name, and

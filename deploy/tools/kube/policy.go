@@ -329,21 +329,24 @@ func (p *policy) check(objs []object) {
 	p.expect(so.Spec.ScaleTargetRef.Name == d.Metadata.Name, "ScaledObject targets Deployment %s", d.Metadata.Name)
 	p.expect(so.Spec.MinReplicaCount != nil && *so.Spec.MinReplicaCount >= 1, "minReplicaCount >= 1 (someone reports the backlog)")
 	p.expect(so.Spec.MaxReplicaCount != nil && *so.Spec.MaxReplicaCount >= 1, "maxReplicaCount set")
-	var js map[string]string
+	var prom map[string]string
 	for _, t := range so.Spec.Triggers {
-		if t.Type == "nats-jetstream" {
-			js = t.Metadata
+		if t.Type == "prometheus" {
+			prom = t.Metadata
 		}
 	}
-	p.expect(js != nil, "nats-jetstream trigger")
-	if js == nil {
+	p.expect(prom != nil, "prometheus trigger")
+	if prom == nil {
 		return
 	}
-	for _, k := range []string{"natsServerMonitoringEndpoint", "account", "lagThreshold"} {
-		p.expect(js[k] != "", "trigger sets %s", k)
+	for _, k := range []string{"serverAddress", "query", "threshold"} {
+		p.expect(prom[k] != "", "trigger sets %s", k)
 	}
-	p.expect(js["stream"] == "DEPLOY_REQUESTS" && js["consumer"] == "deploy-workers", "trigger reads DEPLOY_REQUESTS / deploy-workers")
-	p.expect(js["lagThreshold"] == cfg["CONCURRENCY"], "lagThreshold %s = CONCURRENCY %s", js["lagThreshold"], cfg["CONCURRENCY"])
+	// The lag is the whole queue: waiting and running, over every
+	// tenant's consumer (natscheck keda checks the worker reports both).
+	p.expect(strings.Contains(prom["query"], "deployq_queue_pending_requests") && strings.Contains(prom["query"], "deployq_queue_in_progress_requests"),
+		"trigger query sums deployq_queue_pending_requests and deployq_queue_in_progress_requests")
+	p.expect(prom["threshold"] == cfg["CONCURRENCY"], "threshold %s = CONCURRENCY %s", prom["threshold"], cfg["CONCURRENCY"])
 }
 
 func (p *policy) checkSecretTemplate(objs []object) {

@@ -9,9 +9,10 @@
 //	    its own deploys to their end (a worker must be running), and every
 //	    way to reach another tenant's subjects, the workers' queue or the
 //	    checkpoints is refused;
-//	natscheck keda -monitor URL -scaledobject FILE
-//	    the nats-jetstream trigger's account, stream and consumer exist in
-//	    /jsz as KEDA reads it, and the lag it would compute.
+//	natscheck keda -metrics FILE -scaledobject FILE
+//	    every series the prometheus trigger's query reads is one the
+//	    worker exposes (FILE: a scrape of its /metrics), and the lag KEDA
+//	    would compute from them.
 package main
 
 import (
@@ -24,6 +25,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -482,77 +485,61 @@ func withUser(servers, user, password string) string {
 
 func runKEDA(args []string) error {
 	fs := flag.NewFlagSet("keda", flag.ExitOnError)
-	monitor := fs.String("monitor", "", "monitoring base URL of one node")
+	scrape := fs.String("metrics", "", "a scrape of a worker's /metrics")
 	file := fs.String("scaledobject", "deploy/k8s/scaledobject.yaml", "the ScaledObject manifest")
-	replicas := fs.Int("replicas", 3, "replicas the stream must have")
 	_ = fs.Parse(args)
 	meta, err := triggerMetadata(*file)
 	if err != nil {
 		return err
 	}
-	for _, k := range []string{"natsServerMonitoringEndpoint", "account", "stream", "consumer", "lagThreshold"} {
+	for _, k := range []string{"serverAddress", "query", "threshold"} {
 		if meta[k] == "" {
 			return fmt.Errorf("%s: trigger metadata %s is empty", *file, k)
 		}
 	}
-	// The URL KEDA builds (getNATSJetStreamMonitoringURL), on our node.
-	q := url.Values{"acc": {meta["account"]}, "consumers": {"true"}, "config": {"true"}}
-	var jsz struct {
-		Accounts []struct {
-			ID      string `json:"id"`
-			Name    string `json:"name"`
-			Streams []struct {
-				Name   string `json:"name"`
-				Config struct {
-					Replicas int `json:"num_replicas"`
-				} `json:"config"`
-				Consumers []struct {
-					Name          string `json:"name"`
-					NumPending    int    `json:"num_pending"`
-					NumAckPending int    `json:"num_ack_pending"`
-					Cluster       struct {
-						Leader string `json:"leader"`
-					} `json:"cluster"`
-				} `json:"consumer_detail"`
-			} `json:"stream_detail"`
-		} `json:"account_details"`
-	}
-	if err := getJSON(*monitor+"/jsz?"+q.Encode(), &jsz); err != nil {
+	raw, err := os.ReadFile(*scrape)
+	if err != nil {
 		return err
 	}
-	for _, a := range jsz.Accounts {
-		if a.Name != meta["account"] && a.ID != meta["account"] {
-			continue
-		}
-		for _, s := range a.Streams {
-			if s.Name != meta["stream"] {
-				continue
-			}
-			if s.Config.Replicas != *replicas {
-				return fmt.Errorf("stream %s has %d replicas, want %d (STREAM_REPLICAS)", s.Name, s.Config.Replicas, *replicas)
-			}
-			for _, c := range s.Consumers {
-				if c.Name != meta["consumer"] {
-					continue
-				}
-				if c.Cluster.Leader == "" {
-					return fmt.Errorf("consumer %s has no leader", c.Name)
-				}
-				ok(fmt.Sprintf("KEDA trigger finds account %s, stream %s (R%d), consumer %s (leader %s); lag = %d pending + %d ack pending",
-					meta["account"], s.Name, s.Config.Replicas, c.Name, c.Cluster.Leader, c.NumPending, c.NumAckPending))
-				return nil
-			}
-			return fmt.Errorf("/jsz: stream %s has no consumer %s", s.Name, meta["consumer"])
-		}
-		return fmt.Errorf("/jsz: account %s has no stream %s", meta["account"], meta["stream"])
+	// Every series the query reads is one the worker exposes, with the
+	// job label the scrape configuration gives (deploy/prometheus): the
+	// lag KEDA computes is that sum.
+	names := metricName.FindAllString(meta["query"], -1)
+	if len(names) == 0 {
+		return fmt.Errorf("%s: the trigger's query names no deployq metric", *file)
 	}
-	return fmt.Errorf("/jsz: no account %s", meta["account"])
+	var parts []string
+	lag := 0.0
+	for _, name := range names {
+		v, found := sample(string(raw), name)
+		if !found {
+			return fmt.Errorf("the trigger's query reads %s, which the worker does not expose", name)
+		}
+		lag += v
+		parts = append(parts, fmt.Sprintf("%s %g", name, v))
+	}
+	ok(fmt.Sprintf("KEDA trigger's query reads series the worker exposes: %s; lag now %g (threshold %s)",
+		strings.Join(parts, " + "), lag, meta["threshold"]))
+	return nil
 }
 
-// triggerMetadata reads the "key: value" lines of the nats-jetstream
+var metricName = regexp.MustCompile(`deployq_[a-z_]+`)
+
+// sample is the value of an unlabelled sample of name in an exposition.
+func sample(exposition, name string) (float64, bool) {
+	for _, line := range strings.Split(exposition, "\n") {
+		if v, found := strings.CutPrefix(line, name+" "); found {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
+}
+
+// triggerMetadata reads the "key: value" lines of the prometheus
 // trigger's metadata block. The manifest's structure is kubeconform's to
 // check; this only needs the values, which sit one level below
-// "metadata:" after "type: nats-jetstream".
+// "metadata:" after "type: prometheus".
 func triggerMetadata(file string) (map[string]string, error) {
 	raw, err := os.ReadFile(file)
 	if err != nil {
@@ -567,21 +554,25 @@ func triggerMetadata(file string) (map[string]string, error) {
 		}
 		indent := len(line) - len(strings.TrimLeft(line, " "))
 		switch {
-		case strings.TrimPrefix(trimmed, "- ") == "type: nats-jetstream":
+		case strings.TrimPrefix(trimmed, "- ") == "type: prometheus":
 			inTrigger = true
 		case inTrigger && trimmed == "metadata:":
 			inMeta, metaIndent = true, indent
 		case inMeta && indent > metaIndent:
 			k, v, found := strings.Cut(trimmed, ":")
 			if found {
-				meta[strings.TrimSpace(k)] = strings.Trim(strings.TrimSpace(v), `"'`)
+				v = strings.TrimSpace(v)
+				if uq, err := strconv.Unquote(v); err == nil {
+					v = uq
+				}
+				meta[strings.TrimSpace(k)] = strings.Trim(v, `'`)
 			}
 		case inMeta:
 			inTrigger, inMeta = false, false
 		}
 	}
 	if len(meta) == 0 {
-		return nil, fmt.Errorf("%s: no nats-jetstream trigger metadata", file)
+		return nil, fmt.Errorf("%s: no prometheus trigger metadata", file)
 	}
 	return meta, nil
 }

@@ -77,7 +77,7 @@ func runChild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&o.simURL, "sim-url", "", "simulator base URL")
 	fs.IntVar(&o.concurrency, "concurrency", 0, "jobs at once")
 	fs.DurationVar(&o.expectedBuild, "expected-build", 0, "PipelineConfig.ExpectedBuild")
-	fs.IntVar(&o.maxAckPending, "max-ack-pending", 0, "the shared consumer's MaxAckPending")
+	fs.IntVar(&o.maxAckPending, "max-ack-pending", 0, "each tenant's consumer's MaxAckPending")
 	fs.DurationVar(&o.grace, "grace", 5*time.Second, "shutdown grace")
 	if err := fs.Parse(args); err != nil {
 		return 2

@@ -366,3 +366,46 @@ func Eventually(tb testing.TB, timeout time.Duration, what string, cond func() b
 		}
 	}
 }
+
+// Lane returns the consumer of tenant's requests (jobs.TenantConsumer),
+// creating it if no worker has yet.
+func (h *Harness) Lane(t testing.TB, tenant string) jetstream.Consumer {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := h.Assets.TenantConsumer(ctx, h.JS, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// LaneInfo returns the current state of tenant's consumer.
+func (h *Harness) LaneInfo(t testing.TB, tenant string) *jetstream.ConsumerInfo {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ci, err := h.Lane(t, tenant).Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ci
+}
+
+// Deliveries sums, over every consumer of the requests stream (each
+// tenant's and the shared one), the requests redelivered and those
+// delivered and not yet settled.
+func (h *Harness) Deliveries(t testing.TB) (redelivered, unsettled int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	infos := h.Assets.Requests.ListConsumers(ctx)
+	for ci := range infos.Info() {
+		redelivered += ci.NumRedelivered
+		unsettled += ci.NumAckPending
+	}
+	if err := infos.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return redelivered, unsettled
+}

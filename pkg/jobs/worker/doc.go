@@ -1,10 +1,9 @@
 // Package worker runs deploy requests through the Vercel + Prisma
-// Postgres pipeline: it pulls them from the shared consumer, claims each
-// job's checkpoint, runs the steps, publishes events and settles the
-// message. Any number of workers, in one process or many, share the one
-// consumer that jobs.Setup creates; JetStream gives each request to one
-// of them at a time, and the checkpoint's lease fences out a worker that
-// lost it.
+// Postgres pipeline: it pulls them from the tenants' consumers in fair
+// order, claims each job's checkpoint, runs the steps, publishes events
+// and settles the message. Any number of workers, in one process or
+// many, share the consumers; JetStream gives each request to one of them
+// at a time, and the checkpoint's lease fences out a worker that lost it.
 //
 // # Running a worker
 //
@@ -14,6 +13,16 @@
 // then lets the jobs in flight finish within Config.ShutdownGrace and
 // hands the rest back with their checkpoints. cmd/worker wires it up from
 // environment variables.
+//
+// # Whose request goes next
+//
+// lanes.go: each tenant's requests have a consumer of their own (a lane);
+// a worker with free slots takes requests from the lanes in the order
+// internal/fair gives (each waiting tenant a share by weight, a lone
+// tenant everything), learning which lanes have requests from the
+// stream's announcements and a periodic rescan (backlog.go). Nothing is
+// fetched ahead of a free slot. The job's tenant, weight and priority
+// also travel in its context to the API budget's waiting lines.
 //
 // # A job's life
 //
@@ -34,6 +43,7 @@
 // A new step: a method of job in steps.go and a row in pipelineSteps (and
 // its name in jobs.Steps). A new way for a job to end: a transition of
 // jobs.Checkpoint and an EventType. Retry rules: stepFailed and retryWait
-// in job.go. The stack a waiting job holds is guarded by
+// in job.go. Whose request a free slot takes: lanes.go. The stack a
+// waiting job holds is guarded by
 // TestWaitingJobStackStaysSmall.
 package worker

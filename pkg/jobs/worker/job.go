@@ -711,8 +711,19 @@ func (w *Worker) handBack(msg jetstream.Msg, log *slog.Logger, delay time.Durati
 	}
 	if err != nil {
 		log.Warn("hand-back failed; the request returns after its lease expires", "err", err)
+		return
 	}
+	// Tell the fleet when the request can be taken again: nothing else
+	// will (lanes.go). A moment after the nak, which the server may still
+	// be processing when the hint reaches another worker: a fetch that
+	// came too early would take the lane for dry until the next rescan.
+	subject := msg.Subject()
+	time.AfterFunc(delay+handBackHintDelay, func() { _ = w.js.Conn().Publish(jobs.LaneHints, []byte(subject)) })
 }
+
+// handBackHintDelay is how long after a nak the hint of a handed-back
+// request goes out.
+const handBackHintDelay = 100 * time.Millisecond
 
 // publishEvent publishes ev and waits for the stream to store it.
 func (w *Worker) publishEvent(ctx context.Context, ev jobs.Event) error {

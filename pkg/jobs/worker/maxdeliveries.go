@@ -21,7 +21,9 @@ import (
 // with a failed event, cleans up what the job created and deletes it from
 // the requests stream.
 
-const maxDeliveriesSubject = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + jobs.StreamRequests + "." + jobs.ConsumerWorkers
+// The advisories of every consumer of the requests stream: each tenant's,
+// and the shared one.
+const maxDeliveriesSubject = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + jobs.StreamRequests + ".*"
 
 type maxDeliveriesAdvisory struct {
 	StreamSeq  uint64 `json:"stream_seq"`

@@ -230,7 +230,7 @@ func TestMaxDeliveriesAdvisoryDeadLetters(t *testing.T) {
 	})
 	sub := h.Submit(t, jobstest.Request("acme", "cursed"), h.Tarball(t, nil))
 	// A worker that takes the request and dies without a word.
-	batch, err := h.Assets.Consumer.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	batch, err := h.Lane(t, "acme").Fetch(1, jetstream.FetchMaxWait(5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,10 +315,10 @@ func TestCredentialsCheckedAtStart(t *testing.T) {
 	defer cancel()
 	// The consumer counts the new request a moment after the publish.
 	jobstest.Eventually(t, waitLong, "the request never showed as pending", func() bool {
-		ci, err := h.Assets.Consumer.Info(ctx)
+		ci, err := h.Lane(t, "acme").Info(ctx)
 		return err == nil && ci.NumPending+uint64(ci.NumAckPending) == 1
 	})
-	if ci, err := h.Assets.Consumer.Info(ctx); err != nil || ci.NumAckPending != 0 || ci.NumPending != 1 {
+	if ci, err := h.Lane(t, "acme").Info(ctx); err != nil || ci.NumAckPending != 0 || ci.NumPending != 1 {
 		t.Fatalf("a worker with a refused token took work: pending %d, delivered %d, %v", ci.NumPending, ci.NumAckPending, err)
 	}
 	h.Sim.SetToken("test-token")
@@ -387,7 +387,7 @@ func TestCancelAndReplayRefuseFinishedJobs(t *testing.T) {
 	}
 }
 
-// A worker that cannot pull from the shared consumer is not ready, and is
+// A worker that cannot pull from the requests stream is not ready, and is
 // again once the stream is back (it recreates the consumer itself).
 func TestNotReadyWhileTheQueueIsGone(t *testing.T) {
 	t.Parallel()
@@ -410,27 +410,72 @@ func TestNotReadyWhileTheQueueIsGone(t *testing.T) {
 	}
 }
 
-// A worker whose shared consumer was deleted (and nothing else) creates it
-// again as Setup defines it, and the requests queued meanwhile run.
+// A worker whose consumers were deleted (a tenant's, and the shared one
+// of requests in the old subject form) creates them again as Setup
+// defines them, and the requests queued meanwhile run.
 func TestDeletedConsumerIsRecreated(t *testing.T) {
 	t.Parallel()
 	h := jobstest.Start(t, jobstest.Config{Worker: worker.Config{PullWait: 50 * time.Millisecond}})
 	jobstest.Eventually(t, waitLong, "never ready", h.Workers[0].Ready)
+	first := h.Submit(t, jobstest.Request("acme", "before-delete"), h.Tarball(t, nil))
+	if ev := h.WaitTerminal(t, "acme", waitLong, first.ID)[first.ID]; ev.Type != jobs.TypeSucceeded {
+		t.Fatalf("%s %+v", ev.Type, ev.Data.Error)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
-	if err := h.JS.DeleteConsumer(ctx, jobs.StreamRequests, jobs.ConsumerWorkers); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{jobs.TenantConsumer("acme"), jobs.ConsumerWorkers} {
+		if err := h.JS.DeleteConsumer(ctx, jobs.StreamRequests, name); err != nil {
+			t.Fatal(err)
+		}
 	}
 	sub := h.Submit(t, jobstest.Request("acme", "after-delete"), h.Tarball(t, nil))
 	if ev := h.WaitTerminal(t, "acme", waitLong, sub.ID)[sub.ID]; ev.Type != jobs.TypeSucceeded {
 		t.Fatalf("%s %+v", ev.Type, ev.Data.Error)
 	}
+	// The shared consumer comes back once a request in the old form is
+	// there to take, and that request is rejected with a reason.
+	if _, err := h.JS.Publish(ctx, "deploy.requests.acme", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	jobstest.Eventually(t, waitLong, "the shared consumer was not recreated", func() bool {
+		_, err := h.JS.Consumer(ctx, jobs.StreamRequests, jobs.ConsumerWorkers)
+		return err == nil
+	})
+	for _, name := range []string{jobs.TenantConsumer("acme"), jobs.ConsumerWorkers} {
+		c, err := h.JS.Consumer(ctx, jobs.StreamRequests, name)
+		if err != nil {
+			t.Fatalf("consumer %s was not recreated: %v", name, err)
+		}
+		if cfg := c.CachedInfo().Config; cfg.AckPolicy != jetstream.AckExplicitPolicy || cfg.AckWait != h.Assets.Config.AckWait {
+			t.Fatalf("recreated consumer %s differs from Setup's: %+v", name, cfg)
+		}
+	}
+}
+
+// A fleet upgraded from a version whose shared consumer took every
+// request: the consumer is narrowed to the old subject form (here, after
+// an old worker set it back), and each tenant's lane is made.
+func TestOldSharedConsumerIsNarrowed(t *testing.T) {
+	t.Parallel()
+	h := jobstest.Start(t, jobstest.Config{})
+	jobstest.Eventually(t, waitLong, "never ready", h.Workers[0].Ready)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	old := h.Assets.Consumer.CachedInfo().Config
+	old.FilterSubject = jobs.AllRequests
+	if _, err := h.JS.UpdateConsumer(ctx, jobs.StreamRequests, old); err != nil {
+		t.Fatal(err)
+	}
+	sub := h.Submit(t, jobstest.Request("acme", "after-upgrade"), h.Tarball(t, nil))
+	if ev := h.WaitTerminal(t, "acme", waitLong, sub.ID)[sub.ID]; ev.Type != jobs.TypeSucceeded {
+		t.Fatalf("%s %+v", ev.Type, ev.Data.Error)
+	}
 	c, err := h.JS.Consumer(ctx, jobs.StreamRequests, jobs.ConsumerWorkers)
 	if err != nil {
-		t.Fatalf("the consumer was not recreated: %v", err)
+		t.Fatal(err)
 	}
-	if cfg := c.CachedInfo().Config; cfg.AckPolicy != jetstream.AckExplicitPolicy || cfg.AckWait != h.Assets.Config.AckWait {
-		t.Fatalf("recreated consumer differs from Setup's: %+v", cfg)
+	if f := c.CachedInfo().Config.FilterSubject; f != "deploy.requests.*" {
+		t.Fatalf("the shared consumer filters %q, want deploy.requests.*", f)
 	}
 }
 
@@ -453,10 +498,8 @@ func TestHeartbeatsKeepLongJobsOnOneDelivery(t *testing.T) {
 			t.Errorf("%s: %s on delivery %d, want succeeded on the first", id, ev.Type, ev.Data.Attempt)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
-	defer cancel()
-	if ci, err := h.Assets.Consumer.Info(ctx); err != nil || ci.NumRedelivered != 0 {
-		t.Fatalf("redelivered %+v %v", ci, err)
+	if ci := h.LaneInfo(t, "acme"); ci.NumRedelivered != 0 {
+		t.Fatalf("redelivered %+v", ci)
 	}
 }
 

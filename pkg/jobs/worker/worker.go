@@ -43,13 +43,17 @@ type Config struct {
 	// starts before they are handed back with their checkpoints.
 	// Defaults to 30 s.
 	ShutdownGrace time.Duration
-	// PullWait is how long one fetch waits for requests. Defaults to 2 s.
+	// PullWait is how long the worker waits, with nothing to take, for
+	// news of a request before it looks again, and after a failed fetch
+	// before the next. Defaults to 2 s.
 	PullWait time.Duration
 	// CredentialsProbeInterval is how often a worker whose token was
 	// refused checks whether it works again. Defaults to 30 s.
 	CredentialsProbeInterval time.Duration
-	// BacklogInterval is how often the backlog metrics are refreshed from
-	// the consumer and stream. Defaults to 15 s.
+	// BacklogInterval is how often the worker rescans the requests
+	// stream's consumers (finding requests no hint announced, such as a
+	// redelivery after a lapsed lease) and refreshes the backlog metrics.
+	// Defaults to 10 s.
 	BacklogInterval time.Duration
 	// NoProgressEvents publishes no step_completed events: each request
 	// gets its terminal event only. For platforms that never show a
@@ -110,7 +114,7 @@ func (c Config) withDefaults(ackWait time.Duration) Config {
 		c.CredentialsProbeInterval = 30 * time.Second
 	}
 	if c.BacklogInterval <= 0 {
-		c.BacklogInterval = 15 * time.Second
+		c.BacklogInterval = 10 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -118,10 +122,10 @@ func (c Config) withDefaults(ackWait time.Duration) Config {
 	return c
 }
 
-// Worker pulls deploy requests from the shared consumer and runs each
-// through the pipeline with bounded concurrency. Many workers, in one
-// process or many, share one consumer; JetStream gives each request to one
-// of them at a time.
+// Worker pulls deploy requests from the tenants' consumers in fair order
+// (lanes.go) and runs each through the pipeline with bounded concurrency.
+// Many workers, in one process or many, share the consumers; JetStream
+// gives each request to one of them at a time.
 type Worker struct {
 	js       jetstream.JetStream
 	assets   *jobs.Assets
@@ -133,8 +137,8 @@ type Worker struct {
 
 	running      atomic.Bool
 	shuttingDown atomic.Bool
-	// pulling is false while fetching from the shared consumer fails (the
-	// stream or consumer has no leader, was deleted, is unreachable).
+	// pulling is false while fetching or rescanning fails (the stream or
+	// a consumer has no leader, was deleted, is unreachable).
 	pulling  atomic.Bool
 	creds    credentialGate
 	inflight inflight
@@ -160,13 +164,14 @@ func New(js jetstream.JetStream, assets *jobs.Assets, p *Pipeline, cfg Config) (
 }
 
 // Ready reports whether the worker takes work: running, not shutting
-// down, pulling from the shared consumer, and its API credentials not
+// down, pulling from the requests stream, and its API credentials not
 // refused.
 func (w *Worker) Ready() bool {
 	return w.running.Load() && !w.shuttingDown.Load() && w.pulling.Load() && w.creds.ok()
 }
 
-// Pulling reports whether the last fetch from the shared consumer worked.
+// Pulling reports whether the last fetch or rescan of the requests
+// stream worked.
 func (w *Worker) Pulling() bool { return w.pulling.Load() }
 
 // CredentialsOK reports whether the API accepted the worker's token the
@@ -213,10 +218,18 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("subscribe to max-deliveries advisories: %w", err)
 	}
 	defer func() { _ = advisories.Unsubscribe() }()
+	lanes := newLanes(w)
+	unlisten, err := lanes.listen()
+	if err != nil {
+		return fmt.Errorf("subscribe to requests: %w", err)
+	}
+	defer unlisten()
+	// The requests queued before this worker listened.
+	w.rescan(ctx, lanes)
 
 	var bg sync.WaitGroup
 	bg.Go(func() { w.runSourceJanitor(ctx) })
-	bg.Go(func() { w.watchBacklog(ctx) })
+	bg.Go(func() { w.watchBacklog(ctx, lanes) })
 	bg.Go(func() { w.probeCredentials(ctx) })
 
 	slots := make(chan struct{}, w.cfg.Concurrency)
@@ -229,11 +242,11 @@ func (w *Worker) Run(ctx context.Context) error {
 		if n == 0 {
 			break
 		}
-		// Taken before the pull request goes out: the server delivers
-		// every message of this fetch after it, so no message can be
-		// redelivered to another worker before asked+AckWait (leaseFresh).
-		asked := w.now()
-		got, err := w.fetch(ctx, n, func(msg jetstream.Msg) {
+		// asked is taken before each pull request goes out: the server
+		// delivers every message of a fetch after it, so no message can
+		// be redelivered to another worker before asked+AckWait
+		// (leaseFresh).
+		got, fetched, err := lanes.take(ctx, n, func(msg jetstream.Msg, asked time.Time) {
 			jobs.Go(func() {
 				defer func() { <-slots }()
 				w.handle(jobCtx, msg, asked)
@@ -251,8 +264,19 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		w.pulling.Store(true)
-		w.m.SetReady(w.Ready())
+		if fetched {
+			w.pulling.Store(true)
+			w.m.SetReady(w.Ready())
+		}
+		if got == 0 {
+			// No lane this worker knows of has requests: wait for a
+			// request's hint, or a rescan's.
+			select {
+			case <-lanes.wake:
+			case <-ctx.Done():
+			case <-time.After(w.cfg.PullWait):
+			}
+		}
 	}
 
 	w.shuttingDown.Store(true)
@@ -297,28 +321,8 @@ func acquireSlots(ctx context.Context, slots chan struct{}, max int) int {
 	return n
 }
 
-func (w *Worker) fetch(ctx context.Context, n int, start func(jetstream.Msg)) (int, error) {
-	// FetchMaxWait, not a context: with a context nats.go stops reading
-	// when it ends, dropping messages the server sent just before its own
-	// (earlier) expiry, which then come back only after AckWait. With
-	// FetchMaxWait the client reads until the server says the pull is
-	// over. Shutdown waits at most PullWait for it.
-	batch, err := w.assets.Consumer.Fetch(n, jetstream.FetchMaxWait(w.cfg.PullWait))
-	if err != nil {
-		return 0, w.maybeRecreateConsumer(ctx, err)
-	}
-	got := 0
-	for msg := range batch.Messages() {
-		got++
-		start(msg)
-	}
-	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) && !errors.Is(err, jetstream.ErrNoMessages) {
-		return got, w.maybeRecreateConsumer(ctx, err)
-	}
-	return got, nil
-}
-
-// maybeRecreateConsumer puts the shared consumer back when it was deleted
+// maybeRecreateConsumer puts the shared consumer (of requests in the old
+// subject form) back when it was deleted
 // (an operator's mistake, a restored cluster): nats.go would otherwise
 // keep pulling from nothing. Once the consumer is gone a pull request has
 // nobody to answer it, so "no responders" is checked too: without that, a

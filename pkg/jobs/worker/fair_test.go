@@ -1,0 +1,135 @@
+package worker_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/deployq/deployq/internal/streamget"
+	"github.com/deployq/deployq/pkg/jobs"
+	"github.com/deployq/deployq/pkg/jobs/jobstest"
+	"github.com/deployq/deployq/pkg/jobs/worker"
+	"github.com/deployq/deployq/pkg/vercel/vercelsim"
+)
+
+// terminalOrder lists the tenants of the terminal events stored so far,
+// in the order they were stored.
+func terminalOrder(t *testing.T, h *jobstest.Harness) []string {
+	t.Helper()
+	var out []string
+	for _, ev := range jobstest.StoredEvents(t, h.JS, "deploy.events.*.*") {
+		if ev.Type.Terminal() {
+			out = append(out, ev.Data.Tenant)
+		}
+	}
+	return out
+}
+
+// startOrder lists the tenants of the jobs in the order the worker took
+// them: the order their checkpoints were first written.
+func startOrder(t *testing.T, h *jobstest.Harness) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	s, err := h.JS.Stream(ctx, "KV_"+jobs.BucketJobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := streamget.All(ctx, s, "$KV."+jobs.BucketJobs+".>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, m := range msgs {
+		var st jobs.JobState
+		if json.Unmarshal(m.Data, &st) != nil {
+			continue
+		}
+		if key := st.Tenant + "." + st.ID; !seen[key] {
+			seen[key] = true
+			out = append(out, st.Tenant)
+		}
+	}
+	return out
+}
+
+// One tenant's burst does not hold up another tenant's single deploy: it
+// takes the next free slot, not the place behind the whole burst.
+func TestNoisyNeighbourDoesNotStallASingleDeploy(t *testing.T) {
+	t.Parallel()
+	const concurrency, burst = 4, 40
+	h := jobstest.Start(t, jobstest.Config{
+		Sim:    vercelsim.Config{BuildTime: 200 * time.Millisecond},
+		Worker: worker.Config{Concurrency: concurrency},
+	})
+	tgz := h.Tarball(t, nil)
+	var bigIDs []string
+	for i := range burst {
+		bigIDs = append(bigIDs, h.Submit(t, jobstest.Request("big", fmt.Sprint("burst-", i)), tgz).ID)
+	}
+	jobstest.Eventually(t, waitLong, "big's burst never filled the slots", func() bool {
+		return h.LaneInfo(t, "big").NumAckPending == concurrency
+	})
+	small := h.Submit(t, jobstest.Request("small", "single"), tgz).ID
+	before := len(terminalOrder(t, h)) // once small's request is queued
+	if ev := h.WaitTerminal(t, "small", waitLong, small)[small]; ev.Type != jobs.TypeSucceeded {
+		t.Fatalf("small: %s %+v", ev.Type, ev.Data.Error)
+	}
+	h.WaitTerminal(t, "big", waitLong, bigIDs...)
+	order := startOrder(t, h)
+	bigFirst := 0
+	for _, who := range order {
+		if who == "small" {
+			break
+		}
+		bigFirst++
+	}
+	// In arrival order small would start after all forty of big's.
+	// Fairly, it takes one of the first slots freed after it came. The
+	// jobs running then started together and end together, so up to
+	// concurrency slots free at once and the jobs taken with small's
+	// write their first checkpoints in any order: at most the jobs
+	// running when it came and the others of that first round start
+	// before it.
+	if bigFirst > before+2*concurrency-1 {
+		t.Fatalf("%d of big's deploys started before small's single one (%d had ended when it came): %v", bigFirst, before, order)
+	}
+	t.Logf("small's deploy started after %d of big's (%d had ended when it came)", bigFirst, before)
+}
+
+// Two tenants with bursts share the slots equally while both wait.
+func TestTwoBurstsShareTheSlots(t *testing.T) {
+	t.Parallel()
+	const concurrency, burst = 2, 20
+	h := jobstest.Start(t, jobstest.Config{
+		Sim:    vercelsim.Config{BuildTime: 100 * time.Millisecond},
+		Worker: worker.Config{Concurrency: concurrency},
+	})
+	tgz := h.Tarball(t, nil)
+	ids := map[string][]string{}
+	for i := range burst {
+		for _, tenant := range []string{"first", "second"} {
+			if tenant == "second" && i == 0 {
+				continue // second starts one request behind
+			}
+			ids[tenant] = append(ids[tenant], h.Submit(t, jobstest.Request(tenant, fmt.Sprint("b-", i)), tgz).ID)
+		}
+	}
+	ids["second"] = append(ids["second"], h.Submit(t, jobstest.Request("second", "b-last"), tgz).ID)
+	for tenant, list := range ids {
+		h.WaitTerminal(t, tenant, waitLong, list...)
+	}
+	// Over the first half of the starts, when both still had requests
+	// waiting, neither got more than a few more than the other.
+	order := startOrder(t, h)
+	count := map[string]int{}
+	for _, who := range order[:burst] {
+		count[who]++
+	}
+	if d := count["first"] - count["second"]; d > 3 || d < -3 {
+		t.Fatalf("the first %d completions: %v, want an even split: %v", burst, count, order)
+	}
+}

@@ -1,0 +1,327 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/deployq/deployq/internal/fair"
+	"github.com/deployq/deployq/pkg/jobs"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Fair dispatch. Every tenant's requests have a consumer of their own on
+// the work queue (jobs.TenantConsumer, a lane), shared by every worker.
+// A worker with free slots asks the lanes for requests in the order
+// internal/fair gives: while several tenants have requests waiting, each
+// gets a share of the slots in proportion to its weight; a tenant alone
+// gets them all. Nothing is fetched ahead of a free slot, so a request
+// waits in the stream, where any worker can take it, and never in one
+// worker's buffer while another sits idle.
+//
+// A worker learns which lanes have requests waiting from the stream: it
+// announces each request it stores (jobs.Queued, the headers alone, once
+// the request can be fetched), and a fetch tells a worker when a lane ran
+// dry. What a hint can miss (requests
+// queued before the worker started, a redelivery after a lapsed lease, a
+// hint lost to a reconnect) a rescan finds: the lanes' pending counts,
+// and, when the stream holds more requests than the lanes account for,
+// the stream's subjects.
+
+// legacyLane is the lane of requests on deploy.requests.<tenant>, the
+// form of earlier versions, taken by the consumer jobs.Setup creates.
+const legacyLane = ""
+
+// lanes is one worker's view of the tenants with requests waiting.
+type lanes struct {
+	w *Worker
+
+	mu    sync.Mutex
+	flows *fair.Flows
+	known map[string]*lane
+	// wake is signalled when a lane gets requests: the fetch loop waits on
+	// it while no lane has any.
+	wake chan struct{}
+}
+
+// lane is one tenant token's consumer, as this worker knows it.
+type lane struct {
+	token    string
+	consumer jetstream.Consumer // nil until created (or after the server deleted it)
+	// hints counts the hints since the lane was last found dry: a fetch
+	// that finds it dry deactivates it only if no hint came meanwhile.
+	hints uint64
+}
+
+func newLanes(w *Worker) *lanes {
+	return &lanes{w: w, flows: fair.NewFlows(), wake: make(chan struct{}, 1),
+		known: map[string]*lane{legacyLane: {token: legacyLane, consumer: w.assets.Consumer}}}
+}
+
+// hint records that the lane of token may have requests waiting.
+func (ls *lanes) hint(token string) {
+	ls.mu.Lock()
+	l := ls.known[token]
+	if l == nil {
+		l = &lane{token: token}
+		ls.known[token] = l
+	}
+	l.hints++
+	ls.flows.Activate(token, ls.w.cfg.TenantWeights[token])
+	ls.mu.Unlock()
+	select {
+	case ls.wake <- struct{}{}:
+	default:
+	}
+}
+
+// listen subscribes to the stream's announcements of stored requests, and
+// to the hints of requests handed back: each is a hint for its tenant's
+// lane.
+func (ls *lanes) listen() (func(), error) {
+	nc := ls.w.js.Conn()
+	requests, err := nc.Subscribe(jobs.Queued, func(m *nats.Msg) { ls.hintSubject(m.Header.Get(jetstream.SubjectHeader)) })
+	if err != nil {
+		return nil, err
+	}
+	// A burst must not cost the subscription: a dropped hint only waits
+	// for the next rescan, but there is no reason to drop.
+	_ = requests.SetPendingLimits(-1, 64<<20)
+	handedBack, err := nc.Subscribe(jobs.LaneHints, func(m *nats.Msg) { ls.hintSubject(string(m.Data)) })
+	if err != nil {
+		_ = requests.Unsubscribe()
+		return nil, err
+	}
+	return func() { _ = requests.Unsubscribe(); _ = handedBack.Unsubscribe() }, nil
+}
+
+// hintSubject hints the lane of a request's subject.
+func (ls *lanes) hintSubject(subject string) {
+	if token, ok := jobs.RequestToken(subject); ok {
+		ls.hint(token)
+		return
+	}
+	ls.hint(legacyLane)
+}
+
+// take fetches up to n requests from the lanes with requests waiting, in
+// fair order, and starts each with start. It returns how many it started,
+// and whether any fetch was answered. It never waits for requests to
+// arrive: a lane that has none is marked dry until a hint or a rescan says
+// otherwise.
+func (ls *lanes) take(ctx context.Context, n int, start func(jetstream.Msg, time.Time)) (taken int, fetched bool, err error) {
+	for taken < n && ctx.Err() == nil {
+		ls.mu.Lock()
+		token, ok := ls.flows.Next()
+		if !ok {
+			ls.mu.Unlock()
+			break
+		}
+		l := ls.known[token]
+		hints := l.hints
+		// A tenant alone takes every free slot at once; among several,
+		// each turn takes an equal part of them, so a turn costs one
+		// round trip and the shares still hold.
+		k := n - taken
+		if waiting := ls.flows.Waiting(); waiting > 1 {
+			k = max(1, k/waiting)
+		}
+		ls.mu.Unlock()
+
+		c, err := ls.consumer(ctx, l)
+		if err != nil {
+			return taken, fetched, err
+		}
+		asked := ls.w.now()
+		got, pending, err := fetchNoWait(c, k, func(msg jetstream.Msg) { start(msg, asked) })
+		taken += got
+		if err != nil && token == legacyLane {
+			err = ls.w.maybeRecreateConsumer(ctx, err)
+			ls.mu.Lock()
+			l.consumer = ls.w.assets.Consumer
+			ls.mu.Unlock()
+		}
+		if err != nil && (errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, nats.ErrNoResponders)) {
+			// Deleted by the server for idling, or by an operator: made
+			// again at the lane's next turn.
+			ls.mu.Lock()
+			l.consumer = nil
+			ls.mu.Unlock()
+			ls.w.log.Info("tenant's consumer was gone; making it again", "consumer", consumerName(token))
+			continue
+		}
+		fetched = fetched || err == nil
+		ls.mu.Lock()
+		if got > 0 {
+			ls.flows.Charge(token, float64(got))
+		}
+		if (got < k || pending == 0) && l.hints == hints {
+			ls.flows.Deactivate(token)
+		}
+		ls.mu.Unlock()
+		if err != nil {
+			return taken, fetched, err
+		}
+	}
+	return taken, fetched, nil
+}
+
+// consumer returns the lane's consumer, creating it when this worker has
+// none (the legacy lane's is the one Setup made).
+func (ls *lanes) consumer(ctx context.Context, l *lane) (jetstream.Consumer, error) {
+	ls.mu.Lock()
+	c := l.consumer
+	ls.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, natsOpTimeout)
+	defer cancel()
+	c, err := ls.w.assets.TenantConsumer(ctx, ls.w.js, l.token)
+	if apiErr := (*jetstream.APIError)(nil); errors.As(err, &apiErr) && apiErr.ErrorCode == errWorkQueueOverlap {
+		// The shared consumer takes every request again: a worker of an
+		// earlier version set it so at its start. Narrowed back, the
+		// lane can be made (and that worker takes only old-form
+		// requests from then on).
+		ls.w.log.Warn("the shared consumer takes every tenant's requests (set by a worker of an earlier version?); narrowing it again", "consumer", jobs.ConsumerWorkers)
+		if err = ls.w.assets.RestoreConsumer(ctx, ls.w.js); err == nil {
+			c, err = ls.w.assets.TenantConsumer(ctx, ls.w.js, l.token)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s: %w", consumerName(l.token), err)
+	}
+	ls.mu.Lock()
+	l.consumer = c
+	ls.mu.Unlock()
+	return c, nil
+}
+
+// errWorkQueueOverlap is the JetStream error code of a consumer whose
+// filter overlaps another's on a work queue.
+const errWorkQueueOverlap = 10100
+
+func consumerName(token string) string {
+	if token == legacyLane {
+		return jobs.ConsumerWorkers
+	}
+	return jobs.TenantConsumer(token)
+}
+
+// fetchNoWait fetches up to k requests that are waiting now, and returns
+// how many came and how many the consumer had left after the last one
+// (-1 when none came).
+func fetchNoWait(c jetstream.Consumer, k int, start func(jetstream.Msg)) (got int, pending int64, err error) {
+	batch, err := c.FetchNoWait(k)
+	if err != nil {
+		return 0, -1, err
+	}
+	pending = -1
+	for msg := range batch.Messages() {
+		got++
+		if meta, err := msg.Metadata(); err == nil {
+			pending = int64(meta.NumPending)
+		}
+		start(msg)
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) &&
+		!errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
+		return got, pending, err
+	}
+	return got, pending, nil
+}
+
+// rescan finds the lanes with requests waiting that no hint announced,
+// and reports each lane's backlog. It reads every consumer of the requests
+// stream (their pending and in-flight counts), and the stream's subjects
+// only when the stream holds requests no consumer accounts for: a tenant
+// whose consumer does not exist yet, or does no longer.
+func (ls *lanes) rescan(ctx context.Context) (backlog, error) {
+	var b backlog
+	b.tenants = map[string]tenantBacklog{}
+	infos := ls.w.assets.Requests.ListConsumers(ctx)
+	counted := uint64(0)
+	for ci := range infos.Info() {
+		counted += ci.NumPending + uint64(ci.NumAckPending)
+		b.pending += ci.NumPending
+		b.inFlight += uint64(ci.NumAckPending)
+		token, ok := laneToken(ci)
+		if !ok {
+			continue
+		}
+		// A request waiting for redelivery (its lease lapsed with its
+		// worker) counts as in flight, not pending: a lane with anything
+		// unsettled is asked once, at the cost of one empty fetch when
+		// its requests are all running.
+		if ci.NumPending > 0 || ci.NumAckPending > 0 {
+			ls.hint(token)
+		}
+		if token != legacyLane && ci.NumPending+uint64(ci.NumAckPending) > 0 {
+			b.tenants[token] = tenantBacklog{waiting: ci.NumPending, running: uint64(ci.NumAckPending)}
+		}
+	}
+	if err := infos.Err(); err != nil {
+		return b, err
+	}
+	si, err := ls.w.assets.Requests.Info(ctx)
+	if err != nil {
+		return b, err
+	}
+	b.stored = si.State.Msgs
+	b.first = si.State.FirstTime
+	if si.State.Msgs <= counted {
+		return b, nil
+	}
+	// Requests no consumer covers: name their tenants from the subjects.
+	si, err = ls.w.assets.Requests.Info(ctx, jetstream.WithSubjectFilter(jobs.AllRequests))
+	if err != nil {
+		return b, err
+	}
+	seen := map[string]bool{}
+	for subject, n := range si.State.Subjects {
+		token, ok := jobs.RequestToken(subject)
+		if !ok {
+			token = legacyLane
+		}
+		if !seen[token] {
+			seen[token] = true
+			ls.hint(token)
+		}
+		if _, counted := b.tenants[token]; !counted && token != legacyLane {
+			t := b.tenants[token]
+			t.waiting += n
+			b.tenants[token] = t
+		}
+	}
+	b.pending += si.State.Msgs - counted
+	return b, nil
+}
+
+// laneToken is the tenant token of a consumer of the requests stream, or
+// legacyLane for the shared one; ok is false for a consumer that is none
+// of deployq's.
+func laneToken(ci *jetstream.ConsumerInfo) (string, bool) {
+	switch {
+	case ci.Name == jobs.ConsumerWorkers:
+		return legacyLane, true
+	case jobs.IsTenantConsumer(ci.Name):
+		token, ok := jobs.RequestToken(strings.TrimSuffix(ci.Config.FilterSubject, "*") + "x")
+		return token, ok
+	}
+	return "", false
+}
+
+// backlog is what a rescan counted of the requests stream.
+type backlog struct {
+	pending  uint64 // waiting for a worker
+	inFlight uint64 // delivered, not settled
+	stored   uint64 // in the stream
+	first    time.Time
+	tenants  map[string]tenantBacklog
+}
+
+type tenantBacklog struct{ waiting, running uint64 }
