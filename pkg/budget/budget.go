@@ -188,6 +188,17 @@ func (ln *line) next() *waiter {
 	}
 }
 
+// done ends the line's service if nobody waits.
+func (ln *line) done() bool {
+	ln.mu.Lock()
+	defer ln.mu.Unlock()
+	if ln.q.Len() > 0 {
+		return false
+	}
+	ln.serving = false
+	return true
+}
+
 // serve reserves slots for the line's waiters one at a time, in the
 // line's order, until nobody waits. One reservation at a time per process
 // and endpoint, made when the previous slot has come, is what makes the
@@ -198,6 +209,13 @@ func (b *Budget) serve(ep vercel.Endpoint, l Limit, ln *line) {
 	var w *waiter
 	for {
 		if w == nil || w.gone.Load() {
+			// Whoever's turn it is when the bucket has a slot takes it: a
+			// caller that came meanwhile is not put behind one chosen a
+			// whole interval before.
+			if ln.done() {
+				return
+			}
+			b.untilFree(ep, l)
 			if w = ln.next(); w == nil {
 				return
 			}
@@ -228,6 +246,21 @@ func (b *Budget) serve(ep vercel.Endpoint, l Limit, ln *line) {
 		}
 		close(w.done)
 		w = nil
+	}
+}
+
+// untilFree sleeps until ep's bucket, as this process last saw it, has a
+// slot: its next slot, or the end of its pause. Another process may take
+// that slot first; the reservation that follows then waits for a later
+// one.
+func (b *Budget) untilFree(ep vercel.Endpoint, l Limit) {
+	st, ok := b.store.Cached(b.key(ep))
+	if !ok {
+		return
+	}
+	r := newRule(l, st.Limit, b.cfg.Headroom)
+	if d := time.Duration(max(st.TAT-r.tolerance, st.PausedUntil) - unixNano(b.now())); d > 0 {
+		_ = b.sleep(context.Background(), d)
 	}
 }
 
