@@ -16,7 +16,7 @@ FUZZ_DECODE ?= 50000x
 FUZZ_PATH   ?= 300x
 BIN         := bin
 
-.PHONY: all build test unit vet lint fuzz demo clean tools bench bench-budget bench-load bench-scale chaos lint-deploy
+.PHONY: all build test unit vet lint fuzz demo clean tools bench bench-budget bench-load bench-scale bench-fair chaos lint-deploy
 
 all: build
 
@@ -69,7 +69,7 @@ lint-deploy:
 	./deploy/lint.sh
 
 ## bench: every benchmark; docs/BENCHMARKS.md shows and explains their figures (about 12 minutes).
-bench: bench-load bench-scale bench-budget
+bench: bench-load bench-scale bench-budget bench-fair
 
 ## bench-load: deployq against the bare pipeline, the broker's own rates, Submit's rate, latency at
 ## half load (about 1 minute); writes docs/benchmarks/loadbench.json. Profiles: LOADBENCH_FLAGS="-profile-dir DIR".
@@ -85,6 +85,11 @@ bench-scale:
 ## (a few minutes); writes docs/benchmarks/budget.{json,svg}. Vary with BUDGETBENCH_FLAGS="-n 100 …".
 bench-budget:
 	$(GO) run ./cmd/bench budget $(BUDGETBENCH_FLAGS)
+
+## bench-fair: fair dispatch across tenants against arrival order, side by side: a noisy neighbour
+## and ten skewed tenants (about 4 minutes); writes docs/benchmarks/fair.json. Vary with FAIRBENCH_FLAGS.
+bench-fair:
+	$(GO) run ./cmd/bench fair $(FAIRBENCH_FLAGS)
 
 clean:
 	rm -rf $(BIN) data

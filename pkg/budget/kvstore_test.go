@@ -178,7 +178,11 @@ func TestResetFormsThroughTheClient(t *testing.T) {
 				t.Fatal(err)
 			}
 			var slept time.Duration
-			bg.sleep = func(ctx context.Context, d time.Duration) error { slept += max(d, 0); clock.Advance(max(d, 0)); return nil }
+			bg.sleep = func(ctx context.Context, d time.Duration) error {
+				slept += max(d, 0)
+				clock.Advance(max(d, 0))
+				return nil
+			}
 			api, err := vercel.New(vercel.WithBaseURL(srv.URL), vercel.WithToken("t"), vercel.WithLimiter(bg), vercel.WithClock(clock.Now))
 			if err != nil {
 				t.Fatal(err)

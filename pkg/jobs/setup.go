@@ -46,6 +46,12 @@ type SetupConfig struct {
 	// tenant (each tenant's requests have a consumer of their own). It
 	// must exceed the fleet's total concurrency. Defaults to 10000.
 	MaxAckPending int
+	// ArrivalOrder makes the shared consumer take every tenant's requests,
+	// in the order they arrived, and workers take them from it alone: how
+	// deployq dispatched before each tenant had a consumer of its own.
+	// For comparisons (bench fair), not for production: one tenant's
+	// burst holds up every other tenant's requests. Defaults to false.
+	ArrivalOrder bool
 	// LaneIdle is how long a tenant's consumer lives without a worker
 	// asking it for requests; the server deletes it then, and a worker
 	// creates it again when the tenant next has work. Defaults to 1 h.
@@ -234,6 +240,15 @@ func (a *Assets) TenantConsumer(ctx context.Context, js jetstream.JetStream, tok
 	return js.CreateOrUpdateConsumer(ctx, StreamRequests, cfg)
 }
 
+// sharedFilter is what the shared consumer takes: the old subject form,
+// or every request in ArrivalOrder.
+func sharedFilter(cfg SetupConfig) string {
+	if cfg.ArrivalOrder {
+		return AllRequests
+	}
+	return requestsPrefix + "*"
+}
+
 func consumerConfig(cfg SetupConfig) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:     ConsumerWorkers,
@@ -242,7 +257,7 @@ func consumerConfig(cfg SetupConfig) jetstream.ConsumerConfig {
 		// filters overlap, and each tenant's requests have their own
 		// (Assets.TenantConsumer). An earlier version's consumer is
 		// narrowed to this when a worker of this version starts.
-		FilterSubject: requestsPrefix + "*",
+		FilterSubject: sharedFilter(cfg),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		// No BackOff: it silently replaces AckWait and shrinks the lease

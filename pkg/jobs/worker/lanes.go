@@ -55,7 +55,17 @@ type lane struct {
 	// hints counts the hints since the lane was last found dry: a fetch
 	// that finds it dry deactivates it only if no hint came meanwhile.
 	hints uint64
+	// rechecked is the hint count at which the lane was last asked again
+	// after a hinted fetch came back empty (see take).
+	rechecked uint64
 }
+
+// recheckAfter is how long after a hinted fetch came back empty the lane
+// is asked once more. The stream announces a request once it is stored,
+// but the consumer counts it a moment later: a no_wait fetch in between
+// finds nothing, and without a second look the request would wait for
+// the next rescan.
+const recheckAfter = 50 * time.Millisecond
 
 func newLanes(w *Worker) *lanes {
 	return &lanes{w: w, flows: fair.NewFlows(), wake: make(chan struct{}, 1),
@@ -71,6 +81,17 @@ func (ls *lanes) hint(token string) {
 		ls.known[token] = l
 	}
 	l.hints++
+	ls.flows.Activate(token, ls.w.cfg.TenantWeights[token])
+	ls.mu.Unlock()
+	select {
+	case ls.wake <- struct{}{}:
+	default:
+	}
+}
+
+// recheck asks token's lane once more, without counting a hint.
+func (ls *lanes) recheck(token string) {
+	ls.mu.Lock()
 	ls.flows.Activate(token, ls.w.cfg.TenantWeights[token])
 	ls.mu.Unlock()
 	select {
@@ -100,12 +121,16 @@ func (ls *lanes) listen() (func(), error) {
 }
 
 // hintSubject hints the lane of a request's subject.
-func (ls *lanes) hintSubject(subject string) {
-	if token, ok := jobs.RequestToken(subject); ok {
-		ls.hint(token)
-		return
+func (ls *lanes) hintSubject(subject string) { ls.hint(ls.laneOf(subject)) }
+
+// laneOf is the lane whose consumer takes a request's subject: its
+// tenant's, or the shared one (the old subject form, or every request
+// in arrival order).
+func (ls *lanes) laneOf(subject string) string {
+	if token, ok := jobs.RequestToken(subject); ok && !ls.w.assets.Config.ArrivalOrder {
+		return token
 	}
-	ls.hint(legacyLane)
+	return legacyLane
 }
 
 // take fetches up to n requests from the lanes with requests waiting, in
@@ -161,6 +186,13 @@ func (ls *lanes) take(ctx context.Context, n int, start func(jetstream.Msg, time
 		}
 		if (got < k || pending == 0) && l.hints == hints {
 			ls.flows.Deactivate(token)
+			if got == 0 && err == nil && l.rechecked != hints {
+				// Asked on a hint and found empty: another worker took the
+				// request, or the consumer has not counted it yet. One more
+				// look settles which; the recheck counts as no hint.
+				l.rechecked = hints
+				time.AfterFunc(recheckAfter, func() { ls.recheck(token) })
+			}
 		}
 		ls.mu.Unlock()
 		if err != nil {
@@ -283,10 +315,7 @@ func (ls *lanes) rescan(ctx context.Context) (backlog, error) {
 	}
 	seen := map[string]bool{}
 	for subject, n := range si.State.Subjects {
-		token, ok := jobs.RequestToken(subject)
-		if !ok {
-			token = legacyLane
-		}
+		token := ls.laneOf(subject)
 		if !seen[token] {
 			seen[token] = true
 			ls.hint(token)
