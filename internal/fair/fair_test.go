@@ -2,6 +2,7 @@ package fair
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 )
@@ -48,20 +49,6 @@ func TestSharesFollowWeights(t *testing.T) {
 	}
 }
 
-// jain is Jain's fairness index of xs: 1 when all are equal, 1/n when
-// one has everything.
-func jain(xs []float64) float64 {
-	var sum, sq float64
-	for _, x := range xs {
-		sum += x
-		sq += x * x
-	}
-	if sq == 0 {
-		return 1
-	}
-	return sum * sum / (float64(len(xs)) * sq)
-}
-
 func TestSkewedTenantsShareEqually(t *testing.T) {
 	t.Parallel()
 	// Ten tenants, one with half of all items, arriving in random order
@@ -94,7 +81,7 @@ func TestSkewedTenantsShareEqually(t *testing.T) {
 			served[n]++
 		}
 	}
-	if j := jain(served); j < 0.99 {
+	if j := Jain(served); j < 0.99 {
 		t.Fatalf("Jain's index %.3f over the turns when all waited, want ≥ 0.99: %v", j, served)
 	}
 }
@@ -223,5 +210,22 @@ func BenchmarkDecision(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		q.Pop()
 		q.Push(names[rng.IntN(len(names))], 0, Class(i&1), i)
+	}
+}
+
+func TestJain(t *testing.T) {
+	for _, tc := range []struct {
+		xs   []float64
+		want float64
+	}{
+		{[]float64{3, 3, 3}, 1},
+		{[]float64{9, 0, 0}, 1.0 / 3},
+		{[]float64{0, 0}, 1},
+		// One tenant with half of ten tenants' deploys, the rest equal.
+		{[]float64{9, 1, 1, 1, 1, 1, 1, 1, 1, 1}, 18.0 * 18 / (10 * 90)},
+	} {
+		if got := Jain(tc.xs); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("Jain(%v) = %v, want %v", tc.xs, got, tc.want)
+		}
 	}
 }

@@ -24,3 +24,18 @@ func ShareOf(ctx context.Context) Share {
 	s, _ := ctx.Value(shareKey{}).(Share)
 	return s
 }
+
+// Jain is Jain's fairness index of what each of n parties got: 1 when
+// all got the same, 1/n when one got everything (and 1 when nobody got
+// anything).
+func Jain(got []float64) float64 {
+	var sum, sq float64
+	for _, x := range got {
+		sum += x
+		sq += x * x
+	}
+	if sq == 0 {
+		return 1
+	}
+	return sum * sum / (float64(len(got)) * sq)
+}

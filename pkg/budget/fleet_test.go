@@ -39,20 +39,7 @@ func TestFleetSharesTheBudget(t *testing.T) {
 		Workers: 3,
 		Sim:     vercelsim.Config{BuildTime: 300 * time.Millisecond, RateLimits: simLimits},
 		Worker:  worker.Config{Concurrency: 8},
-		NewLimiter: func(tb testing.TB, js jetstream.JetStream) vercel.Limiter {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			store, err := budget.NewKVStore(ctx, js, budget.KVStoreConfig{})
-			if err != nil {
-				tb.Fatal(err)
-			}
-			tb.Cleanup(store.Close)
-			b, err := budget.New(store, budget.Config{Limits: limits})
-			if err != nil {
-				tb.Fatal(err)
-			}
-			return b
-		},
+		NewLimiter: sharedBudget(budget.Config{Limits: limits}),
 	})
 	tgz := h.Tarball(t, nil)
 	var ids []string
@@ -96,20 +83,7 @@ func TestFleetKeepsEveryWindow(t *testing.T) {
 			vercel.EndpointCreateDeployment: {Requests: 60, Window: time.Second, Caps: []vercelsim.Limit{{Requests: 8, Window: 3 * time.Second}}},
 		}},
 		Worker: worker.Config{Concurrency: 8},
-		NewLimiter: func(tb testing.TB, js jetstream.JetStream) vercel.Limiter {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			store, err := budget.NewKVStore(ctx, js, budget.KVStoreConfig{})
-			if err != nil {
-				tb.Fatal(err)
-			}
-			tb.Cleanup(store.Close)
-			b, err := budget.New(store, budget.Config{Limits: map[vercel.Endpoint]budget.Limit{vercel.EndpointCreateDeployment: windows}, Logger: quietLogger()})
-			if err != nil {
-				tb.Fatal(err)
-			}
-			return b
-		},
+		NewLimiter: sharedBudget(budget.Config{Limits: map[vercel.Endpoint]budget.Limit{vercel.EndpointCreateDeployment: windows}, Logger: quietLogger()}),
 	})
 	tgz := h.Tarball(t, nil)
 	var ids []string
@@ -230,6 +204,25 @@ func TestPlanCapPausesOnlyDeploymentCreation(t *testing.T) {
 		if st.Attempts != 0 {
 			t.Fatalf("%s: %d attempts counted for plan-cap waits", id, st.Attempts)
 		}
+	}
+}
+
+// sharedBudget makes each pool's limiter a budget over the pools' shared
+// KV bucket.
+func sharedBudget(cfg budget.Config) func(testing.TB, jetstream.JetStream) vercel.Limiter {
+	return func(tb testing.TB, js jetstream.JetStream) vercel.Limiter {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		store, err := budget.NewKVStore(ctx, js, budget.KVStoreConfig{})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(store.Close)
+		b, err := budget.New(store, cfg)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return b
 	}
 }
 

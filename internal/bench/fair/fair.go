@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/deployq/deployq/internal/bench"
+	fairq "github.com/deployq/deployq/internal/fair"
 	"github.com/deployq/deployq/internal/stack"
 	"github.com/deployq/deployq/pkg/budget"
 	"github.com/deployq/deployq/pkg/jobs"
@@ -388,7 +389,7 @@ func (o options) skewed(ctx context.Context, _ mode, d *deployq) (modeResult, er
 		for t := range left {
 			xs = append(xs, count[t])
 		}
-		jains = append(jains, jain(xs))
+		jains = append(jains, fairq.Jain(xs))
 		bigCount += int(count["t0"])
 		for _, x := range xs {
 			allCount += int(x)
@@ -412,19 +413,6 @@ func (o options) skewed(ctx context.Context, _ mode, d *deployq) (modeResult, er
 	return r, nil
 }
 
-// jain is Jain's fairness index: 1 when all get the same, 1/n when one
-// gets everything.
-func jain(xs []float64) float64 {
-	var sum, sq float64
-	for _, x := range xs {
-		sum += x
-		sq += x * x
-	}
-	if sq == 0 {
-		return 1
-	}
-	return sum * sum / (float64(len(xs)) * sq)
-}
 
 func (r results) print(w io.Writer, o options) {
 	fmt.Fprintf(w, "## Noisy neighbour: %d deploys of big, then 1 of small (%s, builds %s, %d slots)\n\n", o.burst, o.noisyLimit, o.buildTime, o.concurrency)
