@@ -36,9 +36,9 @@ func TestFleetSharesTheBudget(t *testing.T) {
 		limits[ep] = budget.Limit{Requests: tight.Requests, Window: tight.Window}
 	}
 	h := jobstest.Start(t, jobstest.Config{
-		Workers: 3,
-		Sim:     vercelsim.Config{BuildTime: 300 * time.Millisecond, RateLimits: simLimits},
-		Worker:  worker.Config{Concurrency: 8},
+		Workers:    3,
+		Sim:        vercelsim.Config{BuildTime: 300 * time.Millisecond, RateLimits: simLimits},
+		Worker:     worker.Config{Concurrency: 8},
 		NewLimiter: sharedBudget(budget.Config{Limits: limits}),
 	})
 	tgz := h.Tarball(t, nil)
@@ -82,7 +82,7 @@ func TestFleetKeepsEveryWindow(t *testing.T) {
 		Sim: vercelsim.Config{BuildTime: 100 * time.Millisecond, RateLimits: map[vercel.Endpoint]vercelsim.Limit{
 			vercel.EndpointCreateDeployment: {Requests: 60, Window: time.Second, Caps: []vercelsim.Limit{{Requests: 8, Window: 3 * time.Second}}},
 		}},
-		Worker: worker.Config{Concurrency: 8},
+		Worker:     worker.Config{Concurrency: 8},
 		NewLimiter: sharedBudget(budget.Config{Limits: map[vercel.Endpoint]budget.Limit{vercel.EndpointCreateDeployment: windows}, Logger: quietLogger()}),
 	})
 	tgz := h.Tarball(t, nil)

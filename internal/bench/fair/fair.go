@@ -413,7 +413,6 @@ func (o options) skewed(ctx context.Context, _ mode, d *deployq) (modeResult, er
 	return r, nil
 }
 
-
 func (r results) print(w io.Writer, o options) {
 	fmt.Fprintf(w, "## Noisy neighbour: %d deploys of big, then 1 of small (%s, builds %s, %d slots)\n\n", o.burst, o.noisyLimit, o.buildTime, o.concurrency)
 	fmt.Fprintln(w, "| dispatch | small's submit → end | big's deploys ended before it | 429s / API requests |")
