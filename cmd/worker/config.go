@@ -48,6 +48,10 @@ type Config struct {
 	// worker creates: 1 on one server, 3 in a cluster (STREAM_REPLICAS,
 	// --stream-replicas). Defaults to 1.
 	StreamReplicas int
+	// MaxTenantConsumers caps the tenants' consumers of the requests
+	// stream: tenants with requests within the last hour (MAX_TENANT_CONSUMERS,
+	// --max-tenant-consumers). Defaults to 10000.
+	MaxTenantConsumers int
 
 	// EmbeddedAddr is the host:port the embedded NATS server listens on
 	// when NATSURL is empty (EMBEDDED_NATS_ADDR, --embedded-nats-addr).
@@ -266,6 +270,15 @@ func settings() []setting {
 			def:   "1",
 			usage: "Replicas of every stream and bucket: 1 on one server, 3 in a cluster. Workers of one fleet must agree.",
 			apply: func(c *Config, v string) (err error) { c.StreamReplicas, err = parseInt(v, 1, 5); return err },
+		},
+		{
+			env: []string{"MAX_TENANT_CONSUMERS"}, flag: "max-tenant-consumers", arg: "N", group: "NATS",
+			def:   "10000",
+			usage: "Tenants' consumers the requests stream may hold (tenants with requests within the last hour); a tenant past it waits until one idles out. Workers of one fleet must agree.",
+			apply: func(c *Config, v string) (err error) {
+				c.MaxTenantConsumers, err = parseInt(v, 1, 1_000_000)
+				return err
+			},
 		},
 		{
 			env: []string{"EMBEDDED_NATS_ADDR"}, flag: "embedded-nats-addr", arg: "ADDR", group: "NATS",

@@ -52,6 +52,13 @@ type SetupConfig struct {
 	// For comparisons (bench fair), not for production: one tenant's
 	// burst holds up every other tenant's requests. Defaults to false.
 	ArrivalOrder bool
+	// MaxLanes caps the tenants' consumers the requests stream holds at
+	// once: tenants with requests in the last LaneIdle. A tenant past it
+	// gets no consumer, and its requests wait in the stream until lanes
+	// idle out (workers log it). In a cluster each consumer is a Raft
+	// group of its own. Defaults to 10000 (NATS itself caps a stream at
+	// 1000 consumers unless told otherwise).
+	MaxLanes int
 	// LaneIdle is how long a tenant's consumer lives without a worker
 	// asking it for requests; the server deletes it then, and a worker
 	// creates it again when the tenant next has work. Defaults to 1 h.
@@ -77,6 +84,9 @@ func (c SetupConfig) withDefaults() SetupConfig {
 	def(&c.SourcesMaxAge, 7*24*time.Hour)
 	def(&c.AckWait, 60*time.Second)
 	def(&c.LaneIdle, time.Hour)
+	if c.MaxLanes <= 0 {
+		c.MaxLanes = 10000
+	}
 	if c.MaxDeliver <= 0 {
 		c.MaxDeliver = 20
 	}
@@ -123,6 +133,8 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) (*Asset
 		Replicas:   cfg.Replicas,
 		Duplicates: cfg.DuplicateWindow,
 		Discard:    jetstream.DiscardOld,
+		// The tenants' consumers and the shared one.
+		MaxConsumers: cfg.MaxLanes + 1,
 		// Each stored request is announced (headers only) on Queued:
 		// workers learn which tenants have work without reading it, and
 		// only once it can be fetched.

@@ -133,3 +133,29 @@ func TestTwoBurstsShareTheSlots(t *testing.T) {
 		t.Fatalf("the first %d completions: %v, want an even split: %v", burst, count, order)
 	}
 }
+
+// More tenants with work than the stream allows consumers: a tenant whose
+// consumer the server refuses waits, the others go on, and it gets its
+// consumer once another tenant's idles out.
+func TestTenantPastTheLaneLimitWaitsWithoutHoldingOthers(t *testing.T) {
+	t.Parallel()
+	h := jobstest.Start(t, jobstest.Config{
+		Sim:   vercelsim.Config{BuildTime: 50 * time.Millisecond},
+		Setup: jobs.SetupConfig{MaxLanes: 1, LaneIdle: 2 * time.Second},
+	})
+	tgz := h.Tarball(t, nil)
+	first := h.Submit(t, jobstest.Request("first", "a"), tgz).ID
+	if ev := h.WaitTerminal(t, "first", waitLong, first)[first]; ev.Type != jobs.TypeSucceeded {
+		t.Fatalf("first: %s %+v", ev.Type, ev.Data.Error)
+	}
+	// first's consumer holds the only lane: second's is refused.
+	late := h.Submit(t, jobstest.Request("second", "b"), tgz).ID
+	again := h.Submit(t, jobstest.Request("first", "c"), tgz).ID
+	if ev := h.WaitTerminal(t, "first", waitLong, again)[again]; ev.Type != jobs.TypeSucceeded {
+		t.Fatalf("first, again: %s %+v", ev.Type, ev.Data.Error)
+	}
+	// Once first's consumer idled out, second's is made and its request runs.
+	if ev := h.WaitTerminal(t, "second", waitLong, late)[late]; ev.Type != jobs.TypeSucceeded {
+		t.Fatalf("second: %s %+v", ev.Type, ev.Data.Error)
+	}
+}

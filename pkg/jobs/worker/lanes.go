@@ -58,6 +58,8 @@ type lane struct {
 	// rechecked is the hint count at which the lane was last asked again
 	// after a hinted fetch came back empty (see take).
 	rechecked uint64
+	// refusals counts the server's refusals to make the lane's consumer.
+	refusals int
 }
 
 // recheckAfter is how long after a hinted fetch came back empty the lane
@@ -87,6 +89,25 @@ func (ls *lanes) hint(token string) {
 	case ls.wake <- struct{}{}:
 	default:
 	}
+}
+
+// laneRetry is how long a lane the server refuses is set aside before it
+// is tried again.
+const laneRetry = 10 * time.Second
+
+// setAside takes a lane whose consumer the server refuses out of the
+// turns for laneRetry, and says so (on the first refusal, then every
+// 30th): its requests wait in the stream meanwhile.
+func (ls *lanes) setAside(l *lane, err error) {
+	ls.mu.Lock()
+	ls.flows.Deactivate(l.token)
+	l.refusals++
+	n := l.refusals
+	ls.mu.Unlock()
+	if n%30 == 1 {
+		ls.w.log.Warn("the server refuses a tenant's consumer; its requests wait, and it is tried again", "consumer", consumerName(l.token), "refusals", n, "retry", laneRetry, "err", err)
+	}
+	time.AfterFunc(laneRetry, func() { ls.recheck(l.token) })
 }
 
 // recheck asks token's lane once more, without counting a hint.
@@ -158,6 +179,12 @@ func (ls *lanes) take(ctx context.Context, n int, start func(jetstream.Msg, time
 		ls.mu.Unlock()
 
 		c, err := ls.consumer(ctx, l)
+		if apiErr := (*jetstream.APIError)(nil); errors.As(err, &apiErr) {
+			// The server refuses this lane (its consumer limit reached, a
+			// configuration it rejects): the others must not wait for it.
+			ls.setAside(l, err)
+			continue
+		}
 		if err != nil {
 			return taken, fetched, err
 		}
@@ -229,6 +256,10 @@ func (ls *lanes) consumer(ctx context.Context, l *lane) (jetstream.Consumer, err
 	}
 	ls.mu.Lock()
 	l.consumer = c
+	if l.refusals > 0 {
+		ls.w.log.Info("a tenant's consumer refused before was made", "consumer", consumerName(l.token), "refusals", l.refusals)
+		l.refusals = 0
+	}
 	ls.mu.Unlock()
 	return c, nil
 }
