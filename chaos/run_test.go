@@ -101,6 +101,7 @@ type runStats struct {
 	seed          uint64
 	submitted     time.Duration // time to submit the batch
 	allEnded      time.Duration // from the first submit to the last terminal event
+	drained       time.Duration // from the last terminal event to an empty work queue; -1 if it never was
 	wall          time.Duration // from the first submit to the workers' shutdown
 }
 
@@ -196,7 +197,31 @@ func runChaos(t *testing.T, sc scenario, cluster *natsembed.Cluster, js jetstrea
 			return run
 		}
 	}
+	run.drained = awaitDrained(t, sc, js)
 	return run
+}
+
+// awaitDrained waits, the workers still running and no longer killed, for
+// the work queue to empty: a worker killed between a request's terminal
+// event and its ack leaves the message to come back after its lease
+// (AckWait), when a rescan finds it (every 10 s) and a worker settles it
+// as already ended. It returns how long that took, or -1 if the queue
+// still held messages after AckWait and two rescans.
+func awaitDrained(t *testing.T, sc scenario, js jetstream.JetStream) time.Duration {
+	began := time.Now()
+	limit := sc.ackWait + 25*time.Second
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		left, pending := queueLeft(ctx, t, js)
+		cancel()
+		if left == 0 && pending == 0 {
+			return time.Since(began)
+		}
+		if time.Since(began) > limit {
+			return -1
+		}
+		time.Sleep(200 * time.Millisecond) // polling the queue, bounded by limit
+	}
 }
 
 // leaderNode finds the node leading the requests stream, the hardest one

@@ -209,7 +209,7 @@ func verify(t *testing.T, sc scenario, js jetstream.JetStream, client *jobs.Clie
 	if left != 0 || pending != 0 {
 		t.Errorf("%d requests left in %s, %d awaiting ack, after every request ended", left, jobs.StreamRequests, pending)
 	}
-	rep.line("queue", "%d requests left in %s, %d awaiting ack", left, jobs.StreamRequests, pending)
+	rep.line("queue", "%d requests left in %s, %d awaiting ack; drained %s after the last terminal event", left, jobs.StreamRequests, pending, drainedText(run.drained))
 
 	// What the chaos did; a run that did not exercise something checked
 	// nothing about it.
@@ -353,3 +353,10 @@ func (r *report) line(label, format string, args ...any) {
 }
 
 func (r *report) String() string { return r.b.String() }
+
+func drainedText(d time.Duration) string {
+	if d < 0 {
+		return "never"
+	}
+	return d.Round(100 * time.Millisecond).String()
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/deployq/deployq/internal/bench"
+	"github.com/deployq/deployq/pkg/budget"
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/vercel"
 	"github.com/deployq/deployq/pkg/vercel/vercelsim"
@@ -175,7 +176,7 @@ func summarize(o options, d *runData) result {
 	r.RateLimitedShare = ratio(r.RateLimited, r.Requests)
 	r.RequestsPerDeploy = ratio(r.Requests, r.Succeeded)
 
-	lim := o.limits[o.bottleneck]
+	lim := binding(o.limits[o.bottleneck])
 	tr := d.trace[o.bottleneck]
 	b := bottleneck{
 		Endpoint: string(o.bottleneck), Limit: lim.Requests, WindowSeconds: lim.Window.Seconds(),
@@ -194,6 +195,19 @@ func summarize(o options, d *runData) result {
 	r.Bottleneck = b
 	r.Series = seriesOf(start, end, d.stats.PerSecond[o.bottleneck], tr)
 	return r
+}
+
+// binding is the window of l that allows the fewest calls a second: the
+// one a long run at the limit is held to, whose allowance utilization is
+// measured against.
+func binding(l budget.Limit) budget.Cap {
+	b := budget.Cap{Requests: l.Requests, Window: l.Window}
+	for _, c := range l.Caps {
+		if float64(c.Requests)/c.Window.Seconds() < float64(b.Requests)/b.Window.Seconds() {
+			b = c
+		}
+	}
+	return b
 }
 
 // utilization is the share of an endpoint's allowance that calls used over

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deployq/deployq/pkg/budget"
 	"github.com/deployq/deployq/pkg/jobs"
 )
 
@@ -72,5 +73,15 @@ func TestRateLimitFailure(t *testing.T) {
 	}
 	if rateLimitFailure(nil) {
 		t.Error("rateLimitFailure(nil) = true")
+	}
+}
+
+func TestBindingWindow(t *testing.T) {
+	l := budget.Limit{Requests: 10, Window: 2 * time.Second, Caps: []budget.Cap{{Requests: 40, Window: 20 * time.Second}, {Requests: 100, Window: time.Minute}}}
+	if got := binding(l); got != (budget.Cap{Requests: 100, Window: time.Minute}) {
+		t.Fatalf("binding = %v, want 100/1m", got)
+	}
+	if got := binding(budget.Limit{Requests: 20, Window: 10 * time.Second}); got != (budget.Cap{Requests: 20, Window: 10 * time.Second}) {
+		t.Fatalf("binding of one window = %v", got)
 	}
 }
