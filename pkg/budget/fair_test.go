@@ -66,6 +66,23 @@ func (g *grants) position(tenant string) int {
 	return -1
 }
 
+// burstThenSingle queues a burst of tenant big's calls on bigs, then one
+// of tenant small on smalls (the same budget, or another process's), and
+// fails unless small's call goes within two slots of arriving.
+func burstThenSingle(t *testing.T, bigs, smalls *Budget) {
+	t.Helper()
+	var g grants
+	for range 12 {
+		g.wait(t, bigs, "big", fair.Interactive)
+	}
+	queued(t, bigs, 8)
+	before := g.served()
+	g.wait(t, smalls, "small", fair.Interactive)
+	if pos := g.position("small"); pos < 0 || pos-before > 2 {
+		t.Fatalf("small went %d-th, %d of big's calls having gone before it came: %v", pos+1, before, g.order)
+	}
+}
+
 // One tenant's burst of calls does not hold up another tenant's single
 // call in the same process: it goes within two slots of arriving.
 func TestWaitingLineIsFairAcrossTenants(t *testing.T) {
@@ -74,16 +91,7 @@ func TestWaitingLineIsFairAcrossTenants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var g grants
-	for range 12 {
-		g.wait(t, b, "big", fair.Interactive)
-	}
-	queued(t, b, 8)
-	before := g.served()
-	g.wait(t, b, "small", fair.Interactive)
-	if pos := g.position("small"); pos < 0 || pos-before > 2 {
-		t.Fatalf("small went %d-th, %d of big's calls having gone before it came: %v", pos+1, before, g.order)
-	}
+	burstThenSingle(t, b, b)
 }
 
 // Two processes sharing a bucket: one holds a tenant's burst, the other a
@@ -101,16 +109,7 @@ func TestSharedBucketIsFairAcrossProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var g grants
-	for range 12 {
-		g.wait(t, a, "big", fair.Interactive)
-	}
-	queued(t, a, 8)
-	before := g.served()
-	g.wait(t, b, "small", fair.Interactive)
-	if pos := g.position("small"); pos < 0 || pos-before > 2 {
-		t.Fatalf("small went %d-th, %d of big's calls in another process having gone before it came: %v", pos+1, before, g.order)
-	}
+	burstThenSingle(t, a, b)
 }
 
 // A caller that stops waiting leaves the line; its slot goes to the next.
