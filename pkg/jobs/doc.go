@@ -42,6 +42,8 @@
 // # Assets
 //
 // Setup creates the streams, buckets and the shared consumer, all named
-// in subjects.go; docs/ARCHITECTURE.md describes a job's life in full and
+// in subjects.go; each tenant's requests get a consumer of their own
+// (Assets.TenantConsumer), which workers create when the tenant first has
+// work. docs/ARCHITECTURE.md describes a job's life in full and
 // docs/EVENTS.md the events.
 package jobs

@@ -111,7 +111,8 @@ type Assets struct {
 	Config  SetupConfig
 }
 
-// Setup creates or updates every stream, bucket and the shared consumer.
+// Setup creates or updates every stream, bucket and the shared consumer
+// (the tenants' consumers are made as tenants come: TenantConsumer).
 // It is idempotent, so every worker calls it at start; workers of one fleet
 // must agree on cfg or they will keep rewriting each other's settings.
 func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) (*Assets, error) {
