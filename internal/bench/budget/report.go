@@ -91,6 +91,11 @@ type bottleneck struct {
 	UtilizationActive float64 `json:"utilizationActiveSpan"`
 	RunSpan           float64 `json:"runSpanSeconds"`
 	UtilizationRun    float64 `json:"utilizationWholeRun"`
+	// PerWindow is the share of the limit used in each whole window of
+	// the binding limit, back to back from the first call: what an API
+	// counting in fixed windows saw. Empty when the run spans no whole
+	// window.
+	PerWindow []float64 `json:"utilizationPerWindow,omitempty"`
 }
 
 type percentiles struct {
@@ -192,6 +197,7 @@ func summarize(o options, d *runData) result {
 	}
 	b.RunSpan = r.WallSeconds
 	b.UtilizationRun = utilization(b.Succeeded, lim.Requests, lim.Window, end.Sub(start))
+	b.PerWindow = perWindow(d.stats.PerSecond[o.bottleneck], lim)
 	r.Bottleneck = b
 	r.Series = seriesOf(start, end, d.stats.PerSecond[o.bottleneck], tr)
 	return r
@@ -208,6 +214,25 @@ func binding(l budget.Limit) budget.Cap {
 		}
 	}
 	return b
+}
+
+// perWindow is the share of lim used in each whole window of lim, back to
+// back from the second of the first call, by the seconds' counts.
+func perWindow(secs []vercelsim.SecondCount, lim budget.Cap) []float64 {
+	if len(secs) == 0 || lim.Requests <= 0 || lim.Window < time.Second {
+		return nil
+	}
+	first, last := secs[0].Second, secs[len(secs)-1].Second
+	var out []float64
+	i := 0
+	for w := first; !w.Add(lim.Window).After(last); w = w.Add(lim.Window) {
+		n := 0
+		for ; i < len(secs) && secs[i].Second.Before(w.Add(lim.Window)); i++ {
+			n += secs[i].Count
+		}
+		out = append(out, float64(n)/float64(lim.Requests))
+	}
+	return out
 }
 
 // utilization is the share of an endpoint's allowance that calls used over

@@ -7,6 +7,7 @@ import (
 
 	"github.com/deployq/deployq/pkg/budget"
 	"github.com/deployq/deployq/pkg/jobs"
+	"github.com/deployq/deployq/pkg/vercel/vercelsim"
 )
 
 func TestUtilization(t *testing.T) {
@@ -83,5 +84,17 @@ func TestBindingWindow(t *testing.T) {
 	}
 	if got := binding(budget.Limit{Requests: 20, Window: 10 * time.Second}); got != (budget.Cap{Requests: 20, Window: 10 * time.Second}) {
 		t.Fatalf("binding of one window = %v", got)
+	}
+}
+
+func TestPerWindow(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	var secs []vercelsim.SecondCount
+	for s := range 25 { // one call a second for 25 s
+		secs = append(secs, vercelsim.SecondCount{Second: t0.Add(time.Duration(s) * time.Second), Count: 1})
+	}
+	got := perWindow(secs, budget.Cap{Requests: 10, Window: 10 * time.Second})
+	if len(got) != 2 || got[0] != 1 || got[1] != 1 {
+		t.Fatalf("perWindow = %v, want two whole windows at 100 %%", got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/deployq/deployq/pkg/vercel"
 )
@@ -86,6 +87,14 @@ func printTables(w io.Writer, rep report) {
 		}
 		for _, p := range r.Problems {
 			fmt.Fprintf(w, "\n%s: warning: %s\n", r.Strategy, p)
+		}
+		if b := r.Bottleneck; len(b.PerWindow) > 0 {
+			var parts []string
+			for _, u := range b.PerWindow {
+				parts = append(parts, pct(u, 1))
+			}
+			fmt.Fprintf(w, "\n%s: %s per whole %s window of its binding limit (%d calls), back to back from the first: %s\n",
+				r.Strategy, b.Endpoint, time.Duration(b.WindowSeconds*float64(time.Second)), b.Limit, strings.Join(parts, ", "))
 		}
 		// Fixed windows let a client fit two windows' worth of calls into
 		// a span just over one window, so short spans say little.
