@@ -118,6 +118,10 @@ type Config struct {
 	// written "vip=3,trial=0.5" (TENANT_WEIGHTS, --tenant-weights).
 	// Defaults to none: every tenant weighs 1.
 	TenantWeights map[string]float64
+	// TenantMaxRunning caps tenants' requests running at once across the
+	// fleet, written "trial=2,bulk=8" (TENANT_MAX_RUNNING,
+	// --tenant-max-running). Defaults to none.
+	TenantMaxRunning map[string]int
 
 	// Simulate runs against a built-in Vercel simulator instead of the
 	// real API (SIMULATE, --simulate). Defaults to false.
@@ -412,6 +416,11 @@ func settings() []setting {
 			env: []string{"TENANT_WEIGHTS"}, flag: "tenant-weights", arg: "WEIGHTS", group: "Budget",
 			usage: "Tenants' shares while several wait for one API endpoint, e.g. vip=3,trial=0.5; others weigh 1. Give every worker the same.",
 			apply: func(c *Config, v string) (err error) { c.TenantWeights, err = parseWeights(v); return err },
+		},
+		{
+			env: []string{"TENANT_MAX_RUNNING"}, flag: "tenant-max-running", arg: "CAPS", group: "Budget",
+			usage: "Tenants' requests running at once across the fleet, e.g. trial=2,bulk=8 (enforced by NATS); others are capped only by the fleet. Give every worker the same.",
+			apply: func(c *Config, v string) (err error) { c.TenantMaxRunning, err = parseCaps(v); return err },
 		},
 		{
 			env: []string{"BUDGET_MAX_PAUSE"}, flag: "budget-max-pause", arg: "DURATION", group: "Budget",
@@ -909,6 +918,27 @@ func checkNATSURLs(v string) error {
 		}
 	}
 	return nil
+}
+
+// parseCaps reads "tenant=N" pairs separated by commas.
+func parseCaps(v string) (map[string]int, error) {
+	out := map[string]int{}
+	for part := range strings.SplitSeq(v, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		tenant, n, ok := strings.Cut(part, "=")
+		i, err := strconv.Atoi(strings.TrimSpace(n))
+		if !ok || strings.TrimSpace(tenant) == "" || err != nil || i < 1 {
+			return nil, fmt.Errorf("%q: want tenant=N with N at least 1", part)
+		}
+		out[strings.TrimSpace(tenant)] = i
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, nil
 }
 
 // parseWeights reads "tenant=weight" pairs separated by commas.

@@ -322,6 +322,8 @@ func TestConfigEveryFieldHasASetting(t *testing.T) {
 			v = "hobby"
 		case s.arg == "WEIGHTS":
 			v = "vip=3"
+		case s.arg == "CAPS":
+			v = "trial=2"
 		case s.arg == "DURATION" && v == "":
 			v = "5s"
 		case v == "":
@@ -441,6 +443,19 @@ func TestParseWeights(t *testing.T) {
 	for _, bad := range []string{"vip", "vip=", "vip=0", "vip=-1", "=2", "vip=x", "vip=5000"} {
 		if _, err := parseWeights(bad); err == nil {
 			t.Errorf("parseWeights(%q) accepted", bad)
+		}
+	}
+}
+
+func TestParseCaps(t *testing.T) {
+	t.Parallel()
+	got, err := parseCaps(" trial=2, bulk=8 ,")
+	if err != nil || len(got) != 2 || got["trial"] != 2 || got["bulk"] != 8 {
+		t.Fatalf("parseCaps = %v, %v", got, err)
+	}
+	for _, bad := range []string{"trial", "trial=", "trial=0", "=2", "trial=x", "trial=1.5"} {
+		if _, err := parseCaps(bad); err == nil {
+			t.Errorf("parseCaps(%q) accepted", bad)
 		}
 	}
 }

@@ -126,6 +126,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		ShutdownGrace:    cfg.ShutdownGrace,
 		NoProgressEvents: !cfg.ProgressEvents,
 		TenantWeights:    cfg.TenantWeights,
+		TenantMaxRunning: cfg.TenantMaxRunning,
 		Logger:           log,
 		Metrics:          m,
 	})

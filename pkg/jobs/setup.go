@@ -244,8 +244,16 @@ func (a *Assets) RestoreConsumer(ctx context.Context, js jetstream.JetStream) er
 // published under a tenant token (TenantConsumer names it) and returns
 // it. It is idempotent; workers call it when they first see a tenant's
 // request, and again when the server deleted the consumer for idling.
-func (a *Assets) TenantConsumer(ctx context.Context, js jetstream.JetStream, token string) (jetstream.Consumer, error) {
+// maxRunning, when positive, caps the tenant's requests delivered and not
+// yet settled across the fleet (its consumer's MaxAckPending: the server
+// enforces it for every worker at once); otherwise
+// SetupConfig.MaxAckPending applies. Workers of one fleet must agree on
+// it, or each rewrites the cap when it makes the consumer.
+func (a *Assets) TenantConsumer(ctx context.Context, js jetstream.JetStream, token string, maxRunning int) (jetstream.Consumer, error) {
 	cfg := consumerConfig(a.Config)
+	if maxRunning > 0 {
+		cfg.MaxAckPending = maxRunning
+	}
 	cfg.Durable = TenantConsumer(token)
 	cfg.Description = "deployq requests of one tenant"
 	cfg.FilterSubject = TenantRequests(token)

@@ -367,13 +367,16 @@ func Eventually(tb testing.TB, timeout time.Duration, what string, cond func() b
 	}
 }
 
-// Lane returns the consumer of tenant's requests (jobs.TenantConsumer),
-// creating it if no worker has yet.
+// Lane returns the consumer of tenant's requests (jobs.TenantConsumer)
+// as the workers made it, or makes it if no worker has yet.
 func (h *Harness) Lane(t testing.TB, tenant string) jetstream.Consumer {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := h.Assets.TenantConsumer(ctx, h.JS, tenant)
+	if c, err := h.JS.Consumer(ctx, jobs.StreamRequests, jobs.TenantConsumer(tenant)); err == nil {
+		return c
+	}
+	c, err := h.Assets.TenantConsumer(ctx, h.JS, tenant, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -157,5 +158,50 @@ func TestTenantPastTheLaneLimitWaitsWithoutHoldingOthers(t *testing.T) {
 	// Once first's consumer idled out, second's is made and its request runs.
 	if ev := h.WaitTerminal(t, "second", waitLong, late)[late]; ev.Type != jobs.TypeSucceeded {
 		t.Fatalf("second: %s %+v", ev.Type, ev.Data.Error)
+	}
+}
+
+// A tenant capped at one request running runs them one at a time across
+// the fleet (two workers here), while another tenant's run beside them.
+func TestTenantMaxRunningHoldsAcrossTheFleet(t *testing.T) {
+	t.Parallel()
+	h := jobstest.Start(t, jobstest.Config{
+		Workers: 2,
+		Sim:     vercelsim.Config{BuildTime: 300 * time.Millisecond},
+		// No rescan in the test's time: only the end of a capped job can
+		// send its worker back to the lane.
+		Worker: worker.Config{Concurrency: 4, TenantMaxRunning: map[string]int{"capped": 1}, BacklogInterval: time.Hour},
+	})
+	tgz := h.Tarball(t, nil)
+	ids := map[string][]string{}
+	for i := range 3 {
+		for _, tenant := range []string{"capped", "free"} {
+			ids[tenant] = append(ids[tenant], h.Submit(t, jobstest.Request(tenant, fmt.Sprint("r", i)), tgz).ID)
+		}
+	}
+	spans := map[string][][2]time.Time{}
+	for tenant, list := range ids {
+		for id, ev := range h.WaitTerminal(t, tenant, waitLong, list...) {
+			if ev.Type != jobs.TypeSucceeded {
+				t.Fatalf("%s/%s: %s %+v", tenant, id, ev.Type, ev.Data.Error)
+			}
+			evs := h.Events(t, tenant, id)
+			spans[tenant] = append(spans[tenant], [2]time.Time{evs[0].Time, ev.Time})
+		}
+	}
+	c := spans["capped"]
+	slices.SortFunc(c, func(a, b [2]time.Time) int { return a[0].Compare(b[0]) })
+	for i := 1; i < len(c); i++ {
+		if c[i][0].Before(c[i-1][1]) {
+			t.Fatalf("capped's deploys %d and %d ran at once: %v", i-1, i, c)
+		}
+	}
+	// free's ran beside capped's, not after them.
+	overlap := false
+	for _, f := range spans["free"] {
+		overlap = overlap || f[0].Before(c[len(c)-1][0])
+	}
+	if !overlap {
+		t.Fatalf("free's deploys waited for capped's: free %v, capped %v", spans["free"], c)
 	}
 }

@@ -110,6 +110,13 @@ func (ls *lanes) setAside(l *lane, err error) {
 	time.AfterFunc(laneRetry, func() { ls.recheck(l.token) })
 }
 
+// cappedLane is the lane of a request's subject when its tenant has a
+// running cap (Config.TenantMaxRunning).
+func (w *Worker) cappedLane(subject string) (string, bool) {
+	token, ok := jobs.RequestToken(subject)
+	return token, ok && w.cfg.TenantMaxRunning[token] > 0
+}
+
 // recheck asks token's lane once more, without counting a hint.
 func (ls *lanes) recheck(token string) {
 	ls.mu.Lock()
@@ -176,6 +183,10 @@ func (ls *lanes) take(ctx context.Context, n int, start func(jetstream.Msg, time
 		if waiting := ls.flows.Waiting(); waiting > 1 {
 			k = max(1, k/waiting)
 		}
+		capped := ls.w.cfg.TenantMaxRunning[token] > 0
+		if capped {
+			k = 1 // see fetch
+		}
 		ls.mu.Unlock()
 
 		c, err := ls.consumer(ctx, l)
@@ -189,7 +200,7 @@ func (ls *lanes) take(ctx context.Context, n int, start func(jetstream.Msg, time
 			return taken, fetched, err
 		}
 		asked := ls.w.now()
-		got, pending, err := fetchNoWait(c, k, func(msg jetstream.Msg) { start(msg, asked) })
+		got, pending, err := fetch(c, k, capped, func(msg jetstream.Msg) { start(msg, asked) })
 		taken += got
 		if err != nil && token == legacyLane {
 			err = ls.w.maybeRecreateConsumer(ctx, err)
@@ -240,7 +251,7 @@ func (ls *lanes) consumer(ctx context.Context, l *lane) (jetstream.Consumer, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, natsOpTimeout)
 	defer cancel()
-	c, err := ls.w.assets.TenantConsumer(ctx, ls.w.js, l.token)
+	c, err := ls.w.assets.TenantConsumer(ctx, ls.w.js, l.token, ls.w.cfg.TenantMaxRunning[l.token])
 	if apiErr := (*jetstream.APIError)(nil); errors.As(err, &apiErr) && apiErr.ErrorCode == errWorkQueueOverlap {
 		// The shared consumer takes every request again: a worker of an
 		// earlier version set it so at its start. Narrowed back, the
@@ -248,7 +259,7 @@ func (ls *lanes) consumer(ctx context.Context, l *lane) (jetstream.Consumer, err
 		// requests from then on).
 		ls.w.log.Warn("the shared consumer takes every tenant's requests (set by a worker of an earlier version?); narrowing it again", "consumer", jobs.ConsumerWorkers)
 		if err = ls.w.assets.RestoreConsumer(ctx, ls.w.js); err == nil {
-			c, err = ls.w.assets.TenantConsumer(ctx, ls.w.js, l.token)
+			c, err = ls.w.assets.TenantConsumer(ctx, ls.w.js, l.token, ls.w.cfg.TenantMaxRunning[l.token])
 		}
 	}
 	if err != nil {
@@ -275,11 +286,23 @@ func consumerName(token string) string {
 	return jobs.TenantConsumer(token)
 }
 
-// fetchNoWait fetches up to k requests that are waiting now, and returns
-// how many came and how many the consumer had left after the last one
-// (-1 when none came).
-func fetchNoWait(c jetstream.Consumer, k int, start func(jetstream.Msg)) (got int, pending int64, err error) {
-	batch, err := c.FetchNoWait(k)
+// cappedWait bounds a fetch from a capped lane (see fetch).
+const cappedWait = 20 * time.Millisecond
+
+// fetch fetches up to k requests that are waiting now, and returns how
+// many came and how many the consumer had left after the last one (-1
+// when none came). A lane with a running cap (its consumer's
+// MaxAckPending) is asked for one request with a short expiry instead of
+// no_wait: a no_wait pull that meets the cap gets no answer from the
+// server, and the client would wait a second for it, holding up every
+// other lane.
+func fetch(c jetstream.Consumer, k int, capped bool, start func(jetstream.Msg)) (got int, pending int64, err error) {
+	var batch jetstream.MessageBatch
+	if capped {
+		batch, err = c.Fetch(1, jetstream.FetchMaxWait(cappedWait))
+	} else {
+		batch, err = c.FetchNoWait(k)
+	}
 	if err != nil {
 		return 0, -1, err
 	}

@@ -67,6 +67,14 @@ type Config struct {
 	// fair.DefaultWeight (1). Every worker of a fleet should be given the
 	// same weights. Defaults to none: equal shares.
 	TenantWeights map[string]float64
+	// TenantMaxRunning caps, per tenant, its requests running at once
+	// across the fleet (its consumer's MaxAckPending, which the server
+	// enforces for every worker): a tenant at its cap waits, its requests
+	// in the stream, while others take the free slots. Every worker of a
+	// fleet should be given the same; a change takes effect when a worker
+	// next makes the tenant's consumer (at its start, or after the
+	// consumer idled out). Defaults to none: no cap but the fleet's.
+	TenantMaxRunning map[string]int
 	// Limits bound requests. Defaults to DefaultLimits().
 	Limits jobs.Limits
 	// Sources configures tarball clean-up.
@@ -250,6 +258,10 @@ func (w *Worker) Run(ctx context.Context) error {
 			jobs.Go(func() {
 				defer func() { <-slots }()
 				w.handle(jobCtx, msg, asked)
+				// A capped tenant's lane may have room again.
+				if token, ok := w.cappedLane(msg.Subject()); ok {
+					lanes.recheck(token)
+				}
 			})
 		})
 		for range n - got {
