@@ -922,39 +922,37 @@ func checkNATSURLs(v string) error {
 
 // parseCaps reads "tenant=N" pairs separated by commas.
 func parseCaps(v string) (map[string]int, error) {
-	out := map[string]int{}
-	for part := range strings.SplitSeq(v, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		tenant, n, ok := strings.Cut(part, "=")
-		i, err := strconv.Atoi(strings.TrimSpace(n))
-		if !ok || strings.TrimSpace(tenant) == "" || err != nil || i < 1 {
-			return nil, fmt.Errorf("%q: want tenant=N with N at least 1", part)
-		}
-		out[strings.TrimSpace(tenant)] = i
-	}
-	if len(out) == 0 {
-		return nil, nil
-	}
-	return out, nil
+	return parseTenantValues(v, "tenant=N with N at least 1", func(s string) (int, bool) {
+		n, err := strconv.Atoi(s)
+		return n, err == nil && n >= 1
+	})
 }
 
 // parseWeights reads "tenant=weight" pairs separated by commas.
 func parseWeights(v string) (map[string]float64, error) {
-	out := map[string]float64{}
+	return parseTenantValues(v, "tenant=weight with a weight in (0, 1000]", func(s string) (float64, bool) {
+		f, err := strconv.ParseFloat(s, 64)
+		return f, err == nil && f > 0 && f <= 1000
+	})
+}
+
+// parseTenantValues reads "tenant=value" pairs separated by commas, each
+// value read by parse; want says what a pair must look like. An empty
+// list gives nil.
+func parseTenantValues[T any](v, want string, parse func(string) (T, bool)) (map[string]T, error) {
+	out := map[string]T{}
 	for part := range strings.SplitSeq(v, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {
 			continue
 		}
-		tenant, w, ok := strings.Cut(part, "=")
-		f, err := strconv.ParseFloat(strings.TrimSpace(w), 64)
-		if !ok || tenant == "" || err != nil || f <= 0 || f > 1000 {
-			return nil, fmt.Errorf("%q: want tenant=weight with a weight in (0, 1000]", part)
+		tenant, value, found := strings.Cut(part, "=")
+		tenant = strings.TrimSpace(tenant)
+		x, ok := parse(strings.TrimSpace(value))
+		if !found || tenant == "" || !ok {
+			return nil, fmt.Errorf("%q: want %s", part, want)
 		}
-		out[strings.TrimSpace(tenant)] = f
+		out[tenant] = x
 	}
 	if len(out) == 0 {
 		return nil, nil
