@@ -59,7 +59,11 @@ func (l Limit) String() string {
 	return b.String()
 }
 
-func (c Cap) String() string { return strconv.Itoa(c.Requests) + "/" + shortDuration(c.Window) }
+func (c Cap) String() string { return strconv.Itoa(c.Requests) + "/" + c.WindowString() }
+
+// WindowString writes the cap's window as limits are written ("5m",
+// "24h"), the label of its metrics.
+func (c Cap) WindowString() string { return shortDuration(c.Window) }
 
 // shortDuration writes d without the zero units time.Duration.String
 // adds: 5m, 1h, 24h, 1h30m, 10s.
@@ -191,26 +195,37 @@ func ParseLimits(s string) (map[vercel.Endpoint]Limit, error) {
 
 // parseLimit reads "N/window" or several joined by "+".
 func parseLimit(spec string) (Limit, error) {
-	var windows []Cap
-	for w := range strings.SplitSeq(spec, "+") {
-		c, err := parseWindow(strings.TrimSpace(w))
-		if err != nil {
-			return Limit{}, err
-		}
-		for _, o := range windows {
-			if o.Window == c.Window {
-				return Limit{}, fmt.Errorf("window %s given twice", shortDuration(c.Window))
-			}
-		}
-		windows = append(windows, c)
+	windows, err := parseWindows(spec)
+	if err != nil {
+		return Limit{}, err
 	}
-	slices.SortFunc(windows, func(a, b Cap) int { return cmp.Compare(a.Window, b.Window) })
 	l := Limit{Requests: windows[0].Requests, Window: windows[0].Window}
 	if len(windows) > 1 {
 		l.Caps = windows[1:]
 	}
 	return l, nil
 }
+
+// parseWindows reads "N/window" windows joined by "+", shortest first.
+func parseWindows(spec string) ([]Cap, error) {
+	var out []Cap
+	for w := range strings.SplitSeq(spec, "+") {
+		c, err := parseWindow(strings.TrimSpace(w))
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range out {
+			if o.Window == c.Window {
+				return nil, fmt.Errorf("window %s given twice", shortDuration(c.Window))
+			}
+		}
+		out = append(out, c)
+	}
+	slices.SortFunc(out, byWindow)
+	return out, nil
+}
+
+func byWindow(a, b Cap) int { return cmp.Compare(a.Window, b.Window) }
 
 func parseWindow(w string) (Cap, error) {
 	n, win, ok := strings.Cut(w, "/")
