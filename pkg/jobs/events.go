@@ -86,7 +86,20 @@ type EventError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	Field   string `json:"field,omitempty"` // the request field at fault, for rejections
+	// RetryAt is, for a request rejected for its tenant's spent quota,
+	// when the quota allows another deploy.
+	RetryAt *time.Time `json:"retryAt,omitempty"`
 }
+
+// Codes of rejections: a request that was never run.
+const (
+	// CodeInvalidRequest rejects a request that cannot run as written;
+	// Field names the field at fault.
+	CodeInvalidRequest = "invalid_request"
+	// CodeQuotaExceeded rejects a request that asked for rejection
+	// (OverQuotaReject) when its tenant's quota was spent at its turn.
+	CodeQuotaExceeded = "quota_exceeded"
+)
 
 // Terminal reports whether the event ends its request.
 func (e *Event) Terminal() bool { return e.Type.Terminal() }

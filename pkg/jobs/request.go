@@ -50,7 +50,26 @@ type Request struct {
 	// of the same tenant waits, and is never starved. Defaults to
 	// interactive.
 	Priority Priority `json:"priority,omitempty"`
+	// OverQuota is what becomes of the request when its tenant has a
+	// quota (deploys per day, say) and the quota is spent at the
+	// request's turn: it waits until the quota allows it (the default),
+	// or, with reject, it ends at once with a rejected event whose code is
+	// quota_exceeded and which says when the quota allows another, for a
+	// platform that would rather tell its user now.
+	OverQuota OverQuota `json:"overQuota,omitempty"`
 }
+
+// OverQuota is what a request asks for when its tenant's quota is spent.
+type OverQuota string
+
+// The answers to a spent quota.
+const (
+	OverQuotaWait   OverQuota = "wait"
+	OverQuotaReject OverQuota = "reject"
+)
+
+// Reject reports whether the request is to be rejected; "" waits.
+func (o OverQuota) Reject() bool { return o == OverQuotaReject }
 
 // Priority is a request's class within its tenant's share.
 type Priority string

@@ -287,9 +287,14 @@ func (r *Request) Validate(limits Limits) error {
 	}
 	switch r.Priority {
 	case "", PriorityInteractive, PriorityBatch:
+	default:
+		return invalid("priority", "%q is not interactive or batch", clip.String(string(r.Priority), 64))
+	}
+	switch r.OverQuota {
+	case "", OverQuotaWait, OverQuotaReject:
 		return nil
 	}
-	return invalid("priority", "%q is not interactive or batch", clip.String(string(r.Priority), 64))
+	return invalid("overQuota", "%q is not wait or reject", clip.String(string(r.OverQuota), 64))
 }
 
 func validateName(name string) error {

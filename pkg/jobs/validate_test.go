@@ -71,6 +71,7 @@ func TestDecodeRequestRejects(t *testing.T) {
 		{"region unknown", edit(`"region":"fra1"`, `"region":"xyz9"`), "region", "iad1, sfo1"},
 		{"priority", edit(`"region"`, `"priority":"urgent","region"`), "priority", "not interactive or batch"},
 		{"priority type", edit(`"region"`, `"priority":1,"region"`), "priority", "string"},
+		{"overQuota", edit(`"region"`, `"overQuota":"drop","region"`), "overQuota", "not wait or reject"},
 		{"other bucket", edit(`"bucket":"DEPLOY_SOURCES"`, `"bucket":"KV_DEPLOY_JOBS"`), "source.bucket", "must be DEPLOY_SOURCES"},
 		{"name ends in --", edit(`"name":"todo-app"`, `"name":"todo--"`), "name", "must not end in '--'"},
 		{"not utf-8", edit(`"on"`, "\"o\x80n\""), "", "not valid UTF-8"},

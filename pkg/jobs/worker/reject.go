@@ -44,7 +44,7 @@ func (w *Worker) reject(ctx context.Context, msg jetstream.Msg, meta *jetstream.
 	tenant, id := jobs.RequestOrigin(msg.Subject())
 	seq := meta.Sequence.Stream
 	log := w.log.With("request_id", id, "tenant", tenant, "step", phaseValidate, "stream_seq", seq)
-	final := &jobs.EventError{Code: "invalid_request", Field: verr.Field, Message: verr.Error()}
+	final := &jobs.EventError{Code: jobs.CodeInvalidRequest, Field: verr.Field, Message: verr.Error()}
 	var ev *jobs.Event
 	stray := false
 	switch {
