@@ -48,11 +48,14 @@ submit (one request):
     --env KEY=VALUE     environment variable of the new project; repeatable
     --priority P        interactive (default) or batch: within the tenant's share,
                         batch work yields to interactive work and is never starved
+    --over-quota O      wait (default) or reject: past the tenant's quota (TENANT_QUOTAS),
+                        wait until it allows the deploy, or end at once with a rejected
+                        event (code quota_exceeded, and when the quota allows another)
 
 submit (a file of requests):
   enqueue submit --file requests.jsonl [flags]
     One JSON object per line: {"id","tenant","name","framework","source",
-    "region","returnUrl","env","priority"}; only tenant and source are required, source
+    "region","returnUrl","env","priority","overQuota"}; only tenant and source are required, source
     is relative to the file. Blank lines and lines starting with '#' are
     skipped. Every line is checked before any is submitted.
 

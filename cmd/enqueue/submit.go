@@ -40,6 +40,7 @@ func parseSubmit(args []string, conn *natsConfig, e env) (*submitOptions, error)
 	fs.StringVar(&o.req.Region, "region", "", "Prisma Postgres region, e.g. iad1")
 	fs.Var(&o.env, "env", "KEY=VALUE environment variable for the project; repeatable")
 	fs.StringVar((*string)(&o.req.Priority), "priority", "", "interactive (default) or batch: batch work of a tenant yields to its interactive work")
+	fs.StringVar((*string)(&o.req.OverQuota), "over-quota", "", "wait (default) or reject: what becomes of the request when its tenant's quota is spent")
 	fs.IntVar(&o.repeat, "repeat", 1, "submit each request `N` times, each copy with its own id")
 	fs.BoolVar(&o.wait, "wait", false, "follow events until every request has ended")
 	fs.BoolVar(&o.json, "json", false, "print JSON lines: terminal events with --wait, submissions without")
@@ -64,7 +65,7 @@ func parseSubmit(args []string, conn *natsConfig, e env) (*submitOptions, error)
 		return nil, usagef("--timeout must be positive")
 	case o.file != "":
 		// The file gives every request's fields; a flag would be ignored.
-		for _, name := range []string{"tenant", "source", "name", "framework", "return-url", "id", "region", "env", "priority"} {
+		for _, name := range []string{"tenant", "source", "name", "framework", "return-url", "id", "region", "env", "priority", "over-quota"} {
 			if set[name] {
 				return nil, usagef("--%s cannot be combined with --file: every request's fields come from the file", name)
 			}

@@ -122,6 +122,10 @@ type Config struct {
 	// fleet, written "trial=2,bulk=8" (TENANT_MAX_RUNNING,
 	// --tenant-max-running). Defaults to none.
 	TenantMaxRunning map[string]int
+	// TenantQuotas are tenants' deploys allowed per window, counted for
+	// the fleet, written "trial=20/24h,bulk=50/1h+300/24h"
+	// (TENANT_QUOTAS, --tenant-quotas). Defaults to none.
+	TenantQuotas map[string][]budget.Cap
 
 	// Simulate runs against a built-in Vercel simulator instead of the
 	// real API (SIMULATE, --simulate). Defaults to false.
@@ -421,6 +425,11 @@ func settings() []setting {
 			env: []string{"TENANT_MAX_RUNNING"}, flag: "tenant-max-running", arg: "CAPS", group: "Budget",
 			usage: "Tenants' requests running at once across the fleet, e.g. trial=2,bulk=8 (enforced by NATS); others are capped only by the fleet. Give every worker the same.",
 			apply: func(c *Config, v string) (err error) { c.TenantMaxRunning, err = parseCaps(v); return err },
+		},
+		{
+			env: []string{"TENANT_QUOTAS"}, flag: "tenant-quotas", arg: "QUOTAS", group: "Budget",
+			usage: "Tenants' deploys allowed per window across the fleet, e.g. trial=20/24h,bulk=50/1h+300/24h; a request past its quota waits for it, or is rejected if it set overQuota: reject.",
+			apply: func(c *Config, v string) (err error) { c.TenantQuotas, err = parseQuotas(v); return err },
 		},
 		{
 			env: []string{"BUDGET_MAX_PAUSE"}, flag: "budget-max-pause", arg: "DURATION", group: "Budget",
@@ -925,6 +934,15 @@ func parseCaps(v string) (map[string]int, error) {
 	return parseTenantValues(v, "tenant=N with N at least 1", func(s string) (int, bool) {
 		n, err := strconv.Atoi(s)
 		return n, err == nil && n >= 1
+	})
+}
+
+// parseQuotas reads "tenant=N/window[+N/window]" pairs separated by
+// commas.
+func parseQuotas(v string) (map[string][]budget.Cap, error) {
+	return parseTenantValues(v, "tenant=N/window, windows joined by + (trial=20/24h)", func(s string) ([]budget.Cap, bool) {
+		caps, err := budget.ParseQuota(s)
+		return caps, err == nil
 	})
 }
 

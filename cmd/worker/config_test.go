@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/deployq/deployq/pkg/budget"
 )
 
 const testToken = "vercel_tok_s3cr3t_4ever"
@@ -324,6 +326,8 @@ func TestConfigEveryFieldHasASetting(t *testing.T) {
 			v = "vip=3"
 		case s.arg == "CAPS":
 			v = "trial=2"
+		case s.arg == "QUOTAS":
+			v = "trial=20/24h"
 		case s.arg == "DURATION" && v == "":
 			v = "5s"
 		case v == "":
@@ -456,6 +460,19 @@ func TestParseCaps(t *testing.T) {
 	for _, bad := range []string{"trial", "trial=", "trial=0", "=2", "trial=x", "trial=1.5"} {
 		if _, err := parseCaps(bad); err == nil {
 			t.Errorf("parseCaps(%q) accepted", bad)
+		}
+	}
+}
+
+func TestParseQuotas(t *testing.T) {
+	t.Parallel()
+	got, err := parseQuotas("trial=20/24h, bulk=300/24h+50/1h")
+	if err != nil || len(got) != 2 || budget.FormatQuota(got["trial"]) != "20/24h" || budget.FormatQuota(got["bulk"]) != "50/1h+300/24h" {
+		t.Fatalf("parseQuotas = %v, %v", got, err)
+	}
+	for _, bad := range []string{"trial", "trial=", "trial=20", "trial=0/24h", "trial=5/1h+6/1h", "=5/1h"} {
+		if _, err := parseQuotas(bad); err == nil {
+			t.Errorf("parseQuotas(%q) accepted", bad)
 		}
 	}
 }

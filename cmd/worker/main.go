@@ -120,6 +120,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	quotas, stopQuotas, err := newQuotas(ctx, cfg, js, log)
+	if err != nil {
+		return err
+	}
+	defer stopQuotas()
 	worker, err := worker.New(js, assets, pipeline, worker.Config{
 		Concurrency:      cfg.Concurrency,
 		MaxAttempts:      cfg.MaxAttempts,
@@ -127,6 +132,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		NoProgressEvents: !cfg.ProgressEvents,
 		TenantWeights:    cfg.TenantWeights,
 		TenantMaxRunning: cfg.TenantMaxRunning,
+		Quotas:           quotas,
 		Logger:           log,
 		Metrics:          m,
 	})
@@ -260,6 +266,32 @@ func newBudget(ctx context.Context, cfg Config, js jetstream.JetStream, m *metri
 	log.Info("API budget", "mode", cfg.Budget, "team", orPersonal(cfg.TeamID), "plan", plan,
 		"deployments", limitOf(limits, vercel.EndpointCreateDeployment), "headroom", cfg.BudgetHeadroom)
 	return b, stop, nil
+}
+
+// newQuotas returns the counters of the tenants' quotas, kept for the
+// fleet in the budget's bucket whatever BUDGET says (a quota is the
+// operator's promise, not the API's, and holds for the fleet), or nil
+// when no tenant has one.
+func newQuotas(ctx context.Context, cfg Config, js jetstream.JetStream, log *slog.Logger) (*budget.Quotas, func(), error) {
+	if len(cfg.TenantQuotas) == 0 {
+		return nil, func() {}, nil
+	}
+	var kv *budget.KVStore
+	if err := retryStart(ctx, log, "set up the quota counts", func() (err error) {
+		kv, err = budget.NewKVStore(ctx, js, budget.KVStoreConfig{Replicas: cfg.StreamReplicas})
+		return err
+	}); err != nil {
+		return nil, nil, err
+	}
+	q, err := budget.NewQuotas(kv, cfg.TenantQuotas, nil)
+	if err != nil {
+		kv.Close()
+		return nil, nil, err
+	}
+	for _, t := range q.Tenants() {
+		log.Info("tenant quota", "tenant", t, "quota", budget.FormatQuota(q.Quota(t)))
+	}
+	return q, kv.Close, nil
 }
 
 // limitOf writes ep's limit for a log line, or "none".

@@ -44,6 +44,7 @@ type Metrics struct {
 
 	budget budgetMetrics
 	queue  queueMetrics
+	quota  quotaMetrics
 	build  buildMetrics
 
 	steps     *labelSet
@@ -153,6 +154,7 @@ func New(reg prometheus.Registerer, info BuildInfo) *Metrics {
 	}
 	m.budget = newBudgetMetrics(f)
 	m.queue = newQueueMetrics(f)
+	m.quota = newQuotaMetrics(f)
 	m.build = newBuildMetrics(f)
 
 	// Series that exist from the start let rate() and ratio alerts see a

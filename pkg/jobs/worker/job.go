@@ -113,7 +113,7 @@ type job struct {
 
 // handle runs one delivered request to an end: acked with a terminal
 // event, terminated into the DLQ, or handed back for another delivery.
-func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, asked time.Time) {
+func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, asked time.Time, s *seat) {
 	meta, err := msg.Metadata()
 	if err != nil {
 		w.log.Error("delivered message without metadata", "err", err)
@@ -133,7 +133,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, asked time.Time)
 		w.m.JobFinished(out.metric(), attempts, w.now().Sub(meta.Timestamp))
 	}()
 
-	j, early := w.start(ctx, msg, meta, asked)
+	j, early := w.start(ctx, msg, meta, asked, s)
 	if j == nil {
 		out = early
 		return
@@ -151,7 +151,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, asked time.Time)
 // ten thousand waiting jobs are ten thousand stacks. The functions kept
 // off the waiting path this way are too large for the compiler to inline;
 // TestWaitingJobStackStaysSmall fails if the waiting stack grows.
-func (w *Worker) start(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, asked time.Time) (*job, outcome) {
+func (w *Worker) start(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, asked time.Time, s *seat) (*job, outcome) {
 	req, err := jobs.DecodeRequest(msg.Data(), w.cfg.Limits)
 	if err == nil {
 		err = req.CheckSubject(msg.Subject())
@@ -165,8 +165,24 @@ func (w *Worker) start(ctx context.Context, msg jetstream.Msg, meta *jetstream.M
 
 	base := w.log.With("request_id", req.ID, "tenant", req.Tenant, "delivery", meta.NumDelivered)
 	release := w.leases.hold(msg)
+	var admitted time.Time
+	if w.cfg.Quotas.Limited(req.Tenant) {
+		at, out, ok := w.admit(ctx, msg, meta, &req, s, base.With("step", phaseStart))
+		if !ok {
+			release()
+			return nil, out
+		}
+		admitted = at
+	}
 	d := delivery(msg, meta)
 	cp, created, err := jobs.StartJob(ctx, w.assets.Jobs, req.Tenant, req.ID, d, w.cfg.Owner, w.now())
+	if !created && !admitted.IsZero() {
+		// Another message of the id opened the job meanwhile: this one
+		// runs no new deploy, so the quota takes it back.
+		if qerr := w.cfg.Quotas.Return(ctx, req.Tenant, admitted); qerr != nil {
+			base.Warn("quota not given back for a request that did not start", "err", qerr)
+		}
+	}
 	if err != nil {
 		log := base.With("step", phaseStart)
 		log.Warn("job state unavailable; handing the request back", "err", err)

@@ -46,6 +46,9 @@ type lanes struct {
 	// wake is signalled when a lane gets requests: the fetch loop waits on
 	// it while no lane has any.
 	wake chan struct{}
+	// held counts, per lane, the requests this worker holds for their
+	// tenant's spent quota (quota.go): a lane with any is out of the turns.
+	held map[string]int
 }
 
 // lane is one tenant token's consumer, as this worker knows it.
@@ -70,7 +73,7 @@ type lane struct {
 const recheckAfter = 50 * time.Millisecond
 
 func newLanes(w *Worker) *lanes {
-	return &lanes{w: w, flows: fair.NewFlows(), wake: make(chan struct{}, 1),
+	return &lanes{w: w, flows: fair.NewFlows(), wake: make(chan struct{}, 1), held: map[string]int{},
 		known: map[string]*lane{legacyLane: {token: legacyLane, consumer: w.assets.Consumer}}}
 }
 
@@ -83,7 +86,9 @@ func (ls *lanes) hint(token string) {
 		ls.known[token] = l
 	}
 	l.hints++
-	ls.flows.Activate(token, ls.w.cfg.TenantWeights[token])
+	if ls.held[token] == 0 {
+		ls.flows.Activate(token, ls.w.cfg.TenantWeights[token])
+	}
 	ls.mu.Unlock()
 	select {
 	case ls.wake <- struct{}{}:
@@ -120,12 +125,57 @@ func (w *Worker) cappedLane(subject string) (string, bool) {
 // recheck asks token's lane once more, without counting a hint.
 func (ls *lanes) recheck(token string) {
 	ls.mu.Lock()
+	if ls.held[token] > 0 {
+		ls.mu.Unlock()
+		return
+	}
 	ls.flows.Activate(token, ls.w.cfg.TenantWeights[token])
 	ls.mu.Unlock()
 	select {
 	case ls.wake <- struct{}{}:
 	default:
 	}
+}
+
+// hold takes token's lane out of this worker's turns while it holds one
+// of its requests for the tenant's quota.
+func (ls *lanes) hold(token string) {
+	ls.mu.Lock()
+	ls.held[token]++
+	ls.flows.Deactivate(token)
+	ls.mu.Unlock()
+}
+
+// unhold ends a hold; the lane is asked again once none is left.
+func (ls *lanes) unhold(token string) {
+	ls.mu.Lock()
+	ls.held[token]--
+	free := ls.held[token] <= 0
+	if free {
+		delete(ls.held, token)
+	}
+	ls.mu.Unlock()
+	if free {
+		ls.recheck(token)
+	}
+}
+
+// quotaRoom bounds a fetch from the lane of a tenant with a quota to the
+// deploys its quota has room for, as this worker last saw it, and to one
+// when it has none: a request past the quota is held or rejected at its
+// turn, and fetching more would only hold more.
+func (ls *lanes) quotaRoom(token string, k int) int {
+	q := ls.w.cfg.Quotas
+	if token == legacyLane || !q.Limited(token) {
+		return k
+	}
+	used, _ := q.Use(token)
+	for i, c := range q.Quota(token) {
+		if i < len(used) {
+			k = min(k, c.Requests-used[i])
+		}
+	}
+	return max(k, 1)
 }
 
 // listen subscribes to the stream's announcements of stored requests, and
@@ -183,6 +233,7 @@ func (ls *lanes) take(ctx context.Context, n int, start func(jetstream.Msg, time
 		if waiting := ls.flows.Waiting(); waiting > 1 {
 			k = max(1, k/waiting)
 		}
+		k = ls.quotaRoom(token, k)
 		capped := ls.w.cfg.TenantMaxRunning[token] > 0
 		if capped {
 			k = 1 // see fetch

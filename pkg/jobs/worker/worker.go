@@ -13,6 +13,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/deployq/deployq/internal/clock"
+	"github.com/deployq/deployq/pkg/budget"
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/metrics"
 	"github.com/nats-io/nats.go"
@@ -75,6 +76,11 @@ type Config struct {
 	// next makes the tenant's consumer (at its start, or after the
 	// consumer idled out). Defaults to none: no cap but the fleet's.
 	TenantMaxRunning map[string]int
+	// Quotas are the tenants' quotas (deploys per day, say), counted for
+	// the fleet in the budget's store: a request past its tenant's quota
+	// waits until the quota allows it, or is rejected when it asked for
+	// that (quota.go). Defaults to none: no tenant has a quota.
+	Quotas *budget.Quotas
 	// Limits bound requests. Defaults to DefaultLimits().
 	Limits jobs.Limits
 	// Sources configures tarball clean-up.
@@ -151,6 +157,8 @@ type Worker struct {
 	creds    credentialGate
 	inflight inflight
 	leases   leaseKeeper
+	// lanes is the fair dispatch of Run (set once, before any job).
+	lanes *lanes
 }
 
 // New returns a worker over the assets Setup created.
@@ -168,6 +176,11 @@ func New(js jetstream.JetStream, assets *jobs.Assets, p *Pipeline, cfg Config) (
 	}
 	w.creds.init()
 	w.m.DeclareDeadLetterReasons(string(jobs.DLQReasonRejected), string(jobs.DLQReasonFailed), string(jobs.DLQReasonMaxDeliveries))
+	for _, t := range cfg.Quotas.Tenants() {
+		for _, c := range cfg.Quotas.Quota(t) {
+			w.m.QuotaLimit(t, c.WindowString(), c.Requests)
+		}
+	}
 	return w, nil
 }
 
@@ -227,6 +240,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	defer func() { _ = advisories.Unsubscribe() }()
 	lanes := newLanes(w)
+	w.lanes = lanes
 	unlisten, err := lanes.listen()
 	if err != nil {
 		return fmt.Errorf("subscribe to requests: %w", err)
@@ -255,9 +269,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		// be redelivered to another worker before asked+AckWait
 		// (leaseFresh).
 		got, fetched, err := lanes.take(ctx, n, func(msg jetstream.Msg, asked time.Time) {
+			s := &seat{slots: slots, stop: ctx.Done(), taken: true}
 			jobs.Go(func() {
-				defer func() { <-slots }()
-				w.handle(jobCtx, msg, asked)
+				defer s.leave()
+				w.handle(jobCtx, msg, asked, s)
 				// A capped tenant's lane may have room again.
 				if token, ok := w.cappedLane(msg.Subject()); ok {
 					lanes.recheck(token)
