@@ -258,7 +258,7 @@ func (c *Client) Submit(ctx context.Context, req Request, tarball []byte) (*Subm
 // stored only if no message of the same id is queued (Submit's
 // deduplication; see RequestSubject).
 func requestMsg(req *Request, data []byte) *nats.Msg {
-	m := &nats.Msg{Subject: RequestSubject(req.Tenant, req.ID), Data: data, Header: make(nats.Header, 1)}
+	m := &nats.Msg{Subject: SubjectFor(req), Data: data, Header: make(nats.Header, 1)}
 	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
 	return m
 }
@@ -285,7 +285,7 @@ func sourceOf(tarball []byte) SourceRef {
 
 // submittedFor is the result of submitting req before anything is known.
 func submittedFor(req *Request) Submitted {
-	return Submitted{ID: req.ID, Tenant: req.Tenant, Subject: RequestSubject(req.Tenant, req.ID), Run: 1}
+	return Submitted{ID: req.ID, Tenant: req.Tenant, Subject: SubjectFor(req), Run: 1}
 }
 
 // prepare fills in what the producer owns (Version when zero, a fresh ID

@@ -122,11 +122,12 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) (*Asset
 	if a.Requests, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        StreamRequests,
 		Description: "deployq deploy requests, consumed once by the worker fleet",
-		// deploy.requests.<tenant>.<id> is the contract; the stream also
-		// takes deploy.requests.<tenant>, the form of earlier versions,
-		// so that such a message is rejected with a reason instead of
-		// the publisher hearing "no responders".
-		Subjects:  []string{requestsPrefix + "*", requestsPrefix + "*.*"},
+		// deploy.requests.<tenant>.<id> and, for batch requests,
+		// deploy.requests.<tenant>.batch.<id> are the contract; the
+		// stream also takes deploy.requests.<tenant>, the form of
+		// earlier versions, so that such a message is rejected with a
+		// reason instead of the publisher hearing "no responders".
+		Subjects:  []string{requestsPrefix + "*", requestsPrefix + "*.*", requestsPrefix + "*" + batchInfix + "*"},
 		Retention: jetstream.WorkQueuePolicy,
 		// Headers count too: room for the ones a producer may set.
 		MaxMsgSize: int32(cfg.MaxRequestBytes + requestHeaderRoom),
@@ -250,13 +251,24 @@ func (a *Assets) RestoreConsumer(ctx context.Context, js jetstream.JetStream) er
 // SetupConfig.MaxAckPending applies. Workers of one fleet must agree on
 // it, or each rewrites the cap when it makes the consumer.
 func (a *Assets) TenantConsumer(ctx context.Context, js jetstream.JetStream, token string, maxRunning int) (jetstream.Consumer, error) {
+	return a.laneConsumer(ctx, js, TenantConsumer(token), TenantRequests(token), "deployq requests of one tenant", maxRunning)
+}
+
+// BatchConsumer is TenantConsumer for the tenant's batch requests
+// (TenantBatchRequests). A tenant's two lanes are two consumers, so a
+// running cap holds for each of them.
+func (a *Assets) BatchConsumer(ctx context.Context, js jetstream.JetStream, token string, maxRunning int) (jetstream.Consumer, error) {
+	return a.laneConsumer(ctx, js, BatchConsumer(token), TenantBatchRequests(token), "deployq batch requests of one tenant", maxRunning)
+}
+
+func (a *Assets) laneConsumer(ctx context.Context, js jetstream.JetStream, name, filter, description string, maxRunning int) (jetstream.Consumer, error) {
 	cfg := consumerConfig(a.Config)
 	if maxRunning > 0 {
 		cfg.MaxAckPending = maxRunning
 	}
-	cfg.Durable = TenantConsumer(token)
-	cfg.Description = "deployq requests of one tenant"
-	cfg.FilterSubject = TenantRequests(token)
+	cfg.Durable = name
+	cfg.Description = description
+	cfg.FilterSubject = filter
 	cfg.InactiveThreshold = a.Config.LaneIdle
 	return js.CreateOrUpdateConsumer(ctx, StreamRequests, cfg)
 }

@@ -56,12 +56,39 @@ const (
 // the body, for whose request a message is.
 func RequestSubject(tenant, id string) string { return requestsPrefix + tenant + "." + id }
 
+// BatchRequestSubject is where a batch request is published:
+// deploy.requests.<tenant>.batch.<id>. A tenant's batch requests wait in
+// a lane of their own (BatchConsumer), so that its interactive requests
+// need not queue behind them; the id is still the last token, and still
+// scoped by the tenant.
+func BatchRequestSubject(tenant, id string) string {
+	return requestsPrefix + tenant + batchInfix + id
+}
+
+// SubjectFor is the subject req is published on: RequestSubject, or
+// BatchRequestSubject for a batch request.
+func SubjectFor(req *Request) string {
+	if req.Priority.Batch() {
+		return BatchRequestSubject(req.Tenant, req.ID)
+	}
+	return RequestSubject(req.Tenant, req.ID)
+}
+
+// batchInfix sits between the tenant and id tokens of a batch request's
+// subject.
+const batchInfix = ".batch."
+
 // TenantRequests matches every request of one tenant; it is what a
 // tenant's NATS user may publish to, and what its consumer takes.
 func TenantRequests(tenant string) string { return requestsPrefix + tenant + ".*" }
 
+// TenantBatchRequests matches every batch request of one tenant; its
+// NATS user may publish to it too, and its batch consumer takes it.
+func TenantBatchRequests(tenant string) string { return requestsPrefix + tenant + batchInfix + "*" }
+
 // AllRequests matches every request subject the requests stream takes:
-// deploy.requests.<tenant>.<id>, and deploy.requests.<tenant> (rejected).
+// deploy.requests.<tenant>.<id>, deploy.requests.<tenant>.batch.<id>, and
+// deploy.requests.<tenant> (rejected).
 const AllRequests = requestsPrefix + ">"
 
 // Queued is where the requests stream announces each request it stored:
@@ -92,25 +119,50 @@ func TenantConsumer(token string) string {
 	return oddConsumerPrefix + hex.EncodeToString(sum[:8])
 }
 
+// BatchConsumer names the durable consumer of the batch requests
+// published under a tenant token (TenantBatchRequests(token)), made and
+// deleted like TenantConsumer's.
+func BatchConsumer(token string) string {
+	if tenantPattern.MatchString(token) {
+		return batchConsumerPrefix + token
+	}
+	sum := sha256.Sum256([]byte(token))
+	return oddBatchConsumerPrefix + hex.EncodeToString(sum[:8])
+}
+
 // Prefixes of the tenants' consumer names: a valid tenant's, and an
-// invalid token's.
+// invalid token's, for its interactive and its batch requests.
 const (
-	tenantConsumerPrefix = "deploy-t-"
-	oddConsumerPrefix    = "deploy-x-"
+	tenantConsumerPrefix   = "deploy-t-"
+	oddConsumerPrefix      = "deploy-x-"
+	batchConsumerPrefix    = "deploy-b-"
+	oddBatchConsumerPrefix = "deploy-y-"
 )
 
-// IsTenantConsumer reports whether name is a consumer TenantConsumer
-// names.
+// IsTenantConsumer reports whether name is a consumer TenantConsumer or
+// BatchConsumer names.
 func IsTenantConsumer(name string) bool {
-	return strings.HasPrefix(name, tenantConsumerPrefix) || strings.HasPrefix(name, oddConsumerPrefix)
+	for _, p := range []string{tenantConsumerPrefix, oddConsumerPrefix, batchConsumerPrefix, oddBatchConsumerPrefix} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // RequestToken is the tenant token of a request subject,
-// deploy.requests.<token>.<id>, valid tenant name or not; ok is false
-// when subject has another form.
+// deploy.requests.<token>.<id> or deploy.requests.<token>.batch.<id>,
+// valid tenant name or not; ok is false when subject has another form.
 func RequestToken(subject string) (token string, ok bool) {
-	token, _, ok = requestSubjectParts(subject)
+	token, _, _, ok = requestSubjectParts(subject)
 	return token, ok && token != ""
+}
+
+// RequestLane is the tenant token of a request subject (see
+// RequestToken), and whether it is a batch request's subject.
+func RequestLane(subject string) (token string, batch, ok bool) {
+	token, _, batch, ok = requestSubjectParts(subject)
+	return token, batch, ok && token != ""
 }
 
 // RequestOrigin is whose request a message on subject is, as the subject
@@ -119,7 +171,7 @@ func RequestToken(subject string) (token string, ok bool) {
 // take a request's identity from here, never from its body (see
 // RequestSubject).
 func RequestOrigin(subject string) (tenant, id string) {
-	tenant, id, _ = requestSubjectParts(subject)
+	tenant, id, _, _ = requestSubjectParts(subject)
 	if !tenantPattern.MatchString(tenant) {
 		return "", ""
 	}
@@ -130,17 +182,25 @@ func RequestOrigin(subject string) (tenant, id string) {
 }
 
 // requestSubjectParts splits a request subject into the tenant and id
-// tokens it names; ok is false when it is not deploy.requests.<a>.<b>.
-func requestSubjectParts(subject string) (tenant, id string, ok bool) {
+// tokens it names, and says whether it is a batch request's; ok is false
+// when it is neither deploy.requests.<a>.<b> nor
+// deploy.requests.<a>.batch.<b>.
+func requestSubjectParts(subject string) (tenant, id string, batch, ok bool) {
 	rest, found := strings.CutPrefix(subject, requestsPrefix)
 	if !found {
-		return "", "", false
+		return "", "", false, false
 	}
 	tenant, id, found = strings.Cut(rest, ".")
-	if !found || strings.Contains(id, ".") {
-		return tenant, "", false
+	if !found {
+		return tenant, "", false, false
 	}
-	return tenant, id, true
+	if after, isBatch := strings.CutPrefix(id, batchInfix[1:]); isBatch {
+		id, batch = after, true
+	}
+	if strings.Contains(id, ".") {
+		return tenant, "", false, false
+	}
+	return tenant, id, batch, true
 }
 
 // EventSubject is where one request's events are published.

@@ -81,6 +81,11 @@ func (e *ValidationError) Error() string {
 	return "invalid request: " + e.Field + ": " + e.Reason
 }
 
+func isBatchSubject(subject string) bool {
+	_, _, batch, _ := requestSubjectParts(subject)
+	return batch
+}
+
 // CheckSubject refuses a decoded request whose body disagrees with the
 // subject it arrived on (RequestOrigin), or that arrived on a subject
 // naming no valid tenant or id.
@@ -95,6 +100,10 @@ func (r *Request) CheckSubject(subject string) error {
 		return invalid("tenant", "%q does not match the subject's tenant %q", r.Tenant, tenant)
 	case r.ID != id:
 		return invalid("id", "%q does not match the subject's id %q", r.ID, id)
+	case isBatchSubject(subject) && !r.Priority.Batch():
+		// The subject's form is what dispatch goes by: the body must say
+		// the same, so that the budget's order agrees with it.
+		return invalid("priority", "must be batch on a batch request's subject (%s)", clip.String(subject, clip.Reason/2))
 	}
 	return nil
 }

@@ -106,12 +106,15 @@ func (w *Worker) reject(ctx context.Context, msg jetstream.Msg, meta *jetstream.
 // checkpoint this very message wrote (a redelivery after a crash) is not
 // a stray's: ev becomes the event it recorded.
 func (w *Worker) recordRejection(ctx context.Context, tenant, id string, d jobs.Delivery, ev *jobs.Event) (stray bool, err error) {
-	first, err := streamget.First(ctx, w.js.Conn(), jobs.StreamRequests, jobs.RequestSubject(tenant, id), jetstream.ErrMsgNotFound)
-	switch {
-	case err == nil && first.Seq < d.Seq:
-		return true, nil
-	case err != nil && !errors.Is(err, jetstream.ErrMsgNotFound):
-		return false, fmt.Errorf("record rejection: %w", err)
+	// An id has two subjects, its interactive and its batch one.
+	for _, subject := range []string{jobs.RequestSubject(tenant, id), jobs.BatchRequestSubject(tenant, id)} {
+		first, err := streamget.First(ctx, w.js.Conn(), jobs.StreamRequests, subject, jetstream.ErrMsgNotFound)
+		switch {
+		case err == nil && first.Seq < d.Seq:
+			return true, nil
+		case err != nil && !errors.Is(err, jetstream.ErrMsgNotFound):
+			return false, fmt.Errorf("record rejection: %w", err)
+		}
 	}
 	existing, created, err := jobs.RecordRejection(ctx, w.assets.Jobs, tenant, id, d, *ev, w.now())
 	if err != nil || created {
