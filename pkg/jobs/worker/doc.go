@@ -16,10 +16,11 @@
 //
 // # Whose request goes next
 //
-// lanes.go: each tenant's requests have a consumer of their own (a lane);
-// a worker with free slots takes requests from the lanes in the order
-// internal/fair gives (each waiting tenant a share by weight, a lone
-// tenant everything), learning which lanes have requests from the
+// lanes.go: each tenant's requests have a consumer of their own (a lane),
+// and its batch requests a second one; a worker with free slots takes
+// requests from the lanes in the order internal/fair gives (each waiting
+// tenant a share by weight, a lone tenant everything, batch one turn in
+// five within a tenant), learning which lanes have requests from the
 // stream's announcements and a periodic rescan (backlog.go). Nothing is
 // fetched ahead of a free slot. The job's tenant, weight and priority
 // also travel in its context to the API budget's waiting lines.

@@ -32,6 +32,16 @@ func terminalOrder(t *testing.T, h *jobstest.Harness) []string {
 // them: the order their checkpoints were first written.
 func startOrder(t *testing.T, h *jobstest.Harness) []string {
 	t.Helper()
+	var out []string
+	for _, st := range startedJobs(t, h) {
+		out = append(out, st.Tenant)
+	}
+	return out
+}
+
+// startedJobs lists the jobs in the order the worker took them.
+func startedJobs(t *testing.T, h *jobstest.Harness) []jobs.JobState {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
 	s, err := h.JS.Stream(ctx, "KV_"+jobs.BucketJobs)
@@ -42,7 +52,7 @@ func startOrder(t *testing.T, h *jobstest.Harness) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
+	var out []jobs.JobState
 	seen := map[string]bool{}
 	for _, m := range msgs {
 		var st jobs.JobState
@@ -51,7 +61,7 @@ func startOrder(t *testing.T, h *jobstest.Harness) []string {
 		}
 		if key := st.Tenant + "." + st.ID; !seen[key] {
 			seen[key] = true
-			out = append(out, st.Tenant)
+			out = append(out, st)
 		}
 	}
 	return out
@@ -203,5 +213,95 @@ func TestTenantMaxRunningHoldsAcrossTheFleet(t *testing.T) {
 	}
 	if !overlap {
 		t.Fatalf("free's deploys waited for capped's: free %v, capped %v", spans["free"], c)
+	}
+}
+
+// A tenant's interactive request does not wait behind its own batch: it
+// takes one of the next free slots, while the batch goes on.
+func TestInteractiveGoesBeforeTheTenantsBatch(t *testing.T) {
+	t.Parallel()
+	const concurrency, batch = 2, 30
+	h := jobstest.Start(t, jobstest.Config{
+		Sim:    vercelsim.Config{BuildTime: 100 * time.Millisecond},
+		Worker: worker.Config{Concurrency: concurrency},
+	})
+	tgz := h.Tarball(t, nil)
+	var ids []string
+	for i := range batch {
+		r := jobstest.Request("acme", fmt.Sprint("starter-", i))
+		r.Priority = jobs.PriorityBatch
+		sub := h.Submit(t, r, tgz)
+		if sub.Subject != jobs.BatchRequestSubject("acme", sub.ID) {
+			t.Fatalf("a batch request went to %s", sub.Subject)
+		}
+		ids = append(ids, sub.ID)
+	}
+	jobstest.Eventually(t, waitLong, "the batch never filled the slots", func() bool {
+		return len(startedJobs(t, h)) >= concurrency
+	})
+	before := len(startedJobs(t, h))
+	publish := h.Submit(t, jobstest.Request("acme", "publish"), tgz).ID
+	if ev := h.WaitTerminal(t, "acme", waitLong, publish)[publish]; ev.Type != jobs.TypeSucceeded {
+		t.Fatalf("publish: %s %+v", ev.Type, ev.Data.Error)
+	}
+	h.WaitTerminal(t, "acme", waitLong, ids...)
+	started := startedJobs(t, h)
+	at := slices.IndexFunc(started, func(st jobs.JobState) bool { return st.ID == publish })
+	// In its tenant's arrival order it would start after all thirty. The
+	// slots freed after it came go to it first: at most the round taken
+	// with it (concurrency) starts before it.
+	if at > before+concurrency {
+		t.Fatalf("the interactive request was start number %d; %d of the batch had started when it came", at+1, before)
+	}
+	t.Logf("the interactive request was start number %d (%d of the batch had started when it came)", at+1, before)
+}
+
+// Batch work is slowed while its tenant's interactive work waits, never
+// starved: it takes one turn in fair.BatchEvery.
+func TestBatchIsNotStarved(t *testing.T) {
+	t.Parallel()
+	const batch, interactive = 10, 40
+	// Both queued before the worker starts: its first look finds both
+	// lanes waiting.
+	h := jobstest.Start(t, jobstest.Config{
+		Sim:       vercelsim.Config{BuildTime: 50 * time.Millisecond},
+		Worker:    worker.Config{Concurrency: 1},
+		NoWorkers: true,
+	})
+	tgz := h.Tarball(t, nil)
+	var ids []string
+	isBatch := map[string]bool{}
+	for i := range batch {
+		r := jobstest.Request("acme", fmt.Sprint("b-", i))
+		r.Priority = jobs.PriorityBatch
+		id := h.Submit(t, r, tgz).ID
+		ids = append(ids, id)
+		isBatch[id] = true
+	}
+	for i := range interactive {
+		ids = append(ids, h.Submit(t, jobstest.Request("acme", fmt.Sprint("i-", i)), tgz).ID)
+	}
+	h.StartWorker(t, t.Context())
+	h.WaitTerminal(t, "acme", waitLong, ids...)
+	started := startedJobs(t, h)
+	// While both waited (the first 5 × batch starts), every fifth start
+	// was the batch's, give or take one.
+	window := 5 * batch
+	batchStarts, early := 0, 0
+	for i, st := range started[:window] {
+		if isBatch[st.ID] {
+			batchStarts++
+			if i < 10 {
+				early++
+			}
+		}
+	}
+	// In arrival order the batch, queued first, would take the first ten.
+	if batchStarts < batch-1 || early > 3 {
+		var order []string
+		for _, st := range started[:window] {
+			order = append(order, map[bool]string{true: "b", false: "i"}[isBatch[st.ID]])
+		}
+		t.Fatalf("%d of the first %d starts were batch requests (%d of the first ten), want about %d (and 2): %v", batchStarts, window, early, batch, order)
 	}
 }

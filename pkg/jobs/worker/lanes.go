@@ -32,31 +32,49 @@ import (
 // and, when the stream holds more requests than the lanes account for,
 // the stream's subjects.
 
-// legacyLane is the lane of requests on deploy.requests.<tenant>, the
-// form of earlier versions, taken by the consumer jobs.Setup creates.
+// legacyLane is the tenant token of the lane of requests on
+// deploy.requests.<tenant>, the form of earlier versions, taken by the
+// consumer jobs.Setup creates.
 const legacyLane = ""
+
+// laneKey names a lane: a tenant token's interactive requests, or its
+// batch requests (jobs.BatchConsumer). A tenant's turn goes to one of its
+// lanes: the interactive one, but every fair.BatchEvery-th turn to the
+// batch one while both have requests waiting, so batch work yields to
+// interactive work and is never starved.
+type laneKey struct {
+	token string
+	batch bool
+}
 
 // lanes is one worker's view of the tenants with requests waiting.
 type lanes struct {
 	w *Worker
 
-	mu    sync.Mutex
+	mu sync.Mutex
+	// flows orders the tenants (by token); known holds their lanes.
 	flows *fair.Flows
-	known map[string]*lane
+	known map[laneKey]*lane
+	// turns counts each tenant's turns while both its lanes wait.
+	turns map[string]int
 	// wake is signalled when a lane gets requests: the fetch loop waits on
 	// it while no lane has any.
 	wake chan struct{}
-	// held counts, per lane, the requests this worker holds for their
-	// tenant's spent quota (quota.go): a lane with any is out of the turns.
+	// held counts, per tenant token, the requests this worker holds for
+	// the tenant's spent quota (quota.go): a tenant with any is out of
+	// the turns.
 	held map[string]int
 }
 
-// lane is one tenant token's consumer, as this worker knows it.
+// lane is one consumer of a tenant's requests, as this worker knows it.
 type lane struct {
-	token    string
+	key      laneKey
 	consumer jetstream.Consumer // nil until created (or after the server deleted it)
+	// waiting is true while the lane may have requests: since a hint, a
+	// rescan or a recheck, until a fetch finds it dry.
+	waiting bool
 	// hints counts the hints since the lane was last found dry: a fetch
-	// that finds it dry deactivates it only if no hint came meanwhile.
+	// that finds it dry marks it so only if no hint came meanwhile.
 	hints uint64
 	// rechecked is the hint count at which the lane was last asked again
 	// after a hinted fetch came back empty (see take).
@@ -73,27 +91,73 @@ type lane struct {
 const recheckAfter = 50 * time.Millisecond
 
 func newLanes(w *Worker) *lanes {
-	return &lanes{w: w, flows: fair.NewFlows(), wake: make(chan struct{}, 1), held: map[string]int{},
-		known: map[string]*lane{legacyLane: {token: legacyLane, consumer: w.assets.Consumer}}}
+	legacy := laneKey{token: legacyLane}
+	return &lanes{w: w, flows: fair.NewFlows(), wake: make(chan struct{}, 1), held: map[string]int{}, turns: map[string]int{},
+		known: map[laneKey]*lane{legacy: {key: legacy, consumer: w.assets.Consumer}}}
 }
 
-// hint records that the lane of token may have requests waiting.
-func (ls *lanes) hint(token string) {
-	ls.mu.Lock()
-	l := ls.known[token]
+// lane returns the lane of k, made on first use. ls.mu is held.
+func (ls *lanes) lane(k laneKey) *lane {
+	l := ls.known[k]
 	if l == nil {
-		l = &lane{token: token}
-		ls.known[token] = l
+		l = &lane{key: k}
+		ls.known[k] = l
 	}
-	l.hints++
+	return l
+}
+
+// activate gives a tenant turns, unless it is held. ls.mu is held.
+func (ls *lanes) activate(token string) {
 	if ls.held[token] == 0 {
 		ls.flows.Activate(token, ls.w.cfg.TenantWeights[token])
 	}
-	ls.mu.Unlock()
+}
+
+// dry marks a lane as without requests, and its tenant as without turns
+// once neither of its lanes has any. ls.mu is held.
+func (ls *lanes) dry(l *lane) {
+	l.waiting = false
+	if o := ls.known[laneKey{l.key.token, !l.key.batch}]; o == nil || !o.waiting {
+		ls.flows.Deactivate(l.key.token)
+		delete(ls.turns, l.key.token)
+	}
+}
+
+// pick is the lane whose request goes at the tenant's turn. ls.mu is held.
+func (ls *lanes) pick(token string) *lane {
+	i, b := ls.known[laneKey{token, false}], ls.known[laneKey{token, true}]
+	iw, bw := i != nil && i.waiting, b != nil && b.waiting
+	switch {
+	case iw && bw:
+		ls.turns[token]++
+		if ls.turns[token]%fair.BatchEvery == 0 {
+			return b
+		}
+		return i
+	case bw:
+		return b
+	case iw:
+		return i
+	}
+	return nil
+}
+
+func (ls *lanes) signal() {
 	select {
 	case ls.wake <- struct{}{}:
 	default:
 	}
+}
+
+// hint records that lane k may have requests waiting.
+func (ls *lanes) hint(k laneKey) {
+	ls.mu.Lock()
+	l := ls.lane(k)
+	l.hints++
+	l.waiting = true
+	ls.activate(k.token)
+	ls.mu.Unlock()
+	ls.signal()
 }
 
 // laneRetry is how long a lane the server refuses is set aside before it
@@ -105,40 +169,34 @@ const laneRetry = 10 * time.Second
 // 30th): its requests wait in the stream meanwhile.
 func (ls *lanes) setAside(l *lane, err error) {
 	ls.mu.Lock()
-	ls.flows.Deactivate(l.token)
+	ls.dry(l)
 	l.refusals++
 	n := l.refusals
 	ls.mu.Unlock()
 	if n%30 == 1 {
-		ls.w.log.Warn("the server refuses a tenant's consumer; its requests wait, and it is tried again", "consumer", consumerName(l.token), "refusals", n, "retry", laneRetry, "err", err)
+		ls.w.log.Warn("the server refuses a tenant's consumer; its requests wait, and it is tried again", "consumer", consumerName(l.key), "refusals", n, "retry", laneRetry, "err", err)
 	}
-	time.AfterFunc(laneRetry, func() { ls.recheck(l.token) })
+	time.AfterFunc(laneRetry, func() { ls.recheck(l.key) })
 }
 
 // cappedLane is the lane of a request's subject when its tenant has a
 // running cap (Config.TenantMaxRunning).
-func (w *Worker) cappedLane(subject string) (string, bool) {
-	token, ok := jobs.RequestToken(subject)
-	return token, ok && w.cfg.TenantMaxRunning[token] > 0
+func (w *Worker) cappedLane(subject string) (laneKey, bool) {
+	token, batch, ok := jobs.RequestLane(subject)
+	return laneKey{token, batch}, ok && w.cfg.TenantMaxRunning[token] > 0
 }
 
-// recheck asks token's lane once more, without counting a hint.
-func (ls *lanes) recheck(token string) {
+// recheck asks lane k once more, without counting a hint.
+func (ls *lanes) recheck(k laneKey) {
 	ls.mu.Lock()
-	if ls.held[token] > 0 {
-		ls.mu.Unlock()
-		return
-	}
-	ls.flows.Activate(token, ls.w.cfg.TenantWeights[token])
+	ls.lane(k).waiting = true
+	ls.activate(k.token)
 	ls.mu.Unlock()
-	select {
-	case ls.wake <- struct{}{}:
-	default:
-	}
+	ls.signal()
 }
 
-// hold takes token's lane out of this worker's turns while it holds one
-// of its requests for the tenant's quota.
+// hold takes a tenant out of this worker's turns while it holds one of
+// its requests for the tenant's quota.
 func (ls *lanes) hold(token string) {
 	ls.mu.Lock()
 	ls.held[token]++
@@ -146,17 +204,18 @@ func (ls *lanes) hold(token string) {
 	ls.mu.Unlock()
 }
 
-// unhold ends a hold; the lane is asked again once none is left.
-func (ls *lanes) unhold(token string) {
+// unhold ends a hold of a request of lane k; the tenant has turns again
+// once none is left, starting with that lane.
+func (ls *lanes) unhold(k laneKey) {
 	ls.mu.Lock()
-	ls.held[token]--
-	free := ls.held[token] <= 0
+	ls.held[k.token]--
+	free := ls.held[k.token] <= 0
 	if free {
-		delete(ls.held, token)
+		delete(ls.held, k.token)
 	}
 	ls.mu.Unlock()
 	if free {
-		ls.recheck(token)
+		ls.recheck(k)
 	}
 }
 
@@ -202,13 +261,13 @@ func (ls *lanes) listen() (func(), error) {
 func (ls *lanes) hintSubject(subject string) { ls.hint(ls.laneOf(subject)) }
 
 // laneOf is the lane whose consumer takes a request's subject: its
-// tenant's, or the shared one (the old subject form, or every request
-// in arrival order).
-func (ls *lanes) laneOf(subject string) string {
-	if token, ok := jobs.RequestToken(subject); ok && !ls.w.assets.Config.ArrivalOrder {
-		return token
+// tenant's (interactive or batch), or the shared one (the old subject
+// form, or every request in arrival order).
+func (ls *lanes) laneOf(subject string) laneKey {
+	if token, batch, ok := jobs.RequestLane(subject); ok && !ls.w.assets.Config.ArrivalOrder {
+		return laneKey{token, batch}
 	}
-	return legacyLane
+	return laneKey{token: legacyLane}
 }
 
 // take fetches up to n requests from the lanes with requests waiting, in
@@ -218,13 +277,19 @@ func (ls *lanes) laneOf(subject string) string {
 // otherwise.
 func (ls *lanes) take(ctx context.Context, n int, start func(jetstream.Msg, time.Time)) (taken int, fetched bool, err error) {
 	for taken < n && ctx.Err() == nil {
+		decided := time.Now()
 		ls.mu.Lock()
 		token, ok := ls.flows.Next()
 		if !ok {
 			ls.mu.Unlock()
 			break
 		}
-		l := ls.known[token]
+		l := ls.pick(token)
+		if l == nil {
+			ls.flows.Deactivate(token) // a turn with no lane waiting
+			ls.mu.Unlock()
+			continue
+		}
 		hints := l.hints
 		// A tenant alone takes every free slot at once; among several,
 		// each turn takes an equal part of them, so a turn costs one
@@ -239,6 +304,7 @@ func (ls *lanes) take(ctx context.Context, n int, start func(jetstream.Msg, time
 			k = 1 // see fetch
 		}
 		ls.mu.Unlock()
+		ls.w.m.DispatchDecision(time.Since(decided))
 
 		c, err := ls.consumer(ctx, l)
 		if apiErr := (*jetstream.APIError)(nil); errors.As(err, &apiErr) {
@@ -265,7 +331,7 @@ func (ls *lanes) take(ctx context.Context, n int, start func(jetstream.Msg, time
 			ls.mu.Lock()
 			l.consumer = nil
 			ls.mu.Unlock()
-			ls.w.log.Info("tenant's consumer was gone; making it again", "consumer", consumerName(token))
+			ls.w.log.Info("tenant's consumer was gone; making it again", "consumer", consumerName(l.key))
 			continue
 		}
 		fetched = fetched || err == nil
@@ -274,13 +340,14 @@ func (ls *lanes) take(ctx context.Context, n int, start func(jetstream.Msg, time
 			ls.flows.Charge(token, float64(got))
 		}
 		if (got < k || pending == 0) && l.hints == hints {
-			ls.flows.Deactivate(token)
+			ls.dry(l)
 			if got == 0 && err == nil && l.rechecked != hints {
 				// Asked on a hint and found empty: another worker took the
 				// request, or the consumer has not counted it yet. One more
 				// look settles which; the recheck counts as no hint.
 				l.rechecked = hints
-				time.AfterFunc(recheckAfter, func() { ls.recheck(token) })
+				key := l.key
+				time.AfterFunc(recheckAfter, func() { ls.recheck(key) })
 			}
 		}
 		ls.mu.Unlock()
@@ -302,7 +369,7 @@ func (ls *lanes) consumer(ctx context.Context, l *lane) (jetstream.Consumer, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, natsOpTimeout)
 	defer cancel()
-	c, err := ls.w.assets.TenantConsumer(ctx, ls.w.js, l.token, ls.w.cfg.TenantMaxRunning[l.token])
+	c, err := ls.makeConsumer(ctx, l.key)
 	if apiErr := (*jetstream.APIError)(nil); errors.As(err, &apiErr) && apiErr.ErrorCode == errWorkQueueOverlap {
 		// The shared consumer takes every request again: a worker of an
 		// earlier version set it so at its start. Narrowed back, the
@@ -310,16 +377,16 @@ func (ls *lanes) consumer(ctx context.Context, l *lane) (jetstream.Consumer, err
 		// requests from then on).
 		ls.w.log.Warn("the shared consumer takes every tenant's requests (set by a worker of an earlier version?); narrowing it again", "consumer", jobs.ConsumerWorkers)
 		if err = ls.w.assets.RestoreConsumer(ctx, ls.w.js); err == nil {
-			c, err = ls.w.assets.TenantConsumer(ctx, ls.w.js, l.token, ls.w.cfg.TenantMaxRunning[l.token])
+			c, err = ls.makeConsumer(ctx, l.key)
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("consumer %s: %w", consumerName(l.token), err)
+		return nil, fmt.Errorf("consumer %s: %w", consumerName(l.key), err)
 	}
 	ls.mu.Lock()
 	l.consumer = c
 	if l.refusals > 0 {
-		ls.w.log.Info("a tenant's consumer refused before was made", "consumer", consumerName(l.token), "refusals", l.refusals)
+		ls.w.log.Info("a tenant's consumer refused before was made", "consumer", consumerName(l.key), "refusals", l.refusals)
 		l.refusals = 0
 	}
 	ls.mu.Unlock()
@@ -330,11 +397,22 @@ func (ls *lanes) consumer(ctx context.Context, l *lane) (jetstream.Consumer, err
 // filter overlaps another's on a work queue.
 const errWorkQueueOverlap = 10100
 
-func consumerName(token string) string {
-	if token == legacyLane {
-		return jobs.ConsumerWorkers
+// makeConsumer creates or updates lane k's consumer.
+func (ls *lanes) makeConsumer(ctx context.Context, k laneKey) (jetstream.Consumer, error) {
+	if k.batch {
+		return ls.w.assets.BatchConsumer(ctx, ls.w.js, k.token, ls.w.cfg.TenantMaxRunning[k.token])
 	}
-	return jobs.TenantConsumer(token)
+	return ls.w.assets.TenantConsumer(ctx, ls.w.js, k.token, ls.w.cfg.TenantMaxRunning[k.token])
+}
+
+func consumerName(k laneKey) string {
+	switch {
+	case k.token == legacyLane:
+		return jobs.ConsumerWorkers
+	case k.batch:
+		return jobs.BatchConsumer(k.token)
+	}
+	return jobs.TenantConsumer(k.token)
 }
 
 // cappedWait bounds a fetch from a capped lane (see fetch).
@@ -382,23 +460,28 @@ func (ls *lanes) rescan(ctx context.Context) (backlog, error) {
 	b.tenants = map[string]tenantBacklog{}
 	infos := ls.w.assets.Requests.ListConsumers(ctx)
 	counted := uint64(0)
+	covered := map[laneKey]bool{}
 	for ci := range infos.Info() {
 		counted += ci.NumPending + uint64(ci.NumAckPending)
 		b.pending += ci.NumPending
 		b.inFlight += uint64(ci.NumAckPending)
-		token, ok := laneToken(ci)
+		k, ok := laneOfConsumer(ci)
 		if !ok {
 			continue
 		}
+		covered[k] = true
 		// A request waiting for redelivery (its lease lapsed with its
 		// worker) counts as in flight, not pending: a lane with anything
 		// unsettled is asked once, at the cost of one empty fetch when
 		// its requests are all running.
 		if ci.NumPending > 0 || ci.NumAckPending > 0 {
-			ls.hint(token)
+			ls.hint(k)
 		}
-		if token != legacyLane && ci.NumPending+uint64(ci.NumAckPending) > 0 {
-			b.tenants[token] = tenantBacklog{waiting: ci.NumPending, running: uint64(ci.NumAckPending)}
+		if k.token != legacyLane && ci.NumPending+uint64(ci.NumAckPending) > 0 {
+			t := b.tenants[k.token]
+			t.waiting += ci.NumPending
+			t.running += uint64(ci.NumAckPending)
+			b.tenants[k.token] = t
 		}
 	}
 	if err := infos.Err(); err != nil {
@@ -418,35 +501,35 @@ func (ls *lanes) rescan(ctx context.Context) (backlog, error) {
 	if err != nil {
 		return b, err
 	}
-	seen := map[string]bool{}
+	seen := map[laneKey]bool{}
 	for subject, n := range si.State.Subjects {
-		token := ls.laneOf(subject)
-		if !seen[token] {
-			seen[token] = true
-			ls.hint(token)
+		k := ls.laneOf(subject)
+		if !seen[k] {
+			seen[k] = true
+			ls.hint(k)
 		}
-		if _, counted := b.tenants[token]; !counted && token != legacyLane {
-			t := b.tenants[token]
+		if !covered[k] && k.token != legacyLane {
+			t := b.tenants[k.token]
 			t.waiting += n
-			b.tenants[token] = t
+			b.tenants[k.token] = t
 		}
 	}
 	b.pending += si.State.Msgs - counted
 	return b, nil
 }
 
-// laneToken is the tenant token of a consumer of the requests stream, or
-// legacyLane for the shared one; ok is false for a consumer that is none
-// of deployq's.
-func laneToken(ci *jetstream.ConsumerInfo) (string, bool) {
+// laneOfConsumer is the lane a consumer of the requests stream serves
+// (legacyLane's for the shared one); ok is false for a consumer that is
+// none of deployq's.
+func laneOfConsumer(ci *jetstream.ConsumerInfo) (laneKey, bool) {
 	switch {
 	case ci.Name == jobs.ConsumerWorkers:
-		return legacyLane, true
+		return laneKey{token: legacyLane}, true
 	case jobs.IsTenantConsumer(ci.Name):
-		token, ok := jobs.RequestToken(strings.TrimSuffix(ci.Config.FilterSubject, "*") + "x")
-		return token, ok
+		token, batch, ok := jobs.RequestLane(strings.TrimSuffix(ci.Config.FilterSubject, "*") + "x")
+		return laneKey{token, batch}, ok
 	}
-	return "", false
+	return laneKey{}, false
 }
 
 // backlog is what a rescan counted of the requests stream.

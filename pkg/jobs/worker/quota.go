@@ -78,14 +78,14 @@ func (w *Worker) admit(ctx context.Context, msg jetstream.Msg, meta *jetstream.M
 	}
 	// The shared lane of the old subject form carries every tenant's
 	// requests: it is never held for one.
-	token := w.lanes.laneOf(msg.Subject())
-	holdLane := token != legacyLane
+	lane := w.lanes.laneOf(msg.Subject())
+	holdLane := lane.token != legacyLane
 	held := false
 	defer func() {
 		if held {
 			w.m.QuotaHeld(req.Tenant, -1)
 			if holdLane {
-				w.lanes.unhold(token)
+				w.lanes.unhold(lane)
 			}
 		}
 	}()
@@ -106,7 +106,7 @@ func (w *Worker) admit(ctx context.Context, msg jetstream.Msg, meta *jetstream.M
 		if !held {
 			held = true
 			if holdLane {
-				w.lanes.hold(token)
+				w.lanes.hold(lane.token)
 			}
 			w.m.QuotaHeld(req.Tenant, 1)
 			log.Info("tenant's quota is spent; the request waits for it", "quota", budget.FormatQuota(q.Quota(req.Tenant)), "until", a.Until)
