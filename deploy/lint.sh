@@ -373,8 +373,8 @@ done
 curl -sf "http://$PROM_ADDR/-/ready" >/dev/null || die "prometheus never became ready"
 echo "  ok     $(prometheus --version 2>&1 | head -1 | cut -d'(' -f1)on $PROM_ADDR, scraping 127.0.0.1:$DEMO_HTTP_PORT every second"
 # The demo as `make demo` runs it (10 x examples/demo.jsonl = 20 deploys),
-# with a deployments.create limit so the budget has something to pace, and
-# an hourly window it counts (not reached).
+# with a deployments.create limit so the budget has something to pace, an
+# hourly window it counts (not reached), and a quota for acme (not reached).
 # Before the worker stops: promtool check metrics on its live /metrics,
 # then promcheck queries Prometheus's HTTP API.
 cat >"$PROMDIR/after.sh" <<'AFTER'
@@ -382,14 +382,14 @@ set -euo pipefail
 curl -sf "http://$DEMO_HTTP_ADDR/metrics" >"$PROMDIR/demo-metrics.txt"
 promtool check metrics <"$PROMDIR/demo-metrics.txt"
 echo "  ok     promtool check metrics: the demo worker's live /metrics ($(grep -c '^deployq_' "$PROMDIR/demo-metrics.txt") deployq_ samples)"
-# Panels 7, 25, 29 and 35 (step retries, budget pauses, refused
-# credentials, parked endpoints) show only trouble: empty on this healthy
-# run.
-"$BIN/promcheck" -prometheus "http://$PROM_ADDR" -succeeded 20 -quiet-panels 7,25,29,35
+# Panels 7, 25, 29, 35 and 39 (step retries, budget pauses, refused
+# credentials, parked endpoints, requests held or rejected over quota)
+# show only trouble: empty on this healthy run.
+"$BIN/promcheck" -prometheus "http://$PROM_ADDR" -succeeded 20 -quiet-panels 7,25,29,35,39
 AFTER
 export PROMDIR BIN PROM_ADDR DEMO_NATS_PORT DEMO_HTTP_PORT
 rc=0
-DEMO_REPEAT=10 SIM_LIMITS="deployments.create=20/10s+500/1h" DEMO_AFTER="bash $PROMDIR/after.sh" \
+DEMO_REPEAT=10 SIM_LIMITS="deployments.create=20/10s+500/1h" TENANT_QUOTAS="acme=1000/24h" DEMO_AFTER="bash $PROMDIR/after.sh" \
 	./scripts/demo.sh >"$PROMDIR/demo.log" 2>&1 || rc=$?
 sed -n '/^==> bash/,/^==> stopping/p' "$PROMDIR/demo.log" | grep -v '^==>'
 [ $rc -eq 0 ] || { grep -v 'step_completed\|submitted\|url:\|claim:' "$PROMDIR/demo.log" | tail -30; die "the demo with Prometheus failed (exit $rc)"; }

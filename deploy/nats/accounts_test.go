@@ -157,6 +157,9 @@ func TestTenantCredentialsStayInTheirLane(t *testing.T) {
 	if _, err := js.Publish(ctx, jobs.RequestSubject("acme", "own-1"), []byte(`{}`)); err != nil {
 		t.Fatalf("acme cannot publish its own request: %v", err)
 	}
+	if _, err := js.Publish(ctx, jobs.BatchRequestSubject("acme", "own-2"), []byte(`{}`)); err != nil {
+		t.Fatalf("acme cannot publish its own batch request: %v", err)
+	}
 	client, err := jobs.NewClient(ctx, js, jobs.ClientConfig{Tenant: "acme"})
 	if err != nil {
 		t.Fatalf("acme cannot start a tenant's client: %v", err)
@@ -196,7 +199,7 @@ func TestTenantCredentialsStayInTheirLane(t *testing.T) {
 
 	// Refused: publishing for globex, in either subject form. Nothing
 	// reaches the stream.
-	for _, subj := range []string{jobs.RequestSubject("globex", "g-1"), "deploy.requests.globex"} {
+	for _, subj := range []string{jobs.RequestSubject("globex", "g-1"), jobs.BatchRequestSubject("globex", "g-1"), "deploy.requests.globex"} {
 		if err := acme.Publish(subj, []byte(`{"tenant":"globex"}`)); err != nil {
 			t.Fatal(err)
 		}

@@ -285,6 +285,7 @@ func runTenant(args []string) error {
 		parts []string
 	}{
 		{"publish a request for " + *other, pub(jobs.RequestSubject(*other, "x")), []string{`"deploy.requests.` + *other + `.x"`}},
+		{"publish a batch request for " + *other, pub(jobs.BatchRequestSubject(*other, "x")), []string{`"deploy.requests.` + *other + `.batch.x"`}},
 		{"record a source reference for " + *other, pub("$KV.DEPLOY_SOURCE_REFS." + sha + "." + *other + ".x"),
 			[]string{"$KV.DEPLOY_SOURCE_REFS.", "." + *other + ".x"}},
 		{"overwrite " + *other + "'s tarball", pub("deploy.sources." + *other + "." + sha + ".0"), []string{`"deploy.sources.` + *other + "."}},
@@ -388,6 +389,8 @@ func submitBatchAndFollow(ctx context.Context, client *jobs.Client, tenant, dir 
 		reqs[i] = jobs.Request{ID: jobs.NewID(), Tenant: tenant, Name: "natscheck", Framework: "nextjs"}
 		want[reqs[i].ID] = true
 	}
+	// One on the batch subject: the tenant's grant covers it too.
+	reqs[n-1].Priority = jobs.PriorityBatch
 	if _, err := client.SubmitBatch(ctx, reqs, archive.Data); err != nil {
 		return fmt.Errorf("allowed: Client.SubmitBatch for %s: %w", tenant, err)
 	}
