@@ -97,6 +97,8 @@ func (r *request) outcome() string {
 		return "rejected"
 	case r.fail:
 		return "failed with BUILD_FAILED"
+	case r.OverQuota.Reject():
+		return "succeeded, or rejected with quota_exceeded"
 	}
 	return "succeeded"
 }
@@ -237,6 +239,7 @@ func workerEnv(natsURLs []string, simURL string, sc scenario) []string {
 		"HTTP_ADDR=off",
 		"BUDGET=shared",
 		"BUDGET_LIMITS=" + budgetLimits(),
+		"TENANT_QUOTAS=" + quotaTenant + "=" + quota,
 		"LOG_FORMAT=json",
 		"LOG_LEVEL=debug",
 	}
@@ -244,9 +247,20 @@ func workerEnv(natsURLs []string, simURL string, sc scenario) []string {
 
 var tenants = []string{"acme", "globex", "initech"}
 
+// quotaTenant has a quota (TENANT_QUOTAS) the run's requests overrun:
+// quotaDeploys per quotaWindow. Its requests wait for it, held across the
+// kills, but every third asks to be rejected instead (overQuota: reject).
+const (
+	quotaTenant  = "umbrella"
+	quotaDeploys = 4
+	quotaWindow  = 10 * time.Second
+)
+
+var quota = fmt.Sprintf("%d/%s", quotaDeploys, quotaWindow)
+
 // makeRequests builds the batch: distinct ids over a few tenants, each
-// tenant deploying its own app, and every failEvery-th request (5 %) a
-// build that fails.
+// tenant deploying its own app, every failEvery-th request (5 %) a build
+// that fails, and every seventh a batch request.
 func makeRequests(t *testing.T, sc scenario) []request {
 	t.Helper()
 	apps := map[string][]byte{}
@@ -267,7 +281,23 @@ func makeRequests(t *testing.T, sc scenario) []request {
 		if i%sc.failEvery == sc.failEvery/2 {
 			r.fail, r.Name, r.tarball = true, "broken", broken
 		}
+		if i%7 == 3 {
+			// Batch requests wait in their tenant's second consumer.
+			r.Priority = jobs.PriorityBatch
+		}
 		reqs[i] = r
+	}
+	// The quota's tenant: one request in ten of the run, none made to
+	// fail (a failure would be dead-lettered like any other).
+	umbrella := jobstest.Tarball(t, map[string]string{"package.json": `{"name":"umbrella-app"}`, "index.html": "umbrella"})
+	for i := range max(sc.requests/10, 3*quotaDeploys/2) {
+		r := request{Request: jobs.Request{
+			ID: fmt.Sprintf("chaos-quota-%03d", i), Tenant: quotaTenant, Name: "app",
+		}, tarball: umbrella}
+		if i%3 == 2 {
+			r.OverQuota = jobs.OverQuotaReject
+		}
+		reqs = append(reqs, r)
 	}
 	// Two requests any NATS client could publish, each wrong in its own
 	// way: a misspelt field, and a tenant that is not the subject's.

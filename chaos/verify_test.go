@@ -39,7 +39,15 @@ func verify(t *testing.T, sc scenario, js jetstream.JetStream, client *jobs.Clie
 			toFail++
 		}
 	}
-	rep.line("requests", "%d over %d tenants: %d made to fail (a build error), %d invalid", len(reqs), len(tenants), toFail, toReject)
+	tenantsOf := map[string]bool{}
+	batch := 0
+	for _, r := range reqs {
+		tenantsOf[r.Tenant] = true
+		if r.Priority.Batch() {
+			batch++
+		}
+	}
+	rep.line("requests", "%d over %d tenants: %d made to fail (a build error), %d invalid, %d batch", len(reqs), len(tenantsOf), toFail, toReject, batch)
 
 	// Events: exactly one terminal event per request, of the right kind.
 	evs := jobstest.StoredEvents(t, js, jobs.AllEvents)
@@ -63,7 +71,7 @@ func verify(t *testing.T, sc scenario, js jetstream.JetStream, client *jobs.Clie
 		ta.deliveries = max(ta.deliveries, ev.Data.Attempt)
 	}
 	perRequest := map[int]int{} // terminal events → requests
-	var succeeded, failed, cleaned, rejected, wrong, redelivered, maxDeliveries int
+	var succeeded, failed, cleaned, rejected, overQuota, wrong, redelivered, maxDeliveries int
 	var missing []request
 	for _, r := range reqs {
 		ta := tallies[r.ID]
@@ -96,6 +104,8 @@ func verify(t *testing.T, sc scenario, js jetstream.JetStream, client *jobs.Clie
 				wrong++
 				t.Errorf("%s ended %s, want rejected with invalid_request", r.ID, describe(ev))
 			}
+		case r.OverQuota.Reject() && ev.Type == jobs.TypeRejected && ev.Data.Error != nil && ev.Data.Error.Code == jobs.CodeQuotaExceeded:
+			overQuota++
 		case ev.Type == jobs.TypeSucceeded && !r.fail:
 			succeeded++
 			if ev.Data.URL == "" || ev.Data.ClaimURL == "" || ev.Data.DeploymentID == "" {
@@ -115,8 +125,9 @@ func verify(t *testing.T, sc scenario, js jetstream.JetStream, client *jobs.Clie
 		t.Errorf("%d of %d requests have no terminal event after %s:\n%s",
 			len(missing), len(reqs), run.wall.Round(time.Second), describeMissing(ctx, js, f, missing))
 	}
-	rep.line("outcomes", "%d succeeded, %d failed with BUILD_FAILED (%d of them with project and database deleted), %d rejected, %d ended otherwise, %d without an outcome",
-		succeeded, failed, cleaned, rejected, wrong, len(missing))
+	rep.line("outcomes", "%d succeeded, %d failed with BUILD_FAILED (%d of them with project and database deleted), %d rejected, %d rejected over quota, %d ended otherwise, %d without an outcome",
+		succeeded, failed, cleaned, rejected, overQuota, wrong, len(missing))
+	rep.line("quota", "%s", checkQuota(ctx, t, client, reqs, tallies))
 	// Progress events are best effort (the terminal event is the
 	// contract): count those missing rather than fail on them.
 	wantSteps, gotSteps := 0, 0
@@ -359,4 +370,49 @@ func drainedText(d time.Duration) string {
 		return "never"
 	}
 	return d.Round(100 * time.Millisecond).String()
+}
+
+// checkQuota checks that the quota's tenant never started more than
+// quotaDeploys deploys in any quotaWindow, kills and a lost node
+// notwithstanding, and describes its requests' outcomes.
+func checkQuota(ctx context.Context, t *testing.T, client *jobs.Client, reqs []request, tallies map[string]*tally) string {
+	t.Helper()
+	var starts []time.Time
+	rejected := 0
+	for _, r := range reqs {
+		if r.Tenant != quotaTenant {
+			continue
+		}
+		ta := tallies[r.ID]
+		if ta == nil || len(ta.terminal) == 0 {
+			continue
+		}
+		if ta.terminal[0].Type == jobs.TypeRejected {
+			rejected++
+			continue
+		}
+		st, err := client.Status(ctx, r.Tenant, r.ID)
+		if err != nil || st.State == nil {
+			t.Errorf("%s: no job state: %v", r.ID, err)
+			continue
+		}
+		starts = append(starts, st.State.StartedAt)
+	}
+	slices.SortFunc(starts, func(a, b time.Time) int { return a.Compare(b) })
+	// A deploy is admitted a moment before its job's first write records
+	// StartedAt; a second covers that moment on a loaded machine.
+	const slack = time.Second
+	closest := time.Duration(0)
+	for i := quotaDeploys; i < len(starts); i++ {
+		gap := starts[i].Sub(starts[i-quotaDeploys])
+		if closest == 0 || gap < closest {
+			closest = gap
+		}
+		if gap < quotaWindow-slack {
+			t.Errorf("the quota's tenant started deploys %d and %d %s apart: %d deploys in less than its window (%s)",
+				i-quotaDeploys+1, i+1, gap.Round(time.Millisecond), quotaDeploys+1, quota)
+		}
+	}
+	return fmt.Sprintf("%s: %d deploys started (the closest %d+1 %s apart), %d rejected over quota",
+		quota, len(starts), quotaDeploys, closest.Round(time.Millisecond), rejected)
 }
