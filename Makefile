@@ -86,8 +86,9 @@ bench-scale:
 bench-budget:
 	$(GO) run ./cmd/bench budget $(BUDGETBENCH_FLAGS)
 
-## bench-fair: fair dispatch across tenants against arrival order, side by side: a noisy neighbour
-## and ten skewed tenants (about 4 minutes); writes docs/benchmarks/fair.json. Vary with FAIRBENCH_FLAGS.
+## bench-fair: fair dispatch across tenants against arrival order, side by side: a noisy neighbour,
+## ten skewed tenants, and 100 000 requests of 1 000 tenants in front of one worker process (about
+## 6 minutes); writes docs/benchmarks/fair.json. Vary with FAIRBENCH_FLAGS (-parts crowd, …).
 bench-fair:
 	$(GO) run ./cmd/bench fair $(FAIRBENCH_FLAGS)
 

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -40,6 +42,13 @@ type options struct {
 	json        string
 	seed        int64
 	keep        bool
+	parts       string
+	// The crowd.
+	crowdTenants     int
+	crowdQueued      int
+	crowdConcurrency int
+	crowdBuild       time.Duration
+	crowdWindow      time.Duration
 }
 
 // Main parses args (what follows "bench fair") and runs the benchmark;
@@ -48,6 +57,9 @@ type options struct {
 func Main(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(args) > 0 && args[0] == modeChild {
+		return runChild(ctx, args[1:], stdout, stderr)
+	}
 	var o options
 	fs := flag.NewFlagSet("bench fair", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -63,6 +75,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.json, "json", "docs/benchmarks/fair.json", "write the results here; empty skips")
 	fs.Int64Var(&o.seed, "seed", 0, "simulator and submission-order seed (0: random, recorded)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary NATS stores")
+	fs.StringVar(&o.parts, "parts", "noisy,skewed,crowd", "the parts to run, comma-separated")
+	fs.IntVar(&o.crowdTenants, "crowd-tenants", 1000, "crowd: tenants with requests queued")
+	fs.IntVar(&o.crowdQueued, "crowd-queued", 100000, "crowd: requests queued in front of the worker process")
+	fs.IntVar(&o.crowdConcurrency, "crowd-concurrency", 64, "crowd: the worker process's slots")
+	fs.DurationVar(&o.crowdBuild, "crowd-build-time", time.Second, "crowd: simulated build time")
+	fs.DurationVar(&o.crowdWindow, "crowd-window", 30*time.Second, "crowd: how long the worker process takes requests before it is measured")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -76,9 +94,20 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	if o.tenants < 2 || o.skewN < 2*o.tenants || o.burst < 1 || o.concurrency < 1 {
-		fmt.Fprintln(stderr, "bench fair: want -tenants ≥ 2, -skew-n ≥ 2 × tenants, -burst ≥ 1, -concurrency ≥ 1")
+	if o.tenants < 2 || o.skewN < 2*o.tenants || o.burst < 1 || o.concurrency < 1 ||
+		o.crowdTenants < 1 || o.crowdQueued < o.crowdTenants || o.crowdConcurrency < 1 {
+		fmt.Fprintln(stderr, "bench fair: want -tenants ≥ 2, -skew-n ≥ 2 × tenants, -burst ≥ 1, -concurrency ≥ 1, -crowd-queued ≥ -crowd-tenants ≥ 1, -crowd-concurrency ≥ 1")
 		return 2
+	}
+	run := map[string]bool{}
+	for p := range strings.SplitSeq(o.parts, ",") {
+		switch p = strings.TrimSpace(p); p {
+		case "noisy", "skewed", "crowd":
+			run[p] = true
+		default:
+			fmt.Fprintf(stderr, "bench fair: -parts: unknown part %q (want noisy, skewed, crowd)\n", p)
+			return 2
+		}
 	}
 	o.seed = bench.Seed(o.seed)
 	dir, err := os.MkdirTemp("", "fairbench-")
@@ -97,6 +126,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		{"noisy", o.noisy, noisyLimits},
 		{"skewed", o.skewed, skewLimits},
 	} {
+		if !run[part.name] {
+			continue
+		}
 		fmt.Fprintf(stderr, "fairbench: %s: arrival order and fair dispatch side by side\n", part.name)
 		got, err := sideBySide(ctx, filepath.Join(dir, part.name), o, part.lim, part.run)
 		if err != nil {
@@ -108,6 +140,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			res.Noisy = got
 		} else {
 			res.Skewed = got
+		}
+	}
+	if !failed && run["crowd"] {
+		if res.Crowd, err = o.crowd(ctx, filepath.Join(dir, "crowd"), stderr); err != nil {
+			fmt.Fprintf(stderr, "fairbench: crowd: %v\n", err)
+			failed = true
 		}
 	}
 	if !failed {
@@ -126,7 +164,9 @@ func (o options) describe() map[string]string {
 	return map[string]string{
 		"noisy-limits": o.noisyLimit, "burst": fmt.Sprint(o.burst), "skew-limits": o.skewLimit,
 		"skew-n": fmt.Sprint(o.skewN), "tenants": fmt.Sprint(o.tenants), "window": o.window.String(),
-		"build-time": o.buildTime.String(), "concurrency": fmt.Sprint(o.concurrency),
+		"build-time": o.buildTime.String(), "concurrency": fmt.Sprint(o.concurrency), "parts": o.parts,
+		"crowd-tenants": fmt.Sprint(o.crowdTenants), "crowd-queued": fmt.Sprint(o.crowdQueued),
+		"crowd-concurrency": fmt.Sprint(o.crowdConcurrency), "crowd-build-time": o.crowdBuild.String(), "crowd-window": o.crowdWindow.String(),
 	}
 }
 
@@ -162,6 +202,7 @@ type results struct {
 	Options map[string]string `json:"options"`
 	Noisy   []modeResult      `json:"noisy"`
 	Skewed  []modeResult      `json:"skewed"`
+	Crowd   []crowdResult     `json:"crowd,omitempty"`
 }
 
 // sideBySide runs part under both modes at once, each on its own deployq.
@@ -414,12 +455,46 @@ func (o options) skewed(ctx context.Context, _ mode, d *deployq) (modeResult, er
 }
 
 func (r results) print(w io.Writer, o options) {
+	if len(r.Noisy) > 0 {
+		r.printNoisy(w, o)
+	}
+	if len(r.Skewed) > 0 {
+		r.printSkewed(w, o)
+	}
+	if len(r.Crowd) > 0 {
+		fmt.Fprintf(w, "\n## Crowd: %d requests of %d tenants queued in front of one worker process (%d slots, builds %s, measured after %s)\n\n",
+			o.crowdQueued, o.crowdTenants, o.crowdConcurrency, o.crowdBuild, o.crowdWindow)
+		fmt.Fprintln(w, "| dispatch | consumers | deploys ended (tenants served) | dispatch decisions | decision mean, p50, p99 (bucket bounds) | RSS now (peak) | Go heap in use after GC | goroutines |")
+		fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|")
+		for _, c := range r.Crowd {
+			fmt.Fprintf(w, "| %s | %d | %d (%d) | %d | %s, ≤ %s, ≤ %s | %.0f MB (%.0f MB) | %.1f MB | %d |\n", c.Mode, c.Consumers, c.Ended, c.TenantsServed,
+				c.Decisions, seconds(c.DecisionMean), seconds(c.DecisionP50), seconds(c.DecisionP99), c.RSSMB, c.PeakRSSMB, c.HeapInUseMB, c.Goroutines)
+		}
+	}
+	fmt.Fprintf(w, "\nmachine: %s; seed %d\n", r.Machine, r.Seed)
+}
+
+// seconds writes a short duration in µs or ms.
+func seconds(s float64) string {
+	switch {
+	case math.IsInf(s, 1):
+		return "∞"
+	case s < 1e-3:
+		return fmt.Sprintf("%.1f µs", s*1e6)
+	}
+	return fmt.Sprintf("%.2f ms", s*1e3)
+}
+
+func (r results) printNoisy(w io.Writer, o options) {
 	fmt.Fprintf(w, "## Noisy neighbour: %d deploys of big, then 1 of small (%s, builds %s, %d slots)\n\n", o.burst, o.noisyLimit, o.buildTime, o.concurrency)
 	fmt.Fprintln(w, "| dispatch | small's submit → end | big's deploys ended before it | 429s / API requests |")
 	fmt.Fprintln(w, "|---|--:|--:|--:|")
 	for _, m := range r.Noisy {
 		fmt.Fprintf(w, "| %s | %.1f s | %d | %d / %d |\n", m.Mode, m.SmallSeconds, m.BigBefore, m.RateLimited, m.APIRequests)
 	}
+}
+
+func (r results) printSkewed(w io.Writer, o options) {
 	fmt.Fprintf(w, "\n## Skewed tenants: %d deploys over %d tenants, one with half (%s, builds %s, %d slots)\n\n", o.skewN, o.tenants, o.skewLimit, o.buildTime, o.concurrency)
 	fmt.Fprintf(w, "| dispatch | Jain's index, mean (min) over %s windows while all waited | windows | the big tenant's share then | deploys/s, whole run | wall time | failed | 429s / API requests |\n", o.window)
 	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|")
@@ -430,7 +505,6 @@ func (r results) print(w io.Writer, o options) {
 	if len(r.Skewed) == 2 && r.Skewed[0].Throughput > 0 {
 		fmt.Fprintf(w, "\nthroughput, fair ÷ arrival order: %.3f\n", r.Skewed[1].Throughput/r.Skewed[0].Throughput)
 	}
-	fmt.Fprintf(w, "\nmachine: %s; seed %d\n", r.Machine, r.Seed)
 }
 
 func writeJSON(path string, r results) error {
