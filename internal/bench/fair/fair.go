@@ -49,6 +49,7 @@ type options struct {
 	crowdConcurrency int
 	crowdBuild       time.Duration
 	crowdWindow      time.Duration
+	clusterLanes     int
 }
 
 // Main parses args (what follows "bench fair") and runs the benchmark;
@@ -75,7 +76,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.json, "json", "docs/benchmarks/fair.json", "write the results here; empty skips")
 	fs.Int64Var(&o.seed, "seed", 0, "simulator and submission-order seed (0: random, recorded)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary NATS stores")
-	fs.StringVar(&o.parts, "parts", "noisy,skewed,crowd", "the parts to run, comma-separated")
+	fs.StringVar(&o.parts, "parts", "noisy,skewed,crowd,cluster", "the parts to run, comma-separated")
+	fs.IntVar(&o.clusterLanes, "cluster-lanes", 1000, "cluster: tenants' consumers made on a 3-node cluster")
 	fs.IntVar(&o.crowdTenants, "crowd-tenants", 1000, "crowd: tenants with requests queued")
 	fs.IntVar(&o.crowdQueued, "crowd-queued", 100000, "crowd: requests queued in front of the worker process")
 	fs.IntVar(&o.crowdConcurrency, "crowd-concurrency", 64, "crowd: the worker process's slots")
@@ -95,17 +97,17 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if o.tenants < 2 || o.skewN < 2*o.tenants || o.burst < 1 || o.concurrency < 1 ||
-		o.crowdTenants < 1 || o.crowdQueued < o.crowdTenants || o.crowdConcurrency < 1 {
-		fmt.Fprintln(stderr, "bench fair: want -tenants ≥ 2, -skew-n ≥ 2 × tenants, -burst ≥ 1, -concurrency ≥ 1, -crowd-queued ≥ -crowd-tenants ≥ 1, -crowd-concurrency ≥ 1")
+		o.crowdTenants < 1 || o.crowdQueued < o.crowdTenants || o.crowdConcurrency < 1 || o.clusterLanes < 1 {
+		fmt.Fprintln(stderr, "bench fair: want -tenants ≥ 2, -skew-n ≥ 2 × tenants, -burst ≥ 1, -concurrency ≥ 1, -crowd-queued ≥ -crowd-tenants ≥ 1, -crowd-concurrency ≥ 1, -cluster-lanes ≥ 1")
 		return 2
 	}
 	run := map[string]bool{}
 	for p := range strings.SplitSeq(o.parts, ",") {
 		switch p = strings.TrimSpace(p); p {
-		case "noisy", "skewed", "crowd":
+		case "noisy", "skewed", "crowd", "cluster":
 			run[p] = true
 		default:
-			fmt.Fprintf(stderr, "bench fair: -parts: unknown part %q (want noisy, skewed, crowd)\n", p)
+			fmt.Fprintf(stderr, "bench fair: -parts: unknown part %q (want noisy, skewed, crowd, cluster)\n", p)
 			return 2
 		}
 	}
@@ -148,6 +150,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			failed = true
 		}
 	}
+	if !failed && run["cluster"] {
+		if res.Cluster, err = o.cluster(ctx, filepath.Join(dir, "cluster"), stderr); err != nil {
+			fmt.Fprintf(stderr, "fairbench: cluster: %v\n", err)
+			failed = true
+		}
+	}
 	if !failed {
 		res.print(stdout, o)
 		if o.json != "" {
@@ -167,6 +175,7 @@ func (o options) describe() map[string]string {
 		"build-time": o.buildTime.String(), "concurrency": fmt.Sprint(o.concurrency), "parts": o.parts,
 		"crowd-tenants": fmt.Sprint(o.crowdTenants), "crowd-queued": fmt.Sprint(o.crowdQueued),
 		"crowd-concurrency": fmt.Sprint(o.crowdConcurrency), "crowd-build-time": o.crowdBuild.String(), "crowd-window": o.crowdWindow.String(),
+		"cluster-lanes": fmt.Sprint(o.clusterLanes),
 	}
 }
 
@@ -203,6 +212,7 @@ type results struct {
 	Noisy   []modeResult      `json:"noisy"`
 	Skewed  []modeResult      `json:"skewed"`
 	Crowd   []crowdResult     `json:"crowd,omitempty"`
+	Cluster *clusterResult    `json:"cluster,omitempty"`
 }
 
 // sideBySide runs part under both modes at once, each on its own deployq.
@@ -470,6 +480,14 @@ func (r results) print(w io.Writer, o options) {
 			fmt.Fprintf(w, "| %s | %d | %d (%d) | %d | %s, ≤ %s, ≤ %s | %.0f MB (%.0f MB) | %.1f MB | %d |\n", c.Mode, c.Consumers, c.Ended, c.TenantsServed,
 				c.Decisions, seconds(c.DecisionMean), seconds(c.DecisionP50), seconds(c.DecisionP99), c.RSSMB, c.PeakRSSMB, c.HeapInUseMB, c.Goroutines)
 		}
+	}
+	if c := r.Cluster; c != nil {
+		fmt.Fprintf(w, "\n## Cluster: %d tenants' consumers on a 3-node cluster (R3: a Raft group each; the three nodes in one process)\n\n", c.Lanes)
+		fmt.Fprintln(w, "| made in | each, p50 / p99 | Go heap before → after | RSS before → after | idle CPU before → after | a lane's fetch, p50 / p99 | deleted in |")
+		fmt.Fprintln(w, "|--:|--:|--:|--:|--:|--:|--:|")
+		fmt.Fprintf(w, "| %.1f s | %s / %s | %.0f → %.0f MB | %.0f → %.0f MB | %.1f %% → %.1f %% of a core | %s / %s | %.1f s |\n",
+			c.CreateSeconds, seconds(c.CreateP50), seconds(c.CreateP99), c.HeapBeforeMB, c.HeapAfterMB, c.RSSBeforeMB, c.RSSAfterMB,
+			100*c.IdleCPUBefore, 100*c.IdleCPUAfter, seconds(c.FetchP50), seconds(c.FetchP99), c.DeletedSeconds)
 	}
 	fmt.Fprintf(w, "\nmachine: %s; seed %d\n", r.Machine, r.Seed)
 }
