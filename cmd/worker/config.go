@@ -49,9 +49,13 @@ type Config struct {
 	// --stream-replicas). Defaults to 1.
 	StreamReplicas int
 	// MaxTenantConsumers caps the tenants' consumers of the requests
-	// stream: tenants with requests within the last hour (MAX_TENANT_CONSUMERS,
-	// --max-tenant-consumers). Defaults to 10000.
+	// stream: tenants with requests within TenantConsumerIdle
+	// (MAX_TENANT_CONSUMERS, --max-tenant-consumers). Defaults to 10000.
 	MaxTenantConsumers int
+	// TenantConsumerIdle is how long a tenant's consumer outlives its
+	// last request (TENANT_CONSUMER_IDLE, --tenant-consumer-idle).
+	// Defaults to 1h.
+	TenantConsumerIdle time.Duration
 
 	// EmbeddedAddr is the host:port the embedded NATS server listens on
 	// when NATSURL is empty (EMBEDDED_NATS_ADDR, --embedded-nats-addr).
@@ -285,6 +289,15 @@ func settings() []setting {
 			usage: "Tenants' consumers the requests stream may hold (tenants with requests within the last hour); a tenant past it waits until one idles out. Workers of one fleet must agree.",
 			apply: func(c *Config, v string) (err error) {
 				c.MaxTenantConsumers, err = parseInt(v, 1, 1_000_000)
+				return err
+			},
+		},
+		{
+			env: []string{"TENANT_CONSUMER_IDLE"}, flag: "tenant-consumer-idle", arg: "DURATION", group: "NATS",
+			def:   "1h",
+			usage: "How long a tenant's consumer outlives its last request; on a cluster each is a Raft group on every node, so a shorter time holds fewer. Workers of one fleet must agree.",
+			apply: func(c *Config, v string) (err error) {
+				c.TenantConsumerIdle, err = parseDuration(v, time.Minute)
 				return err
 			},
 		},

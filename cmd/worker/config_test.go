@@ -64,6 +64,7 @@ func TestConfigDefaults(t *testing.T) {
 		HTTPAddr:            "127.0.0.1:8080",
 		StreamReplicas:      1,
 		MaxTenantConsumers:  10000,
+		TenantConsumerIdle:  time.Hour,
 		Budget:              "shared",
 		BudgetHeadroom:      0.97,
 		BudgetMaxPause:      15 * time.Minute,

@@ -87,7 +87,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	var assets *jobs.Assets
 	if err := retryStart(ctx, log, "set up streams and buckets", func() (err error) {
-		assets, err = jobs.Setup(ctx, js, jobs.SetupConfig{AckWait: cfg.AckWait, Replicas: cfg.StreamReplicas, MaxLanes: cfg.MaxTenantConsumers})
+		assets, err = jobs.Setup(ctx, js, jobs.SetupConfig{AckWait: cfg.AckWait, Replicas: cfg.StreamReplicas, MaxLanes: cfg.MaxTenantConsumers, LaneIdle: cfg.TenantConsumerIdle})
 		return err
 	}); err != nil {
 		return err
