@@ -87,8 +87,8 @@ bench-budget:
 	$(GO) run ./cmd/bench budget $(BUDGETBENCH_FLAGS)
 
 ## bench-fair: fair dispatch across tenants against arrival order, side by side: a noisy neighbour,
-## ten skewed tenants, and 100 000 requests of 1 000 tenants in front of one worker process (about
-## 6 minutes); writes docs/benchmarks/fair.json. Vary with FAIRBENCH_FLAGS (-parts crowd, …).
+## ten skewed tenants, 100 000 requests of 1 000 tenants before one worker process, and 1 000
+## tenants' consumers on a 3-node cluster (about 7 minutes); writes docs/benchmarks/fair.json. Vary with FAIRBENCH_FLAGS (-parts crowd, …).
 bench-fair:
 	$(GO) run ./cmd/bench fair $(FAIRBENCH_FLAGS)
 
