@@ -304,7 +304,9 @@ func TestPerRequestTimeout(t *testing.T) {
 
 func TestPerRequestTimeoutWhileReadingBody(t *testing.T) {
 	t.Parallel()
-	b := setup(t, WithRequestTimeout(50*time.Millisecond))
+	// Long enough that the headers, sent at once, arrive within it on a
+	// loaded machine: the timeout must fall while the body is read.
+	b := setup(t, WithRequestTimeout(time.Second))
 	b.mux.HandleFunc("GET /v13/deployments/{id}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusOK)
