@@ -39,6 +39,15 @@
 // PlanLimits presets every endpoint from a Vercel plan's published
 // limits; ParseLimits reads "endpoint=N/window+N/window".
 //
+// # Tenants' quotas
+//
+// Quotas count each tenant's deploys against the quota its operator set
+// ("20/24h", several windows joined by "+"), with the same per-slot
+// arithmetic as a Limit's caps, in the same Store under the key
+// "tenant-quota.<tenant>": Take admits a deploy or says when the quota
+// has room again. A quota paces nothing; the worker decides what a
+// request past it does (pkg/jobs/worker, quota.go).
+//
 // # Learning from the API
 //
 // Observe reads every answer:

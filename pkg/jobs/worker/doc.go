@@ -28,8 +28,9 @@
 // # A job's life
 //
 // job.go reads top to bottom as one delivery's life: the message is
-// decoded and checked against its subject (reject.go otherwise), its
-// checkpoint opened and claimed, its source tarball vetted
+// decoded and checked against its subject (reject.go otherwise), admitted
+// against its tenant's quota when it has one (quota.go: held or rejected
+// past it), its checkpoint opened and claimed, its source tarball vetted
 // (sourcecheck.go), then each step of the table in steps.go runs behind
 // the fence; a failure is decided before its resources are cleaned up,
 // and the terminal event is published before the message is settled
@@ -44,7 +45,8 @@
 // A new step: a method of job in steps.go and a row in pipelineSteps (and
 // its name in jobs.Steps). A new way for a job to end: a transition of
 // jobs.Checkpoint and an EventType. Retry rules: stepFailed and retryWait
-// in job.go. Whose request a free slot takes: lanes.go. The stack a
+// in job.go. Whose request a free slot takes: lanes.go; what a tenant's
+// quota does to it: quota.go. The stack a
 // waiting job holds is guarded by
 // TestWaitingJobStackStaysSmall.
 package worker
