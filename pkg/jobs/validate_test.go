@@ -61,6 +61,7 @@ func TestDecodeRequestRejects(t *testing.T) {
 		{"name missing", edit(`"name":"todo-app"`, `"name":""`), "name", "missing"},
 		{"name upper", edit(`"name":"todo-app"`, `"name":"Todo"`), "name", "lowercase"},
 		{"name triple dash", edit(`"name":"todo-app"`, `"name":"a---b"`), "name", "---"},
+		{"name ending in --", edit(`"name":"todo-app"`, `"name":"todo--"`), "name", "end in"},
 		{"name long", edit(`"name":"todo-app"`, `"name":"`+strings.Repeat("a", 90)+`"`), "name", "at most 87"},
 		{"framework", edit(`"framework":"nextjs"`, `"framework":"next"`), "framework", "not a Vercel framework"},
 		{"sha", edit(`"sha1":"0123456789abcdef0123456789abcdef01234567"`, `"sha1":"XYZ"`), "source.sha1", "40 lowercase hex"},

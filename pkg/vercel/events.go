@@ -203,6 +203,9 @@ type eventWire struct {
 	Type    string        `json:"type"`
 	Created float64       `json:"created"`
 	Payload *eventPayload `json:"payload"`
+	// Event is the older shape's type: "state" with the new ready state
+	// in payload.value, which Vercel's CLI still reads.
+	Event string `json:"event"`
 	eventPayload
 }
 
@@ -214,6 +217,7 @@ type eventPayload struct {
 	Text         string               `json:"text"`
 	Level        string               `json:"level"`
 	Info         *DeploymentEventInfo `json:"info"`
+	Value        string               `json:"value"` // the older shape's new ready state
 }
 
 func (w *eventWire) event() DeploymentEvent {
@@ -228,6 +232,9 @@ func (w *eventWire) event() DeploymentEvent {
 	}
 	if p.Info != nil {
 		e.Info = *p.Info
+	}
+	if e.Type == "" && w.Event == "state" {
+		e.Type, e.Info.ReadyState = EventDeploymentState, p.Value
 	}
 	if e.Level == "" {
 		e.Level = w.Level

@@ -92,6 +92,23 @@ func TestFollowDeploymentEventsShapes(t *testing.T) {
 	}
 }
 
+// The older shape Vercel's CLI still reads, {"event":"state",
+// "payload":{"value":"READY"}}, announces the final state too.
+func TestFollowDeploymentEventsOlderStateShape(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.mux.HandleFunc("GET /v3/deployments/dpl_1/events", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"type":"alias-assigned","deploymentId":"dpl_1"}`+"\n"+`{"event":"state","date":3000,"payload":{"value":"READY"}}`+"\n")
+	})
+	got, _, err := collect(t, b, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].TerminalState() != "" || got[1].TerminalState() != StateReady {
+		t.Fatalf("events = %+v; want the second to announce READY", got)
+	}
+}
+
 // fn stopping ends the call at once, without reading the rest: the stream
 // may not end for minutes.
 func TestFollowDeploymentEventsStopsWhenTold(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/deployq/deployq/internal/buildtime"
@@ -39,6 +40,12 @@ type PipelineConfig struct {
 	// PollMin and PollMax bound the interval between status polls: every
 	// poll spends API budget. Default to 1 s and 15 s.
 	PollMin, PollMax time.Duration
+	// StreamPoll is the shortest interval between the status polls a job
+	// makes while it follows its deployment's event stream (every half of
+	// the time elapsed, at least this): the stream may stay open after the
+	// build ended, and the polls are what end the wait then. Vercel's CLI
+	// polls every 5 s while it streams. Defaults to 5 s.
+	StreamPoll time.Duration
 	// MaxStreams bounds the deployment event streams this pipeline keeps
 	// open at once; jobs beyond it poll. Each open stream holds an HTTP
 	// connection with its buffers (tens of kilobytes), and one worker
@@ -100,6 +107,9 @@ func (c PipelineConfig) withDefaults() PipelineConfig {
 	if c.PollMax <= 0 {
 		c.PollMax = 15 * time.Second
 	}
+	if c.StreamPoll <= 0 {
+		c.StreamPoll = 5 * time.Second
+	}
 	if c.PollMax < c.PollMin {
 		c.PollMax = c.PollMin
 	}
@@ -128,6 +138,9 @@ type Pipeline struct {
 	// cold (ColdStreams).
 	streams chan struct{}
 	scouts  chan struct{}
+	// streamsOff holds, in Unix nanoseconds, until when no event stream
+	// is opened: the API refused to serve one (followStream).
+	streamsOff atomic.Int64
 	// vetted remembers the source objects checkSource passed.
 	vetted vettedSet
 	// steps is the pipeline, in order (steps.go).
@@ -252,4 +265,14 @@ func (p *Pipeline) compensate(ctx context.Context, st *jobs.JobState) (cleaned [
 func isNotFound(err error) bool {
 	var apiErr *vercel.APIError
 	return errors.As(err, &apiErr) && apiErr.StatusCode == 404
+}
+
+// streamsServed reports whether event streams may be tried at now.
+func (p *Pipeline) streamsServed(now time.Time) bool { return now.UnixNano() >= p.streamsOff.Load() }
+
+// noStreamsUntil stops event streams from now until until; it reports
+// whether they were served until now (so the first refusal is the one
+// logged).
+func (p *Pipeline) noStreamsUntil(now, until time.Time) bool {
+	return p.streamsOff.Swap(until.UnixNano()) <= now.UnixNano()
 }

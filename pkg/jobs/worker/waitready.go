@@ -3,6 +3,8 @@ package worker
 import (
 	"cmp"
 	"context"
+	"errors"
+	"net/http"
 	"time"
 
 	"github.com/deployq/deployq/internal/buildtime"
@@ -129,18 +131,13 @@ func (j *job) waitCold(ctx context.Context, started time.Time) (done bool, err e
 func (j *job) follow(ctx context.Context, started time.Time) error {
 	streamed := false
 	for {
-		if !streamed {
+		if !streamed && j.p.streamsServed(j.now()) {
 			select {
 			case j.p.streams <- struct{}{}:
 				streamed = true
-				err := j.followStream(ctx)
+				done, err := j.streamAndPoll(ctx, started)
 				<-j.p.streams
-				if err != nil {
-					return err
-				}
-				// The confirming poll: the deployment's URL, and its
-				// timestamps for the estimate.
-				if done, err := j.pollAt(ctx, j.now()); done || err != nil {
+				if done || err != nil {
 					return err
 				}
 				continue
@@ -154,28 +151,74 @@ func (j *job) follow(ctx context.Context, started time.Time) error {
 	}
 }
 
+// streamAndPoll follows the deployment's event stream and, meanwhile,
+// polls its status every half of the time elapsed (at least StreamPoll,
+// at most PollMax, if that is longer): the stream is an optimisation, not
+// a promise. It may stay
+// open after the build ended (Vercel's own CLI polls while it streams for
+// this reason), say nothing, be cut by a proxy, or not be served at all;
+// none of that fails or stalls the job. When the stream ends, one poll
+// confirms the outcome, with the deployment's URL and timestamps for the
+// estimate; done is false when the build still runs, and polls go on.
+func (j *job) streamAndPoll(ctx context.Context, started time.Time) (done bool, err error) {
+	sctx, cancel := context.WithCancel(ctx)
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		j.followStream(sctx)
+	}()
+	defer func() { cancel(); <-ended }()
+	for {
+		wait := min(max(j.now().Sub(started)/2, j.p.cfg.StreamPoll), max(j.p.cfg.PollMax, j.p.cfg.StreamPoll))
+		t := time.NewTimer(wait)
+		select {
+		case <-ended:
+			t.Stop()
+			if ctx.Err() != nil {
+				return false, context.Cause(ctx)
+			}
+			return j.pollAt(ctx, j.now())
+		case <-t.C:
+			if done, err := j.pollAt(ctx, j.now()); done || err != nil {
+				return done, err
+			}
+		case <-ctx.Done():
+			t.Stop()
+			return false, context.Cause(ctx)
+		}
+	}
+}
+
 // followStream follows the deployment's events until one announces the
-// final state or the stream ends. Errors that would fail the step the
-// same way a poll would (refused credentials, an unknown deployment, a
-// cancelled context) are returned; a broken, silent or rate-limited
-// stream is not an error of the job: the confirming poll looks instead.
-func (j *job) followStream(ctx context.Context) error {
+// final state, the stream ends or ctx ends. Whatever goes wrong with the
+// stream is not the job's error: the polls of streamAndPoll tell where
+// the build stands. A stream the API does not serve (404, 405, 410,
+// 501) is not tried again by this pipeline for streamRetry.
+func (j *job) followStream(ctx context.Context) {
 	j.p.cfg.Metrics.BuildWaitStarted(metrics.BuildWaitStream)
 	defer j.p.cfg.Metrics.BuildWaitEnded(metrics.BuildWaitStream)
 	_, err := j.p.api.FollowDeploymentEvents(ctx, j.st.DeploymentID, func(e vercel.DeploymentEvent) bool {
 		return e.TerminalState() != ""
 	})
-	if err == nil {
-		return nil
+	if err == nil || ctx.Err() != nil {
+		return
 	}
-	if ctx.Err() != nil {
-		return context.Cause(ctx)
+	var apiErr *vercel.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.StatusCode {
+		case http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusGone, http.StatusNotImplemented:
+			if now := j.now(); j.p.noStreamsUntil(now, now.Add(streamRetry)) {
+				j.logger().Warn("the API does not serve deployment event streams; waiting for builds by polling", "status", apiErr.StatusCode, "retry_in", streamRetry)
+			}
+			return
+		}
 	}
-	if d := vercel.Classify(err); d.Class == vercel.Fatal || d.Class == vercel.Permanent {
-		return err
-	}
-	return nil
+	j.logger().Debug("deployment event stream ended early; polling instead", "err", err)
 }
+
+// streamRetry is how long a pipeline goes without event streams after the
+// API refused to serve one.
+const streamRetry = 10 * time.Minute
 
 // pollAt reads the deployment at the instant at (at once if it has
 // passed); done when the build has ended: READY recorded, or its failure

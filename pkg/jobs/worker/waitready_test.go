@@ -328,3 +328,34 @@ func TestBuildEstimateLearnsFromTheAPI(t *testing.T) {
 		t.Fatalf("estimate after a 300ms build: %s, want 1.575s", mean)
 	}
 }
+
+// An API that does not serve event streams (a stand-in, a proxy) fails
+// no deploy: the stream is an optimisation. The pipeline tries it once,
+// then waits by polling, for every job of the cohort.
+func TestMissingEventStreamFallsBackToPolling(t *testing.T) {
+	t.Parallel()
+	h := jobstest.Start(t, jobstest.Config{NoWorkers: true,
+		Sim: vercelsim.Config{BuildTime: 300 * time.Millisecond, Quirks: vercelsim.Quirks{EventStream: vercelsim.StreamNotServed}}})
+	p := waitPipeline(t, h, nil, worker.PipelineConfig{ColdStreams: 2})
+	const n = 8
+	requireSucceeded(t, deployAll(t, deployCtx(t), h, p, "nostream", repeat(h.Tarball(t, nil), n)...))
+	gets, streams := waitCalls(h)
+	t.Logf("%d polls, %d streams", gets, streams)
+	if streams < 1 || streams > 2 {
+		t.Fatalf("%d streams asked for; want the scouts' one or two, then none", streams)
+	}
+}
+
+// A stream that stays open after the build ended, without the final
+// state, does not hold the job: the polls made while it streams end the
+// wait.
+func TestStreamThatStaysOpenDoesNotHoldTheJob(t *testing.T) {
+	t.Parallel()
+	h := jobstest.Start(t, jobstest.Config{NoWorkers: true,
+		Sim: vercelsim.Config{BuildTime: 300 * time.Millisecond, Quirks: vercelsim.Quirks{EventStream: vercelsim.StreamStaysOpen}}})
+	p := waitPipeline(t, h, nil, worker.PipelineConfig{ColdStreams: 1, StreamPoll: 100 * time.Millisecond})
+	requireSucceeded(t, deployAll(t, deployCtx(t), h, p, "open", h.Tarball(t, nil)))
+	if gets, streams := waitCalls(h); streams != 1 || gets < 1 {
+		t.Fatalf("%d streams and %d polls; want one stream, ended by a poll", streams, gets)
+	}
+}

@@ -119,7 +119,37 @@ type Config struct {
 	// moving its clock rather than by sleeping. It is called from many
 	// goroutines at once. Defaults to time.Now.
 	Clock func() time.Time
+	// Quirks make the simulator give answers the real API can give that a
+	// plain run does not. Defaults to none.
+	Quirks Quirks
 }
+
+// Quirks are answers Vercel's API can give, each on demand, so that tests
+// and benchmarks can check how a client reads them. The zero value gives
+// none.
+type Quirks struct {
+	// EventStream is how a followed deployment event stream
+	// (GET /v3/deployments/{id}/events?follow=1) behaves.
+	EventStream StreamQuirk
+}
+
+// StreamQuirk is a way a deployment's event stream can behave.
+type StreamQuirk string
+
+// The event stream's behaviours.
+const (
+	// StreamEnds sends the build's events, the final deployment-state
+	// event, and ends the answer: the plain run's behaviour, also given
+	// by "".
+	StreamEnds StreamQuirk = "ends"
+	// StreamNotServed answers 404, as an API stand-in (a proxy, a mock)
+	// that does not serve event streams does.
+	StreamNotServed StreamQuirk = "not-served"
+	// StreamStaysOpen sends the build's log lines but never the final
+	// state and never ends, until the client leaves: the stream is not
+	// promised to end at READY.
+	StreamStaysOpen StreamQuirk = "stays-open"
+)
 
 // Validate reports what is wrong with c, if anything. New panics on an
 // invalid Config; a command line calls Validate first to print a usable
@@ -151,6 +181,11 @@ func (c Config) Validate() error {
 				break
 			}
 		}
+	}
+	switch c.Quirks.EventStream {
+	case "", StreamEnds, StreamNotServed, StreamStaysOpen:
+	default:
+		errs = append(errs, fmt.Errorf("unknown EventStream quirk %q", c.Quirks.EventStream))
 	}
 	for ep, f := range c.Faults {
 		if !knownEndpoint(ep) {

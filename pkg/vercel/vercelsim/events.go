@@ -149,6 +149,9 @@ func (s *Server) getDeploymentEvents(c *call) reply {
 		limit = n
 	}
 
+	if follow && s.cfg.Quirks.EventStream == StreamNotServed {
+		return notFound("The requested path was not found")
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d := s.st.lookupDeployment(c.r.PathValue("idOrUrl"))
@@ -223,6 +226,17 @@ func (s *Server) followEvents(ctx context.Context, w http.ResponseWriter, d *dep
 			}
 			if e.typ == eventDeploymentState && outcome == faultErrorAfter {
 				_ = rc.Flush()
+				return
+			}
+			if e.typ == eventDeploymentState && s.cfg.Quirks.EventStream == StreamStaysOpen {
+				// Open and silent after the last log line, as if more
+				// could come.
+				_ = rc.Flush()
+				select {
+				case <-ctx.Done():
+				case <-s.closed:
+					panic(http.ErrAbortHandler)
+				}
 				return
 			}
 			if enc.Encode(d.eventBody(e, sent)) != nil {

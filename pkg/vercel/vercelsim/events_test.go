@@ -142,6 +142,36 @@ func TestEventStreamHangAfter(t *testing.T) {
 	}
 }
 
+// The quirks: a stream that is not served, and one that stays open after
+// the build without its final state.
+func TestEventStreamQuirks(t *testing.T) {
+	t.Parallel()
+	b := setup(t, vercelsim.Config{BuildTime: 10 * time.Second, Quirks: vercelsim.Quirks{EventStream: vercelsim.StreamNotServed}})
+	id := b.deploy(t, "events-404", source("x"))
+	want(t, b.do(t, "GET", "/v3/deployments/"+id+"/events?follow=1", nil), 404)
+
+	b = setup(t, vercelsim.Config{BuildTime: 10 * time.Second, Quirks: vercelsim.Quirks{EventStream: vercelsim.StreamStaysOpen}})
+	id = b.deploy(t, "events-open", source("x"))
+	el := b.followEvents(t, t.Context(), id)
+	el.next(t)
+	b.clock.Advance(time.Minute) // the build ends
+	for {
+		select {
+		case ev := <-el.lines:
+			if ev == nil {
+				t.Fatal("the stream ended; it should stay open")
+			}
+			if readyStateOf(ev) != "" {
+				t.Fatalf("the stream announced the final state: %v", ev)
+			}
+			continue
+		case <-time.After(3 * 100 * time.Millisecond): // three ticks of the stream's clock reading
+		}
+		break
+	}
+	b.sim.Close()
+}
+
 // Without follow the answer is the events so far, as a JSON array.
 func TestEventListSoFar(t *testing.T) {
 	t.Parallel()
