@@ -125,7 +125,10 @@ func writeStatus(w io.Writer, id string, st *jobs.JobStatus) {
 		add("project", strings.TrimSpace(project))
 		add("database", s.StoreID)
 		add("deploy", s.DeploymentID)
-		add("url", s.DeploymentURL)
+		add("url", s.PublicURL())
+		if s.URL != "" {
+			add("deployment url", s.DeploymentURL)
+		}
 	case last != nil:
 		add("tenant", last.Data.Tenant)
 		if last.Terminal() {
@@ -135,7 +138,7 @@ func writeStatus(w io.Writer, id string, st *jobs.JobStatus) {
 		}
 	}
 	if terminal != nil {
-		if s == nil || s.DeploymentURL == "" {
+		if s == nil || s.PublicURL() == "" {
 			add("url", terminal.Data.URL)
 		}
 		add("claim", terminal.Data.ClaimURL)

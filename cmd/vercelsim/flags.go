@@ -51,6 +51,9 @@ func parseFlags(args []string, getenv func(string) string) (options, error) {
 	fs.IntVar(&cfg.DailyDeploymentCap, "daily-cap", 0, "deployments per team per 24 h before 402 (0: no cap)")
 	fs.Int64Var(&cfg.MaxFileSize, "max-file-size", vercelsim.DefaultMaxFileSize, "largest upload in bytes")
 	fs.Int64Var(&cfg.Seed, "seed", 0, "random seed (0: random, printed at start)")
+	fs.DurationVar(&cfg.Quirks.AliasDelay, "alias-delay", 0, "how long after READY a deployment's domains are assigned (aliasAssigned)")
+	fs.BoolVar(&cfg.Quirks.BlockDeployments, "block-deployments", false, "every deployment stays BLOCKED")
+	fs.BoolVar(&cfg.Quirks.RefuseConnectedStoreDelete, "refuse-connected-store-delete", false, "answer 400 to deleting a store still connected to a project")
 	fs.StringVar((*string)(&cfg.Quirks.EventStream), "event-stream", "", "how followed event streams behave: ends (default), not-served (404) or stays-open (no final state, never ends)")
 	fs.Func("limit", "rate limit `endpoint=N/window`, e.g. deployments.create=5/1s (repeatable)", func(v string) error {
 		eps, lim, err := parseLimit(v)

@@ -67,9 +67,14 @@ type EventData struct {
 	ProjectName  string `json:"projectName,omitempty"`
 	StoreID      string `json:"storeId,omitempty"`
 	DeploymentID string `json:"deploymentId,omitempty"`
-	URL          string `json:"url,omitempty"`
-	ClaimCode    string `json:"claimCode,omitempty"`
-	ClaimURL     string `json:"claimUrl,omitempty"`
+	// URL is the deploy's public URL: the project's production domain.
+	URL string `json:"url,omitempty"`
+	// DeploymentURL is the deployment's own generated URL; under
+	// Vercel's Standard Protection it asks visitors to log in to Vercel,
+	// so it is for the platform, not the end user.
+	DeploymentURL string `json:"deploymentUrl,omitempty"`
+	ClaimCode     string `json:"claimCode,omitempty"`
+	ClaimURL      string `json:"claimUrl,omitempty"`
 
 	// Error describes why a request failed or was rejected.
 	Error *EventError `json:"error,omitempty"`
@@ -170,9 +175,9 @@ func (s *JobState) Event(typ EventType, step Step, attempt int, at time.Time) Ev
 	switch typ {
 	case TypeStepCompleted:
 		id = stepEventID(s.Tenant, s.ID, s.Run, step)
-		data.URL = s.DeploymentURL
+		data.URL, data.DeploymentURL = s.PublicURL(), s.deploymentURL()
 	case TypeSucceeded:
-		data.URL, data.ClaimCode = s.DeploymentURL, s.ClaimCode
+		data.URL, data.DeploymentURL, data.ClaimCode = s.PublicURL(), s.deploymentURL(), s.ClaimCode
 	}
 	if typ.Terminal() && !s.SubmittedAt.IsZero() {
 		data.DurationMs = at.Sub(s.SubmittedAt).Milliseconds()
@@ -218,4 +223,13 @@ func DecodeEvent(data []byte) (Event, error) {
 		return Event{}, fmt.Errorf("decode event: not a deployq CloudEvent (specversion %q, type %q)", e.SpecVersion, e.Type)
 	}
 	return e, nil
+}
+
+// deploymentURL is the deployment's own URL when it is known apart from
+// the public one.
+func (s *JobState) deploymentURL() string {
+	if s.URL == "" {
+		return ""
+	}
+	return s.DeploymentURL
 }

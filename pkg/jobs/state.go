@@ -46,7 +46,12 @@ type JobState struct {
 	StoreID         string `json:"storeId,omitempty"`
 	StoreName       string `json:"storeName,omitempty"`
 	DeploymentID    string `json:"deploymentId,omitempty"`
-	DeploymentURL   string `json:"deploymentUrl,omitempty"`
+	// DeploymentURL is the deployment's own generated URL (behind
+	// Vercel's login under its Standard Protection); URL is the public
+	// production domain handed to the end user. A checkpoint written by an
+	// earlier version has the URL it handed out in DeploymentURL only.
+	DeploymentURL string `json:"deploymentUrl,omitempty"`
+	URL           string `json:"url,omitempty"`
 	// DeployedAt is when this job saw its deployment created (or found
 	// it): a resumed wait counts the build time from there, not from the
 	// resumption.
@@ -95,6 +100,15 @@ type AttemptError struct {
 	Class   string    `json:"class"`
 	Reason  string    `json:"reason"`
 	Message string    `json:"message"`
+}
+
+// PublicURL is the URL to hand the end user: URL, or, in a checkpoint of
+// an earlier version, the one it recorded.
+func (s *JobState) PublicURL() string {
+	if s.URL != "" {
+		return s.URL
+	}
+	return s.DeploymentURL
 }
 
 // Done reports whether the job has reached a terminal status.

@@ -159,6 +159,7 @@ type deploymentWire struct {
 	State         string                     `json:"state"`
 	Alias         []string                   `json:"alias"`
 	AliasAssigned json.RawMessage            `json:"aliasAssigned"`
+	AliasError    *AliasError                `json:"aliasError"`
 	ErrorCode     string                     `json:"errorCode"`
 	ErrorMessage  *string                    `json:"errorMessage"`
 	Meta          map[string]json.RawMessage `json:"meta"`
@@ -177,6 +178,7 @@ func (w *deploymentWire) toDeployment() Deployment {
 		ReadyState:    w.ReadyState,
 		Alias:         w.Alias,
 		AliasAssigned: truthy(w.AliasAssigned),
+		AliasError:    w.AliasError,
 		ErrorCode:     w.ErrorCode,
 		CreatedAt:     int64(w.CreatedAt),
 		BuildingAt:    int64(w.BuildingAt),

@@ -75,6 +75,20 @@ func (c *Client) DeleteStore(ctx context.Context, storeID string) (*Response, er
 	return c.do(ctx, request{ep: EndpointDeleteStore, method: http.MethodDelete, path: "/v1/storage/stores/integration/" + seg}, nil)
 }
 
+// DisconnectStore disconnects a store from every project it is connected
+// to, as Vercel's CLI does before it deletes a store.
+//
+// Vercel API: DELETE /v1/storage/stores/{storeId}/connections.
+// Undocumented: the route comes from Vercel's CLI. It shares the
+// connections' budget (EndpointConnectStore).
+func (c *Client) DisconnectStore(ctx context.Context, storeID string) (*Response, error) {
+	seg, err := segment(EndpointConnectStore, "storeID", storeID)
+	if err != nil {
+		return nil, err
+	}
+	return c.do(ctx, request{ep: EndpointConnectStore, method: http.MethodDelete, path: "/v1/storage/stores/" + seg + "/connections"}, nil)
+}
+
 // ListResources lists the resources (databases) of an integration
 // installation; with deterministic store names it finds the store that a
 // lost CreateStore answer created.

@@ -148,19 +148,30 @@ const (
 
 // Deployment is the part of Vercel's deployment object the pipeline reads.
 type Deployment struct {
-	ID            string            `json:"id"`
-	URL           string            `json:"url"`
-	Name          string            `json:"name"`
-	ProjectID     string            `json:"projectId"`
-	ReadyState    string            `json:"readyState"`
-	Alias         []string          `json:"alias,omitempty"`
-	AliasAssigned bool              `json:"aliasAssigned"`
-	ErrorCode     string            `json:"errorCode,omitempty"`
-	ErrorMessage  string            `json:"errorMessage,omitempty"`
-	Meta          map[string]string `json:"meta,omitempty"`
-	CreatedAt     int64             `json:"createdAt,omitempty"`  // epoch ms
-	BuildingAt    int64             `json:"buildingAt,omitempty"` // epoch ms
-	Ready         int64             `json:"ready,omitempty"`      // epoch ms, once READY
+	ID         string   `json:"id"`
+	URL        string   `json:"url"`
+	Name       string   `json:"name"`
+	ProjectID  string   `json:"projectId"`
+	ReadyState string   `json:"readyState"`
+	Alias      []string `json:"alias,omitempty"`
+	// AliasAssigned turns true some time after READY, once the
+	// deployment's domains (the production domain among them) point at
+	// it. Vercel answers a boolean, a timestamp or null; all read here.
+	AliasAssigned bool `json:"aliasAssigned"`
+	// AliasError says why the domains could not be assigned.
+	AliasError   *AliasError       `json:"aliasError,omitempty"`
+	ErrorCode    string            `json:"errorCode,omitempty"`
+	ErrorMessage string            `json:"errorMessage,omitempty"`
+	Meta         map[string]string `json:"meta,omitempty"`
+	CreatedAt    int64             `json:"createdAt,omitempty"`  // epoch ms
+	BuildingAt   int64             `json:"buildingAt,omitempty"` // epoch ms
+	Ready        int64             `json:"ready,omitempty"`      // epoch ms, once READY
+}
+
+// AliasError is a deployment's aliasError.
+type AliasError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
 }
 
 // Terminal reports whether the deployment will not change state again.

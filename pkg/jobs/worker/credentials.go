@@ -90,6 +90,28 @@ func (w *Worker) checkCredentials(ctx context.Context) {
 	}
 }
 
+// probeAnswer is what the credentials probe said.
+type probeAnswer int
+
+const (
+	probeAccepted     probeAnswer = iota // the API accepts the token
+	probeRefused                         // the API refuses it (401/403)
+	probeInconclusive                    // no answer that tells (network, 5xx, 429)
+)
+
+// credentialsRefused asks the probe, a call any valid token may make,
+// whether the API refuses the worker's token.
+func (w *Worker) credentialsRefused(ctx context.Context) probeAnswer {
+	_, _, err := w.pipeline.api.GetProject(ctx, credentialsProbeName)
+	switch {
+	case err == nil || isNotFound(err):
+		return probeAccepted
+	case classify(err).Class == vercel.Fatal:
+		return probeRefused
+	}
+	return probeInconclusive
+}
+
 // probeCredentials runs for the life of the worker: while the token is
 // refused it asks the API, every probe interval, whether it works again.
 func (w *Worker) probeCredentials(ctx context.Context) {

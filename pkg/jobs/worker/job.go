@@ -109,6 +109,9 @@ type job struct {
 	progress []progressEvent
 	// releaseLease stops the heartbeats of msg.
 	releaseLease func()
+	// builtSeen: the deployment's build time was observed once (a READY
+	// deployment may be read again while its domains are assigned).
+	builtSeen bool
 }
 
 // handle runs one delivered request to an end: acked with a terminal
@@ -403,6 +406,18 @@ func (j *job) stepFailed(ctx context.Context, step jobs.Step, t0 time.Time, err 
 		return j.abandon(err), true
 	}
 	d := classify(err)
+	if d.Class == vercel.Fatal && (d.Reason == vercel.ReasonForbidden || d.Reason == vercel.ReasonUnauthorized) {
+		// A token is bad only when a call any valid token may make says
+		// so: one endpoint refusing this team's token (an integration's
+		// resources, say) must fail this job, not stop the fleet.
+		switch j.w.credentialsRefused(ctx) {
+		case probeAccepted:
+			log.Warn("the API refused this call but accepts the worker's token: failing the job", "reason", d.Reason, "err", err)
+			d.Class = vercel.Permanent
+		case probeInconclusive:
+			d.Class = vercel.Transient
+		}
+	}
 	switch d.Class {
 	case vercel.Fatal:
 		j.w.m.StepFinished(string(step), "retry", j.now().Sub(t0))
@@ -568,7 +583,7 @@ func (j *job) succeed(ctx context.Context) outcome {
 	if err := j.cp.Succeed(ctx, ev, j.now()); err != nil {
 		return j.abandon(err)
 	}
-	j.logger().Info("deploy succeeded", "url", j.st.DeploymentURL, "project_id", j.st.ProjectID)
+	j.logger().Info("deploy succeeded", "url", j.st.PublicURL(), "project_id", j.st.ProjectID)
 	return j.finish(ctx)
 }
 

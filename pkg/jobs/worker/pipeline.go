@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -239,26 +240,38 @@ func (p *Pipeline) readSource(ctx context.Context, tenant string, ref jobs.Sourc
 	return data, nil
 }
 
-// compensate deletes what a failed job created, database first since it
-// is connected to the project. It returns what it deleted.
+// compensate deletes what a failed job created and returns what it
+// deleted. The project goes first: deleting it removes its connection to
+// the database, and a database still connected to a project may not be
+// deleted (Vercel's CLI refuses to; the API may too). Should the project
+// stay (its deletion failed), the database is disconnected from every
+// project before it is deleted.
 func (p *Pipeline) compensate(ctx context.Context, st *jobs.JobState) (cleaned []string, errs []error) {
 	if p.cfg.KeepFailedResources {
 		return nil, nil
 	}
+	projectGone := st.ProjectID == ""
+	if st.ProjectID != "" {
+		if _, err := p.api.DeleteProject(ctx, st.ProjectID); err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("delete project %s: %w", st.ProjectID, err))
+		} else {
+			projectGone = true
+			cleaned = append(cleaned, "project")
+		}
+	}
 	if st.StoreID != "" {
+		if !projectGone {
+			if _, err := p.api.DisconnectStore(ctx, st.StoreID); err != nil && !isNotFound(err) {
+				errs = append(errs, fmt.Errorf("disconnect database %s: %w", st.StoreID, err))
+			}
+		}
 		if _, err := p.api.DeleteStore(ctx, st.StoreID); err != nil && !isNotFound(err) {
 			errs = append(errs, fmt.Errorf("delete database %s: %w", st.StoreID, err))
 		} else {
 			cleaned = append(cleaned, "database")
 		}
 	}
-	if st.ProjectID != "" {
-		if _, err := p.api.DeleteProject(ctx, st.ProjectID); err != nil && !isNotFound(err) {
-			errs = append(errs, fmt.Errorf("delete project %s: %w", st.ProjectID, err))
-		} else {
-			cleaned = append(cleaned, "project")
-		}
-	}
+	slices.Sort(cleaned) // the events' order, whatever the deletions' was
 	return cleaned, errs
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -275,6 +276,33 @@ func TestRejectedCredentialsPauseTheWorker(t *testing.T) {
 	}
 	if dls := deadLetters(t, h, "acme"); len(dls) != 0 {
 		t.Fatalf("credential trouble dead-lettered %d requests", len(dls))
+	}
+}
+
+// One endpoint refusing the token (403) while the token works elsewhere
+// fails the jobs that need it, with the API's reason, and stops nothing
+// else: no pause of the fleet, no step run again in a loop.
+func TestOneEndpointsRefusalFailsOnlyItsJobs(t *testing.T) {
+	t.Parallel()
+	h := jobstest.Start(t, jobstest.Config{
+		Sim:    vercelsim.Config{Quirks: vercelsim.Quirks{Forbidden: []vercel.Endpoint{vercel.EndpointConnectStore}}},
+		Worker: worker.Config{CredentialsProbeInterval: 50 * time.Millisecond},
+	})
+	w := h.Workers[0]
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, h.Submit(t, jobstest.Request("acme", fmt.Sprint("refused-", i)), h.Tarball(t, nil)).ID)
+	}
+	for id, ev := range h.WaitTerminal(t, "acme", waitLong, ids...) {
+		if ev.Type != jobs.TypeFailed || ev.Data.Error == nil || ev.Data.Error.Code != "forbidden" || ev.Data.Error.Step != jobs.StepConnectDatabase {
+			t.Fatalf("%s: %s %+v, want failed at connect_database with forbidden", id, ev.Type, ev.Data.Error)
+		}
+	}
+	if !w.CredentialsOK() || !w.Ready() {
+		t.Fatal("one endpoint's refusal paused the worker")
+	}
+	if n := h.Sim.Stats().Requests[vercel.EndpointConnectStore]; n != len(ids) {
+		t.Fatalf("%d connect calls for %d jobs: the refused step ran again", n, len(ids))
 	}
 }
 
@@ -583,5 +611,21 @@ func TestNoCreateAfterTheLeaseWasLostDuringABudgetWait(t *testing.T) {
 	}
 	if n := h.Sim.Stats().DeploymentsCreated[jobs.ProjectName(&req)]; n != 1 {
 		t.Fatalf("%d deployments created, want 1", n)
+	}
+}
+
+// A failed job's clean-up deletes the project before the database: an
+// API that refuses to delete a database still connected to a project
+// (as Vercel's CLI refuses to) deletes both.
+func TestCleanUpDeletesTheProjectFirst(t *testing.T) {
+	t.Parallel()
+	h := jobstest.Start(t, jobstest.Config{Sim: vercelsim.Config{Quirks: vercelsim.Quirks{RefuseConnectedStoreDelete: true}}})
+	id := h.Submit(t, jobstest.Request("acme", "broken"), jobstest.FailingTarball(t, "type error")).ID
+	ev := h.WaitTerminal(t, "acme", waitLong, id)[id]
+	if ev.Type != jobs.TypeFailed || !slices.Contains(ev.Data.Cleaned, "project") || !slices.Contains(ev.Data.Cleaned, "database") {
+		t.Fatalf("failed build: %s, cleaned %v; want project and database deleted", ev.Type, ev.Data.Cleaned)
+	}
+	if st := h.Sim.Stats(); st.Responses[vercel.EndpointDeleteStore][400] != 0 {
+		t.Fatalf("the database was deleted while connected: %v", st.Responses[vercel.EndpointDeleteStore])
 	}
 }

@@ -7,8 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/deployq/deployq/pkg/jobs"
@@ -129,7 +129,15 @@ func (j *job) createDatabase(ctx context.Context) error {
 		// A store may exist from an attempt whose answer was lost; its
 		// name is derived from the request id, so it is ours.
 		res, _, err := j.p.api.ListResources(ctx, j.p.cfg.IntegrationConfigID)
-		if err != nil {
+		var apiErr *vercel.APIError
+		switch {
+		case errors.As(err, &apiErr) && (apiErr.StatusCode == http.StatusForbidden || apiErr.StatusCode == http.StatusNotFound):
+			// Vercel documents the listing for integration providers; it
+			// may refuse a team's token. Without it the store is created
+			// again under its name, which the API refuses if the lost
+			// attempt made it (and then says so).
+			j.logger().Warn("the API does not list the integration's resources to this token; creating the database without looking", "status", apiErr.StatusCode)
+		case err != nil:
 			return err
 		}
 		for _, x := range res {
@@ -320,17 +328,6 @@ func (j *job) createDeployment(ctx context.Context) error {
 	}
 	j.st.DeploymentID, j.st.DeployedAt = d.ID, j.now()
 	return nil
-}
-
-func liveURL(d *vercel.Deployment) string {
-	host := d.URL
-	if len(d.Alias) > 0 {
-		host = d.Alias[0]
-	}
-	if host == "" || strings.HasPrefix(host, "https://") {
-		return host
-	}
-	return "https://" + host
 }
 
 func (j *job) createClaim(ctx context.Context) error {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/deployq/deployq/internal/buildtime"
@@ -232,23 +233,76 @@ func (j *job) pollAt(ctx context.Context, at time.Time) (done bool, err error) {
 			return false, err
 		}
 	}
+	return j.readDeployment(ctx)
+}
+
+// readDeployment reads the deployment once; done when the build has
+// ended. It is a function of its own, kept from being inlined, so that
+// its frame is off the stack while pollAt sleeps: ten thousand waiting
+// jobs are ten thousand stacks (TestWaitingJobStackStaysSmall).
+//
+//go:noinline
+func (j *job) readDeployment(ctx context.Context) (done bool, err error) {
 	d, _, err := j.p.api.GetDeployment(ctx, j.st.DeploymentID)
 	if err != nil {
 		return false, err
 	}
 	switch d.ReadyState {
 	case vercel.StateReady:
-		if d.Ready > 0 && d.CreatedAt > 0 && d.Ready >= d.CreatedAt {
+		if !j.builtSeen && d.Ready > 0 && d.CreatedAt > 0 && d.Ready >= d.CreatedAt {
 			// The API's own timestamps: the build time exactly.
+			j.builtSeen = true
 			j.p.builds.Observe(ctx, time.Duration(d.Ready-d.CreatedAt)*time.Millisecond)
 			j.p.recordEstimate(j.p.builds.Snapshot())
 		}
-		j.st.DeploymentURL = liveURL(d)
+		if d.AliasError != nil {
+			return true, &BuildError{DeploymentID: d.ID, State: "ALIAS_ERROR", Code: cmp.Or(d.AliasError.Code, "ALIAS_FAILED"), Message: d.AliasError.Message}
+		}
+		if !d.AliasAssigned {
+			// Built, but its domains do not point at it yet: under
+			// Vercel's Standard Protection only the production domain is
+			// public, so the wait goes on until it is assigned, as
+			// Vercel's own client waits.
+			return false, nil
+		}
+		j.st.URL, j.st.DeploymentURL = publicURL(d, j.st.ProjectName), httpsURL(d.URL)
 		return true, nil
 	case vercel.StateError, vercel.StateCanceled:
 		return true, &BuildError{DeploymentID: d.ID, State: d.ReadyState, Code: cmp.Or(d.ErrorCode, "BUILD_FAILED"), Message: d.ErrorMessage}
+	case vercel.StateBlocked:
+		// Vercel holds the deployment back (a team's protection or
+		// check, an author without access): it will not build by
+		// itself, so waiting until the job's deadline helps nobody.
+		return true, &BuildError{DeploymentID: d.ID, State: d.ReadyState, Code: cmp.Or(d.ErrorCode, "DEPLOYMENT_BLOCKED"),
+			Message: cmp.Or(d.ErrorMessage, "Vercel blocked the deployment; the team's settings or checks must let it through")}
 	}
 	return false, nil
+}
+
+// publicURL is the URL to hand an end user: the project's production
+// domain. Vercel's Standard Protection (the default) puts every
+// deployment's generated URL behind Vercel's login; the production
+// domain stays public. It is the alias named after the project
+// (<project>.vercel.app) when there is one, else the shortest alias, else
+// (no alias at all) the generated URL.
+func publicURL(d *vercel.Deployment, project string) string {
+	best := ""
+	for _, a := range d.Alias {
+		if project != "" && a == project+".vercel.app" {
+			return httpsURL(a)
+		}
+		if best == "" || len(a) < len(best) {
+			best = a
+		}
+	}
+	return httpsURL(cmp.Or(best, d.URL))
+}
+
+func httpsURL(host string) string {
+	if host == "" || strings.HasPrefix(host, "https://") {
+		return host
+	}
+	return "https://" + host
 }
 
 // recordEstimate shows the expected build time in the metrics; a cold

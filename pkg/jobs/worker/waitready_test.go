@@ -359,3 +359,35 @@ func TestStreamThatStaysOpenDoesNotHoldTheJob(t *testing.T) {
 		t.Fatalf("%d streams and %d polls; want one stream, ended by a poll", streams, gets)
 	}
 }
+
+// The URL handed out is the public production domain, once Vercel has
+// assigned it (aliasAssigned comes a moment after READY); the event also
+// carries the deployment's own URL, named as such.
+func TestURLIsTheProductionDomainOnceAssigned(t *testing.T) {
+	t.Parallel()
+	h := jobstest.Start(t, jobstest.Config{NoWorkers: true,
+		Sim: vercelsim.Config{BuildTime: 200 * time.Millisecond, Quirks: vercelsim.Quirks{AliasDelay: 400 * time.Millisecond}}})
+	p := waitPipeline(t, h, nil, worker.PipelineConfig{ExpectedBuild: 200 * time.Millisecond})
+	evs := deployAll(t, deployCtx(t), h, p, "alias", h.Tarball(t, nil))
+	requireSucceeded(t, evs)
+	d := evs[0].Data
+	if d.URL != "https://"+d.ProjectName+".vercel.app" {
+		t.Fatalf("url %q, want the production domain of %s", d.URL, d.ProjectName)
+	}
+	if d.DeploymentURL == "" || d.DeploymentURL == d.URL || !strings.HasPrefix(d.DeploymentURL, "https://") {
+		t.Fatalf("deploymentUrl %q beside url %q", d.DeploymentURL, d.URL)
+	}
+}
+
+// A BLOCKED deployment fails the job at once with a typed reason, rather
+// than being polled until the job's deadline.
+func TestBlockedDeploymentFails(t *testing.T) {
+	t.Parallel()
+	h := jobstest.Start(t, jobstest.Config{Sim: vercelsim.Config{BuildTime: 100 * time.Millisecond,
+		Quirks: vercelsim.Quirks{BlockDeployments: true}}})
+	id := h.Submit(t, jobstest.Request("acme", "blocked"), h.Tarball(t, nil)).ID
+	ev := h.WaitTerminal(t, "acme", waitLong, id)[id]
+	if ev.Type != jobs.TypeFailed || ev.Data.Error == nil || ev.Data.Error.Code != "DEPLOYMENT_BLOCKED" {
+		t.Fatalf("blocked deployment: %s %+v", ev.Type, ev.Data.Error)
+	}
+}

@@ -12,6 +12,7 @@ const (
 	stateBuilding     = "BUILDING"
 	stateReady        = "READY"
 	stateError        = "ERROR"
+	stateBlocked      = "BLOCKED"
 )
 
 // BuildFailedCode is the errorCode of a deployment failed by the fail-build
@@ -25,6 +26,8 @@ const BuildFailedCode = "BUILD_FAILED"
 // stateAt is the deployment's ready state at t.
 func (d *deployment) stateAt(t time.Time) string {
 	switch {
+	case d.blocked:
+		return stateBlocked
 	case !t.Before(d.doneAt):
 		if d.failed {
 			return stateError
@@ -47,6 +50,7 @@ func (d *deployment) schedule(start time.Time, dur time.Duration) {
 	d.initAt = start.Add(dur / 10)
 	d.buildAt = start.Add(dur / 5)
 	d.doneAt = start.Add(dur)
+	d.aliasAt = d.doneAt
 }
 
 // buildSlots models Vercel's concurrent-build limit: a min-heap of the times

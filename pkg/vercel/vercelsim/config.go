@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/deployq/deployq/pkg/vercel"
@@ -131,6 +132,21 @@ type Quirks struct {
 	// EventStream is how a followed deployment event stream
 	// (GET /v3/deployments/{id}/events?follow=1) behaves.
 	EventStream StreamQuirk
+	// AliasDelay is how long after READY a deployment's domains point at
+	// it: until then it answers aliasAssigned false and no alias, as
+	// Vercel does for a moment after every build. Defaults to 0.
+	AliasDelay time.Duration
+	// BlockDeployments makes every deployment stay BLOCKED, a readyState
+	// Vercel's SDK knows (a deployment its team's settings hold back).
+	BlockDeployments bool
+	// RefuseConnectedStoreDelete answers 400 to deleting a store still
+	// connected to a project, as Vercel's CLI refuses to delete one.
+	RefuseConnectedStoreDelete bool
+	// Forbidden endpoints answer 403 forbidden to every call, while the
+	// token works for the others (GET /v1/installations/{cfg}/resources
+	// is documented for integration providers and may refuse a team's
+	// token). Defaults to none.
+	Forbidden []vercel.Endpoint
 }
 
 // StreamQuirk is a way a deployment's event stream can behave.
@@ -181,6 +197,14 @@ func (c Config) Validate() error {
 				break
 			}
 		}
+	}
+	for _, ep := range c.Quirks.Forbidden {
+		if !knownEndpoint(ep) {
+			errs = append(errs, fmt.Errorf("unknown endpoint %q in Quirks.Forbidden", ep))
+		}
+	}
+	if c.Quirks.AliasDelay < 0 {
+		errs = append(errs, errors.New("negative AliasDelay"))
 	}
 	switch c.Quirks.EventStream {
 	case "", StreamEnds, StreamNotServed, StreamStaysOpen:
@@ -241,6 +265,7 @@ func (c Config) withDefaults() Config {
 	if c.RateLimits == nil {
 		c.RateLimits = map[vercel.Endpoint]Limit{}
 	}
+	c.Quirks.Forbidden = slices.Clone(c.Quirks.Forbidden)
 	c.Faults = maps.Clone(c.Faults)
 	if c.Faults == nil {
 		c.Faults = map[vercel.Endpoint]Fault{}

@@ -197,6 +197,8 @@ func (s *Server) createDeployment(c *call) reply {
 	}
 	d.url = deploymentHost(req.Name, s.randLocked(lowerAlphaNum, 9))
 	d.schedule(s.st.slots.start(now, dur), dur)
+	d.aliasAt = d.doneAt.Add(s.cfg.Quirks.AliasDelay)
+	d.blocked = s.cfg.Quirks.BlockDeployments
 
 	s.st.deployments = append(s.st.deployments, d)
 	s.st.deploymentsByID[d.id] = d
@@ -235,7 +237,7 @@ func deploymentHost(name, hash string) string {
 // production domain for production, the team domain for staging, and none
 // for a preview built without git.
 func (d *deployment) aliasesAt(t time.Time) []string {
-	if d.stateAt(t) != stateReady {
+	if !d.aliasedAt(t) {
 		return []string{}
 	}
 	switch d.target {
@@ -245,6 +247,12 @@ func (d *deployment) aliasesAt(t time.Time) []string {
 		return []string{d.projectName + "-" + scopeSlug + ".vercel.app"}
 	}
 	return []string{}
+}
+
+// aliasedAt reports whether the deployment's domains point at it at t:
+// from Quirks.AliasDelay after READY.
+func (d *deployment) aliasedAt(t time.Time) bool {
+	return d.stateAt(t) == stateReady && !t.Before(d.aliasAt)
 }
 
 func (d *deployment) metaView() map[string]string {
@@ -434,7 +442,7 @@ func (s *Server) deploymentBodyLocked(d *deployment, now time.Time) deploymentBo
 		IsInConcurrentBuildsQueue: now.Before(d.startAt),
 		ProjectSettings:           projectSettingsBody{Framework: nullable(d.framework)},
 		Alias:                     d.aliasesAt(now),
-		AliasAssigned:             state == stateReady,
+		AliasAssigned:             d.aliasedAt(now),
 		BootedAt:                  reached(d.initAt, d.createdAt, now),
 		BuildingAt:                reached(d.buildAt, d.createdAt, now),
 		Creator:                   creatorBody{UID: s.userID, Username: username},
@@ -464,8 +472,11 @@ func (s *Server) deploymentBodyLocked(d *deployment, now time.Time) deploymentBo
 	}
 	switch state {
 	case stateReady:
-		done := d.doneAt.UnixMilli()
-		b.Ready, b.AliasAssignedAt = done, &done
+		b.Ready = d.doneAt.UnixMilli()
+		if d.aliasedAt(now) {
+			at := d.aliasAt.UnixMilli()
+			b.AliasAssignedAt = &at
+		}
 	case stateError:
 		b.BuildErrorAt = d.doneAt.UnixMilli()
 		b.ErrorCode, b.ErrorMessage, b.ErrorStep = BuildFailedCode, d.errorMessage, "build"
@@ -525,7 +536,7 @@ func (s *Server) deploymentListItemLocked(d *deployment, now time.Time) deployme
 		BuildingAt: reached(d.buildAt, d.createdAt, now),
 		State:      state, ReadyState: state, Type: "LAMBDAS",
 		Creator: creatorBody{UID: s.userID, Username: username, Email: email},
-		Meta:    d.metaView(), Target: nullable(d.target), AliasAssigned: state == stateReady,
+		Meta:    d.metaView(), Target: nullable(d.target), AliasAssigned: d.aliasedAt(now),
 		InspectorURL: &inspector,
 	}
 	switch state {

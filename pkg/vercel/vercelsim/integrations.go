@@ -274,10 +274,27 @@ func (s *Server) deleteStore(c *call) reply {
 	if st == nil {
 		return notFound("Store not found")
 	}
+	if len(st.projects) > 0 && s.cfg.Quirks.RefuseConnectedStoreDelete {
+		return badRequest("The store %s is connected to %d project(s); disconnect it first.", st.id, len(st.projects))
+	}
 	for _, pid := range slices.Clone(st.projects) {
 		s.removeConnectionLocked(connKey{st.id, pid})
 	}
 	delete(s.st.stores, st.id)
+	return noContent(http.StatusNoContent)
+}
+
+// disconnectStore removes every connection of a store.
+func (s *Server) disconnectStore(c *call) reply {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.st.stores[c.r.PathValue("storeId")]
+	if st == nil {
+		return notFound("Store not found")
+	}
+	for _, pid := range slices.Clone(st.projects) {
+		s.removeConnectionLocked(connKey{st.id, pid})
+	}
 	return noContent(http.StatusNoContent)
 }
 

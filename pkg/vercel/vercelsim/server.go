@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	mrand "math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -86,7 +87,22 @@ func (s *Server) routes() {
 	// it shares the authorize bucket, as it is the same flow.
 	s.handle("GET /v1/integrations/billing/authorization/{id}", vercel.EndpointAuthorize, s.getAuthorization)
 	s.handle("POST /v1/storage/stores/integration", vercel.EndpointCreateStore, s.createStore)
-	s.handle("DELETE /v1/storage/stores/integration/{storeId}", vercel.EndpointDeleteStore, s.deleteStore)
+	// DELETE …/stores/integration/{storeId} deletes a store, DELETE
+	// …/stores/{storeId}/connections disconnects one; the two patterns
+	// overlap (…/stores/integration/connections), so one route tells them
+	// apart.
+	s.mux.HandleFunc("DELETE /v1/storage/stores/{first}/{second}", func(w http.ResponseWriter, r *http.Request) {
+		switch first, second := r.PathValue("first"), r.PathValue("second"); {
+		case first == "integration":
+			r.SetPathValue("storeId", second)
+			s.serve(w, r, vercel.EndpointDeleteStore, s.deleteStore)
+		case second == "connections":
+			r.SetPathValue("storeId", first)
+			s.serve(w, r, vercel.EndpointConnectStore, s.disconnectStore)
+		default:
+			http.NotFound(w, r)
+		}
+	})
 	s.handle("POST /v1/integrations/installations/{configId}/resources/{storeId}/connections", vercel.EndpointConnectStore, s.connectStore)
 	s.handle("POST /v1/integrations/installations/{configId}/products/{productId}/resources/{storeId}/connections", vercel.EndpointConnectStore, s.connectStore)
 	s.handle("GET /v1/installations/{configId}/resources", vercel.EndpointListResources, s.listResources)
@@ -200,6 +216,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, ep vercel.Endpoin
 		return
 	}
 	team := r.URL.Query().Get("teamId")
+	if slices.Contains(s.cfg.Quirks.Forbidden, ep) {
+		// Refused to this token, as an endpoint Vercel documents for
+		// integration providers may refuse a team's token; other calls
+		// go on.
+		s.write(w, ep, errorReply(http.StatusForbidden, apiError{Code: "forbidden", Message: "You don't have permission to access this resource."}))
+		return
+	}
 
 	s.mu.Lock()
 	lim := s.limits.take(ep, team, s.now())

@@ -96,6 +96,10 @@ type deployment struct {
 
 	failed       bool
 	errorMessage string
+	// blocked deployments stay BLOCKED (Quirks.BlockDeployments); aliasAt
+	// is when the domains point at a READY deployment (Quirks.AliasDelay).
+	blocked bool
+	aliasAt time.Time
 }
 
 type authorization struct {
