@@ -58,6 +58,7 @@ const (
 	ReasonInvalidArgument  = "invalid_argument"
 	ReasonDecode           = "decode"
 	ReasonCancelled        = "cancelled"
+	ReasonNoAuthorization  = "no_authorization"
 	ReasonUnknown          = "unknown"
 )
 
@@ -70,7 +71,7 @@ func Reasons() []string {
 		ReasonUnauthorized, ReasonForbidden, ReasonBadRequest, ReasonMissingFiles,
 		ReasonNotFound, ReasonConflict, ReasonGone, ReasonUnprocessable,
 		ReasonClientError, ReasonUnexpectedStatus, ReasonInvalidArgument,
-		ReasonDecode, ReasonCancelled, ReasonUnknown,
+		ReasonDecode, ReasonCancelled, ReasonNoAuthorization, ReasonUnknown,
 	}
 }
 
@@ -117,6 +118,8 @@ func Classify(err error) Decision {
 		return Decision{Class: Transient, Reason: ReasonRateLimited, RetryAfter: rl.RetryAfter, RateLimited: true}
 	case errors.As(err, &pl):
 		return Decision{Class: Transient, Reason: ReasonPlanLimit, RetryAfter: pl.RetryAfter, RateLimited: true}
+	case errors.Is(err, ErrNoAuthorization):
+		return Decision{Class: Transient, Reason: ReasonNoAuthorization}
 	case errors.As(err, &ae):
 		return classifyStatus(ae.StatusCode)
 	case errors.As(err, &ia):

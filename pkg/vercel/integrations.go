@@ -2,6 +2,7 @@ package vercel
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -29,10 +30,52 @@ func (c *Client) AuthorizeIntegration(ctx context.Context, req AuthorizeRequest)
 	if err != nil {
 		return nil, resp, err
 	}
-	if out.Authorization == nil || out.Authorization.ID == "" {
+	if out.Authorization == nil {
+		// Vercel's CLI gives up here ("Failed to get an authorization
+		// state. If the problem persists, please contact support."): a
+		// state the API could not give now, worth asking again later.
+		return nil, resp, ErrNoAuthorization
+	}
+	if out.Authorization.ID == "" {
 		return nil, resp, &DecodeError{Endpoint: EndpointAuthorize, StatusCode: resp.StatusCode, Err: errors.New("answer has no authorization id")}
 	}
 	return out.Authorization, resp, nil
+}
+
+// ErrNoAuthorization is an authorization answer of {"authorization":null}.
+// It is transient: asked again later, the API may have one.
+var ErrNoAuthorization = errors.New("integrations.authorize: the API answered no authorization state")
+
+// GetAuthorization reads a billing authorization again, to follow one
+// that was pending. It shares the authorize budget (EndpointAuthorize).
+//
+// Vercel API: GET /v1/integrations/billing/authorization/{id}.
+// Undocumented: the route comes from Vercel's CLI, which reads the answer
+// as the authorization itself; the create call's envelope,
+// {"authorization":{…}}, is read too.
+func (c *Client) GetAuthorization(ctx context.Context, id string) (*Authorization, *Response, error) {
+	seg, err := segment(EndpointAuthorize, "id", id)
+	if err != nil {
+		return nil, nil, err
+	}
+	var raw json.RawMessage
+	resp, err := c.do(ctx, request{ep: EndpointAuthorize, method: http.MethodGet, path: "/v1/integrations/billing/authorization/" + seg}, &raw)
+	if err != nil {
+		return nil, resp, err
+	}
+	var env struct {
+		Authorization *Authorization `json:"authorization"`
+	}
+	var a Authorization
+	if json.Unmarshal(raw, &env) == nil && env.Authorization != nil {
+		a = *env.Authorization
+	} else if err := json.Unmarshal(raw, &a); err != nil {
+		return nil, resp, &DecodeError{Endpoint: EndpointAuthorize, StatusCode: resp.StatusCode, Err: err}
+	}
+	if a.ID == "" || a.Status == "" {
+		return nil, resp, &DecodeError{Endpoint: EndpointAuthorize, StatusCode: resp.StatusCode, Err: errors.New("answer has no authorization id or status")}
+	}
+	return &a, resp, nil
 }
 
 // CreateStore creates a database through the integration.

@@ -46,16 +46,36 @@ func TestAuthorizeIntegration(t *testing.T) {
 	}
 }
 
+// An answer without an authorization state (null, or none at all) is
+// ErrNoAuthorization, a transient error: Vercel's CLI gives up and asks
+// the user to try again.
 func TestAuthorizeIntegrationWithoutAuthorization(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	b.mux.HandleFunc("POST /v1/integrations/billing/authorization", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, `{"id":"auth_1"}`)
-	})
-	_, _, err := b.client.AuthorizeIntegration(t.Context(), AuthorizeRequest{})
-	var de *DecodeError
-	if !errors.As(err, &de) {
-		t.Fatalf("err = %v, want *DecodeError for an answer without the authorization object", err)
+	for _, body := range []string{`{"authorization":null}`, `{"id":"auth_1"}`} {
+		b := setup(t)
+		b.mux.HandleFunc("POST /v1/integrations/billing/authorization", func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, body)
+		})
+		_, _, err := b.client.AuthorizeIntegration(t.Context(), AuthorizeRequest{})
+		if !errors.Is(err, ErrNoAuthorization) || Classify(err).Class != Transient {
+			t.Fatalf("%s: err = %v (%v), want ErrNoAuthorization, transient", body, err, Classify(err))
+		}
+	}
+}
+
+// GetAuthorization reads the authorization itself (what Vercel's CLI
+// reads) or inside the create call's envelope.
+func TestGetAuthorization(t *testing.T) {
+	t.Parallel()
+	for _, body := range []string{`{"id":"authz_1","status":"pending"}`, `{"authorization":{"id":"authz_1","status":"pending"}}`} {
+		b := setup(t)
+		b.mux.HandleFunc("GET /v1/integrations/billing/authorization/authz_1", func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, body)
+		})
+		a, _, err := b.client.GetAuthorization(t.Context(), "authz_1")
+		if err != nil || a.ID != "authz_1" || a.Status != AuthorizationPending {
+			t.Fatalf("%s: %+v, %v", body, a, err)
+		}
 	}
 }
 

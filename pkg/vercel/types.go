@@ -1,6 +1,9 @@
 package vercel
 
-import "time"
+import (
+	"net/url"
+	"time"
+)
 
 // Endpoint names one API route template. It is the key of a rate-limit
 // bucket and the value of the "endpoint" metric label, so it never holds an
@@ -75,7 +78,28 @@ type AuthorizeRequest struct {
 type Authorization struct {
 	ID                         string `json:"id"`
 	IntegrationConfigurationID string `json:"integrationConfigurationId"`
-	Status                     string `json:"status"` // pending, requires_action, succeeded, failed
+	Status                     string `json:"status"` // one of the Authorization* statuses
+}
+
+// The statuses of a billing authorization. A pending one is asked again
+// until it is decided (Vercel's CLI asks every 200 ms); requires_action
+// waits for a person to confirm the team's payment method in a browser
+// (AuthorizationActionURL); only a succeeded one creates a store.
+const (
+	AuthorizationPending        = "pending"
+	AuthorizationRequiresAction = "requires_action"
+	AuthorizationSucceeded      = "succeeded"
+	AuthorizationFailed         = "failed"
+)
+
+// AuthorizationActionURL is where a person confirms an authorization that
+// requires action: the page Vercel's CLI opens for it.
+func AuthorizationActionURL(teamID, authorizationID string) string {
+	q := url.Values{"authorizationId": {authorizationID}, "cmd": {"authorize"}}
+	if teamID != "" {
+		q.Set("teamId", teamID)
+	}
+	return "https://vercel.com/api/marketplace/cli?" + q.Encode()
 }
 
 // CreateStoreRequest is the body of POST /v1/storage/stores/integration.

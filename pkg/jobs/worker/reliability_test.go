@@ -629,3 +629,40 @@ func TestCleanUpDeletesTheProjectFirst(t *testing.T) {
 		t.Fatalf("the database was deleted while connected: %v", st.Responses[vercel.EndpointDeleteStore])
 	}
 }
+
+// The billing authorization's answers, as Vercel's CLI reads them: a
+// pending one is asked again until it succeeds; requires_action and
+// failed end the job with a typed reason saying what a person must do;
+// no authorization state at all is retried, then fails.
+func TestAuthorizationAnswers(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		quirk vercelsim.AuthorizationQuirk
+		want  jobs.EventType
+		code  string
+	}{
+		{vercelsim.AuthorizationPending, jobs.TypeSucceeded, ""},
+		{vercelsim.AuthorizationRequiresAction, jobs.TypeFailed, "authorization_requires_action"},
+		{vercelsim.AuthorizationFailed, jobs.TypeFailed, "authorization_failed"},
+		{vercelsim.AuthorizationNull, jobs.TypeFailed, "retries_exhausted"},
+	} {
+		t.Run(string(c.quirk), func(t *testing.T) {
+			t.Parallel()
+			h := jobstest.Start(t, jobstest.Config{
+				Sim:    vercelsim.Config{Quirks: vercelsim.Quirks{Authorization: c.quirk, PendingPolls: 3}},
+				Worker: worker.Config{MaxAttempts: 2},
+			})
+			id := h.Submit(t, jobstest.Request("acme", "auth"), h.Tarball(t, nil)).ID
+			ev := h.WaitTerminal(t, "acme", waitLong, id)[id]
+			if ev.Type != c.want || (c.code != "" && (ev.Data.Error == nil || ev.Data.Error.Code != c.code)) {
+				t.Fatalf("%s: %s %+v, want %s %s", c.quirk, ev.Type, ev.Data.Error, c.want, c.code)
+			}
+			if c.quirk == vercelsim.AuthorizationRequiresAction && !strings.Contains(ev.Data.Error.Message, "https://vercel.com/api/marketplace/cli?") {
+				t.Fatalf("requires_action names no page to open: %q", ev.Data.Error.Message)
+			}
+			if c.want == jobs.TypeFailed && ev.Data.Error.Step != jobs.StepAuthorize {
+				t.Fatalf("failed at %s, want authorize", ev.Data.Error.Step)
+			}
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/deployq/deployq/internal/clock"
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/vercel"
 	"github.com/nats-io/nats.go/jetstream"
@@ -111,12 +112,54 @@ func (j *job) authorize(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if auth.Status == "failed" {
-		return &StepError{Step: jobs.StepAuthorize, Code: "authorization_failed",
-			Err: fmt.Errorf("integration authorization %s failed", auth.ID)}
+	if auth, err = j.awaitAuthorization(ctx, auth); err != nil {
+		return err
 	}
-	j.st.AuthorizationID = auth.ID
-	return nil
+	switch auth.Status {
+	case vercel.AuthorizationSucceeded:
+		j.st.AuthorizationID = auth.ID
+		return nil
+	case vercel.AuthorizationRequiresAction:
+		// Vercel asks a person to confirm the team's payment method in a
+		// browser (its CLI opens this page and waits). Nobody is there to
+		// do it for a queued deploy: say what to do, and where.
+		return &StepError{Step: jobs.StepAuthorize, Code: "authorization_requires_action",
+			Err: fmt.Errorf("a person must confirm the team's payment method for the Prisma integration on Vercel: open %s in a browser as a team owner, then submit the deploy again",
+				vercel.AuthorizationActionURL(j.p.api.TeamID(), auth.ID))}
+	case vercel.AuthorizationFailed:
+		return &StepError{Step: jobs.StepAuthorize, Code: "authorization_failed",
+			Err: fmt.Errorf("the integration's billing authorization %s was refused: change the team's payment method in Vercel's dashboard, then submit the deploy again", auth.ID)}
+	}
+	return &StepError{Step: jobs.StepAuthorize, Code: "authorization_unknown_status",
+		Err: fmt.Errorf("integration authorization %s has status %q, which deployq does not know", auth.ID, auth.Status)}
+}
+
+// authorizationWait bounds how long a pending authorization is asked
+// again within one attempt of the step; past it the step is retried
+// (with a new authorization) like any transient failure.
+const authorizationWait = 2 * time.Minute
+
+// awaitAuthorization asks a pending authorization again, as Vercel's CLI
+// does, until it is decided; each ask spends the authorize budget. The
+// asks are spaced from 250 ms, doubling to 5 s.
+func (j *job) awaitAuthorization(ctx context.Context, auth *vercel.Authorization) (*vercel.Authorization, error) {
+	deadline := j.now().Add(authorizationWait)
+	wait := 250 * time.Millisecond
+	for auth.Status == vercel.AuthorizationPending {
+		if j.now().After(deadline) {
+			return nil, fmt.Errorf("integration authorization %s still pending after %s", auth.ID, authorizationWait)
+		}
+		if err := clock.Sleep(ctx, wait); err != nil {
+			return nil, err
+		}
+		wait = min(2*wait, 5*time.Second)
+		next, _, err := j.p.api.GetAuthorization(ctx, auth.ID)
+		if err != nil {
+			return nil, err
+		}
+		auth = next
+	}
+	return auth, nil
 }
 
 func (j *job) createDatabase(ctx context.Context) error {

@@ -139,6 +139,13 @@ type Quirks struct {
 	// BlockDeployments makes every deployment stay BLOCKED, a readyState
 	// Vercel's SDK knows (a deployment its team's settings hold back).
 	BlockDeployments bool
+	// Authorization is how billing authorizations answer: succeeded at
+	// once (the default), or AuthorizationNull, AuthorizationPending,
+	// AuthorizationRequiresAction or AuthorizationFailed.
+	Authorization AuthorizationQuirk
+	// PendingPolls is how many reads a pending authorization stays
+	// pending before it succeeds. Defaults to 2.
+	PendingPolls int
 	// RefuseConnectedStoreDelete answers 400 to deleting a store still
 	// connected to a project, as Vercel's CLI refuses to delete one.
 	RefuseConnectedStoreDelete bool
@@ -148,6 +155,25 @@ type Quirks struct {
 	// token). Defaults to none.
 	Forbidden []vercel.Endpoint
 }
+
+// AuthorizationQuirk is a way a billing authorization can answer.
+type AuthorizationQuirk string
+
+// The authorizations' answers.
+const (
+	// AuthorizationSucceeds answers succeeded at once (also "").
+	AuthorizationSucceeds AuthorizationQuirk = "succeeded"
+	// AuthorizationNull answers {"authorization":null}.
+	AuthorizationNull AuthorizationQuirk = "null"
+	// AuthorizationPending answers pending, then succeeded after
+	// PendingPolls reads.
+	AuthorizationPending AuthorizationQuirk = "pending"
+	// AuthorizationRequiresAction answers requires_action: a person must
+	// confirm the payment method in a browser.
+	AuthorizationRequiresAction AuthorizationQuirk = "requires_action"
+	// AuthorizationFailed answers failed.
+	AuthorizationFailed AuthorizationQuirk = "failed"
+)
 
 // StreamQuirk is a way a deployment's event stream can behave.
 type StreamQuirk string
@@ -205,6 +231,14 @@ func (c Config) Validate() error {
 	}
 	if c.Quirks.AliasDelay < 0 {
 		errs = append(errs, errors.New("negative AliasDelay"))
+	}
+	switch c.Quirks.Authorization {
+	case "", AuthorizationSucceeds, AuthorizationNull, AuthorizationPending, AuthorizationRequiresAction, AuthorizationFailed:
+	default:
+		errs = append(errs, fmt.Errorf("unknown Authorization quirk %q", c.Quirks.Authorization))
+	}
+	if c.Quirks.PendingPolls < 0 {
+		errs = append(errs, errors.New("negative PendingPolls"))
 	}
 	switch c.Quirks.EventStream {
 	case "", StreamEnds, StreamNotServed, StreamStaysOpen:
@@ -266,6 +300,9 @@ func (c Config) withDefaults() Config {
 		c.RateLimits = map[vercel.Endpoint]Limit{}
 	}
 	c.Quirks.Forbidden = slices.Clone(c.Quirks.Forbidden)
+	if c.Quirks.PendingPolls == 0 {
+		c.Quirks.PendingPolls = 2
+	}
 	c.Faults = maps.Clone(c.Faults)
 	if c.Faults == nil {
 		c.Faults = map[vercel.Endpoint]Fault{}

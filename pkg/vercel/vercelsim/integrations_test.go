@@ -36,6 +36,37 @@ func authzID(t *testing.T, r response) string {
 	return r.json(t)["authorization"].(map[string]any)["id"].(string)
 }
 
+// The authorization quirks: null, pending (then succeeded after the
+// reads), requires_action and failed.
+func TestAuthorizationQuirks(t *testing.T) {
+	t.Parallel()
+	b := setup(t, vercelsim.Config{Quirks: vercelsim.Quirks{Authorization: vercelsim.AuthorizationNull}})
+	r := b.do(t, "POST", "/v1/integrations/billing/authorization", authorizeBody())
+	want(t, r, 200)
+	if v, ok := r.json(t)["authorization"]; !ok || v != nil {
+		t.Fatalf("null quirk answered %s", r.body)
+	}
+	b = setup(t, vercelsim.Config{Quirks: vercelsim.Quirks{Authorization: vercelsim.AuthorizationPending, PendingPolls: 2}})
+	r = b.do(t, "POST", "/v1/integrations/billing/authorization", authorizeBody())
+	a := r.json(t)["authorization"].(map[string]any)
+	if a["status"] != "pending" {
+		t.Fatalf("pending quirk answered %v", a)
+	}
+	for i, wantStatus := range []string{"pending", "succeeded", "succeeded"} {
+		r = b.do(t, "GET", "/v1/integrations/billing/authorization/"+a["id"].(string), nil)
+		if got := r.json(t)["status"]; got != wantStatus {
+			t.Fatalf("read %d: status %v, want %s", i+1, got, wantStatus)
+		}
+	}
+	for _, q := range []vercelsim.AuthorizationQuirk{vercelsim.AuthorizationRequiresAction, vercelsim.AuthorizationFailed} {
+		b = setup(t, vercelsim.Config{Quirks: vercelsim.Quirks{Authorization: q}})
+		r = b.do(t, "POST", "/v1/integrations/billing/authorization", authorizeBody())
+		if got := r.json(t)["authorization"].(map[string]any)["status"]; got != string(q) {
+			t.Fatalf("%s quirk answered %v", q, got)
+		}
+	}
+}
+
 func TestAuthorization(t *testing.T) {
 	t.Parallel()
 	b := setup(t, vercelsim.Config{})
@@ -47,8 +78,8 @@ func TestAuthorization(t *testing.T) {
 	}
 	r = b.do(t, "GET", "/v1/integrations/billing/authorization/"+a["id"].(string), nil)
 	want(t, r, 200)
-	if r.json(t)["authorization"].(map[string]any)["id"] != a["id"] {
-		t.Errorf("GET authorization = %s", r.body)
+	if r.json(t)["id"] != a["id"] {
+		t.Errorf("GET authorization = %s (the authorization itself, as Vercel's CLI reads it)", r.body)
 	}
 	want(t, b.do(t, "GET", "/v1/integrations/billing/authorization/authz_nope", nil), 404)
 

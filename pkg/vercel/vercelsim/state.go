@@ -112,6 +112,7 @@ type authorization struct {
 	metadata      string
 	createdAt     time.Time
 	status        string
+	pendingReads  int // reads left before a pending authorization succeeds
 }
 
 type store struct {
