@@ -59,6 +59,7 @@ const (
 	ReasonDecode           = "decode"
 	ReasonCancelled        = "cancelled"
 	ReasonNoAuthorization  = "no_authorization"
+	ReasonBuildsFull       = "builds_full"
 	ReasonUnknown          = "unknown"
 )
 
@@ -71,7 +72,7 @@ func Reasons() []string {
 		ReasonUnauthorized, ReasonForbidden, ReasonBadRequest, ReasonMissingFiles,
 		ReasonNotFound, ReasonConflict, ReasonGone, ReasonUnprocessable,
 		ReasonClientError, ReasonUnexpectedStatus, ReasonInvalidArgument,
-		ReasonDecode, ReasonCancelled, ReasonNoAuthorization, ReasonUnknown,
+		ReasonDecode, ReasonCancelled, ReasonNoAuthorization, ReasonBuildsFull, ReasonUnknown,
 	}
 }
 
@@ -84,6 +85,10 @@ type Decision struct {
 	// RateLimited marks waits imposed by the API's limits (429, plan cap):
 	// they are not failures and should not use up the job's attempts.
 	RateLimited bool
+	// Busy marks a capacity that is full for now (the team's concurrent
+	// builds): not a failure either, but with no announced end, so it is
+	// waited on with the caller's backoff rather than a reset.
+	Busy bool
 }
 
 // Classify tells the caller whether an error from this package is worth a
@@ -102,6 +107,7 @@ func Classify(err error) Decision {
 		return Decision{Reason: ReasonNone}
 	}
 	var (
+		bf  *BuildsFullError
 		mf  *MissingFilesError
 		rl  *RateLimitError
 		pl  *PlanLimitError
@@ -112,6 +118,8 @@ func Classify(err error) Decision {
 		nte net.Error
 	)
 	switch {
+	case errors.As(err, &bf):
+		return Decision{Class: Transient, Reason: ReasonBuildsFull, RetryAfter: bf.RetryAfter, Busy: true}
 	case errors.As(err, &mf):
 		return Decision{Class: Permanent, Reason: ReasonMissingFiles}
 	case errors.As(err, &rl):

@@ -26,6 +26,7 @@ func TestClassify(t *testing.T) {
 		{"429 wrapped", fmt.Errorf("step: %w", &RateLimitError{APIError: APIError{StatusCode: 429}, RetryAfter: time.Second}),
 			Decision{Class: Transient, Reason: ReasonRateLimited, RetryAfter: time.Second, RateLimited: true}},
 		{"bare 429 APIError", api(429), Decision{Class: Transient, Reason: ReasonRateLimited, RateLimited: true}},
+		{"builds full", &BuildsFullError{APIError: APIError{StatusCode: 429, Code: CodeBuildsRateLimited}}, Decision{Class: Transient, Reason: ReasonBuildsFull, Busy: true}},
 		{"402 plan cap", &PlanLimitError{APIError: APIError{StatusCode: 402}, RetryAfter: 3 * time.Hour},
 			Decision{Class: Transient, Reason: ReasonPlanLimit, RetryAfter: 3 * time.Hour, RateLimited: true}},
 		{"402 blocked", api(402), Decision{Class: Fatal, Reason: ReasonPaymentRequired}},

@@ -63,6 +63,21 @@ type RateLimitError struct {
 	Limit      RateLimit
 }
 
+// BuildsFullError is a 429 with code builds_rate_limited: the team's
+// concurrent builds are full. It is not a limit of the endpoint, so the
+// budget does not pause for it (Vercel's CLI does not even retry it); a
+// caller waits for a build to end and tries again.
+type BuildsFullError struct {
+	APIError
+	RetryAfter time.Duration // 0 when the API did not say
+}
+
+// Unwrap gives errors.As access to the embedded *APIError.
+func (e *BuildsFullError) Unwrap() error { return &e.APIError }
+
+// CodeBuildsRateLimited is the error code of a BuildsFullError.
+const CodeBuildsRateLimited = "builds_rate_limited"
+
 func (e *RateLimitError) Error() string {
 	s := e.APIError.Error()
 	if e.RetryAfter > 0 {
@@ -251,6 +266,9 @@ func (c *Client) errorFromAnswer(ep Endpoint, resp *Response, body []byte, ref t
 	switch {
 	case wire.Code == "missing_files":
 		return &MissingFilesError{APIError: apiErr, Missing: wire.Missing}
+	case resp.StatusCode == http.StatusTooManyRequests && wire.Code == CodeBuildsRateLimited:
+		retryAfter, _ := parseRetryAfter(resp.Header, ref)
+		return &BuildsFullError{APIError: apiErr, RetryAfter: retryAfter}
 	case resp.StatusCode == http.StatusTooManyRequests:
 		reset := bodyRL.Reset
 		if reset.IsZero() {

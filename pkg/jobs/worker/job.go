@@ -434,7 +434,7 @@ func (j *job) stepFailed(ctx context.Context, step jobs.Step, t0 time.Time, err 
 	j.w.m.StepFinished(string(step), "retry", j.now().Sub(t0))
 	now := j.now()
 	exhausted, serr := j.cp.AttemptFailed(ctx, jobs.AttemptError{At: now, Step: step, Class: d.Class.String(), Reason: d.Reason, Message: err.Error()},
-		!d.RateLimited, j.w.cfg.MaxAttempts, now)
+		!d.RateLimited && !d.Busy, j.w.cfg.MaxAttempts, now)
 	switch {
 	case exhausted:
 		return j.fail(ctx, step, "retries_exhausted", err), true

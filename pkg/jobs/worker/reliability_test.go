@@ -666,3 +666,27 @@ func TestAuthorizationAnswers(t *testing.T) {
 		})
 	}
 }
+
+// A 429 builds_rate_limited (the team's concurrent builds are full) is
+// waited on with the backoff, spending no attempt and pausing no budget:
+// every deploy goes through once a build slot frees.
+func TestBuildsFullIsWaitedOn(t *testing.T) {
+	t.Parallel()
+	h := jobstest.Start(t, jobstest.Config{
+		Sim:    vercelsim.Config{BuildTime: 200 * time.Millisecond, ConcurrentBuilds: 1, Quirks: vercelsim.Quirks{BuildsFull: true}},
+		Worker: worker.Config{MaxAttempts: 1, Concurrency: 4},
+	})
+	tgz := h.Tarball(t, nil)
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, h.Submit(t, jobstest.Request("acme", fmt.Sprint("full-", i)), tgz).ID)
+	}
+	for id, ev := range h.WaitTerminal(t, "acme", waitLong, ids...) {
+		if ev.Type != jobs.TypeSucceeded {
+			t.Fatalf("%s: %s %+v", id, ev.Type, ev.Data.Error)
+		}
+	}
+	if n := h.Sim.Stats().Responses[vercel.EndpointCreateDeployment][429]; n == 0 {
+		t.Fatal("no deployment was refused for full builds: the test did not test")
+	}
+}

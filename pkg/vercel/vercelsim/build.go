@@ -64,6 +64,20 @@ type buildSlots struct {
 
 // start reserves a slot for a build of dur requested at now and returns when
 // the build starts.
+// full reports whether every slot is busy at now.
+func (b *buildSlots) full(now time.Time) bool {
+	if b.n == 0 || b.busy.Len() < b.n {
+		return false
+	}
+	busy := 0
+	for _, free := range b.busy {
+		if free.After(now) {
+			busy++
+		}
+	}
+	return busy >= b.n
+}
+
 func (b *buildSlots) start(now time.Time, dur time.Duration) time.Time {
 	if b.n == 0 {
 		return now

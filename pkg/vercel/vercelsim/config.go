@@ -146,6 +146,10 @@ type Quirks struct {
 	// PendingPolls is how many reads a pending authorization stays
 	// pending before it succeeds. Defaults to 2.
 	PendingPolls int
+	// BuildsFull makes creating a deployment while every concurrent
+	// build slot (ConcurrentBuilds) is busy answer 429 with code
+	// builds_rate_limited, instead of queueing the build.
+	BuildsFull bool
 	// RefuseConnectedStoreDelete answers 400 to deleting a store still
 	// connected to a project, as Vercel's CLI refuses to delete one.
 	RefuseConnectedStoreDelete bool

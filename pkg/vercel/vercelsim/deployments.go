@@ -160,6 +160,10 @@ func (s *Server) createDeployment(c *call) reply {
 	}
 
 	now := s.now()
+	if s.cfg.Quirks.BuildsFull && s.st.slots.full(now) {
+		return errorReply(http.StatusTooManyRequests, apiError{Code: "builds_rate_limited",
+			Message: "You have reached the maximum number of concurrent builds. Wait for a build to finish, or upgrade your plan."})
+	}
 	if rep := s.limits.takeDeployment(c.team, now); rep != nil {
 		return *rep
 	}
