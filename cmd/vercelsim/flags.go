@@ -53,6 +53,7 @@ func parseFlags(args []string, getenv func(string) string) (options, error) {
 	fs.Int64Var(&cfg.Seed, "seed", 0, "random seed (0: random, printed at start)")
 	fs.DurationVar(&cfg.Quirks.AliasDelay, "alias-delay", 0, "how long after READY a deployment's domains are assigned (aliasAssigned)")
 	fs.BoolVar(&cfg.Quirks.BlockDeployments, "block-deployments", false, "every deployment stays BLOCKED")
+	fs.BoolVar(&cfg.Quirks.StoreRouteGone, "store-route-gone", false, "answer 410 to the Prisma guide's store route; the documented …/integration/direct still works")
 	fs.BoolVar(&cfg.Quirks.BuildsFull, "builds-full", false, "with --concurrent-builds all busy, creating a deployment answers 429 builds_rate_limited instead of queueing")
 	fs.BoolVar(&cfg.Quirks.RefuseConnectedStoreDelete, "refuse-connected-store-delete", false, "answer 400 to deleting a store still connected to a project")
 	fs.StringVar((*string)(&cfg.Quirks.Authorization), "authorization", "", "how billing authorizations answer: succeeded (default), null, pending, requires_action or failed")

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,6 +30,14 @@ type Client struct {
 	// cfg is a pointer so that a Client nested in another value prints as
 	// an address rather than as fields.
 	cfg *config
+	// learned is what the client learned of the API as it went.
+	learned *learned
+}
+
+// learned is what a Client learns of the API from its answers.
+type learned struct {
+	// storeDirect: the guide's store route was refused (CreateStore).
+	storeDirect atomic.Bool
 }
 
 // New returns a Client configured by opts, or the first option error.
@@ -42,7 +51,7 @@ func New(opts ...Option) (*Client, error) {
 			return nil, fmt.Errorf("vercel: invalid option: %w", err)
 		}
 	}
-	return &Client{cfg: cfg}, nil
+	return &Client{cfg: cfg, learned: &learned{}}, nil
 }
 
 // TeamID returns the team the client acts for ("" for a personal account).

@@ -80,16 +80,32 @@ func (c *Client) GetAuthorization(ctx context.Context, id string) (*Authorizatio
 
 // CreateStore creates a database through the integration.
 //
-// Vercel API: POST /v1/storage/stores/integration. Undocumented: the route
-// comes from Prisma's guide; the documented cousin is
-// POST /v1/storage/stores/integration/direct (operation
-// createIntegrationStoreDirect).
-// The answer is {"store":{…}}.
+// Vercel API: POST /v1/storage/stores/integration, the route of Prisma's
+// guide (undocumented). Should it answer 404 or 410 (gone from the API),
+// the documented POST /v1/storage/stores/integration/direct (operation
+// createIntegrationStoreDirect, which creates the billing authorization
+// itself) is used instead, then and for every later call of this Client;
+// nothing was created by the refused call. The answer is {"store":{…}}.
 func (c *Client) CreateStore(ctx context.Context, req CreateStoreRequest) (*Store, *Response, error) {
 	if req.Source == "" {
 		req.Source = "marketplace"
 	}
-	r, err := jsonRequest(EndpointCreateStore, http.MethodPost, "/v1/storage/stores/integration", req)
+	if !c.learned.storeDirect.Load() {
+		st, resp, err := c.createStore(ctx, "/v1/storage/stores/integration", req)
+		var apiErr *APIError
+		if !errors.As(err, &apiErr) || (apiErr.StatusCode != http.StatusNotFound && apiErr.StatusCode != http.StatusGone) {
+			return st, resp, err
+		}
+		c.learned.storeDirect.Store(true)
+	}
+	// The documented route takes no authorization id: it authorizes
+	// by itself.
+	req.AuthorizationID = ""
+	return c.createStore(ctx, "/v1/storage/stores/integration/direct", req)
+}
+
+func (c *Client) createStore(ctx context.Context, path string, req CreateStoreRequest) (*Store, *Response, error) {
+	r, err := jsonRequest(EndpointCreateStore, http.MethodPost, path, req)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -105,6 +121,10 @@ func (c *Client) CreateStore(ctx context.Context, req CreateStoreRequest) (*Stor
 	}
 	return out.Store, resp, nil
 }
+
+// StoreRouteDirect reports whether the client creates stores through the
+// documented …/integration/direct route, the guide's having been refused.
+func (c *Client) StoreRouteDirect() bool { return c.learned.storeDirect.Load() }
 
 // DeleteStore deletes a database created by CreateStore.
 //

@@ -109,7 +109,7 @@ type CreateStoreRequest struct {
 	IntegrationProductIDOrSlug string         `json:"integrationProductIdOrSlug"`
 	BillingPlanID              string         `json:"billingPlanId"`
 	Metadata                   map[string]any `json:"metadata,omitempty"` // an object here, unlike AuthorizeRequest
-	AuthorizationID            string         `json:"authorizationId"`
+	AuthorizationID            string         `json:"authorizationId,omitempty"`
 	Source                     string         `json:"source"` // Defaults to "marketplace".
 }
 

@@ -690,3 +690,29 @@ func TestBuildsFullIsWaitedOn(t *testing.T) {
 		t.Fatal("no deployment was refused for full builds: the test did not test")
 	}
 }
+
+// An API without the Prisma guide's store route (410) creates stores
+// through the documented …/integration/direct route, which authorizes by
+// itself: the deploys go through, and once the client learned it, no
+// authorization is asked for.
+func TestStoreRouteFallsBackToTheDocumentedOne(t *testing.T) {
+	t.Parallel()
+	h := jobstest.Start(t, jobstest.Config{Sim: vercelsim.Config{Quirks: vercelsim.Quirks{StoreRouteGone: true}}, Worker: worker.Config{Concurrency: 1}})
+	tgz := h.Tarball(t, nil)
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, h.Submit(t, jobstest.Request("acme", fmt.Sprint("direct-", i)), tgz).ID)
+	}
+	for id, ev := range h.WaitTerminal(t, "acme", waitLong, ids...) {
+		if ev.Type != jobs.TypeSucceeded {
+			t.Fatalf("%s: %s %+v", id, ev.Type, ev.Data.Error)
+		}
+	}
+	st := h.Sim.Stats()
+	if gone := st.Responses[vercel.EndpointCreateStore][410]; gone != 1 {
+		t.Fatalf("the guide's route was tried %d times, want once", gone)
+	}
+	if auth := st.Requests[vercel.EndpointAuthorize]; auth != 1 {
+		t.Fatalf("%d authorizations asked for, want only the first job's", auth)
+	}
+}

@@ -98,7 +98,9 @@ func (j *job) region() string {
 
 func (j *job) authorize(ctx context.Context) error {
 	ctx = j.fenced(ctx)
-	if j.st.AuthorizationID != "" {
+	if j.st.AuthorizationID != "" || j.p.api.StoreRouteDirect() {
+		// Stores created through the documented route authorize the
+		// billing plan themselves.
 		return nil
 	}
 	meta, _ := json.Marshal(map[string]string{"region": j.region()})

@@ -150,6 +150,10 @@ type Quirks struct {
 	// build slot (ConcurrentBuilds) is busy answer 429 with code
 	// builds_rate_limited, instead of queueing the build.
 	BuildsFull bool
+	// StoreRouteGone answers 410 to POST /v1/storage/stores/integration,
+	// the route of Prisma's guide, which Vercel does not document; the
+	// documented …/integration/direct still creates stores.
+	StoreRouteGone bool
 	// RefuseConnectedStoreDelete answers 400 to deleting a store still
 	// connected to a project, as Vercel's CLI refuses to delete one.
 	RefuseConnectedStoreDelete bool

@@ -190,9 +190,23 @@ type storeSecretBody struct {
 // duplicates), which is exactly why a client must find its store by name
 // before retrying: Stats.StoresCreated shows when it did not.
 func (s *Server) createStore(c *call) reply {
+	if s.cfg.Quirks.StoreRouteGone {
+		return errorReply(http.StatusGone, apiError{Code: "gone", Message: "This endpoint is no longer available."})
+	}
+	return s.createStoreVia(c, false)
+}
+
+// createStoreDirect is the documented route, which takes no authorization
+// id: it authorizes the billing plan itself.
+func (s *Server) createStoreDirect(c *call) reply { return s.createStoreVia(c, true) }
+
+func (s *Server) createStoreVia(c *call, direct bool) reply {
 	var req createStoreRequest
 	if rep := decodeBody(c.r, nil, &req); rep != nil {
 		return *rep
+	}
+	if direct && req.AuthorizationID != "" {
+		return badRequest("Invalid request: should NOT have additional property `authorizationId`.")
 	}
 	switch {
 	case req.Name == "":

@@ -87,6 +87,7 @@ func (s *Server) routes() {
 	// it shares the authorize bucket, as it is the same flow.
 	s.handle("GET /v1/integrations/billing/authorization/{id}", vercel.EndpointAuthorize, s.getAuthorization)
 	s.handle("POST /v1/storage/stores/integration", vercel.EndpointCreateStore, s.createStore)
+	s.handle("POST /v1/storage/stores/integration/direct", vercel.EndpointCreateStore, s.createStoreDirect)
 	// DELETE …/stores/integration/{storeId} deletes a store, DELETE
 	// …/stores/{storeId}/connections disconnects one; the two patterns
 	// overlap (…/stores/integration/connections), so one route tells them
