@@ -1,6 +1,7 @@
 package vercelsim
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -161,15 +162,31 @@ type storeBody struct {
 }
 
 type storeProductBody struct {
-	ID                         string `json:"id"`
-	Slug                       string `json:"slug,omitempty"`
-	Name                       string `json:"name"`
-	IntegrationConfigurationID string `json:"integrationConfigurationId"`
+	ID                         string               `json:"id"`
+	Slug                       string               `json:"slug,omitempty"`
+	Name                       string               `json:"name"`
+	IntegrationConfigurationID string               `json:"integrationConfigurationId"`
+	Integration                storeIntegrationBody `json:"integration"`
+	SupportedProtocols         []string             `json:"supportedProtocols"`
 }
 
-type storeBillingBody struct {
+type storeIntegrationBody struct {
 	ID   string `json:"id"`
-	Type string `json:"type"`
+	Slug string `json:"slug"`
+	Name string `json:"name"`
+	Icon string `json:"icon"`
+}
+
+// prismaIntegration is the integration behind the Prisma Postgres product.
+var prismaIntegration = storeIntegrationBody{ID: "oac_prisma", Slug: "prisma", Name: "Prisma", Icon: "https://vercel.com/api/www/avatar?s=64&u=prisma"}
+
+type storeBillingBody struct {
+	ID                    string `json:"id"`
+	Type                  string `json:"type"`
+	Name                  string `json:"name"`
+	Description           string `json:"description"`
+	Scope                 string `json:"scope"`
+	PaymentMethodRequired bool   `json:"paymentMethodRequired"`
 }
 
 type storeProjectBody struct {
@@ -261,9 +278,11 @@ func (s *Server) storeBodyLocked(st *store) storeBody {
 		IntegrationConfigurationID: st.configID, ExternalResourceID: st.externalID,
 		ExternalResourceStatus: "ready",
 		Product: storeProductBody{
-			ID: canonicalProduct(st.productID), Name: st.productID, IntegrationConfigurationID: st.configID,
+			ID: canonicalProduct(st.productID), Slug: PrismaProductSlug, Name: "Prisma Postgres", IntegrationConfigurationID: st.configID,
+			Integration: prismaIntegration, SupportedProtocols: []string{"storage"},
 		},
-		BillingPlan:            storeBillingBody{ID: st.billingPlanID, Type: "subscription"},
+		BillingPlan: storeBillingBody{ID: cmp.Or(st.billingPlanID, "free"), Type: "subscription", Name: "Free",
+			Description: "Prisma Postgres on the free plan", Scope: "resource"},
 		Metadata:               st.metadata,
 		ProjectsMetadata:       []storeProjectBody{},
 		TotalConnectedProjects: len(st.projects),

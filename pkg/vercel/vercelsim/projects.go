@@ -223,32 +223,59 @@ type transferCodeBody struct {
 // projectBody is Vercel's project object: every member its schema
 // requires, and the ones a client plausibly reads.
 type projectBody struct {
-	AccountID                            string                 `json:"accountId"`
-	AutoExposeSystemEnvs                 bool                   `json:"autoExposeSystemEnvs"`
-	AutoAssignCustomDomains              bool                   `json:"autoAssignCustomDomains"`
-	BuildCommand                         *string                `json:"buildCommand"`
-	CommandForIgnoringBuildStep          *string                `json:"commandForIgnoringBuildStep"`
-	CreatedAt                            int64                  `json:"createdAt"`
-	DevCommand                           *string                `json:"devCommand"`
-	DirectoryListing                     bool                   `json:"directoryListing"`
-	InstallCommand                       *string                `json:"installCommand"`
-	Env                                  []projectEnvBody       `json:"env"`
-	Framework                            *string                `json:"framework"`
-	GitForkProtection                    bool                   `json:"gitForkProtection"`
-	ID                                   string                 `json:"id"`
-	LatestDeployments                    []latestDeploymentBody `json:"latestDeployments"`
-	Live                                 bool                   `json:"live"`
-	Name                                 string                 `json:"name"`
-	NodeVersion                          string                 `json:"nodeVersion"`
-	OutputDirectory                      *string                `json:"outputDirectory"`
-	PublicSource                         *bool                  `json:"publicSource"`
-	ResourceConfig                       resourceConfigBody     `json:"resourceConfig"`
-	DefaultResourceConfig                resourceConfigBody     `json:"defaultResourceConfig"`
-	RootDirectory                        *string                `json:"rootDirectory"`
-	ServerlessFunctionZeroConfigFailover bool                   `json:"serverlessFunctionZeroConfigFailover"`
-	SourceFilesOutsideRootDirectory      bool                   `json:"sourceFilesOutsideRootDirectory"`
-	SSOProtection                        *ssoProtectionBody     `json:"ssoProtection"`
-	UpdatedAt                            int64                  `json:"updatedAt"`
+	AccountID string `json:"accountId"`
+	// Alias lists the project's domains: its production domain once a
+	// production deployment is live. @vercel/sdk requires the member.
+	Alias []projectAliasBody `json:"alias"`
+	// DeploymentExpiration is the project's retention of deployments,
+	// which @vercel/sdk requires too.
+	DeploymentExpiration                 deploymentExpirationBody `json:"deploymentExpiration"`
+	AutoExposeSystemEnvs                 bool                     `json:"autoExposeSystemEnvs"`
+	AutoAssignCustomDomains              bool                     `json:"autoAssignCustomDomains"`
+	BuildCommand                         *string                  `json:"buildCommand"`
+	CommandForIgnoringBuildStep          *string                  `json:"commandForIgnoringBuildStep"`
+	CreatedAt                            int64                    `json:"createdAt"`
+	DevCommand                           *string                  `json:"devCommand"`
+	DirectoryListing                     bool                     `json:"directoryListing"`
+	InstallCommand                       *string                  `json:"installCommand"`
+	Env                                  []projectEnvBody         `json:"env"`
+	Framework                            *string                  `json:"framework"`
+	GitForkProtection                    bool                     `json:"gitForkProtection"`
+	ID                                   string                   `json:"id"`
+	LatestDeployments                    []latestDeploymentBody   `json:"latestDeployments"`
+	Live                                 bool                     `json:"live"`
+	Name                                 string                   `json:"name"`
+	NodeVersion                          string                   `json:"nodeVersion"`
+	OutputDirectory                      *string                  `json:"outputDirectory"`
+	PublicSource                         *bool                    `json:"publicSource"`
+	ResourceConfig                       resourceConfigBody       `json:"resourceConfig"`
+	DefaultResourceConfig                resourceConfigBody       `json:"defaultResourceConfig"`
+	RootDirectory                        *string                  `json:"rootDirectory"`
+	ServerlessFunctionZeroConfigFailover bool                     `json:"serverlessFunctionZeroConfigFailover"`
+	SourceFilesOutsideRootDirectory      bool                     `json:"sourceFilesOutsideRootDirectory"`
+	SSOProtection                        *ssoProtectionBody       `json:"ssoProtection"`
+	UpdatedAt                            int64                    `json:"updatedAt"`
+}
+
+type projectAliasBody struct {
+	Domain      string  `json:"domain"`
+	Environment string  `json:"environment"`
+	Target      string  `json:"target"`
+	Deployment  *string `json:"deployment"`
+	CreatedAt   int64   `json:"createdAt"`
+}
+
+type deploymentExpirationBody struct {
+	ExpirationDays           int `json:"expirationDays"`
+	ExpirationDaysProduction int `json:"expirationDaysProduction"`
+	ExpirationDaysCanceled   int `json:"expirationDaysCanceled"`
+	ExpirationDaysErrored    int `json:"expirationDaysErrored"`
+	DeploymentsToKeep        int `json:"deploymentsToKeep"`
+}
+
+// Vercel's default retention of a new project's deployments.
+var defaultExpiration = deploymentExpirationBody{
+	ExpirationDays: 180, ExpirationDaysProduction: 365, ExpirationDaysCanceled: 30, ExpirationDaysErrored: 90, DeploymentsToKeep: 10,
 }
 
 type projectEnvBody struct {
@@ -313,6 +340,8 @@ func (s *Server) projectBodyLocked(p *project, now time.Time) projectBody {
 		AccountID:                       p.accountID,
 		AutoExposeSystemEnvs:            true,
 		AutoAssignCustomDomains:         true,
+		Alias:                           []projectAliasBody{},
+		DeploymentExpiration:            defaultExpiration,
 		CreatedAt:                       p.createdAt.UnixMilli(),
 		Env:                             make([]projectEnvBody, 0, len(p.env)),
 		Framework:                       nullable(p.framework),
@@ -337,8 +366,15 @@ func (s *Server) projectBodyLocked(p *project, now time.Time) projectBody {
 		d := p.deployments[n-1]
 		state := d.stateAt(now)
 		b.Live = state == stateReady
+		for _, a := range d.aliasesAt(now) {
+			if d.target == "production" {
+				id := d.id
+				b.Alias = append(b.Alias, projectAliasBody{Domain: a, Environment: "production", Target: "PRODUCTION",
+					Deployment: &id, CreatedAt: d.aliasAt.UnixMilli()})
+			}
+		}
 		ld := latestDeploymentBody{
-			ID: d.id, Alias: d.aliasesAt(now), AliasAssigned: state == stateReady,
+			ID: d.id, Alias: d.aliasesAt(now), AliasAssigned: d.aliasedAt(now),
 			BuildingAt: d.buildAt.UnixMilli(), CreatedAt: d.createdAt.UnixMilli(), CreatedIn: region,
 			Creator:            creatorBody{UID: s.userID, Username: username, Email: email},
 			DeploymentHostname: d.url, Name: d.name, Meta: d.metaView(), Plan: plan, Private: true,

@@ -113,6 +113,7 @@ func (s *Server) routes() {
 	s.handle("GET /v13/deployments/{idOrUrl}", vercel.EndpointGetDeployment, s.getDeployment)
 	s.handle("GET /v3/deployments/{idOrUrl}/events", vercel.EndpointDeploymentEvents, s.getDeploymentEvents)
 	s.handle("GET /v6/deployments", vercel.EndpointListDeployments, s.listDeployments)
+	s.handle("GET /v7/deployments", vercel.EndpointListDeployments, s.listDeployments) // @vercel/sdk's version
 
 	// The catch-all also takes wrong methods on known paths, so they get
 	// Vercel's JSON 404 rather than the mux's plain-text 405.
