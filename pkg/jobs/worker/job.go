@@ -112,6 +112,8 @@ type job struct {
 	// builtSeen: the deployment's build time was observed once (a READY
 	// deployment may be read again while its domains are assigned).
 	builtSeen bool
+	// early holds the calls sent ahead of their steps (early.go).
+	early earlyCalls
 }
 
 // handle runs one delivered request to an end: acked with a terminal
@@ -291,10 +293,16 @@ func (j *job) runSteps(ctx context.Context, takeover bool) outcome {
 	j.uncertain = takeover
 	bo := j.w.cfg.NewBackOff()
 	steps := j.p.steps
+	early := false
 	for i := j.p.next(j.st.Step); i < len(steps); {
 		s := &steps[i]
 		if out, stop := j.beforeStep(ctx, s.name); stop {
 			return out
+		}
+		if !early {
+			// Once the job is sure to run (fenced, not cancelled).
+			early = true
+			defer j.startEarly(ctx, j.st.Step)()
 		}
 		t0 := j.now()
 		err := s.do(j, ctx)

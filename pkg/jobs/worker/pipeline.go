@@ -67,6 +67,9 @@ type PipelineConfig struct {
 	// Vercel team, so a fresh worker starts from what the fleet learned.
 	// Defaults to nil: the estimate lives in this pipeline only.
 	BuildTimes jetstream.KeyValue
+	// Sequential makes every call at its own step: no call goes out ahead
+	// (early.go). For comparisons; defaults to false.
+	Sequential bool
 	// KeepFailedResources keeps a failed job's project and database for
 	// inspection instead of deleting them. Defaults to false.
 	KeepFailedResources bool
@@ -172,6 +175,16 @@ func NewPipeline(api *vercel.Client, sources *jobs.SourceStore, uploads jetstrea
 }
 
 // next is the index of the first step after last ("": none done yet).
+// index is the position of step in the pipeline.
+func (p *Pipeline) index(step jobs.Step) int {
+	for i, s := range p.steps {
+		if s.name == step {
+			return i
+		}
+	}
+	return len(p.steps)
+}
+
 func (p *Pipeline) next(last jobs.Step) int {
 	for i, s := range p.steps {
 		if s.name == last {

@@ -48,7 +48,7 @@ func pipelineSteps() []step {
 		{jobs.StepAuthorize, (*job).authorize, true},
 		{jobs.StepCreateDatabase, (*job).createDatabase, true},
 		{jobs.StepConnectDatabase, (*job).connectDatabase, false},
-		{jobs.StepUploadSource, (*job).uploadSource, false},
+		{jobs.StepUploadSource, (*job).uploadStep, false},
 		{jobs.StepCreateDeployment, (*job).createDeployment, true},
 		{jobs.StepWaitReady, (*job).waitReady, false},
 		{jobs.StepCreateClaim, (*job).createClaim, false},
@@ -97,25 +97,18 @@ func (j *job) region() string {
 }
 
 func (j *job) authorize(ctx context.Context) error {
-	ctx = j.fenced(ctx)
 	if j.st.AuthorizationID != "" || j.p.api.StoreRouteDirect() {
 		// Stores created through the documented route authorize the
 		// billing plan themselves.
 		return nil
 	}
-	meta, _ := json.Marshal(map[string]string{"region": j.region()})
-	auth, _, err := j.p.api.AuthorizeIntegration(ctx, vercel.AuthorizeRequest{
-		IntegrationIDOrSlug:        "prisma",
-		ProductID:                  j.p.cfg.ProductID,
-		BillingPlanID:              j.p.cfg.BillingPlan,
-		Metadata:                   string(meta),
-		IntegrationConfigurationID: j.p.cfg.IntegrationConfigID,
-	})
-	if err != nil {
-		return err
-	}
-	if auth, err = j.awaitAuthorization(ctx, auth); err != nil {
-		return err
+	auth, ok := j.early.auth.take(ctx)
+	j.early.auth = nil
+	if !ok {
+		var err error
+		if auth, err = j.authorization(j.fenced(ctx)); err != nil {
+			return err
+		}
 	}
 	switch auth.Status {
 	case vercel.AuthorizationSucceeded:
@@ -134,6 +127,23 @@ func (j *job) authorize(ctx context.Context) error {
 	}
 	return &StepError{Step: jobs.StepAuthorize, Code: "authorization_unknown_status",
 		Err: fmt.Errorf("integration authorization %s has status %q, which deployq does not know", auth.ID, auth.Status)}
+}
+
+// authorization creates the billing authorization and, while it is
+// pending, asks for it again until it is decided.
+func (j *job) authorization(ctx context.Context) (*vercel.Authorization, error) {
+	meta, _ := json.Marshal(map[string]string{"region": j.region()})
+	auth, _, err := j.p.api.AuthorizeIntegration(ctx, vercel.AuthorizeRequest{
+		IntegrationIDOrSlug:        "prisma",
+		ProductID:                  j.p.cfg.ProductID,
+		BillingPlanID:              j.p.cfg.BillingPlan,
+		Metadata:                   string(meta),
+		IntegrationConfigurationID: j.p.cfg.IntegrationConfigID,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return j.awaitAuthorization(ctx, auth)
 }
 
 // authorizationWait bounds how long a pending authorization is asked
@@ -237,6 +247,16 @@ var (
 // uploadClaimTTL is how long an "uploading" claim holds others back; a
 // claim older than that belongs to a worker that died mid-upload.
 const uploadClaimTTL = 2 * time.Minute
+
+// uploadStep takes the early upload (early.go), or uploads.
+func (j *job) uploadStep(ctx context.Context) error {
+	_, ok := j.early.upload.take(ctx)
+	j.early.upload = nil
+	if ok {
+		return nil
+	}
+	return j.uploadSource(ctx)
+}
 
 // uploadSource sends the tarball to Vercel once per team, fleet-wide: the
 // job that creates the team's upload key uploads while jobs needing the
@@ -377,6 +397,12 @@ func (j *job) createDeployment(ctx context.Context) error {
 
 func (j *job) createClaim(ctx context.Context) error {
 	if j.st.ClaimCode != "" {
+		return nil
+	}
+	code, ok := j.early.claim.take(ctx)
+	j.early.claim = nil
+	if ok {
+		j.st.ClaimCode = code
 		return nil
 	}
 	tc, _, err := j.p.api.CreateTransferRequest(ctx, j.st.ProjectID, vercel.TransferRequest{})

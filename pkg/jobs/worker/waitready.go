@@ -52,6 +52,7 @@ import (
 // waitReady waits until the deployment is READY (the step succeeds) or
 // has failed (a *BuildError), spending as few API calls as it can.
 func (j *job) waitReady(ctx context.Context) error {
+	j.startClaim()
 	started := j.st.DeployedAt
 	if started.IsZero() {
 		started = j.now()
