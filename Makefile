@@ -16,7 +16,7 @@ FUZZ_DECODE ?= 50000x
 FUZZ_PATH   ?= 300x
 BIN         := bin
 
-.PHONY: all build test unit vet lint fuzz demo clean tools bench bench-budget bench-load bench-scale bench-fair chaos lint-deploy
+.PHONY: all build test unit vet lint fuzz demo clean tools bench bench-budget bench-load bench-scale bench-fair bench-path chaos lint-deploy
 
 all: build
 
@@ -69,7 +69,7 @@ lint-deploy:
 	./deploy/lint.sh
 
 ## bench: every benchmark; docs/BENCHMARKS.md shows and explains their figures (about 12 minutes).
-bench: bench-load bench-scale bench-budget bench-fair
+bench: bench-load bench-scale bench-budget bench-fair bench-path
 
 ## bench-load: deployq against the bare pipeline, the broker's own rates, Submit's rate, latency at
 ## half load (about 1 minute); writes docs/benchmarks/loadbench.json. Profiles: LOADBENCH_FLAGS="-profile-dir DIR".
@@ -91,6 +91,11 @@ bench-budget:
 ## tenants' consumers on a 3-node cluster (about 7 minutes); writes docs/benchmarks/fair.json. Vary with FAIRBENCH_FLAGS (-parts crowd, …).
 bench-fair:
 	$(GO) run ./cmd/bench fair $(FAIRBENCH_FLAGS)
+
+## bench-path: submit to claim URL at low load with per-endpoint latencies, each call at its step
+## against independent calls sent early, side by side (about 2 minutes); writes docs/benchmarks/path.json.
+bench-path:
+	$(GO) run ./cmd/bench path $(PATHBENCH_FLAGS)
 
 clean:
 	rm -rf $(BIN) data

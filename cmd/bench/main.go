@@ -8,9 +8,11 @@
 //	bench budget [flags]   the fleet-wide API budget against per-process buckets and the
 //	                       Prisma guide's retries (internal/bench/budget)
 //	bench fair [flags]     fair dispatch across tenants against arrival order: a noisy
-//	                       neighbour, and skewed tenants (internal/bench/fair)
+//	                       neighbour, skewed tenants, a crowd, a cluster (internal/bench/fair)
+//	bench path [flags]     submit to claim URL at low load, each call at its step against
+//	                       independent calls sent early (internal/bench/critpath)
 //
-// `make bench` runs all four. `bench <name> -h` lists a benchmark's
+// `make bench` runs all five. `bench <name> -h` lists a benchmark's
 // flags. The scale and budget benchmarks start worker processes by
 // running this binary again with a hidden mode of their own.
 package main
@@ -21,6 +23,7 @@ import (
 	"os"
 
 	"github.com/deployq/deployq/internal/bench/budget"
+	"github.com/deployq/deployq/internal/bench/critpath"
 	"github.com/deployq/deployq/internal/bench/fair"
 	"github.com/deployq/deployq/internal/bench/load"
 	"github.com/deployq/deployq/internal/bench/scale"
@@ -32,7 +35,7 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stdout, "usage: bench load|scale|budget|fair [flags]   (bench <name> -h for its flags; docs/BENCHMARKS.md)")
+		fmt.Fprintln(stdout, "usage: bench load|scale|budget|fair|path [flags]   (bench <name> -h for its flags; docs/BENCHMARKS.md)")
 		if len(args) == 0 {
 			return 2
 		}
@@ -47,7 +50,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return budget.Main(args[1:], stdout, stderr)
 	case "fair":
 		return fair.Main(args[1:], stdout, stderr)
+	case "path":
+		return critpath.Main(args[1:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "bench: unknown benchmark %q (want load, scale, budget or fair)\n", args[0])
+	fmt.Fprintf(stderr, "bench: unknown benchmark %q (want load, scale, budget, fair or path)\n", args[0])
 	return 2
 }
