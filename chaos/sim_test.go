@@ -51,7 +51,11 @@ func simConfig() vercelsim.Config {
 			vercel.EndpointGetDeployment:    read,
 			vercel.EndpointListDeployments:  read,
 			vercel.EndpointListResources:    read,
+			vercel.EndpointListStores:       read,
 		},
+		// Domains assigned a moment after READY, as Vercel does: the wait
+		// for aliasAssigned runs across the kills too.
+		Quirks: vercelsim.Quirks{AliasDelay: 300 * time.Millisecond},
 	}
 }
 

@@ -147,6 +147,7 @@ func PlanLimits(p Plan) map[vercel.Endpoint]Limit {
 		vercel.EndpointUploadFile:       {Requests: reads.Requests, Window: reads.Window, Caps: []Cap{{uploadsPerDay[p], 24 * time.Hour}}},
 		vercel.EndpointGetProject:       reads,
 		vercel.EndpointListResources:    reads,
+		vercel.EndpointListStores:       reads,
 		vercel.EndpointGetDeployment:    reads,
 		vercel.EndpointDeploymentEvents: reads,
 		vercel.EndpointListDeployments:  reads,

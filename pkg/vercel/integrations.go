@@ -152,6 +152,32 @@ func (c *Client) DisconnectStore(ctx context.Context, storeID string) (*Response
 	return c.do(ctx, request{ep: EndpointConnectStore, method: http.MethodDelete, path: "/v1/storage/stores/" + seg + "/connections"}, nil)
 }
 
+// ListStores lists the team's stores (databases) as Vercel's CLI lists
+// them with a team's token; Resource.InternalID is a store's id.
+//
+// Vercel API: GET /v1/storage/stores. Undocumented: the route and the
+// answer, {"stores":[{id, name, status, externalResourceId, …}]}, come
+// from Vercel's CLI (get-resources.ts).
+func (c *Client) ListStores(ctx context.Context) ([]Resource, *Response, error) {
+	var out struct {
+		Stores []struct {
+			ID                 string `json:"id"`
+			Name               string `json:"name"`
+			Status             string `json:"status"`
+			ExternalResourceID string `json:"externalResourceId"`
+		} `json:"stores"`
+	}
+	resp, err := c.do(ctx, request{ep: EndpointListStores, method: http.MethodGet, path: "/v1/storage/stores"}, &out)
+	if err != nil {
+		return nil, resp, err
+	}
+	list := make([]Resource, 0, len(out.Stores))
+	for _, st := range out.Stores {
+		list = append(list, Resource{InternalID: st.ID, PartnerID: st.ExternalResourceID, Name: st.Name, Status: st.Status})
+	}
+	return list, resp, nil
+}
+
 // ListResources lists the resources (databases) of an integration
 // installation; with deterministic store names it finds the store that a
 // lost CreateStore answer created.

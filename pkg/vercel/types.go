@@ -21,6 +21,7 @@ const (
 	EndpointCreateStore      Endpoint = "stores.create"
 	EndpointDeleteStore      Endpoint = "stores.delete"
 	EndpointListResources    Endpoint = "integrations.resources.list"
+	EndpointListStores       Endpoint = "stores.list"
 	EndpointConnectStore     Endpoint = "integrations.resources.connect"
 	EndpointUploadFile       Endpoint = "files.upload"
 	EndpointCreateDeployment Endpoint = "deployments.create"
@@ -34,7 +35,7 @@ const (
 func Endpoints() []Endpoint {
 	return []Endpoint{
 		EndpointCreateProject, EndpointGetProject, EndpointAuthorize,
-		EndpointCreateStore, EndpointListResources, EndpointConnectStore,
+		EndpointCreateStore, EndpointListStores, EndpointListResources, EndpointConnectStore,
 		EndpointUploadFile, EndpointCreateDeployment, EndpointGetDeployment,
 		EndpointDeploymentEvents, EndpointListDeployments, EndpointTransferRequest,
 		EndpointDeleteProject, EndpointDeleteStore,

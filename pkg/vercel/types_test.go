@@ -6,7 +6,7 @@ func TestEndpointsListsEveryEndpointOnce(t *testing.T) {
 	t.Parallel()
 	all := []Endpoint{
 		EndpointCreateProject, EndpointGetProject, EndpointDeleteProject, EndpointTransferRequest,
-		EndpointAuthorize, EndpointCreateStore, EndpointDeleteStore, EndpointListResources,
+		EndpointAuthorize, EndpointCreateStore, EndpointDeleteStore, EndpointListStores, EndpointListResources,
 		EndpointConnectStore, EndpointUploadFile, EndpointCreateDeployment, EndpointGetDeployment,
 		EndpointDeploymentEvents, EndpointListDeployments,
 	}

@@ -29,11 +29,12 @@ func simRoutes() map[string]vercel.Endpoint {
 		"POST /v1/integrations/installations/{configId}/resources/{storeId}/connections":            vercel.EndpointConnectStore,
 		"POST /v1/integrations/installations/{configId}/products/{pid}/resources/{sid}/connections": vercel.EndpointConnectStore,
 		"GET /v1/installations/{configId}/resources":                                                vercel.EndpointListResources,
-		"POST /v2/files":                       vercel.EndpointUploadFile,
-		"POST /v13/deployments":                vercel.EndpointCreateDeployment,
-		"GET /v13/deployments/{idOrUrl}":       vercel.EndpointGetDeployment,
-		"GET /v6/deployments":                  vercel.EndpointListDeployments,
-		"GET /v3/deployments/{idOrUrl}/events": vercel.EndpointDeploymentEvents,
+		"GET /v1/storage/stores":                                                                    vercel.EndpointListStores,
+		"POST /v2/files":                                                                            vercel.EndpointUploadFile,
+		"POST /v13/deployments":                                                                     vercel.EndpointCreateDeployment,
+		"GET /v13/deployments/{idOrUrl}":                                                            vercel.EndpointGetDeployment,
+		"GET /v6/deployments":                                                                       vercel.EndpointListDeployments,
+		"GET /v3/deployments/{idOrUrl}/events":                                                      vercel.EndpointDeploymentEvents,
 	}
 }
 

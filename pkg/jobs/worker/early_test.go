@@ -90,3 +90,59 @@ func TestIndependentCallsGoOutEarly(t *testing.T) {
 		t.Error("the claim code waited for the build's end")
 	}
 }
+
+// loseFirst forwards every request, but answers the first one whose
+// method and path start with prefix with a 502 after the API acted on it:
+// a lost answer.
+type loseFirst struct {
+	prefix string
+	mu     sync.Mutex
+	lost   bool
+	next   http.RoundTripper
+}
+
+func (l *loseFirst) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := l.next.RoundTrip(r)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err == nil && !l.lost && strings.HasPrefix(r.Method+" "+r.URL.Path, l.prefix) {
+		l.lost = true
+		resp.Body.Close()
+		return &http.Response{StatusCode: http.StatusBadGateway, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+	}
+	return resp, err
+}
+
+// A database whose creation's answer was lost is found again by its name
+// in the team's stores (the listing Vercel's CLI uses), or, when that
+// listing is refused to this token, in the integration's resources: one
+// database either way.
+func TestLostStoreAnswerIsFoundAgain(t *testing.T) {
+	t.Parallel()
+	for _, forbidden := range []vercel.Endpoint{vercel.EndpointListResources, vercel.EndpointListStores} {
+		t.Run(string(forbidden), func(t *testing.T) {
+			t.Parallel()
+			lostStoreAnswer(t, forbidden)
+		})
+	}
+}
+
+func lostStoreAnswer(t *testing.T, forbidden vercel.Endpoint) {
+	lose := &loseFirst{prefix: "POST /v1/storage/stores/integration", next: http.DefaultTransport}
+	h := jobstest.Start(t, jobstest.Config{
+		Sim:           vercelsim.Config{Quirks: vercelsim.Quirks{Forbidden: []vercel.Endpoint{forbidden}}},
+		ClientOptions: []vercel.Option{vercel.WithHTTPClient(&http.Client{Transport: lose})},
+	})
+	req := jobstest.Request("acme", "lost-store")
+	id := h.Submit(t, req, h.Tarball(t, nil)).ID
+	if ev := h.WaitTerminal(t, "acme", waitLong, id)[id]; ev.Type != jobs.TypeSucceeded {
+		t.Fatalf("%s %+v", ev.Type, ev.Data.Error)
+	}
+	req.ID = id
+	if n := h.Sim.Stats().StoresCreated[jobs.StoreName(&req)]; n != 1 {
+		t.Fatalf("%d databases created, want 1", n)
+	}
+	if !lose.lost {
+		t.Fatal("no answer was lost: the test did not test")
+	}
+}

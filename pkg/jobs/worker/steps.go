@@ -183,23 +183,13 @@ func (j *job) createDatabase(ctx context.Context) error {
 	if j.uncertain {
 		// A store may exist from an attempt whose answer was lost; its
 		// name is derived from the request id, so it is ours.
-		res, _, err := j.p.api.ListResources(ctx, j.p.cfg.IntegrationConfigID)
-		var apiErr *vercel.APIError
-		switch {
-		case errors.As(err, &apiErr) && (apiErr.StatusCode == http.StatusForbidden || apiErr.StatusCode == http.StatusNotFound):
-			// Vercel documents the listing for integration providers; it
-			// may refuse a team's token. Without it the store is created
-			// again under its name, which the API refuses if the lost
-			// attempt made it (and then says so).
-			j.logger().Warn("the API does not list the integration's resources to this token; creating the database without looking", "status", apiErr.StatusCode)
-		case err != nil:
+		id, err := j.findStore(ctx, name)
+		if err != nil {
 			return err
 		}
-		for _, x := range res {
-			if x.Name == name {
-				j.st.StoreID, j.st.StoreName = x.InternalID, name
-				return nil
-			}
+		if id != "" {
+			j.st.StoreID, j.st.StoreName = id, name
+			return nil
 		}
 	}
 	store, _, err := j.p.api.CreateStore(ctx, vercel.CreateStoreRequest{
@@ -216,6 +206,40 @@ func (j *job) createDatabase(ctx context.Context) error {
 	}
 	j.st.StoreID, j.st.StoreName = store.ID, name
 	return nil
+}
+
+// findStore looks for the team's store named name: in the team's stores,
+// as Vercel's CLI lists them, else in the integration's resources (a
+// listing Vercel documents for integration providers). A listing refused
+// to this token (403) or not served (404) passes to the next; with none,
+// the store is created without looking (and the API refuses the name if
+// the lost attempt made it, saying so).
+func (j *job) findStore(ctx context.Context, name string) (string, error) {
+	listings := []func() ([]vercel.Resource, error){
+		func() ([]vercel.Resource, error) { res, _, err := j.p.api.ListStores(ctx); return res, err },
+		func() ([]vercel.Resource, error) {
+			res, _, err := j.p.api.ListResources(ctx, j.p.cfg.IntegrationConfigID)
+			return res, err
+		},
+	}
+	for _, list := range listings {
+		res, err := list()
+		var apiErr *vercel.APIError
+		if errors.As(err, &apiErr) && (apiErr.StatusCode == http.StatusForbidden || apiErr.StatusCode == http.StatusNotFound) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		for _, x := range res {
+			if x.Name == name {
+				return x.InternalID, nil
+			}
+		}
+		return "", nil
+	}
+	j.logger().Warn("the API lists no stores to this token; creating the database without looking")
+	return "", nil
 }
 
 func (j *job) connectDatabase(ctx context.Context) error {

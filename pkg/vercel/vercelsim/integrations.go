@@ -426,6 +426,31 @@ type resourceBody struct {
 	Metadata      map[string]any `json:"metadata,omitempty"`
 }
 
+// listStores lists the calling team's stores, oldest first, as Vercel's
+// CLI reads them (GET /v1/storage/stores).
+func (s *Server) listStores(c *call) reply {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	owner := c.team
+	if owner == "" {
+		owner = s.userID
+	}
+	var stores []*store
+	for _, st := range s.st.stores {
+		if st.owner == owner {
+			stores = append(stores, st)
+		}
+	}
+	slices.SortFunc(stores, func(a, b *store) int { return int(a.seq - b.seq) })
+	out := struct {
+		Stores []storeBody `json:"stores"`
+	}{Stores: make([]storeBody, 0, len(stores))}
+	for _, st := range stores {
+		out.Stores = append(out.Stores, s.storeBodyLocked(st))
+	}
+	return jsonReply(http.StatusOK, out)
+}
+
 // listResources lists the stores of one integration configuration, oldest
 // first; an unknown configuration has none.
 func (s *Server) listResources(c *call) reply {

@@ -107,6 +107,7 @@ func (s *Server) routes() {
 	s.handle("POST /v1/integrations/installations/{configId}/resources/{storeId}/connections", vercel.EndpointConnectStore, s.connectStore)
 	s.handle("POST /v1/integrations/installations/{configId}/products/{productId}/resources/{storeId}/connections", vercel.EndpointConnectStore, s.connectStore)
 	s.handle("GET /v1/installations/{configId}/resources", vercel.EndpointListResources, s.listResources)
+	s.handle("GET /v1/storage/stores", vercel.EndpointListStores, s.listStores)
 
 	s.handle("POST /v2/files", vercel.EndpointUploadFile, s.uploadFile)
 	s.handle("POST /v13/deployments", vercel.EndpointCreateDeployment, s.createDeployment)
