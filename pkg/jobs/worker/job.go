@@ -394,6 +394,12 @@ func (j *job) beforeStep(ctx context.Context, step jobs.Step) (outcome, bool) {
 // stepDone records a step's success.
 func (j *job) stepDone(ctx context.Context, s *step, t0 time.Time) (outcome, bool) {
 	if err := j.cp.SaveStep(ctx, s.name, s.save, j.now()); err != nil {
+		if errors.Is(context.Cause(ctx), errCancelled) {
+			// A cancel cut the save short: end the job here, its clean-up
+			// covering what the step made (the project goes with it),
+			// rather than hand it back for another delivery to cancel.
+			return j.cancel(ctx, s.name), true
+		}
 		return j.abandon(err), true
 	}
 	j.w.m.StepFinished(string(s.name), "success", j.now().Sub(t0))

@@ -228,7 +228,17 @@ func TestCancelEndsColdWaits(t *testing.T) {
 	}
 	jobstest.Eventually(t, waitLong, "builds did not start", func() bool {
 		st := h.Sim.Stats()
-		return len(h.Sim.Deployments()) == 3 && st.Requests[vercel.EndpointDeploymentEvents] == 1
+		if len(h.Sim.Deployments()) != 3 || st.Requests[vercel.EndpointDeploymentEvents] != 1 {
+			return false
+		}
+		// Each job recorded its deployment: it waits for the build.
+		for _, id := range ids {
+			js, err := jobs.ReadState(ctx, h.Assets.Jobs, "acme", id)
+			if err != nil || js == nil || js.Step != jobs.StepCreateDeployment {
+				return false
+			}
+		}
+		return true
 	})
 	for _, id := range ids {
 		if _, err := h.Client.Cancel(ctx, "acme", id); err != nil {
