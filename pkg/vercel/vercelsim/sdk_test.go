@@ -31,17 +31,35 @@ func TestSDKReadsEveryAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("node is needed to read the simulator with Vercel's SDK (apt-get install nodejs npm; .ci/run does): %v", err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
-	defer cancel()
 	if _, err := os.Stat(filepath.Join(sdkDir, "node_modules", "@vercel", "sdk")); err != nil {
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+		defer cancel()
 		npm := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
 		npm.Dir = sdkDir
 		if out, err := npm.CombinedOutput(); err != nil {
 			t.Fatalf("npm ci in %s: %v\n%s", sdkDir, err, out)
 		}
 	}
+	for name, q := range map[string]vercelsim.Quirks{
+		"plain": {},
+		// READY before its domains are assigned: aliasAssigned false, no
+		// alias yet.
+		"alias delay": {AliasDelay: 300 * time.Millisecond},
+		"blocked":     {BlockDeployments: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			sdkCheck(t, node, q)
+		})
+	}
+}
+
+// sdkCheck runs check.mjs with node against a simulator with quirks.
+func sdkCheck(t *testing.T, node string, quirks vercelsim.Quirks) {
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
 	const token, team, icfg = "sdk-token", "team_sdkcheck", "icfg_sdkcheck"
-	sim := vercelsim.New(vercelsim.Config{BuildTime: 300 * time.Millisecond, Token: token})
+	sim := vercelsim.New(vercelsim.Config{BuildTime: 300 * time.Millisecond, Token: token, Quirks: quirks})
 	srv := httptest.NewServer(sim)
 	t.Cleanup(func() { srv.Close(); sim.Close() })
 	tgz := filepath.Join(t.TempDir(), "source.tgz")

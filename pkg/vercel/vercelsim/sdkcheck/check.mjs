@@ -65,7 +65,7 @@ if (deployment) {
   for (let i = 0; i < 100; i++) {
     const d = await check("deployments.getDeployment (" + "readyState" + ")", () =>
       vercel.deployments.getDeployment({ teamId, idOrUrl: deployment.id }));
-    if (!d || (d.readyState === "READY" && d.aliasAssigned)) break;
+    if (!d || (d.readyState === "READY" && d.aliasAssigned) || d.readyState === "BLOCKED" || d.readyState === "ERROR") break;
     await new Promise((r) => setTimeout(r, 50));
   }
   await check("deployments.getDeploymentEvents", () =>
