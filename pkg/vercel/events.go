@@ -29,6 +29,7 @@ const (
 	EventStderr          = "stderr"
 	EventExit            = "exit"
 	EventDeploymentState = "deployment-state"
+	EventAliasAssigned   = "alias-assigned"
 	EventFatal           = "fatal"
 )
 
@@ -63,6 +64,11 @@ type DeploymentEventInfo struct {
 // announces (StateReady, StateError or StateCanceled), or "" for any other
 // event.
 func (e DeploymentEvent) TerminalState() string {
+	if e.Type == EventAliasAssigned {
+		// The deployment's domains point at it: it is READY (Vercel's
+		// own client ends its wait on this event).
+		return StateReady
+	}
 	if e.Type != EventDeploymentState {
 		return ""
 	}

@@ -98,7 +98,7 @@ func TestFollowDeploymentEventsOlderStateShape(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.mux.HandleFunc("GET /v3/deployments/dpl_1/events", func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, `{"type":"alias-assigned","deploymentId":"dpl_1"}`+"\n"+`{"event":"state","date":3000,"payload":{"value":"READY"}}`+"\n")
+		io.WriteString(w, `{"type":"stdout","payload":{"text":"building"}}`+"\n"+`{"event":"state","date":3000,"payload":{"value":"READY"}}`+"\n")
 	})
 	got, _, err := collect(t, b, 0)
 	if err != nil {
@@ -106,6 +106,10 @@ func TestFollowDeploymentEventsOlderStateShape(t *testing.T) {
 	}
 	if len(got) != 2 || got[0].TerminalState() != "" || got[1].TerminalState() != StateReady {
 		t.Fatalf("events = %+v; want the second to announce READY", got)
+	}
+	// alias-assigned, which Vercel's client ends its wait on, says READY.
+	if (DeploymentEvent{Type: EventAliasAssigned}).TerminalState() != StateReady {
+		t.Fatal("alias-assigned does not announce READY")
 	}
 }
 

@@ -41,11 +41,12 @@ type PipelineConfig struct {
 	// PollMin and PollMax bound the interval between status polls: every
 	// poll spends API budget. Default to 1 s and 15 s.
 	PollMin, PollMax time.Duration
-	// StreamPoll is the shortest interval between the status polls a job
-	// makes while it follows its deployment's event stream (every half of
-	// the time elapsed, at least this): the stream may stay open after the
-	// build ended, and the polls are what end the wait then. Vercel's CLI
-	// polls every 5 s while it streams. Defaults to 5 s.
+	// StreamPoll is when a job following its deployment's event stream
+	// polls the deployment's status, counted from the stream's opening;
+	// later polls come at doubling intervals. The stream is not promised
+	// to carry the final state (Vercel's CLI polls every 5 s while it
+	// streams), and these polls end the wait if it does not; sparse,
+	// because the streams are followed to spare calls. Defaults to 60 s.
 	StreamPoll time.Duration
 	// MaxStreams bounds the deployment event streams this pipeline keeps
 	// open at once; jobs beyond it poll. Each open stream holds an HTTP
@@ -112,7 +113,7 @@ func (c PipelineConfig) withDefaults() PipelineConfig {
 		c.PollMax = 15 * time.Second
 	}
 	if c.StreamPoll <= 0 {
-		c.StreamPoll = 5 * time.Second
+		c.StreamPoll = time.Minute
 	}
 	if c.PollMax < c.PollMin {
 		c.PollMax = c.PollMin

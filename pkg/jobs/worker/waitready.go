@@ -137,7 +137,7 @@ func (j *job) follow(ctx context.Context, started time.Time) error {
 			select {
 			case j.p.streams <- struct{}{}:
 				streamed = true
-				done, err := j.streamAndPoll(ctx, started)
+				done, err := j.streamAndPoll(ctx)
 				<-j.p.streams
 				if done || err != nil {
 					return err
@@ -154,15 +154,14 @@ func (j *job) follow(ctx context.Context, started time.Time) error {
 }
 
 // streamAndPoll follows the deployment's event stream and, meanwhile,
-// polls its status every half of the time elapsed (at least StreamPoll,
-// at most PollMax, if that is longer): the stream is an optimisation, not
-// a promise. It may stay
+// polls its status StreamPoll after the stream opened, then at doubling
+// intervals: the stream is an optimisation, not a promise. It may stay
 // open after the build ended (Vercel's own CLI polls while it streams for
 // this reason), say nothing, be cut by a proxy, or not be served at all;
 // none of that fails or stalls the job. When the stream ends, one poll
 // confirms the outcome, with the deployment's URL and timestamps for the
 // estimate; done is false when the build still runs, and polls go on.
-func (j *job) streamAndPoll(ctx context.Context, started time.Time) (done bool, err error) {
+func (j *job) streamAndPoll(ctx context.Context) (done bool, err error) {
 	sctx, cancel := context.WithCancel(ctx)
 	ended := make(chan struct{})
 	go func() {
@@ -170,9 +169,10 @@ func (j *job) streamAndPoll(ctx context.Context, started time.Time) (done bool, 
 		j.followStream(sctx)
 	}()
 	defer func() { cancel(); <-ended }()
+	wait := j.p.cfg.StreamPoll
 	for {
-		wait := min(max(j.now().Sub(started)/2, j.p.cfg.StreamPoll), max(j.p.cfg.PollMax, j.p.cfg.StreamPoll))
 		t := time.NewTimer(wait)
+		wait *= 2
 		select {
 		case <-ended:
 			t.Stop()
