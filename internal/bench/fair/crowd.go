@@ -255,11 +255,7 @@ func (o options) queueCrowd(ctx context.Context, s *stack.Stack) (int, error) {
 // process's metrics: how many, their mean, and the upper bounds of the
 // buckets holding the median and the 99th percentile.
 func readDecisions(ctx context.Context, addr string, r *crowdResult) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := get(ctx, "http://"+addr+"/metrics")
 	if err != nil {
 		return err
 	}
@@ -317,19 +313,30 @@ func readDecisions(ctx context.Context, addr string, r *crowdResult) error {
 }
 
 func getJSON(ctx context.Context, url string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := get(ctx, url)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// get asks the worker process for url; an answer other than 200 is an
+// error.
+func get(ctx context.Context, url string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return resp, nil
 }
 
 // runChild is the crowd's worker process: one worker pool against the
