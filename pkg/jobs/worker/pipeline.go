@@ -45,8 +45,11 @@ type PipelineConfig struct {
 	// polls the deployment's status, counted from the stream's opening;
 	// later polls come at doubling intervals. The stream is not promised
 	// to carry the final state (Vercel's CLI polls every 5 s while it
-	// streams), and these polls end the wait if it does not; sparse,
-	// because the streams are followed to spare calls. Defaults to 60 s.
+	// streams): a stream gone silent is cut by the client's idle timeout
+	// (2 min) and polled at once, and these polls end the wait of one
+	// that keeps talking without the final state. They are sparse
+	// because streams are followed to spare calls: with 4 min, a build
+	// shorter than that costs none. Defaults to 4 min.
 	StreamPoll time.Duration
 	// MaxStreams bounds the deployment event streams this pipeline keeps
 	// open at once; jobs beyond it poll. Each open stream holds an HTTP
@@ -113,7 +116,7 @@ func (c PipelineConfig) withDefaults() PipelineConfig {
 		c.PollMax = 15 * time.Second
 	}
 	if c.StreamPoll <= 0 {
-		c.StreamPoll = time.Minute
+		c.StreamPoll = 4 * time.Minute
 	}
 	if c.PollMax < c.PollMin {
 		c.PollMax = c.PollMin
