@@ -6,7 +6,9 @@
 // endpoint (a database takes seconds to provision, the other calls a few
 // hundred milliseconds) and a fixed build time, one worker told the build
 // time. Deploys are submitted one at a time, each after the previous
-// ended, so nothing waits for anything but its own calls.
+// ended, so nothing waits for anything but its own calls; the first ones
+// (-warmup) are not measured, so that the worker's build-time estimate
+// has settled, as a running worker's has.
 //
 // The target is the build time, plus the longest chain of dependent calls
 // (the database's authorization or the project, the database, its

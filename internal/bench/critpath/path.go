@@ -26,6 +26,7 @@ import (
 
 type options struct {
 	deploys   int
+	warmup    int
 	buildTime time.Duration
 	store     time.Duration // the database's latency
 	call      time.Duration // every other creating call's latency
@@ -72,7 +73,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	var o options
 	fs := flag.NewFlagSet("bench path", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.IntVar(&o.deploys, "n", 8, "deploys per mode, one at a time")
+	fs.IntVar(&o.deploys, "n", 8, "deploys measured per mode, one at a time")
+	fs.IntVar(&o.warmup, "warmup", 8, "deploys per mode before the measured ones, unmeasured: the worker's build-time estimate settles, as a running worker's has")
 	fs.DurationVar(&o.buildTime, "build-time", 10*time.Second, "simulated build time (fixed)")
 	fs.DurationVar(&o.store, "store-latency", 3*time.Second, "latency of creating a database")
 	fs.DurationVar(&o.call, "call-latency", 300*time.Millisecond, "latency of every other creating call (project, authorization, connection, upload, deployment, claim code)")
@@ -83,8 +85,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if o.deploys < 1 || o.buildTime <= 0 {
-		fmt.Fprintln(stderr, "bench path: want -n ≥ 1 and a positive -build-time")
+	if o.deploys < 1 || o.warmup < 0 || o.buildTime <= 0 {
+		fmt.Fprintln(stderr, "bench path: want -n ≥ 1, -warmup ≥ 0 and a positive -build-time")
 		return 2
 	}
 	o.seed = bench.Seed(o.seed)
@@ -94,7 +96,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	res := results{Machine: bench.DescribeMachine(time.Now()), Seed: o.seed, Options: map[string]string{
-		"n": fmt.Sprint(o.deploys), "build-time": o.buildTime.String(), "store-latency": o.store.String(),
+		"n": fmt.Sprint(o.deploys), "warmup": fmt.Sprint(o.warmup), "build-time": o.buildTime.String(), "store-latency": o.store.String(),
 		"call-latency": o.call.String(), "read-latency": o.read.String(),
 	}}
 	out := make([]result, len(modes))
@@ -167,13 +169,17 @@ func (o options) run(ctx context.Context, dir string, m mode) (result, error) {
 	if err != nil {
 		return r, err
 	}
-	f, err := bench.Follow(ctx, c, "path", o.deploys)
+	f, err := bench.Follow(ctx, c, "path", o.warmup+o.deploys)
 	if err != nil {
 		return r, err
 	}
 	defer f.Stop()
 	tgz := vercelsim.Tarball(map[string]string{"package.json": `{"name":"pathbench"}`, "index.js": "module.exports = 1\n"})
-	for i := range o.deploys {
+	var before map[vercel.Endpoint]int
+	for i := range o.warmup + o.deploys {
+		if i == o.warmup {
+			before = s.Sim.Stats().Requests
+		}
 		start := time.Now()
 		sub, err := c.Submit(ctx, jobs.Request{Tenant: "path", ID: fmt.Sprintf("p%03d", i), Name: "pathbench"}, tgz)
 		if err != nil {
@@ -191,12 +197,16 @@ func (o options) run(ctx context.Context, dir string, m mode) (result, error) {
 			r.Failed++
 			continue
 		}
-		r.Seconds = append(r.Seconds, e.At.Sub(start).Seconds())
+		if i >= o.warmup {
+			r.Seconds = append(r.Seconds, e.At.Sub(start).Seconds())
+		}
 	}
+	// The measured deploys' calls only.
 	st := s.Sim.Stats()
 	total := 0
 	r.APIByEndpoint = map[string]int{}
 	for ep, n := range st.Requests {
+		n -= before[ep]
 		total += n
 		r.APIByEndpoint[string(ep)] = n
 	}
@@ -209,8 +219,8 @@ func (o options) run(ctx context.Context, dir string, m mode) (result, error) {
 }
 
 func (r results) print(w io.Writer, o options) {
-	fmt.Fprintf(w, "## Submit → claim URL at low load: %d deploys a mode, one at a time; builds %s; a database %s, other creating calls %s, status reads %s\n\n",
-		o.deploys, o.buildTime, o.store, o.call, o.read)
+	fmt.Fprintf(w, "## Submit → claim URL at low load: %d deploys a mode after %d unmeasured, one at a time; builds %s; a database %s, other creating calls %s, status reads %s\n\n",
+		o.deploys, o.warmup, o.buildTime, o.store, o.call, o.read)
 	fmt.Fprintln(w, "| pipeline | median | max | target (build + chain + 0.1 s) | API requests per deploy | failed |")
 	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|")
 	for _, m := range r.Modes {
