@@ -93,7 +93,8 @@ bench-fair:
 	$(GO) run ./cmd/bench fair $(FAIRBENCH_FLAGS)
 
 ## bench-path: submit to claim URL at low load with per-endpoint latencies, each call at its step
-## against independent calls sent early, side by side (about 2 minutes); writes docs/benchmarks/path.json.
+## against independent calls sent early, side by side, after 8 unmeasured deploys (about 4 minutes);
+## writes docs/benchmarks/path.json.
 bench-path:
 	$(GO) run ./cmd/bench path $(PATHBENCH_FLAGS)
 
