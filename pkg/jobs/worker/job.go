@@ -114,6 +114,9 @@ type job struct {
 	builtSeen bool
 	// early holds the calls sent ahead of their steps (early.go).
 	early earlyCalls
+	// busyWaited is the time this delivery waited for the team's
+	// concurrent builds (Config.MaxBuildsFullWait).
+	busyWaited time.Duration
 }
 
 // handle runs one delivered request to an end: acked with a terminal
@@ -456,6 +459,11 @@ func (j *job) stepFailed(ctx context.Context, step jobs.Step, t0 time.Time, err 
 		return j.abandon(serr), true
 	}
 	wait, capped := retryWait(d, j.w.cfg.MaxRateLimitWait, bo)
+	if d.Busy {
+		if j.busyWaited += wait; j.busyWaited > j.w.cfg.MaxBuildsFullWait {
+			return j.fail(ctx, step, errorCode(err, d), err), true
+		}
+	}
 	if capped {
 		log.Warn("capping an absurd rate-limit wait", "announced", d.RetryAfter, "cap", wait)
 	}

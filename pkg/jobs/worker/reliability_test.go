@@ -716,3 +716,25 @@ func TestStoreRouteFallsBackToTheDocumentedOne(t *testing.T) {
 		t.Fatalf("%d authorizations asked for, want only the first job's", auth)
 	}
 }
+
+// The waits for full builds have an end: past MaxBuildsFullWait the job
+// fails with builds_rate_limited, for a person to look at what holds the
+// team's builds.
+func TestBuildsFullWaitHasAnEnd(t *testing.T) {
+	t.Parallel()
+	h := jobstest.Start(t, jobstest.Config{
+		Sim:    vercelsim.Config{BuildTime: time.Minute, ConcurrentBuilds: 1, Quirks: vercelsim.Quirks{BuildsFull: true}},
+		Worker: worker.Config{Concurrency: 2, MaxBuildsFullWait: time.Millisecond},
+	})
+	tgz := h.Tarball(t, nil)
+	first := h.Submit(t, jobstest.Request("acme", "holds-the-build"), tgz).ID
+	jobstest.Eventually(t, waitLong, "the first build never started", func() bool { return len(h.Sim.Deployments()) == 1 })
+	second := h.Submit(t, jobstest.Request("acme", "waits"), tgz).ID
+	ev := h.WaitTerminal(t, "acme", waitLong, second)[second]
+	if ev.Type != jobs.TypeFailed || ev.Data.Error == nil || ev.Data.Error.Code != vercel.CodeBuildsRateLimited || ev.Data.Error.Step != jobs.StepCreateDeployment {
+		t.Fatalf("%s: %s %+v, want failed at create_deployment with builds_rate_limited", second, ev.Type, ev.Data.Error)
+	}
+	if _, err := h.Client.Cancel(t.Context(), "acme", first); err != nil {
+		t.Fatal(err)
+	}
+}

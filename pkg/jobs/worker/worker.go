@@ -37,6 +37,11 @@ type Config struct {
 	// MaxRateLimitWait caps one wait on a Retry-After or reset: an absurd
 	// announcement (hours) must not park a job for that long. Defaults to 15 min.
 	MaxRateLimitWait time.Duration
+	// MaxBuildsFullWait bounds how long one job waits, in all, for the
+	// team's concurrent builds to free a slot (429 builds_rate_limited):
+	// past it the job fails with that code, for a person to look at what
+	// holds the builds. The waits spend no attempt. Defaults to 30 min.
+	MaxBuildsFullWait time.Duration
 	// HeartbeatInterval is how often an in-flight job extends its lease.
 	// Defaults to a third of the consumer's AckWait.
 	HeartbeatInterval time.Duration
@@ -114,6 +119,9 @@ func (c Config) withDefaults(ackWait time.Duration) Config {
 	}
 	if c.MaxRateLimitWait <= 0 {
 		c.MaxRateLimitWait = 15 * time.Minute
+	}
+	if c.MaxBuildsFullWait <= 0 {
+		c.MaxBuildsFullWait = 30 * time.Minute
 	}
 	if c.HeartbeatInterval <= 0 {
 		c.HeartbeatInterval = ackWait / 3
