@@ -97,11 +97,22 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg, buildInfo())
 
-	limiter, stopBudget, err := newBudget(ctx, cfg, js, m, log)
+	// One store, watched once, holds the fleet's API buckets and the
+	// tenants' quota counts (the same bucket, different keys).
+	var shared *budget.KVStore
+	if cfg.Budget == "shared" || len(cfg.TenantQuotas) > 0 {
+		if err := retryStart(ctx, log, "set up the budget bucket", func() (err error) {
+			shared, err = budget.NewKVStore(ctx, js, budget.KVStoreConfig{Replicas: cfg.StreamReplicas})
+			return err
+		}); err != nil {
+			return err
+		}
+		defer shared.Close()
+	}
+	limiter, err := newBudget(cfg, shared, m, log)
 	if err != nil {
 		return err
 	}
-	defer stopBudget()
 	api, integrationID, stopSim, err := vercelClient(cfg, m, limiter, log)
 	if err != nil {
 		return err
@@ -120,11 +131,10 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	quotas, stopQuotas, err := newQuotas(ctx, cfg, js, log)
+	quotas, err := newQuotas(cfg, shared, log)
 	if err != nil {
 		return err
 	}
-	defer stopQuotas()
 	worker, err := worker.New(js, assets, pipeline, worker.Config{
 		Concurrency:      cfg.Concurrency,
 		MaxAttempts:      cfg.MaxAttempts,
@@ -230,10 +240,10 @@ func connectNATS(cfg Config, log *slog.Logger) (*nats.Conn, func(), error) {
 }
 
 // newBudget returns the limiter every API call passes: buckets shared by
-// the fleet through NATS, kept in this process, or none.
-func newBudget(ctx context.Context, cfg Config, js jetstream.JetStream, m *metrics.Metrics, log *slog.Logger) (vercel.Limiter, func(), error) {
+// the fleet through NATS (in shared), kept in this process, or none.
+func newBudget(cfg Config, shared *budget.KVStore, m *metrics.Metrics, log *slog.Logger) (vercel.Limiter, error) {
 	if cfg.Budget == "off" {
-		return nil, func() {}, nil
+		return nil, nil
 	}
 	plan := cmp.Or(cfg.BudgetPlan, budget.PlanPro)
 	base := budget.PlanLimits(plan)
@@ -244,54 +254,37 @@ func newBudget(ctx context.Context, cfg Config, js jetstream.JetStream, m *metri
 	}
 	limits := budget.MergeLimits(base, cfg.BudgetLimits)
 	var store budget.Store = budget.NewMemoryStore()
-	stop := func() {}
 	if cfg.Budget == "shared" {
-		var kv *budget.KVStore
-		if err := retryStart(ctx, log, "set up the budget bucket", func() (err error) {
-			kv, err = budget.NewKVStore(ctx, js, budget.KVStoreConfig{Replicas: cfg.StreamReplicas})
-			return err
-		}); err != nil {
-			return nil, nil, err
-		}
-		store, stop = kv, kv.Close
+		store = shared
 	}
 	b, err := budget.New(store, budget.Config{
 		Team: cfg.TeamID, Limits: limits, Headroom: cfg.BudgetHeadroom, MaxPause: cfg.BudgetMaxPause,
 		Logger: log, Metrics: m,
 	})
 	if err != nil {
-		stop()
-		return nil, nil, err
+		return nil, err
 	}
 	log.Info("API budget", "mode", cfg.Budget, "team", orPersonal(cfg.TeamID), "plan", plan,
 		"deployments", limitOf(limits, vercel.EndpointCreateDeployment), "headroom", cfg.BudgetHeadroom)
-	return b, stop, nil
+	return b, nil
 }
 
 // newQuotas returns the counters of the tenants' quotas, kept for the
-// fleet in the budget's bucket whatever BUDGET says (a quota is the
-// operator's promise, not the API's, and holds for the fleet), or nil
+// fleet in the budget's bucket (shared) whatever BUDGET says (a quota is
+// the operator's promise, not the API's, and holds for the fleet), or nil
 // when no tenant has one.
-func newQuotas(ctx context.Context, cfg Config, js jetstream.JetStream, log *slog.Logger) (*budget.Quotas, func(), error) {
+func newQuotas(cfg Config, shared *budget.KVStore, log *slog.Logger) (*budget.Quotas, error) {
 	if len(cfg.TenantQuotas) == 0 {
-		return nil, func() {}, nil
+		return nil, nil
 	}
-	var kv *budget.KVStore
-	if err := retryStart(ctx, log, "set up the quota counts", func() (err error) {
-		kv, err = budget.NewKVStore(ctx, js, budget.KVStoreConfig{Replicas: cfg.StreamReplicas})
-		return err
-	}); err != nil {
-		return nil, nil, err
-	}
-	q, err := budget.NewQuotas(kv, cfg.TenantQuotas, nil)
+	q, err := budget.NewQuotas(shared, cfg.TenantQuotas, nil)
 	if err != nil {
-		kv.Close()
-		return nil, nil, err
+		return nil, err
 	}
 	for _, t := range q.Tenants() {
 		log.Info("tenant quota", "tenant", t, "quota", budget.FormatQuota(q.Quota(t)))
 	}
-	return q, kv.Close, nil
+	return q, nil
 }
 
 // limitOf writes ep's limit for a log line, or "none".
