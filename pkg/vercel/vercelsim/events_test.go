@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -155,21 +157,25 @@ func TestEventStreamQuirks(t *testing.T) {
 	el := b.followEvents(t, t.Context(), id)
 	el.next(t)
 	b.clock.Advance(time.Minute) // the build ends
-	for {
-		select {
-		case ev := <-el.lines:
-			if ev == nil {
-				t.Fatal("the stream ended; it should stay open")
-			}
-			if readyStateOf(ev) != "" {
-				t.Fatalf("the stream announced the final state: %v", ev)
-			}
-			continue
-		case <-time.After(3 * 100 * time.Millisecond): // three ticks of the stream's clock reading
+	// Up to the build's last line: the final state would come in the same
+	// write, so whatever was sent is in the stream once Close drops it.
+	for ev := el.next(t); ; ev = el.next(t) {
+		if ev == nil {
+			t.Fatal("the stream ended by itself; it should stay open")
 		}
-		break
+		if readyStateOf(ev) != "" {
+			t.Fatalf("the stream announced the final state: %v", ev)
+		}
+		if p, _ := ev["payload"].(map[string]any); strings.HasPrefix(fmt.Sprint(p["text"]), "Build Completed") {
+			break
+		}
 	}
 	b.sim.Close()
+	for ev := el.next(t); ev != nil; ev = el.next(t) {
+		if readyStateOf(ev) != "" {
+			t.Fatalf("the stream announced the final state: %v", ev)
+		}
+	}
 }
 
 // Without follow the answer is the events so far, as a JSON array.
