@@ -150,16 +150,10 @@ func IsTenantConsumer(name string) bool {
 	return false
 }
 
-// RequestToken is the tenant token of a request subject,
+// RequestLane is the tenant token of a request subject,
 // deploy.requests.<token>.<id> or deploy.requests.<token>.batch.<id>,
-// valid tenant name or not; ok is false when subject has another form.
-func RequestToken(subject string) (token string, ok bool) {
-	token, _, _, ok = requestSubjectParts(subject)
-	return token, ok && token != ""
-}
-
-// RequestLane is the tenant token of a request subject (see
-// RequestToken), and whether it is a batch request's subject.
+// valid tenant name or not, and whether it is a batch request's subject;
+// ok is false when subject has another form.
 func RequestLane(subject string) (token string, batch, ok bool) {
 	token, _, batch, ok = requestSubjectParts(subject)
 	return token, batch, ok && token != ""

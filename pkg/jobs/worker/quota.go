@@ -81,6 +81,12 @@ func (w *Worker) admit(ctx context.Context, msg jetstream.Msg, meta *jetstream.M
 	lane := w.lanes.laneOf(msg.Subject())
 	holdLane := lane.token != legacyLane
 	held := false
+	// giveBack ends a wait cut short by the worker's stop: another
+	// delivery takes the request.
+	giveBack := func() (time.Time, outcome, bool) {
+		w.handBack(msg, log, 0)
+		return time.Time{}, handedBack, false
+	}
 	defer func() {
 		if held {
 			w.m.QuotaHeld(req.Tenant, -1)
@@ -122,20 +128,17 @@ func (w *Worker) admit(ctx context.Context, msg jetstream.Msg, meta *jetstream.M
 			t.Stop()
 			untrack()
 			if ctx.Err() != nil || !s.retake() {
-				w.handBack(msg, log, 0)
-				return time.Time{}, handedBack, false
+				return giveBack()
 			}
 			return time.Time{}, handedBack, true
 		case <-s.stop:
 			t.Stop()
 			untrack()
-			w.handBack(msg, log, 0)
-			return time.Time{}, handedBack, false
+			return giveBack()
 		}
 		untrack()
 		if !s.retake() {
-			w.handBack(msg, log, 0)
-			return time.Time{}, handedBack, false
+			return giveBack()
 		}
 	}
 }
