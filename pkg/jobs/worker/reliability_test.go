@@ -289,11 +289,8 @@ func TestOneEndpointsRefusalFailsOnlyItsJobs(t *testing.T) {
 		Worker: worker.Config{CredentialsProbeInterval: 50 * time.Millisecond},
 	})
 	w := h.Workers[0]
-	var ids []string
-	for i := range 3 {
-		ids = append(ids, h.Submit(t, jobstest.Request("acme", fmt.Sprint("refused-", i)), h.Tarball(t, nil)).ID)
-	}
-	for id, ev := range h.WaitTerminal(t, "acme", waitLong, ids...) {
+	refused := deployEach(t, h, "refused", 3)
+	for id, ev := range refused {
 		if ev.Type != jobs.TypeFailed || ev.Data.Error == nil || ev.Data.Error.Code != "forbidden" || ev.Data.Error.Step != jobs.StepConnectDatabase {
 			t.Fatalf("%s: %s %+v, want failed at connect_database with forbidden", id, ev.Type, ev.Data.Error)
 		}
@@ -301,8 +298,8 @@ func TestOneEndpointsRefusalFailsOnlyItsJobs(t *testing.T) {
 	if !w.CredentialsOK() || !w.Ready() {
 		t.Fatal("one endpoint's refusal paused the worker")
 	}
-	if n := h.Sim.Stats().Requests[vercel.EndpointConnectStore]; n != len(ids) {
-		t.Fatalf("%d connect calls for %d jobs: the refused step ran again", n, len(ids))
+	if n := h.Sim.Stats().Requests[vercel.EndpointConnectStore]; n != len(refused) {
+		t.Fatalf("%d connect calls for %d jobs: the refused step ran again", n, len(refused))
 	}
 }
 
@@ -676,16 +673,7 @@ func TestBuildsFullIsWaitedOn(t *testing.T) {
 		Sim:    vercelsim.Config{BuildTime: 200 * time.Millisecond, ConcurrentBuilds: 1, Quirks: vercelsim.Quirks{BuildsFull: true}},
 		Worker: worker.Config{MaxAttempts: 1, Concurrency: 4},
 	})
-	tgz := h.Tarball(t, nil)
-	var ids []string
-	for i := range 3 {
-		ids = append(ids, h.Submit(t, jobstest.Request("acme", fmt.Sprint("full-", i)), tgz).ID)
-	}
-	for id, ev := range h.WaitTerminal(t, "acme", waitLong, ids...) {
-		if ev.Type != jobs.TypeSucceeded {
-			t.Fatalf("%s: %s %+v", id, ev.Type, ev.Data.Error)
-		}
-	}
+	requireSucceededAll(t, deployEach(t, h, "full", 3))
 	if n := h.Sim.Stats().Responses[vercel.EndpointCreateDeployment][429]; n == 0 {
 		t.Fatal("no deployment was refused for full builds: the test did not test")
 	}
@@ -698,16 +686,7 @@ func TestBuildsFullIsWaitedOn(t *testing.T) {
 func TestStoreRouteFallsBackToTheDocumentedOne(t *testing.T) {
 	t.Parallel()
 	h := jobstest.Start(t, jobstest.Config{Sim: vercelsim.Config{Quirks: vercelsim.Quirks{StoreRouteGone: true}}, Worker: worker.Config{Concurrency: 1}})
-	tgz := h.Tarball(t, nil)
-	var ids []string
-	for i := range 3 {
-		ids = append(ids, h.Submit(t, jobstest.Request("acme", fmt.Sprint("direct-", i)), tgz).ID)
-	}
-	for id, ev := range h.WaitTerminal(t, "acme", waitLong, ids...) {
-		if ev.Type != jobs.TypeSucceeded {
-			t.Fatalf("%s: %s %+v", id, ev.Type, ev.Data.Error)
-		}
-	}
+	requireSucceededAll(t, deployEach(t, h, "direct", 3))
 	st := h.Sim.Stats()
 	if gone := st.Responses[vercel.EndpointCreateStore][410]; gone != 1 {
 		t.Fatalf("the guide's route was tried %d times, want once", gone)
@@ -736,5 +715,27 @@ func TestBuildsFullWaitHasAnEnd(t *testing.T) {
 	}
 	if _, err := h.Client.Cancel(t.Context(), "acme", first); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// deployEach submits n requests of tenant acme named prefix-0… and
+// returns their terminal events.
+func deployEach(t *testing.T, h *jobstest.Harness, prefix string, n int) map[string]jobs.Event {
+	t.Helper()
+	tgz := h.Tarball(t, nil)
+	var ids []string
+	for i := range n {
+		ids = append(ids, h.Submit(t, jobstest.Request("acme", fmt.Sprint(prefix, "-", i)), tgz).ID)
+	}
+	return h.WaitTerminal(t, "acme", waitLong, ids...)
+}
+
+// requireSucceededAll fails the test unless every event is a success.
+func requireSucceededAll(t *testing.T, evs map[string]jobs.Event) {
+	t.Helper()
+	for id, ev := range evs {
+		if ev.Type != jobs.TypeSucceeded {
+			t.Fatalf("%s: %s %+v", id, ev.Type, ev.Data.Error)
+		}
 	}
 }
