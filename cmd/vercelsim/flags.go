@@ -56,6 +56,9 @@ func parseFlags(args []string, getenv func(string) string) (options, error) {
 	fs.BoolVar(&cfg.Quirks.StoreRouteGone, "store-route-gone", false, "answer 410 to the Prisma guide's store route; the documented …/integration/direct still works")
 	fs.BoolVar(&cfg.Quirks.BuildsFull, "builds-full", false, "with --concurrent-builds all busy, creating a deployment answers 429 builds_rate_limited instead of queueing")
 	fs.BoolVar(&cfg.Quirks.RefuseConnectedStoreDelete, "refuse-connected-store-delete", false, "answer 400 to deleting a store still connected to a project")
+	fs.BoolVar(&cfg.Quirks.StoreTransferFails, "store-transfer-fails", false, "an accepted transfer moves the project but not its database")
+	fs.IntVar(&cfg.MaxProjects, "max-projects", 0, "projects per team (Vercel Hobby: 200); past it 400 too_many_projects; 0: no cap")
+	fs.IntVar(&cfg.MaxStores, "max-stores", 0, "databases per team (Prisma Free: 50); past it 400 too_many_stores; 0: no cap")
 	fs.StringVar((*string)(&cfg.Quirks.Authorization), "authorization", "", "how billing authorizations answer: succeeded (default), null, pending, requires_action or failed")
 	fs.StringVar((*string)(&cfg.Quirks.EventStream), "event-stream", "", "how followed event streams behave: ends (default), not-served (404) or stays-open (no final state, never ends)")
 	fs.Func("limit", "rate limit `endpoint=N/window`, e.g. deployments.create=5/1s (repeatable)", func(v string) error {

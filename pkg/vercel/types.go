@@ -13,10 +13,15 @@ type Endpoint string
 // The routes the pipeline uses. Vercel limits each endpoint on its own, so
 // the budget keeps one bucket per (team, Endpoint).
 const (
-	EndpointCreateProject    Endpoint = "projects.create"
-	EndpointGetProject       Endpoint = "projects.get"
-	EndpointDeleteProject    Endpoint = "projects.delete"
-	EndpointTransferRequest  Endpoint = "projects.transfer_request"
+	EndpointCreateProject   Endpoint = "projects.create"
+	EndpointGetProject      Endpoint = "projects.get"
+	EndpointDeleteProject   Endpoint = "projects.delete"
+	EndpointTransferRequest Endpoint = "projects.transfer_request"
+	// EndpointAcceptTransfer is the claiming account's call (what
+	// Vercel's claim page makes); deployq never makes it, its tests do.
+	EndpointAcceptTransfer   Endpoint = "projects.transfer_accept"
+	EndpointAddDomain        Endpoint = "projects.domains.add"
+	EndpointGetDomain        Endpoint = "projects.domains.get"
 	EndpointAuthorize        Endpoint = "integrations.authorize"
 	EndpointCreateStore      Endpoint = "stores.create"
 	EndpointDeleteStore      Endpoint = "stores.delete"
@@ -39,6 +44,7 @@ func Endpoints() []Endpoint {
 		EndpointUploadFile, EndpointCreateDeployment, EndpointGetDeployment,
 		EndpointDeploymentEvents, EndpointListDeployments, EndpointTransferRequest,
 		EndpointDeleteProject, EndpointDeleteStore,
+		EndpointAddDomain, EndpointGetDomain, EndpointAcceptTransfer,
 	}
 }
 

@@ -8,7 +8,8 @@ func TestEndpointsListsEveryEndpointOnce(t *testing.T) {
 		EndpointCreateProject, EndpointGetProject, EndpointDeleteProject, EndpointTransferRequest,
 		EndpointAuthorize, EndpointCreateStore, EndpointDeleteStore, EndpointListStores, EndpointListResources,
 		EndpointConnectStore, EndpointUploadFile, EndpointCreateDeployment, EndpointGetDeployment,
-		EndpointDeploymentEvents, EndpointListDeployments,
+		EndpointDeploymentEvents, EndpointListDeployments, EndpointAddDomain, EndpointGetDomain,
+		EndpointAcceptTransfer,
 	}
 	got := map[Endpoint]int{}
 	for _, ep := range Endpoints() {

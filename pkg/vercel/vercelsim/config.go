@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"slices"
 	"time"
 
@@ -123,6 +124,20 @@ type Config struct {
 	// Quirks make the simulator give answers the real API can give that a
 	// plain run does not. Defaults to none.
 	Quirks Quirks
+	// MaxProjects caps the projects of one account (Vercel Hobby: 200);
+	// creating one more answers 400 too_many_projects. Defaults to 0: no
+	// cap.
+	MaxProjects int
+	// MaxStores caps the databases of one account (Prisma: 50 on Free,
+	// 1 000 on paid plans); creating one more answers 400
+	// too_many_stores. Defaults to 0: no cap.
+	MaxStores int
+	// CallbackClient posts transfer callbacks (to loopback addresses
+	// only). Defaults to a client with a 5 s timeout.
+	CallbackClient *http.Client
+	// ClaimTeam is the account a transfer request is accepted into when
+	// the accepting call names no team. Defaults to "team_claimer".
+	ClaimTeam string
 }
 
 // Quirks are answers Vercel's API can give, each on demand, so that tests
@@ -157,6 +172,10 @@ type Quirks struct {
 	// RefuseConnectedStoreDelete answers 400 to deleting a store still
 	// connected to a project, as Vercel's CLI refuses to delete one.
 	RefuseConnectedStoreDelete bool
+	// StoreTransferFails makes accepting a transfer move the project but
+	// not its database, which stays in the old team: the accept answers
+	// 202 with the store in resourceTransferErrors, as Vercel's can.
+	StoreTransferFails bool
 	// Forbidden endpoints answer 403 forbidden to every call, while the
 	// token works for the others (GET /v1/installations/{cfg}/resources
 	// is documented for integration providers and may refuse a team's
@@ -293,6 +312,12 @@ func knownEndpoint(ep vercel.Endpoint) bool {
 func (c Config) withDefaults() Config {
 	if c.BuildTime == 0 {
 		c.BuildTime = DefaultBuildTime
+	}
+	if c.CallbackClient == nil {
+		c.CallbackClient = &http.Client{Timeout: 5 * time.Second}
+	}
+	if c.ClaimTeam == "" {
+		c.ClaimTeam = "team_claimer"
 	}
 	if c.BuildTime < 0 {
 		c.BuildTime = 0

@@ -112,11 +112,11 @@ func (s *Server) createDeployment(c *call) reply {
 	defer s.mu.Unlock()
 	var p *project
 	if req.Project != "" {
-		if p = s.st.lookupProject(req.Project); p == nil {
+		if p = s.st.lookupProject(s.account(c), req.Project); p == nil {
 			return notFound("Project not found")
 		}
 	} else {
-		p = s.st.projectsByName[req.Name]
+		p = s.st.projectsByName[nameKey(s.account(c), req.Name)]
 		if p == nil && !validProjectName(req.Name) {
 			return badRequest("%s", projectNameRule)
 		}
@@ -238,15 +238,15 @@ func deploymentHost(name, hash string) string {
 }
 
 // aliasesAt is the deployment's aliases at t: none until READY; then the
-// production domain for production, the team domain for staging, and none
-// for a preview built without git.
-func (d *deployment) aliasesAt(t time.Time) []string {
+// production domain and the project's own domains for production, the
+// team domain for staging, and none for a preview built without git.
+func (d *deployment) aliasesAt(t time.Time, domains []string) []string {
 	if !d.aliasedAt(t) {
 		return []string{}
 	}
 	switch d.target {
 	case "production":
-		return []string{d.projectName + ".vercel.app"}
+		return append([]string{d.projectName + ".vercel.app"}, domains...)
 	case "staging":
 		return []string{d.projectName + "-" + scopeSlug + ".vercel.app"}
 	}
@@ -328,7 +328,7 @@ func (s *Server) listDeployments(c *call) reply {
 	now := s.now()
 	projectID := ""
 	if v := q.Get("projectId"); v != "" {
-		p := s.st.lookupProject(v)
+		p := s.st.lookupProject(s.account(c), v)
 		if p == nil {
 			return notFound("Project not found")
 		}
@@ -445,7 +445,7 @@ func (s *Server) deploymentBodyLocked(d *deployment, now time.Time) deploymentBo
 		InspectorURL:              &inspector,
 		IsInConcurrentBuildsQueue: now.Before(d.startAt),
 		ProjectSettings:           projectSettingsBody{Framework: nullable(d.framework)},
-		Alias:                     d.aliasesAt(now),
+		Alias:                     d.aliasesAt(now, s.projectDomainsLocked(d.projectID)),
 		AliasAssigned:             d.aliasedAt(now),
 		BootedAt:                  reached(d.initAt, d.createdAt, now),
 		BuildingAt:                reached(d.buildAt, d.createdAt, now),

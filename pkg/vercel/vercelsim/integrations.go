@@ -246,6 +246,9 @@ func (s *Server) createStoreVia(c *call, direct bool) reply {
 			return badRequest("Authorization %s is %s", a.id, a.status)
 		}
 	}
+	if rep, full := s.storeCapLocked(c); full {
+		return rep
+	}
 	now := s.now()
 	st := &store{
 		seq: s.st.next(), id: s.newIDLocked("store_", 16), name: req.Name,
@@ -319,7 +322,7 @@ func (s *Server) deleteStore(c *call) reply {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.st.stores[c.r.PathValue("storeId")]
-	if st == nil {
+	if st == nil || st.owner != s.account(c) {
 		return notFound("Store not found")
 	}
 	if len(st.projects) > 0 && s.cfg.Quirks.RefuseConnectedStoreDelete {
@@ -337,7 +340,7 @@ func (s *Server) disconnectStore(c *call) reply {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.st.stores[c.r.PathValue("storeId")]
-	if st == nil {
+	if st == nil || st.owner != s.account(c) {
 		return notFound("Store not found")
 	}
 	for _, pid := range slices.Clone(st.projects) {
@@ -368,13 +371,13 @@ func (s *Server) connectStore(c *call) reply {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.st.stores[c.r.PathValue("storeId")]
-	if st == nil || st.configID != c.r.PathValue("configId") {
+	if st == nil || st.configID != c.r.PathValue("configId") || st.owner != s.account(c) {
 		return notFound("Resource not found")
 	}
 	if product := c.r.PathValue("productId"); product != "" && canonicalProduct(product) != canonicalProduct(st.productID) {
 		return notFound("Resource not found for this product")
 	}
-	p := s.st.lookupProject(req.ProjectID)
+	p := s.st.lookupProject(s.account(c), req.ProjectID)
 	if p == nil {
 		return notFound("Project not found")
 	}

@@ -57,7 +57,9 @@ func TestRateLimit(t *testing.T) {
 	if r.header.Get("X-RateLimit-Limit") != "" {
 		t.Error("an unlimited endpoint sends X-RateLimit headers")
 	}
-	want(t, b.do(t, "GET", "/v9/projects/rl?teamId=team_b", nil), 200)
+	// Another team's call is not limited (its answer is a 404: the
+	// project is the first team's).
+	want(t, b.do(t, "GET", "/v9/projects/rl?teamId=team_b", nil), 404)
 
 	// Retry-After counts down, never to 0, and the window ends on time.
 	b.clock.Advance(9500 * time.Millisecond)
@@ -108,6 +110,7 @@ func TestDailyDeploymentCap(t *testing.T) {
 		t.Errorf("%d deployments, want 2", n)
 	}
 	// The cap is per team.
+	want(t, b.do(t, "POST", "/v11/projects?teamId=team_other", map[string]any{"name": "capped"}), 200)
 	want(t, b.do(t, "POST", "/v13/deployments?teamId=team_other", deploymentBody("capped", sha, 1)), 200)
 
 	b.clock.Advance(24*time.Hour - time.Millisecond)

@@ -113,8 +113,11 @@ func (s *Server) createProject(c *call) reply {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	if s.st.projectsByName[req.Name] != nil {
+	if s.st.projectsByName[nameKey(s.account(c), req.Name)] != nil {
 		return conflict(fmt.Sprintf("Project %q already exists, please use a new name.", req.Name))
+	}
+	if rep, full := s.projectCapLocked(c); full {
+		return rep
 	}
 	p := s.newProjectLocked(req.Name, framework, c.team, now)
 	for _, e := range envs {
@@ -142,7 +145,7 @@ func (s *Server) newProjectLocked(name, framework, team string, now time.Time) *
 		createdAt: now, updatedAt: now,
 	}
 	s.st.projects[id] = p
-	s.st.projectsByName[name] = p
+	s.st.projectsByName[nameKey(account, name)] = p
 	s.stats.projectsCreated[name]++
 	return p
 }
@@ -150,7 +153,7 @@ func (s *Server) newProjectLocked(name, framework, team string, now time.Time) *
 func (s *Server) getProject(c *call) reply {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.st.lookupProject(c.r.PathValue("idOrName"))
+	p := s.st.lookupProject(s.account(c), c.r.PathValue("idOrName"))
 	if p == nil {
 		return notFound("Project not found")
 	}
@@ -163,7 +166,7 @@ func (s *Server) getProject(c *call) reply {
 func (s *Server) deleteProject(c *call) reply {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.st.lookupProject(c.r.PathValue("idOrName"))
+	p := s.st.lookupProject(s.account(c), c.r.PathValue("idOrName"))
 	if p == nil {
 		return notFound("Project not found")
 	}
@@ -184,40 +187,11 @@ func (s *Server) deleteProject(c *call) reply {
 		}
 	}
 	delete(s.st.projects, p.id)
-	delete(s.st.projectsByName, p.name)
+	delete(s.st.projectsByName, nameKey(p.accountID, p.name))
+	for _, dom := range p.domains {
+		delete(s.st.domains, dom)
+	}
 	return noContent(http.StatusNoContent)
-}
-
-type transferRequestBody struct {
-	CallbackURL    string `json:"callbackUrl"`
-	CallbackSecret string `json:"callbackSecret"`
-}
-
-// transferCodeLifetime is how long Vercel keeps a transfer code valid.
-const transferCodeLifetime = 24 * time.Hour
-
-func (s *Server) createTransferRequest(c *call) reply {
-	var req transferRequestBody
-	if rep := decodeBody(c.r, nil, &req); rep != nil {
-		return *rep
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p := s.st.lookupProject(c.r.PathValue("idOrName"))
-	if p == nil {
-		return notFound("Project not found")
-	}
-	now := s.now()
-	t := &transfer{
-		seq: s.st.next(), code: s.uuidLocked(), projectID: p.id, callbackURL: req.CallbackURL,
-		createdAt: now, expiresAt: now.Add(transferCodeLifetime),
-	}
-	s.st.transfers[t.code] = t
-	return jsonReply(http.StatusOK, transferCodeBody{Code: t.code})
-}
-
-type transferCodeBody struct {
-	Code string `json:"code"`
 }
 
 // projectBody is Vercel's project object: every member its schema
@@ -366,7 +340,7 @@ func (s *Server) projectBodyLocked(p *project, now time.Time) projectBody {
 		d := p.deployments[n-1]
 		state := d.stateAt(now)
 		b.Live = state == stateReady
-		for _, a := range d.aliasesAt(now) {
+		for _, a := range d.aliasesAt(now, p.domains) {
 			if d.target == "production" {
 				id := d.id
 				b.Alias = append(b.Alias, projectAliasBody{Domain: a, Environment: "production", Target: "PRODUCTION",
@@ -374,7 +348,7 @@ func (s *Server) projectBodyLocked(p *project, now time.Time) projectBody {
 			}
 		}
 		ld := latestDeploymentBody{
-			ID: d.id, Alias: d.aliasesAt(now), AliasAssigned: d.aliasedAt(now),
+			ID: d.id, Alias: d.aliasesAt(now, p.domains), AliasAssigned: d.aliasedAt(now),
 			BuildingAt: d.buildAt.UnixMilli(), CreatedAt: d.createdAt.UnixMilli(), CreatedIn: region,
 			Creator:            creatorBody{UID: s.userID, Username: username, Email: email},
 			DeploymentHostname: d.url, Name: d.name, Meta: d.metaView(), Plan: plan, Private: true,

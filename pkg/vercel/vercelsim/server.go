@@ -81,6 +81,10 @@ func (s *Server) routes() {
 	s.handle("DELETE /v9/projects/{idOrName}", vercel.EndpointDeleteProject, s.deleteProject)
 	s.handle("POST /projects/{idOrName}/transfer-request", vercel.EndpointTransferRequest, s.createTransferRequest)
 	s.handle("POST /v9/projects/{idOrName}/transfer-request", vercel.EndpointTransferRequest, s.createTransferRequest)
+	s.handle("PUT /projects/transfer-request/{code}", vercel.EndpointAcceptTransfer, s.acceptTransfer)
+	s.handle("PUT /v9/projects/transfer-request/{code}", vercel.EndpointAcceptTransfer, s.acceptTransfer)
+	s.handle("POST /v10/projects/{idOrName}/domains", vercel.EndpointAddDomain, s.addDomain)
+	s.handle("GET /v9/projects/{idOrName}/domains/{domain}", vercel.EndpointGetDomain, s.getDomain)
 
 	s.handle("POST /v1/integrations/billing/authorization", vercel.EndpointAuthorize, s.createAuthorization)
 	// Polling an authorization has no Endpoint of its own in the client;
@@ -183,6 +187,14 @@ func (s *Server) SetLimit(ep vercel.Endpoint, l Limit) {
 }
 
 func (s *Server) now() time.Time { return s.cfg.Clock() }
+
+// account is the account a call acts for: its team, or the user.
+func (s *Server) account(c *call) string {
+	if c.team != "" {
+		return c.team
+	}
+	return s.userID
+}
 
 // call is one request as a handler sees it.
 type call struct {

@@ -8,8 +8,13 @@ import "time"
 type state struct {
 	seq int64 // orders resources of one kind by creation
 
-	projects       map[string]*project // by id
+	projects map[string]*project // by id
+	// projectsByName is keyed by account and name: a name is unique
+	// within its team, and a claimed project keeps its name in its new
+	// team while the old team may make another of that name.
 	projectsByName map[string]*project
+	// domains maps a domain to the project it is on.
+	domains map[string]*project
 
 	// deployments holds every deployment ever created, deleted ones too
 	// (flagged), so Stats can still count what they became.
@@ -29,6 +34,7 @@ func newState(concurrentBuilds int) state {
 	return state{
 		projects:         map[string]*project{},
 		projectsByName:   map[string]*project{},
+		domains:          map[string]*project{},
 		deploymentsByID:  map[string]*deployment{},
 		deploymentsByURL: map[string]*deployment{},
 		slots:            buildSlots{n: concurrentBuilds},
@@ -59,7 +65,14 @@ type project struct {
 	// deployed is set by the first deployment and never cleared: Vercel
 	// asks for projectSettings only on a project's first deployment.
 	deployed bool
+	// domains are the project's own domains, added by
+	// POST /v10/projects/{id}/domains; production deployments are
+	// aliased to them.
+	domains []string
 }
+
+// nameKey is a project's key in projectsByName.
+func nameKey(account, name string) string { return account + "/" + name }
 
 type envVar struct {
 	id              string
@@ -145,19 +158,38 @@ type connection struct {
 }
 
 type transfer struct {
-	seq         int64
-	code        string
-	projectID   string
-	callbackURL string
-	createdAt   time.Time
-	expiresAt   time.Time
+	seq            int64
+	code           string
+	projectID      string
+	callbackURL    string
+	callbackSecret string
+	createdAt      time.Time
+	expiresAt      time.Time
 }
 
-// lookupProject finds a live project by id or name, as Vercel's
-// {idOrName} parameters do.
-func (st *state) lookupProject(idOrName string) *project {
+// lookupProject finds a live project of account by id or name, as
+// Vercel's {idOrName} parameters do: a project of another account (one
+// claimed away, say) is not found.
+func (st *state) lookupProject(account, idOrName string) *project {
+	if p := st.projects[idOrName]; p != nil {
+		if p.accountID == account {
+			return p
+		}
+		return nil
+	}
+	return st.projectsByName[nameKey(account, idOrName)]
+}
+
+// anyProject finds a live project by id or name in any account, for the
+// simulator's own views.
+func (st *state) anyProject(idOrName string) *project {
 	if p := st.projects[idOrName]; p != nil {
 		return p
 	}
-	return st.projectsByName[idOrName]
+	for _, p := range st.projects {
+		if p.name == idOrName {
+			return p
+		}
+	}
+	return nil
 }

@@ -52,6 +52,13 @@ type Stats struct {
 	// UniqueFiles counts distinct files (by SHA-1) stored.
 	UniqueFiles int
 
+	// TransfersAccepted counts accepted transfer requests (claims).
+	TransfersAccepted int
+	// CallbacksDelivered counts transfer callbacks answered 2xx;
+	// CallbacksFailed those that failed, were refused or went unsent
+	// (an address not on loopback).
+	CallbacksDelivered, CallbacksFailed int
+
 	// PerSecond is, per endpoint, the number of 2xx answers in each
 	// second (by the Server's clock) that had any, in time order.
 	PerSecond map[vercel.Endpoint][]SecondCount
@@ -89,6 +96,10 @@ type counters struct {
 
 	uploads     int
 	uploadBytes int64
+
+	transfersAccepted  int
+	callbacksDelivered int
+	callbacksFailed    int
 
 	// perSecond keys successes by Unix second: one map entry per busy
 	// second keeps it cheap at any request rate.
@@ -158,6 +169,9 @@ func (s *Server) Stats() Stats {
 		Uploads:            c.uploads,
 		UploadBytes:        c.uploadBytes,
 		UniqueFiles:        len(s.st.files),
+		TransfersAccepted:  c.transfersAccepted,
+		CallbacksDelivered: c.callbacksDelivered,
+		CallbacksFailed:    c.callbacksFailed,
 		PerSecond:          make(map[vercel.Endpoint][]SecondCount, len(c.perSecond)),
 	}
 	for ep, byStatus := range c.responses {

@@ -19,6 +19,8 @@ type Project struct {
 	Env       []string // variable names, in creation order
 	// Deployments is the number of live deployments.
 	Deployments int
+	// Domains are the project's own domains.
+	Domains []string
 }
 
 // Deployment is a deployment with its state at the time of the call.
@@ -58,6 +60,9 @@ type Store struct {
 	CreatedAt                  time.Time
 	// Projects are the ids of the connected projects.
 	Projects []string
+	// Owner is the account the store belongs to: the team that made it,
+	// or the one a transfer moved it to.
+	Owner string
 }
 
 // Connection is a store connected to a project.
@@ -93,7 +98,7 @@ func (s *Server) Projects() []Project {
 func (s *Server) Project(idOrName string) (Project, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.st.lookupProject(idOrName)
+	p := s.st.anyProject(idOrName)
 	if p == nil {
 		return Project{}, false
 	}
@@ -103,7 +108,7 @@ func (s *Server) Project(idOrName string) (Project, bool) {
 func (p *project) view() Project {
 	v := Project{
 		ID: p.id, Name: p.name, AccountID: p.accountID, Framework: p.framework,
-		CreatedAt: p.createdAt, Deployments: len(p.deployments),
+		CreatedAt: p.createdAt, Deployments: len(p.deployments), Domains: slices.Clone(p.domains),
 	}
 	for _, e := range p.env {
 		v.Env = append(v.Env, e.key)
@@ -178,7 +183,7 @@ func (s *Server) Stores() []Store {
 	for i, st := range sts {
 		out[i] = Store{
 			ID: st.id, Name: st.name, IntegrationConfigurationID: st.configID, ProductID: st.productID,
-			AuthorizationID: st.authorizationID, CreatedAt: st.createdAt, Projects: slices.Clone(st.projects),
+			AuthorizationID: st.authorizationID, CreatedAt: st.createdAt, Projects: slices.Clone(st.projects), Owner: st.owner,
 		}
 	}
 	return out
