@@ -60,6 +60,7 @@ const (
 	ReasonCancelled        = "cancelled"
 	ReasonNoAuthorization  = "no_authorization"
 	ReasonBuildsFull       = "builds_full"
+	ReasonCapReached       = "cap_reached"
 	ReasonUnknown          = "unknown"
 )
 
@@ -107,6 +108,7 @@ func Classify(err error) Decision {
 		return Decision{Reason: ReasonNone}
 	}
 	var (
+		ce  *CapError
 		bf  *BuildsFullError
 		mf  *MissingFilesError
 		rl  *RateLimitError
@@ -118,6 +120,8 @@ func Classify(err error) Decision {
 		nte net.Error
 	)
 	switch {
+	case errors.As(err, &ce):
+		return Decision{Class: Permanent, Reason: ReasonCapReached}
 	case errors.As(err, &bf):
 		return Decision{Class: Transient, Reason: ReasonBuildsFull, RetryAfter: bf.RetryAfter, Busy: true}
 	case errors.As(err, &mf):

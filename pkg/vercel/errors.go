@@ -75,6 +75,38 @@ type BuildsFullError struct {
 // Unwrap gives errors.As access to the embedded *APIError.
 func (e *BuildsFullError) Unwrap() error { return &e.APIError }
 
+// CapError is a refusal because the team holds as many of a resource as
+// its plan allows: projects (Hobby: 200, code too_many_projects, which
+// Vercel's CLI reports as such) or databases (the Prisma workspace's cap;
+// the real code is undocumented, the simulator's is too_many_stores).
+// Nothing frees room but deleting resources or a bigger plan, so it is
+// never retried, whatever its status.
+type CapError struct {
+	APIError
+	// Resource is CapProjects or CapDatabases.
+	Resource string
+}
+
+// Unwrap gives errors.As access to the embedded *APIError.
+func (e *CapError) Unwrap() error { return &e.APIError }
+
+// The resources a CapError names.
+const (
+	CapProjects  = "projects"
+	CapDatabases = "databases"
+)
+
+// capOf names the capped resource an error code stands for.
+func capOf(code string) (string, bool) {
+	switch code {
+	case "too_many_projects":
+		return CapProjects, true
+	case "too_many_stores", "too_many_databases", "store_limit_reached":
+		return CapDatabases, true
+	}
+	return "", false
+}
+
 // CodeBuildsRateLimited is the error code of a BuildsFullError.
 const CodeBuildsRateLimited = "builds_rate_limited"
 
@@ -263,6 +295,9 @@ func (c *Client) errorFromAnswer(ep Endpoint, resp *Response, body []byte, ref t
 		resp.RateLimit = mergeRateLimit(headerRL, bodyRL)
 	}
 
+	if res, ok := capOf(wire.Code); ok {
+		return &CapError{APIError: apiErr, Resource: res}
+	}
 	switch {
 	case wire.Code == "missing_files":
 		return &MissingFilesError{APIError: apiErr, Missing: wire.Missing}

@@ -66,6 +66,7 @@ type eventsBundle struct {
 	clock  *simClock
 	client *vercel.Client
 	limits *limitLog
+	url    string // the simulator's
 }
 
 const simBuild = 10 * time.Second
@@ -91,7 +92,7 @@ func setupEvents(t *testing.T, cfg vercelsim.Config, opts ...vercel.Option) *eve
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &eventsBundle{sim: sim, clock: clock, client: c, limits: limits}
+	return &eventsBundle{sim: sim, clock: clock, client: c, limits: limits, url: srv.URL}
 }
 
 // deploy creates a project and a deployment of a tarball with files.

@@ -2,6 +2,7 @@ package vercel
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -148,4 +149,104 @@ func ValidateProjectName(name string) error {
 		}
 	}
 	return nil
+}
+
+// ProjectDomain is a domain on a project.
+type ProjectDomain struct {
+	Name      string `json:"name"`
+	ApexName  string `json:"apexName"`
+	ProjectID string `json:"projectId"`
+	Verified  bool   `json:"verified"`
+}
+
+// DomainTakenError is a domain that another project holds: adding it to
+// this one cannot succeed until that project lets it go.
+type DomainTakenError struct {
+	APIError
+	Domain string
+}
+
+// Unwrap gives errors.As access to the embedded *APIError.
+func (e *DomainTakenError) Unwrap() error { return &e.APIError }
+
+// AddProjectDomain puts domain on the project, so that production
+// deployments are served on it. A domain the project has already counts
+// as added: Vercel answers 409 both when this project and when another
+// holds it, so a 409 is settled by asking whose it is; another project's
+// gives a *DomainTakenError.
+//
+// Vercel API: POST /v10/projects/{idOrName}/domains (operation
+// addProjectDomain, https://vercel.com/docs/rest-api/projects/add-a-domain-to-a-project)
+// and GET /v9/projects/{idOrName}/domains/{domain} (getProjectDomain).
+func (c *Client) AddProjectDomain(ctx context.Context, projectIDOrName, domain string) (*ProjectDomain, *Response, error) {
+	seg, err := segment(EndpointAddDomain, "projectIDOrName", projectIDOrName)
+	if err != nil {
+		return nil, nil, err
+	}
+	dseg, err := segment(EndpointAddDomain, "domain", domain)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := jsonRequest(EndpointAddDomain, http.MethodPost, "/v10/projects/"+seg+"/domains", map[string]string{"name": domain})
+	if err != nil {
+		return nil, nil, err
+	}
+	d := new(ProjectDomain)
+	resp, err := c.do(ctx, r, d)
+	var apiErr *APIError
+	if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusConflict {
+		d = new(ProjectDomain)
+		resp, err = c.do(ctx, request{ep: EndpointGetDomain, method: http.MethodGet, path: "/v9/projects/" + seg + "/domains/" + dseg}, d)
+		if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusNotFound {
+			return nil, resp, &DomainTakenError{APIError: *apiErr, Domain: domain}
+		}
+	}
+	if err != nil {
+		return nil, resp, err
+	}
+	return d, resp, nil
+}
+
+// AcceptTransfer is the body of an accepted transfer request.
+type AcceptTransfer struct {
+	NewProjectName string `json:"newProjectName,omitempty"`
+}
+
+// TransferAccepted is Vercel's answer to an accepted transfer: the
+// project moved; its databases moved unless listed in
+// ResourceTransferErrors.
+type TransferAccepted struct {
+	PartnerCalls []struct {
+		InstallationID string   `json:"installationId"`
+		ResourceIDs    []string `json:"resourceIds"`
+		Result         struct {
+			Status string `json:"status"`
+		} `json:"result"`
+	} `json:"partnerCalls"`
+	ResourceTransferErrors []json.RawMessage `json:"resourceTransferErrors"`
+	TransferredStoreIDs    []string          `json:"transferredStoreIds"`
+}
+
+// AcceptTransferRequest redeems a transfer code into this client's team:
+// what Vercel's claim page does for the user who opens a claim link.
+// deployq never calls it (its token is the giving team's); tests and
+// benchmarks play the user with it.
+//
+// Vercel API: PUT /projects/transfer-request/{code} (operation
+// acceptProjectTransferRequest), answered 202.
+func (c *Client) AcceptTransferRequest(ctx context.Context, code string, body AcceptTransfer) (*TransferAccepted, *Response, error) {
+	seg, err := segment(EndpointAcceptTransfer, "code", code)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := jsonRequest(EndpointAcceptTransfer, http.MethodPut, "/projects/transfer-request/"+seg, body)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := new(TransferAccepted)
+	resp, err := c.do(ctx, r, out)
+	if err != nil {
+		return nil, resp, err
+	}
+	return out, resp, nil
 }

@@ -96,7 +96,8 @@ type Config struct {
 	// says. Defaults to "": any token is accepted.
 	Token string
 	// TeamID, when set, is the only team the token may act for: a request
-	// whose teamId query parameter is missing or different gets 403.
+	// whose teamId query parameter is missing or different gets 403,
+	// except ClaimTeam's: the end user who claims projects.
 	// Defaults to "": any teamId, or none, is accepted.
 	TeamID string
 	// RateLimits limits endpoints per team (the teamId query parameter),

@@ -298,7 +298,7 @@ func (s *Server) authenticate(r *http.Request) (reply, bool) {
 			Code: "forbidden", Message: "Not authorized", InvalidToken: true,
 		}), false
 	}
-	if s.cfg.TeamID != "" && r.URL.Query().Get("teamId") != s.cfg.TeamID {
+	if team := r.URL.Query().Get("teamId"); s.cfg.TeamID != "" && team != s.cfg.TeamID && team != s.cfg.ClaimTeam {
 		return errorReply(http.StatusForbidden, apiError{
 			Code: "forbidden", Message: "You do not have permission to access this resource.",
 		}), false
