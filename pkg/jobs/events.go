@@ -25,6 +25,11 @@ const (
 	TypeFailed        EventType = "dev.deployq.deploy.failed"
 	TypeRejected      EventType = "dev.deployq.deploy.rejected"
 	TypeCancelled     EventType = "dev.deployq.deploy.cancelled"
+	// TypeClaimed and TypeExpired are about an app, not a request: its
+	// user took it over, or it went unclaimed past its TTL and was
+	// deleted. One each per app, on the events subject of the app's id.
+	TypeClaimed EventType = "dev.deployq.app.claimed"
+	TypeExpired EventType = "dev.deployq.app.expired"
 )
 
 // eventSource is the CloudEvents source of every event deployq writes.
@@ -63,6 +68,11 @@ type EventData struct {
 	// first run.
 	Run int `json:"run,omitempty"`
 
+	// App is the app the request deployed a version of, AppVersion that
+	// version's number (1 made the app).
+	App        string `json:"app,omitempty"`
+	AppVersion int    `json:"appVersion,omitempty"`
+
 	ProjectID    string `json:"projectId,omitempty"`
 	ProjectName  string `json:"projectName,omitempty"`
 	StoreID      string `json:"storeId,omitempty"`
@@ -83,6 +93,12 @@ type EventData struct {
 	Cleaned []string `json:"cleaned,omitempty"`
 	// DurationMs is the time from submit to this terminal event.
 	DurationMs int64 `json:"durationMs,omitempty"`
+
+	// ClaimedVia says how a claim was learned (callback, check);
+	// Database what became of the claimed app's database (moved, stayed,
+	// or omitted when unknown).
+	ClaimedVia string `json:"claimedVia,omitempty"`
+	Database   string `json:"database,omitempty"`
 }
 
 // EventError is the reason of a failed or rejected request.
@@ -170,7 +186,7 @@ func newEvent(typ EventType, eventID string, at time.Time, data EventData) Event
 // the live URL and the claim code; its claim URL is the worker's to add.
 func (s *JobState) Event(typ EventType, step Step, attempt int, at time.Time) Event {
 	data := EventData{RequestID: s.ID, Tenant: s.Tenant, Step: step, Attempt: attempt, Run: runField(s.Run),
-		ProjectID: s.ProjectID, ProjectName: s.ProjectName, StoreID: s.StoreID, DeploymentID: s.DeploymentID}
+		App: s.App, AppVersion: s.AppVersion, ProjectID: s.ProjectID, ProjectName: s.ProjectName, StoreID: s.StoreID, DeploymentID: s.DeploymentID}
 	id := terminalEventID(s.Tenant, s.ID, s.Run)
 	switch typ {
 	case TypeStepCompleted:

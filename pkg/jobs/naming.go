@@ -3,6 +3,7 @@ package jobs
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"strings"
 )
 
 // nameSuffixLen is the number of hex digits of the id's hash appended to
@@ -22,10 +23,25 @@ func idSuffix(tenant, id string) string {
 
 // ProjectName is the Vercel project name a request deploys to.
 func ProjectName(r *Request) string {
-	return r.Name + "-" + idSuffix(r.Tenant, r.ID)
+	return r.Name + "-" + idSuffix(r.Tenant, r.AppID())
 }
 
 // StoreName is the Prisma Postgres database name a request creates.
 func StoreName(r *Request) string {
-	return "deployq-db-" + idSuffix(r.Tenant, r.ID)
+	return "deployq-db-" + idSuffix(r.Tenant, r.AppID())
+}
+
+// AppDomainLabel is the first label of an app's domain under the
+// platform's suffix: the request's name, cut to fit a DNS label with the
+// app's suffix, its dots made dashes.
+func AppDomainLabel(r *Request) string {
+	suffix := idSuffix(r.Tenant, r.AppID())
+	name := strings.Trim(strings.NewReplacer(".", "-", "_", "-").Replace(r.Name), "-")
+	if max := 63 - 1 - len(suffix); len(name) > max {
+		name = strings.TrimRight(name[:max], "-")
+	}
+	if name == "" {
+		return suffix
+	}
+	return name + "-" + suffix
 }

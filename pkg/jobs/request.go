@@ -29,6 +29,16 @@ type Request struct {
 	// subject token, so it is restricted to [a-z0-9_-], and must equal
 	// the subject's tenant token.
 	Tenant string `json:"tenant"`
+	// App names the app the request deploys a version of: a stable id the
+	// producer chooses (a chat, a user's site), of the same characters as
+	// ID. The first request of an app creates its project and database;
+	// later ones deploy a new version into the same project, and are
+	// refused (app_claimed, app_expired) once the app was claimed or
+	// expired. Without it the request is an app of its own, whose id is
+	// the request's: app ids and request ids of a tenant share one
+	// namespace, so naming a past request's id as App deploys a new
+	// version of what that request deployed.
+	App string `json:"app,omitempty"`
 	// Name is the project name or prefix; a suffix derived from ID is added,
 	// so two requests never fight over one name.
 	Name string `json:"name"`
@@ -57,6 +67,15 @@ type Request struct {
 	// quota_exceeded and which says when the quota allows another, for a
 	// platform that would rather tell its user now.
 	OverQuota OverQuota `json:"overQuota,omitempty"`
+}
+
+// AppID is the app the request deploys a version of: App, or the
+// request's own id.
+func (r *Request) AppID() string {
+	if r.App != "" {
+		return r.App
+	}
+	return r.ID
 }
 
 // OverQuota is what a request asks for when its tenant's quota is spent.

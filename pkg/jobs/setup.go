@@ -106,6 +106,7 @@ type Assets struct {
 	SourceRefs jetstream.KeyValue
 	Uploads    jetstream.KeyValue
 	BuildTimes jetstream.KeyValue
+	Apps       jetstream.KeyValue
 	// Sources reads from the stream leader.
 	Sources *SourceStore
 	Config  SetupConfig
@@ -191,6 +192,15 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) (*Asset
 	if a.Uploads, err = ensureLeaderReadKV(ctx, js, jetstream.KeyValueConfig{
 		Bucket: BucketUploads, Description: "deployq: tarballs each Vercel team already has",
 		TTL: cfg.JobsMaxAge, Replicas: cfg.Replicas, Storage: jetstream.FileStorage,
+	}); err != nil {
+		return nil, err
+	}
+	// Apps live until they are claimed or expire; their records stay
+	// (an expired app must still refuse new versions), so the bucket
+	// keeps them without an age limit.
+	if a.Apps, err = ensureLeaderReadKV(ctx, js, jetstream.KeyValueConfig{
+		Bucket: BucketApps, Description: "deployq: apps (project, database, versions, claim, expiry)",
+		History: 1, Replicas: cfg.Replicas, Storage: jetstream.FileStorage,
 	}); err != nil {
 		return nil, err
 	}

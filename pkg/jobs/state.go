@@ -57,6 +57,17 @@ type JobState struct {
 	// resumption.
 	DeployedAt time.Time `json:"deployedAt,omitzero"`
 	ClaimCode  string    `json:"claimCode,omitempty"`
+	// ClaimIssuedAt is when ClaimCode was issued: now for a fresh code,
+	// earlier for the app's code handed out again.
+	ClaimIssuedAt time.Time `json:"claimIssuedAt,omitzero"`
+
+	// App is the app the job deploys a version of (Request.AppID), and
+	// AppVersion the version's number, set once the job holds the app
+	// (1 creates its project and database). Domain is the app's
+	// production domain under the platform's suffix, if any.
+	App        string `json:"app,omitempty"`
+	AppVersion int    `json:"appVersion,omitempty"`
+	Domain     string `json:"domain,omitempty"`
 
 	// Owner and Lease fence workers: a worker takes a job by writing itself
 	// as owner with a higher lease through compare-and-set, and every later

@@ -33,6 +33,8 @@ const (
 	// BucketSourceRefs is the KV bucket recording which requests still need
 	// a tarball, keyed <sha1>.<tenant>.<id>.
 	BucketSourceRefs = "DEPLOY_SOURCE_REFS"
+	// BucketApps holds each app's record (App), keyed <tenant>.<app>.
+	BucketApps = "DEPLOY_APPS"
 	// BucketUploads remembers which tarballs a Vercel team already has,
 	// keyed <team>.<sha1>, so a tarball is uploaded once per team.
 	BucketUploads = "DEPLOY_UPLOADS"
@@ -220,3 +222,22 @@ func CancelSubject(tenant, id string) string { return cancelPrefix + tenant + ".
 const AllCancels = cancelPrefix + ">"
 
 const cancelPrefix = "deploy.cancel."
+
+// ClaimSubject is where a fresh claim URL for an app is asked of the
+// workers (Client.RefreshClaim): a request-reply subject, answered by one
+// worker of the fleet's queue group.
+func ClaimSubject(tenant, app string) string { return claimPrefix + tenant + "." + app }
+
+// AllClaims is what the workers subscribe to for claim refreshes.
+const AllClaims = claimPrefix + "*.*"
+
+// ClaimQueue is the workers' queue group on AllClaims.
+const ClaimQueue = "deployq-workers"
+
+const claimPrefix = "deploy.apps.claim."
+
+// ValidAppKey reports whether tenant and app are a valid tenant name and
+// app id, as a request would carry them.
+func ValidAppKey(tenant, app string) bool {
+	return tenantPattern.MatchString(tenant) && idPattern.MatchString(app)
+}

@@ -268,6 +268,9 @@ func (r *Request) Validate(limits Limits) error {
 		}
 		return invalid("id", "must be 1 to 128 characters of A-Z a-z 0-9 _ -")
 	}
+	if r.App != "" && !idPattern.MatchString(r.App) {
+		return invalid("app", "must be 1 to 128 characters of A-Z a-z 0-9 _ -")
+	}
 	if !tenantPattern.MatchString(r.Tenant) {
 		if r.Tenant == "" {
 			return invalid("tenant", "missing")

@@ -45,6 +45,7 @@ type Metrics struct {
 	budget budgetMetrics
 	queue  queueMetrics
 	quota  quotaMetrics
+	apps   appMetrics
 	build  buildMetrics
 
 	steps     *labelSet
@@ -155,6 +156,7 @@ func New(reg prometheus.Registerer, info BuildInfo) *Metrics {
 	m.budget = newBudgetMetrics(f)
 	m.queue = newQueueMetrics(f)
 	m.quota = newQuotaMetrics(f)
+	m.apps = newAppMetrics(f)
 	m.build = newBuildMetrics(f)
 
 	// Series that exist from the start let rate() and ratio alerts see a

@@ -279,6 +279,10 @@ func (j *job) begin(ctx context.Context) (context.Context, bool, func(), outcome
 			release()
 			return ctx, false, nil, out
 		}
+		if out, stop := j.bindApp(ctx); stop {
+			release()
+			return ctx, false, nil, out
+		}
 	}
 	return ctx, takeover, release, handedBack
 }
@@ -684,6 +688,10 @@ func (j *job) finish(ctx context.Context) outcome {
 			j.logger().Warn("dead letter not written; handing back", "err", err)
 			return j.handBackLater()
 		}
+	}
+	if err := j.settleApp(ctx); err != nil {
+		j.logger().Warn("app not updated with the version's outcome; handing back", "app", st.App, "err", err)
+		return j.handBackLater()
 	}
 	published := st.Published
 	if !published {

@@ -264,7 +264,9 @@ func (p *Pipeline) readSource(ctx context.Context, tenant string, ref jobs.Sourc
 // stay (its deletion failed), the database is disconnected from every
 // project before it is deleted.
 func (p *Pipeline) compensate(ctx context.Context, st *jobs.JobState) (cleaned []string, errs []error) {
-	if p.cfg.KeepFailedResources {
+	if p.cfg.KeepFailedResources || st.AppVersion > 1 {
+		// A later version's project and database are its app's, which
+		// lives on with the versions that worked.
 		return nil, nil
 	}
 	projectGone := st.ProjectID == ""

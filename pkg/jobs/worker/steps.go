@@ -64,9 +64,24 @@ func (j *job) fenced(ctx context.Context) context.Context {
 
 func (j *job) createProject(ctx context.Context) error {
 	ctx = j.fenced(ctx)
-	if j.st.ProjectID != "" {
-		return nil
+	if j.st.ProjectID == "" {
+		if err := j.makeProject(ctx); err != nil {
+			return err
+		}
 	}
+	if err := j.addDomain(ctx); err != nil {
+		var taken *vercel.DomainTakenError
+		if errors.As(err, &taken) {
+			return domainTaken(taken.Domain, err)
+		}
+		return err
+	}
+	return nil
+}
+
+// makeProject creates the app's project, or adopts the one an earlier
+// attempt created.
+func (j *job) makeProject(ctx context.Context) error {
 	name := jobs.ProjectName(j.req)
 	env := make([]vercel.EnvVar, 0, len(j.req.Env))
 	for _, k := range slices.Sorted(maps.Keys(j.req.Env)) {
@@ -78,8 +93,8 @@ func (j *job) createProject(ctx context.Context) error {
 	})
 	var apiErr *vercel.APIError
 	if errors.As(err, &apiErr) && apiErr.StatusCode == 409 {
-		// The name is derived from this request's id: a project holding it
-		// was created by an earlier attempt whose answer was lost.
+		// The name is derived from this request's app: a project holding
+		// it was created by an earlier attempt whose answer was lost.
 		proj, _, err = j.p.api.GetProject(ctx, name)
 	}
 	if err != nil {
@@ -426,13 +441,13 @@ func (j *job) createClaim(ctx context.Context) error {
 	code, ok := j.early.claim.take(ctx)
 	j.early.claim = nil
 	if ok {
-		j.st.ClaimCode = code
+		j.st.ClaimCode, j.st.ClaimIssuedAt = code, j.now()
 		return nil
 	}
-	tc, _, err := j.p.api.CreateTransferRequest(ctx, j.st.ProjectID, vercel.TransferRequest{})
+	tc, _, err := j.p.api.CreateTransferRequest(ctx, j.st.ProjectID, j.w.transferRequest(j.req.Tenant, j.req.AppID()))
 	if err != nil {
 		return err
 	}
-	j.st.ClaimCode = tc.Code
+	j.st.ClaimCode, j.st.ClaimIssuedAt = tc.Code, j.now()
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -266,7 +267,7 @@ func (j *job) readDeployment(ctx context.Context) (done bool, err error) {
 			// Vercel's own client waits.
 			return false, nil
 		}
-		j.st.URL, j.st.DeploymentURL = publicURL(d, j.st.ProjectName), httpsURL(d.URL)
+		j.st.URL, j.st.DeploymentURL = publicURL(d, j.st.ProjectName, j.st.Domain), httpsURL(d.URL)
 		return true, nil
 	case vercel.StateError, vercel.StateCanceled:
 		return true, &BuildError{DeploymentID: d.ID, State: d.ReadyState, Code: cmp.Or(d.ErrorCode, "BUILD_FAILED"), Message: d.ErrorMessage}
@@ -280,13 +281,17 @@ func (j *job) readDeployment(ctx context.Context) (done bool, err error) {
 	return false, nil
 }
 
-// publicURL is the URL to hand an end user: the project's production
-// domain. Vercel's Standard Protection (the default) puts every
+// publicURL is the URL to hand an end user: the app's domain under the
+// platform's suffix once the deployment is served on it, else the
+// project's production domain. Vercel's Standard Protection (the default) puts every
 // deployment's generated URL behind Vercel's login; the production
 // domain stays public. It is the alias named after the project
 // (<project>.vercel.app) when there is one, else the shortest alias, else
 // (no alias at all) the generated URL.
-func publicURL(d *vercel.Deployment, project string) string {
+func publicURL(d *vercel.Deployment, project, domain string) string {
+	if domain != "" && slices.Contains(d.Alias, domain) {
+		return httpsURL(domain)
+	}
 	best := ""
 	for _, a := range d.Alias {
 		if project != "" && a == project+".vercel.app" {

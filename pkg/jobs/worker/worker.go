@@ -86,6 +86,9 @@ type Config struct {
 	// waits until the quota allows it, or is rejected when it asked for
 	// that (quota.go). Defaults to none: no tenant has a quota.
 	Quotas *budget.Quotas
+	// Apps configures apps' domains, claims and expiry (apps.go,
+	// upkeep.go).
+	Apps AppsConfig
 	// Limits bound requests. Defaults to DefaultLimits().
 	Limits jobs.Limits
 	// Sources configures tarball clean-up.
@@ -107,6 +110,7 @@ func (c Config) withDefaults(ackWait time.Duration) Config {
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 5
 	}
+	c.Apps = c.Apps.withDefaults()
 	if c.NewBackOff == nil {
 		c.NewBackOff = func() backoff.BackOff {
 			b := backoff.NewExponentialBackOff()
@@ -257,8 +261,15 @@ func (w *Worker) Run(ctx context.Context) error {
 	// The requests queued before this worker listened.
 	w.rescan(ctx, lanes)
 
+	claims, err := w.subscribeClaims(jobCtx)
+	if err != nil {
+		return fmt.Errorf("subscribe to claim refreshes: %w", err)
+	}
+	defer func() { _ = claims.Unsubscribe() }()
+
 	var bg sync.WaitGroup
 	bg.Go(func() { w.runSourceJanitor(ctx) })
+	bg.Go(func() { w.runUpkeep(ctx) })
 	bg.Go(func() { w.watchBacklog(ctx, lanes) })
 	bg.Go(func() { w.probeCredentials(ctx) })
 
