@@ -94,9 +94,9 @@ func (j *job) startClaim() {
 	if j.p.cfg.Sequential || e.cancel == nil || e.claim != nil || j.st.ClaimCode != "" || j.st.ProjectID == "" {
 		return
 	}
-	project := j.st.ProjectID
+	project, body := j.st.ProjectID, j.w.transferRequest(j.req.Tenant, j.req.AppID())
 	e.claim = goEarly(&e.wg, func() (string, error) {
-		tc, _, err := j.p.api.CreateTransferRequest(e.ctx, project, vercel.TransferRequest{})
+		tc, _, err := j.p.api.CreateTransferRequest(e.ctx, project, body)
 		if err != nil {
 			return "", err
 		}

@@ -53,7 +53,9 @@ func (w *Worker) runUpkeep(ctx context.Context) {
 	if w.assets.Apps == nil {
 		return
 	}
-	u := &upkeep{w: w, c: w.cfg.Apps}
+	// The lock and the expiries it takes are this Worker's alone: workers
+	// in one process share an Owner.
+	u := &upkeep{w: w, c: w.cfg.Apps, id: w.cfg.Owner + "/" + jobs.NewID()[:8]}
 	defer w.m.UpkeepLeader(false)
 	for {
 		lead := u.lead(ctx)
@@ -69,6 +71,7 @@ func (w *Worker) runUpkeep(ctx context.Context) {
 
 type upkeep struct {
 	w        *Worker
+	id       string // owner of the lock and of the expiries it runs
 	c        AppsConfig
 	rev      uint64    // the lock's revision this worker wrote
 	until    time.Time // the lock's end as this worker wrote it
@@ -82,7 +85,7 @@ func (u *upkeep) lockLife() time.Duration { return max(3*u.c.UpkeepEvery, 10*tim
 // holds it.
 func (u *upkeep) lead(ctx context.Context) bool {
 	kv, now := u.w.assets.Apps, u.w.now()
-	val, _ := json.Marshal(upkeepLock{Owner: u.w.cfg.Owner, Until: now.Add(u.lockLife())})
+	val, _ := json.Marshal(upkeepLock{Owner: u.id, Until: now.Add(u.lockLife())})
 	e, err := kv.Get(ctx, upkeepLockKey)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
@@ -91,7 +94,7 @@ func (u *upkeep) lead(ctx context.Context) bool {
 		return false
 	default:
 		var l upkeepLock
-		if json.Unmarshal(e.Value(), &l) == nil && l.Owner != u.w.cfg.Owner && now.Before(l.Until) {
+		if json.Unmarshal(e.Value(), &l) == nil && l.Owner != u.id && now.Before(l.Until) {
 			return false
 		}
 		u.rev, err = kv.Update(ctx, upkeepLockKey, val, e.Revision())
@@ -110,7 +113,7 @@ func (u *upkeep) holds(ctx context.Context) bool {
 	if u.until.Sub(now) > 2*u.lockLife()/3 {
 		return true
 	}
-	val, _ := json.Marshal(upkeepLock{Owner: u.w.cfg.Owner, Until: now.Add(u.lockLife())})
+	val, _ := json.Marshal(upkeepLock{Owner: u.id, Until: now.Add(u.lockLife())})
 	rev, err := u.w.assets.Apps.Update(ctx, upkeepLockKey, val, u.rev)
 	if err != nil {
 		return false
@@ -278,7 +281,7 @@ func (u *upkeep) databaseOutcome(ctx context.Context, a *jobs.App) string {
 // recorded so a worker taking over after a crash goes on where it
 // stopped; then the expired event.
 func (u *upkeep) expire(ctx context.Context, a *jobs.App) {
-	key, owner := jobs.AppKey(a.Tenant, a.ID), u.w.cfg.Owner
+	key, owner := jobs.AppKey(a.Tenant, a.ID), u.id
 	log := u.w.log.With("tenant", a.Tenant, "app", a.ID)
 	app, err := jobs.UpdateApp(ctx, u.w.assets.Apps, key, func(x *jobs.App) (*jobs.App, error) {
 		if x == nil || !jobs.StartExpiry(x, owner, u.c.TTL, expiryLease, u.w.now()) {

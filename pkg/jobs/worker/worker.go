@@ -86,6 +86,9 @@ type Config struct {
 	// waits until the quota allows it, or is rejected when it asked for
 	// that (quota.go). Defaults to none: no tenant has a quota.
 	Quotas *budget.Quotas
+	// Clock tells the time: of checkpoints, apps' versions, claims and
+	// expiry. Defaults to time.Now; a test moves an app a day on with it.
+	Clock func() time.Time
 	// Apps configures apps' domains, claims and expiry (apps.go,
 	// upkeep.go).
 	Apps AppsConfig
@@ -111,6 +114,9 @@ func (c Config) withDefaults(ackWait time.Duration) Config {
 		c.MaxAttempts = 5
 	}
 	c.Apps = c.Apps.withDefaults()
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
 	if c.NewBackOff == nil {
 		c.NewBackOff = func() backoff.BackOff {
 			b := backoff.NewExponentialBackOff()
@@ -184,7 +190,7 @@ func New(js jetstream.JetStream, assets *jobs.Assets, p *Pipeline, cfg Config) (
 	}
 	w := &Worker{
 		js: js, assets: assets, pipeline: p, cfg: cfg,
-		log: cfg.Logger, m: cfg.Metrics, now: time.Now,
+		log: cfg.Logger, m: cfg.Metrics, now: cfg.Clock,
 	}
 	w.creds.init()
 	w.m.DeclareDeadLetterReasons(string(jobs.DLQReasonRejected), string(jobs.DLQReasonFailed), string(jobs.DLQReasonMaxDeliveries))
