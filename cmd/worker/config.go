@@ -131,6 +131,32 @@ type Config struct {
 	// (TENANT_QUOTAS, --tenant-quotas). Defaults to none.
 	TenantQuotas map[string][]budget.Cap
 
+	// AppTTL is how long an unclaimed app lives after its last version
+	// before the fleet deletes it (APP_TTL, --app-ttl); 0 keeps apps
+	// forever. Defaults to 7 days.
+	AppTTL time.Duration
+	// AppExpiryDryRun lists the apps past their TTL in the logs and
+	// metrics instead of deleting them (APP_EXPIRY=dry-run). Defaults to
+	// false.
+	AppExpiryDryRun bool
+	// AppDomainSuffix gives each app the production domain
+	// <app>.<suffix> (APP_DOMAIN_SUFFIX, --app-domain-suffix). Defaults to
+	// none.
+	AppDomainSuffix string
+	// ClaimCallbackURL is the worker's public base URL for claim callbacks
+	// (CLAIM_CALLBACK_URL, --claim-callback-url). Defaults to none.
+	ClaimCallbackURL string
+	// ClaimCallbackSecret is the key the apps' callback secrets derive
+	// from (CLAIM_CALLBACK_SECRET). Required with ClaimCallbackURL.
+	ClaimCallbackSecret string `json:"-" redact:"secret"`
+	// ClaimCheckEvery is how often a live app's project is looked up to
+	// find claims (CLAIM_CHECK_EVERY). Defaults to 6h.
+	ClaimCheckEvery time.Duration
+	// ProjectCap and DatabaseCap are the plan's caps for the inventory's
+	// metrics and alert (PROJECT_CAP, DATABASE_CAP). Default to 0:
+	// unknown.
+	ProjectCap, DatabaseCap int
+
 	// Simulate runs against a built-in Vercel simulator instead of the
 	// real API (SIMULATE, --simulate). Defaults to false.
 	Simulate bool
@@ -455,6 +481,80 @@ func settings() []setting {
 		},
 
 		{
+			env: []string{"APP_TTL"}, flag: "app-ttl", arg: "DURATION", group: "Apps",
+			def:   "7d",
+			usage: "How long an unclaimed app lives after its last version before the fleet deletes its project and database (e.g. 7d, 36h); 0 keeps apps forever.",
+			apply: func(c *Config, v string) (err error) { c.AppTTL, err = parseDays(v); return err },
+		},
+		{
+			env: []string{"APP_EXPIRY"}, flag: "app-expiry", arg: "EXPIRY", group: "Apps",
+			def:   "delete",
+			usage: "delete, or dry-run: log and count the apps past APP_TTL (deployq_apps_expiry_due) without deleting them.",
+			apply: func(c *Config, v string) error {
+				mode, err := oneOf(v, "delete", "dry-run")
+				c.AppExpiryDryRun = mode == "dry-run"
+				return err
+			},
+		},
+		{
+			env: []string{"APP_DOMAIN_SUFFIX"}, flag: "app-domain-suffix", arg: "DOMAIN", group: "Apps",
+			usage: "The platform's domain under which each app is served, <app>.<suffix> (a domain the Vercel team has); the URL in results.",
+			apply: func(c *Config, v string) error {
+				v = strings.ToLower(strings.Trim(v, "."))
+				if v == "" {
+					return nil
+				}
+				if !strings.Contains(v, ".") || strings.ContainsAny(v, "/: ") {
+					return fmt.Errorf("%q is not a domain such as apps.example.com", v)
+				}
+				c.AppDomainSuffix = v
+				return nil
+			},
+		},
+		{
+			env: []string{"CLAIM_CALLBACK_URL"}, flag: "claim-callback-url", arg: "URL", group: "Apps",
+			usage: "This worker's public base URL (https://…): claim codes carry the callback <URL>/claims/<tenant>/<app>, served on HTTP_ADDR, which Vercel calls when an app is claimed. Needs CLAIM_CALLBACK_SECRET.",
+			apply: func(c *Config, v string) error {
+				if v == "" {
+					return nil
+				}
+				u, err := url.Parse(v)
+				if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+					return fmt.Errorf("%q is not an absolute http(s) URL", v)
+				}
+				c.ClaimCallbackURL = strings.TrimRight(v, "/")
+				return nil
+			},
+		},
+		{
+			env: []string{"CLAIM_CALLBACK_SECRET"}, flag: "claim-callback-secret", arg: "KEY", group: "Apps",
+			usage: "Key the apps' callback secrets are derived from (HMAC-SHA256); at least 16 characters. Never logged.",
+			apply: func(c *Config, v string) error {
+				if v != "" && len(v) < 16 {
+					return errors.New("shorter than 16 characters")
+				}
+				c.ClaimCallbackSecret = v
+				return nil
+			},
+		},
+		{
+			env: []string{"CLAIM_CHECK_EVERY"}, flag: "claim-check-every", arg: "DURATION", group: "Apps",
+			def:   "6h",
+			usage: "How often a live app's project is looked up (one API read) to find claims no callback reported.",
+			apply: func(c *Config, v string) (err error) { c.ClaimCheckEvery, err = parseDays(v); return err },
+		},
+		{
+			env: []string{"PROJECT_CAP"}, flag: "project-cap", arg: "COUNT", group: "Apps",
+			usage: "The team's project cap (Vercel Hobby: 200), for deployq_inventory_cap and its alert.",
+			apply: func(c *Config, v string) (err error) { c.ProjectCap, err = parseCount(v); return err },
+		},
+		{
+			env: []string{"DATABASE_CAP"}, flag: "database-cap", arg: "COUNT", group: "Apps",
+			usage: "The Prisma workspace's database cap (Free: 50, paid: 1000), for deployq_inventory_cap and its alert.",
+			apply: func(c *Config, v string) (err error) { c.DatabaseCap, err = parseCount(v); return err },
+		},
+
+		{
 			env: []string{"SIMULATE"}, flag: "simulate", group: "Simulator",
 			def: "false", boolean: true,
 			usage: "Run against a built-in Vercel simulator; no token needed.",
@@ -638,6 +738,14 @@ func checkConfig(c *Config) error {
 			return &ConfigError{Var: "INTEGRATION_CONFIG_ID", Flag: "--integration-config-id",
 				Msg: "required unless --simulate is set; it is the Prisma integration's id, icfg_…"}
 		}
+	}
+	if c.ClaimCallbackURL != "" && c.ClaimCallbackSecret == "" {
+		return &ConfigError{Var: "CLAIM_CALLBACK_SECRET", Flag: "--claim-callback-secret",
+			Msg: "required when CLAIM_CALLBACK_URL is set; Vercel signs the callback with it"}
+	}
+	if c.ClaimCallbackURL != "" && c.HTTPAddr == httpOff {
+		return &ConfigError{Var: "CLAIM_CALLBACK_URL", Flag: "--claim-callback-url",
+			Msg: "set, but HTTP_ADDR is off: the callback is served on the worker's HTTP server"}
 	}
 	if c.NATSTLSCert != "" && c.NATSTLSKey == "" {
 		return &ConfigError{Var: "NATS_TLS_KEY", Flag: "--nats-tls-key",
@@ -825,6 +933,33 @@ func parseDuration(v string, lo time.Duration) (time.Duration, error) {
 		return 0, fmt.Errorf("%q is shorter than %s", v, lo)
 	}
 	return d, nil
+}
+
+// parseDays reads a duration that may also be written in days ("7d").
+func parseDays(v string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(v, "d"); ok {
+		d, err := strconv.Atoi(n)
+		if err != nil || d < 0 {
+			return 0, fmt.Errorf("%q is not a duration such as 7d, 36h or 0", v)
+		}
+		return time.Duration(d) * 24 * time.Hour, nil
+	}
+	if v == "0" {
+		return 0, nil
+	}
+	return parseDuration(v, 0)
+}
+
+// parseCount reads a count of zero or more.
+func parseCount(v string) (int, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a count", v)
+	}
+	return n, nil
 }
 
 func parseBool(v string) (bool, error) {

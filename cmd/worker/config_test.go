@@ -68,6 +68,8 @@ func TestConfigDefaults(t *testing.T) {
 		Budget:              "shared",
 		BudgetHeadroom:      0.97,
 		BudgetMaxPause:      15 * time.Minute,
+		AppTTL:              7 * 24 * time.Hour,
+		ClaimCheckEvery:     6 * time.Hour,
 		SimBuildTime:        20 * time.Second,
 		Token:               testToken,
 		IntegrationConfigID: "icfg_abc",
@@ -329,6 +331,16 @@ func TestConfigEveryFieldHasASetting(t *testing.T) {
 			v = "trial=2"
 		case s.arg == "QUOTAS":
 			v = "trial=20/24h"
+		case s.arg == "EXPIRY":
+			v = "dry-run"
+		case s.arg == "DOMAIN":
+			v = "apps.example.com"
+		case s.arg == "URL":
+			v = "https://deployq.example.com"
+		case s.arg == "KEY":
+			v = "a-key-of-sixteen-characters"
+		case s.arg == "COUNT":
+			v = "5"
 		case s.arg == "DURATION" && v == "":
 			v = "5s"
 		case v == "":

@@ -143,8 +143,13 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		TenantWeights:    cfg.TenantWeights,
 		TenantMaxRunning: cfg.TenantMaxRunning,
 		Quotas:           quotas,
-		Logger:           log,
-		Metrics:          m,
+		Apps: worker.AppsConfig{
+			DomainSuffix: cfg.AppDomainSuffix, TTL: cfg.AppTTL, DryRun: cfg.AppExpiryDryRun,
+			CallbackURL: cfg.ClaimCallbackURL, CallbackSecret: cfg.ClaimCallbackSecret,
+			CheckEvery: cfg.ClaimCheckEvery, ProjectCap: cfg.ProjectCap, DatabaseCap: cfg.DatabaseCap,
+		},
+		Logger:  log,
+		Metrics: m,
 	})
 	if err != nil {
 		return err
@@ -365,6 +370,8 @@ func serveHTTP(addr string, reg *prometheus.Registry, nc *nats.Conn, w *worker.W
 		}
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	// Vercel's calls when an app is claimed (CLAIM_CALLBACK_URL).
+	mux.Handle("POST /claims/", w.ClaimHandler())
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("HTTP_ADDR %s: %w", addr, err)
