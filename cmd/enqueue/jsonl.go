@@ -27,6 +27,7 @@ type fileLine struct {
 	Env       map[string]string `json:"env"`
 	Priority  jobs.Priority     `json:"priority"`
 	OverQuota jobs.OverQuota    `json:"overQuota"`
+	App       string            `json:"app"`
 }
 
 // maxLineBytes bounds one line; a request is at most 64 KiB of JSON, so a
@@ -101,7 +102,7 @@ func parseLine(text []byte, dir string) (*plan, error) {
 		source: source,
 		req: jobs.Request{
 			ID: l.ID, Tenant: l.Tenant, Name: l.Name, Framework: l.Framework,
-			Region: l.Region, ReturnURL: l.ReturnURL, Env: l.Env, Priority: l.Priority, OverQuota: l.OverQuota,
+			Region: l.Region, ReturnURL: l.ReturnURL, Env: l.Env, Priority: l.Priority, OverQuota: l.OverQuota, App: l.App,
 		},
 	}
 	if p.req.Name == "" {
@@ -123,7 +124,7 @@ func lineJSONError(err error) error {
 		return &jobs.ValidationError{Field: typ.Field, Reason: "must be a JSON " + jsonKind(typ.Type.String()) + ", not " + typ.Value}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return &jobs.ValidationError{Field: field, Reason: "unknown field (fields are id, tenant, name, framework, source, region, returnUrl, env, priority, overQuota)"}
+		return &jobs.ValidationError{Field: field, Reason: "unknown field (fields are id, tenant, name, framework, source, region, returnUrl, env, priority, overQuota, app)"}
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return errors.New("not valid JSON: the object is cut short")
 	}

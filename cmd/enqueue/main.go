@@ -32,6 +32,8 @@ Commands:
   status   show a request's job state and last event
   watch    stream events until interrupted
   cancel   stop a running or queued request
+  claim    a claim URL for an unclaimed app (a fresh one once its code has expired)
+  apps     list the apps and their states, or show one
   dlq      list, show, replay or purge dead-lettered (failed and rejected) requests
   help     show this text, or a command's flags: enqueue help submit, enqueue help dlq replay
 
@@ -44,6 +46,9 @@ submit (one request):
     --framework F       Vercel framework preset, e.g. nextjs (default: detected by Vercel)
     --return-url U      where the claim flow returns the user (https, or http on localhost)
     --id ID             idempotency key (default: a fresh UUID); resubmitting an id never deploys twice
+    --app APP           the app this deploys a version of ([A-Za-z0-9_-]): its first request makes
+                        its project and database, later ones deploy into the same project; a
+                        claimed or expired app refuses new versions (app_claimed, app_expired)
     --region R          Prisma Postgres region, e.g. iad1 (default: the worker's)
     --env KEY=VALUE     environment variable of the new project; repeatable
     --priority P        interactive (default) or batch: within the tenant's share,
@@ -55,7 +60,7 @@ submit (one request):
 submit (a file of requests):
   enqueue submit --file requests.jsonl [flags]
     One JSON object per line: {"id","tenant","name","framework","source",
-    "region","returnUrl","env","priority","overQuota"}; only tenant and source are required, source
+    "region","returnUrl","env","priority","overQuota","app"}; only tenant and source are required, source
     is relative to the file. Blank lines and lines starting with '#' are
     skipped. Every line is checked before any is submitted.
 
@@ -87,6 +92,22 @@ cancel:
     if it arrives. Exit status 1 when the job had already finished. --wait
     follows the job to its cancelled event and shows what was cleaned up
     (exit status 1 if it ended otherwise first); --json prints that event.
+
+claim:
+  enqueue claim APP --tenant T [--return-url U] [--fresh] [--json]
+    Prints a claim URL for the app: its current code while it has more than
+    an hour to live, else (or with --fresh) a new one the workers issue and
+    record. Exit status 1 when the app is unknown, claimed or expired, or
+    no worker answers.
+
+apps:
+  enqueue apps list [--tenant T] [--state S] [--json]
+    One row per app: tenant, app, state, versions, age of the last version,
+    claim code expiry, URL; then the count per state. --state keeps one
+    state (creating, live, claimed, expiring, expired, failed).
+  enqueue apps show APP --tenant T [--json]
+    The app's record: project, database, domain, versions, claim, expiry,
+    and the API calls spent on its claims and expiry.
 
 dlq:
   enqueue dlq list [--tenant T] [--json]
@@ -173,17 +194,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runCancel(ctx, e, conn, cmdArgs)
 	case "dlq":
 		return runDLQ(ctx, e, conn, cmdArgs)
+	case "claim":
+		return runClaim(ctx, e, conn, cmdArgs)
+	case "apps":
+		return runApps(ctx, e, conn, cmdArgs)
 	case "help":
 		return runHelp(e, cmdArgs)
 	}
-	fmt.Fprintf(stderr, "enqueue: unknown command %q; commands are submit, status, watch, cancel, dlq (see enqueue help)\n", cmd)
+	fmt.Fprintf(stderr, "enqueue: unknown command %q; commands are submit, status, watch, cancel, claim, apps, dlq (see enqueue help)\n", cmd)
 	return exitUsage
 }
 
 func runHelp(e env, args []string) int {
 	var cmd []string
 	switch {
-	case len(args) == 1 && slices.Contains([]string{"submit", "status", "watch", "cancel", "dlq"}, args[0]):
+	case len(args) == 1 && slices.Contains([]string{"submit", "status", "watch", "cancel", "claim", "apps", "dlq"}, args[0]):
 		cmd = args
 	case len(args) == 2 && args[0] == "dlq" && slices.Contains([]string{"list", "show", "replay", "purge"}, args[1]):
 		cmd = args

@@ -37,6 +37,7 @@ func parseSubmit(args []string, conn *natsConfig, e env) (*submitOptions, error)
 	fs.StringVar(&o.req.Framework, "framework", "", "Vercel framework preset, e.g. nextjs")
 	fs.StringVar(&o.req.ReturnURL, "return-url", "", "URL the claim flow returns the user to")
 	fs.StringVar(&o.req.ID, "id", "", "request id, the idempotency key (default: a fresh UUID)")
+	fs.StringVar(&o.req.App, "app", "", "the app this deploys a version of: the first request of an app makes its project and database, later ones deploy into them")
 	fs.StringVar(&o.req.Region, "region", "", "Prisma Postgres region, e.g. iad1")
 	fs.Var(&o.env, "env", "KEY=VALUE environment variable for the project; repeatable")
 	fs.StringVar((*string)(&o.req.Priority), "priority", "", "interactive (default) or batch: batch work of a tenant yields to its interactive work")
@@ -65,7 +66,7 @@ func parseSubmit(args []string, conn *natsConfig, e env) (*submitOptions, error)
 		return nil, usagef("--timeout must be positive")
 	case o.file != "":
 		// The file gives every request's fields; a flag would be ignored.
-		for _, name := range []string{"tenant", "source", "name", "framework", "return-url", "id", "region", "env", "priority", "over-quota"} {
+		for _, name := range []string{"tenant", "source", "name", "framework", "return-url", "id", "region", "env", "priority", "over-quota", "app"} {
 			if set[name] {
 				return nil, usagef("--%s cannot be combined with --file: every request's fields come from the file", name)
 			}
