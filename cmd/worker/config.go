@@ -152,6 +152,10 @@ type Config struct {
 	// ClaimCheckEvery is how often a live app's project is looked up to
 	// find claims (CLAIM_CHECK_EVERY). Defaults to 6h.
 	ClaimCheckEvery time.Duration
+	// AppUpkeepEvery and AppUpkeepPace are the upkeep's interval between
+	// passes and least time between its API calls (APP_UPKEEP_EVERY,
+	// APP_UPKEEP_PACE). Default to 30s and 1s.
+	AppUpkeepEvery, AppUpkeepPace time.Duration
 	// ProjectCap and DatabaseCap are the plan's caps for the inventory's
 	// metrics and alert (PROJECT_CAP, DATABASE_CAP). Default to 0:
 	// unknown.
@@ -542,6 +546,24 @@ func settings() []setting {
 			def:   "6h",
 			usage: "How often a live app's project is looked up (one API read) to find claims no callback reported.",
 			apply: func(c *Config, v string) (err error) { c.ClaimCheckEvery, err = parseDays(v); return err },
+		},
+		{
+			env: []string{"APP_UPKEEP_EVERY"}, flag: "app-upkeep-every", arg: "DURATION", group: "Apps",
+			def:   "30s",
+			usage: "Interval between the upkeep's passes over the apps (claims to announce, checks, expiry, the inventory's metrics).",
+			apply: func(c *Config, v string) (err error) {
+				c.AppUpkeepEvery, err = parseDuration(v, 10*time.Millisecond)
+				return err
+			},
+		},
+		{
+			env: []string{"APP_UPKEEP_PACE"}, flag: "app-upkeep-pace", arg: "DURATION", group: "Apps",
+			def:   "1s",
+			usage: "Least time between two of the upkeep's API calls, so checks and expiry take a trickle of the budget.",
+			apply: func(c *Config, v string) (err error) {
+				c.AppUpkeepPace, err = parseDuration(v, time.Millisecond)
+				return err
+			},
 		},
 		{
 			env: []string{"PROJECT_CAP"}, flag: "project-cap", arg: "COUNT", group: "Apps",

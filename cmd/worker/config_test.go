@@ -70,6 +70,8 @@ func TestConfigDefaults(t *testing.T) {
 		BudgetMaxPause:      15 * time.Minute,
 		AppTTL:              7 * 24 * time.Hour,
 		ClaimCheckEvery:     6 * time.Hour,
+		AppUpkeepEvery:      30 * time.Second,
+		AppUpkeepPace:       time.Second,
 		SimBuildTime:        20 * time.Second,
 		Token:               testToken,
 		IntegrationConfigID: "icfg_abc",

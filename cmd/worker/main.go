@@ -146,7 +146,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Apps: worker.AppsConfig{
 			DomainSuffix: cfg.AppDomainSuffix, TTL: cfg.AppTTL, DryRun: cfg.AppExpiryDryRun,
 			CallbackURL: cfg.ClaimCallbackURL, CallbackSecret: cfg.ClaimCallbackSecret,
-			CheckEvery: cfg.ClaimCheckEvery, ProjectCap: cfg.ProjectCap, DatabaseCap: cfg.DatabaseCap,
+			CheckEvery: cfg.ClaimCheckEvery, UpkeepEvery: cfg.AppUpkeepEvery, UpkeepPace: cfg.AppUpkeepPace, ProjectCap: cfg.ProjectCap, DatabaseCap: cfg.DatabaseCap,
 		},
 		Logger:  log,
 		Metrics: m,

@@ -121,10 +121,14 @@ type AppClaim struct {
 // AppExpiry is an expiry in progress: its owner (a worker) and what is
 // deleted already.
 type AppExpiry struct {
-	Owner          string    `json:"owner"`
-	Since          time.Time `json:"since"`
-	ProjectDeleted bool      `json:"projectDeleted,omitempty"`
-	StoreDeleted   bool      `json:"storeDeleted,omitempty"`
+	Owner string    `json:"owner"`
+	Since time.Time `json:"since"`
+	// DeletingProject is recorded before the project's deletion is sent:
+	// after it, a project gone from the team was deleted by the expiry
+	// (whose answer a crash may have lost), not claimed.
+	DeletingProject bool `json:"deletingProject,omitempty"`
+	ProjectDeleted  bool `json:"projectDeleted,omitempty"`
+	StoreDeleted    bool `json:"storeDeleted,omitempty"`
 }
 
 // AppCalls counts API calls spent on an app's upkeep.
@@ -257,7 +261,7 @@ func SettleVersion(a *App, st *JobState, now time.Time) bool {
 func MarkClaimed(a *App, via, database string, now time.Time) bool {
 	switch {
 	case a == nil, a.State == AppClaimed, a.State == AppExpired, a.State == AppFailed,
-		a.State == AppExpiring && a.Expiry != nil && a.Expiry.ProjectDeleted:
+		a.State == AppExpiring && a.Expiry != nil && (a.Expiry.ProjectDeleted || a.Expiry.DeletingProject):
 		return false
 	}
 	a.State, a.ClaimedAt, a.ClaimedVia, a.Database, a.UpdatedAt = AppClaimed, now, via, database, now

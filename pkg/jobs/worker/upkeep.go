@@ -43,10 +43,6 @@ type upkeepLock struct {
 	Until time.Time `json:"until"`
 }
 
-// expiryLease is how long an expiry's owner may go silent before another
-// worker takes the deletion over.
-const expiryLease = 2 * time.Minute
-
 // runUpkeep runs the upkeep while this worker holds the lock, until ctx
 // ends.
 func (w *Worker) runUpkeep(ctx context.Context) {
@@ -284,7 +280,9 @@ func (u *upkeep) expire(ctx context.Context, a *jobs.App) {
 	key, owner := jobs.AppKey(a.Tenant, a.ID), u.id
 	log := u.w.log.With("tenant", a.Tenant, "app", a.ID)
 	app, err := jobs.UpdateApp(ctx, u.w.assets.Apps, key, func(x *jobs.App) (*jobs.App, error) {
-		if x == nil || !jobs.StartExpiry(x, owner, u.c.TTL, expiryLease, u.w.now()) {
+		// An expiry left by another worker is taken over once it has been
+		// silent for a lock's life: its owner lost the lock by then.
+		if x == nil || !jobs.StartExpiry(x, owner, u.c.TTL, u.lockLife(), u.w.now()) {
 			return nil, errNotMine
 		}
 		return x, nil
@@ -313,32 +311,39 @@ func (u *upkeep) expire(ctx context.Context, a *jobs.App) {
 		return true
 	}
 	if !app.Expiry.ProjectDeleted && app.ProjectID != "" {
+		if !app.Expiry.DeletingProject {
+			// Is the project still the team's? One gone before the
+			// expiry decided to delete it was claimed.
+			cctx, err := u.call(ctx, app)
+			if err != nil {
+				return
+			}
+			_, _, err = u.w.pipeline.api.GetProject(cctx, app.ProjectID)
+			u.w.m.UpkeepCall("expiry")
+			if isNotFound(err) {
+				_ = u.w.markClaimed(ctx, app.Tenant, app.ID, jobs.ClaimedViaCheck, u.databaseOutcome(ctx, app))
+				return
+			}
+			if err != nil {
+				log.Warn("app upkeep: project unreadable; expiry waits", "err", err)
+				return
+			}
+			// From here on the project is being deleted: a worker taking
+			// over after a crash reads a project gone as deleted, not
+			// claimed. (A claim accepted in the moment between the read
+			// and the deletion ends as an expiry: the claim page then
+			// fails for the user.)
+			if !record(func(x *jobs.App) { x.Expiry.DeletingProject = true }) {
+				return
+			}
+		}
 		cctx, err := u.call(ctx, app)
 		if err != nil {
 			return
 		}
-		_, _, err = u.w.pipeline.api.GetProject(cctx, app.ProjectID)
-		u.w.m.UpkeepCall("expiry")
-		if isNotFound(err) {
-			// Not deleted by us (that would be recorded): claimed.
-			_ = u.w.markClaimed(ctx, app.Tenant, app.ID, jobs.ClaimedViaCheck, u.databaseOutcome(ctx, app))
-			return
-		}
-		if err != nil {
-			log.Warn("app upkeep: project unreadable; expiry waits", "err", err)
-			return
-		}
-		if cctx, err = u.call(ctx, app); err != nil {
-			return
-		}
 		_, err = u.w.pipeline.api.DeleteProject(cctx, app.ProjectID)
 		u.w.m.UpkeepCall("expiry")
-		switch {
-		case isNotFound(err):
-			// It was there a moment ago: claimed in between.
-			_ = u.w.markClaimed(ctx, app.Tenant, app.ID, jobs.ClaimedViaCheck, u.databaseOutcome(ctx, app))
-			return
-		case err != nil:
+		if err != nil && !isNotFound(err) {
 			log.Warn("app upkeep: project not deleted; expiry waits", "err", err)
 			return
 		}
