@@ -88,6 +88,8 @@ type request struct {
 	// an invalid request that must be rejected once.
 	raw     []byte
 	subject string
+	// claim marks a version of an app its user claims (apps_test.go).
+	claim bool
 }
 
 // outcome is what the request must end as.
@@ -99,6 +101,8 @@ func (r *request) outcome() string {
 		return "failed with BUILD_FAILED"
 	case r.OverQuota.Reject():
 		return "succeeded, or rejected with quota_exceeded"
+	case r.App != "":
+		return "succeeded, or rejected with app_expired (its app expired between versions)"
 	}
 	return "succeeded"
 }
@@ -180,7 +184,16 @@ func TestChaos(t *testing.T) {
 		}
 	}
 
-	run := runChaos(t, sc, cluster, js, f, terminal, reqs)
+	appCtx, stopClaims := context.WithCancel(t.Context())
+	defer stopClaims()
+	users := claimApps(appCtx, t, client, simURL, reqs)
+	settled := func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		return appsSettled(ctx, js, users)
+	}
+	run := runChaos(t, sc, cluster, js, f, terminal, reqs, settled)
+	stopClaims()
 	run.submitted = submitted
 	stopWatch()
 
@@ -197,7 +210,7 @@ func TestChaos(t *testing.T) {
 	}
 	run.wall = time.Since(began)
 
-	rep := verify(t, sc, js, client, sim, f, reqs, run)
+	rep := verify(t, sc, js, client, sim, f, reqs, run, users)
 	t.Log("\n" + rep)
 	fmt.Print(rep)
 }
@@ -240,6 +253,7 @@ func workerEnv(natsURLs []string, simURL string, sc scenario) []string {
 		"BUDGET=shared",
 		"BUDGET_LIMITS=" + budgetLimits(),
 		"TENANT_QUOTAS=" + quotaTenant + "=" + quota,
+		appEnv()[0], appEnv()[1], appEnv()[2], appEnv()[3],
 		"LOG_FORMAT=json",
 		"LOG_LEVEL=debug",
 	}
@@ -299,6 +313,7 @@ func makeRequests(t *testing.T, sc scenario) []request {
 		}
 		reqs = append(reqs, r)
 	}
+	reqs = append(reqs, makeAppRequests(t, sc)...)
 	// Two requests any NATS client could publish, each wrong in its own
 	// way: a misspelt field, and a tenant that is not the subject's.
 	sha := strings.Repeat("ab", 20)

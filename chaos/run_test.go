@@ -101,6 +101,7 @@ type runStats struct {
 	seed          uint64
 	submitted     time.Duration // time to submit the batch
 	allEnded      time.Duration // from the first submit to the last terminal event
+	appsSettled   time.Duration // from the first submit to every app claimed, expired or failed
 	drained       time.Duration // from the last terminal event to an empty work queue; -1 if it never was
 	wall          time.Duration // from the first submit to the workers' shutdown
 }
@@ -109,7 +110,7 @@ type runStats struct {
 // its place, stops the NATS node leading the requests stream once, and
 // goes on until every request has its terminal event and the node is back,
 // or the deadline passes.
-func runChaos(t *testing.T, sc scenario, cluster *natsembed.Cluster, js jetstream.JetStream, f *fleet, terminal <-chan jobs.Event, reqs []request) *runStats {
+func runChaos(t *testing.T, sc scenario, cluster *natsembed.Cluster, js jetstream.JetStream, f *fleet, terminal <-chan jobs.Event, reqs []request, appsSettled func() bool) *runStats {
 	began := time.Now()
 	run := &runStats{ended: map[string]jobs.Event{}, seed: rand.Uint64()}
 	rng := rand.New(rand.NewPCG(run.seed, run.seed^0x6368616f73))
@@ -127,8 +128,19 @@ func runChaos(t *testing.T, sc scenario, cluster *natsembed.Cluster, js jetstrea
 	down := -1
 	restarting := false
 
-	for len(run.ended) < len(reqs) || run.nodeRestarts == 0 {
+	// Once every request has ended, the apps are looked at every half
+	// second until each has come to its end (claimed or expired), the
+	// workers still being killed meanwhile.
+	appCheck := time.NewTicker(500 * time.Millisecond)
+	defer appCheck.Stop()
+	settled := false
+	for len(run.ended) < len(reqs) || run.nodeRestarts == 0 || !settled {
 		select {
+		case <-appCheck.C:
+			if len(run.ended) == len(reqs) && !settled && appsSettled() {
+				settled, run.appsSettled = true, time.Since(began)
+			}
+
 		case ev := <-terminal:
 			if _, seen := run.ended[ev.Data.RequestID]; !seen {
 				run.ended[ev.Data.RequestID] = ev

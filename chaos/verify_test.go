@@ -24,7 +24,7 @@ type tally struct {
 }
 
 // verify checks the guarantees after the run and returns the report.
-func verify(t *testing.T, sc scenario, js jetstream.JetStream, client *jobs.Client, sim *vercelsim.Server, f *fleet, reqs []request, run *runStats) string {
+func verify(t *testing.T, sc scenario, js jetstream.JetStream, client *jobs.Client, sim *vercelsim.Server, f *fleet, reqs []request, run *runStats, users *claims) string {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 2*time.Minute)
 	defer cancel()
 	rep := report{title: "deployq chaos test (" + sc.name + ")"}
@@ -53,6 +53,9 @@ func verify(t *testing.T, sc scenario, js jetstream.JetStream, client *jobs.Clie
 	evs := jobstest.StoredEvents(t, js, jobs.AllEvents)
 	tallies := map[string]*tally{}
 	for _, ev := range evs {
+		if ev.Type == jobs.TypeClaimed || ev.Type == jobs.TypeExpired {
+			continue // an app's end, not a request's: verifyApps
+		}
 		id := ev.Data.RequestID
 		if byID[id] == nil {
 			t.Errorf("event %s (%s) for a request never submitted: %s", ev.ID, ev.Short(), id)
@@ -71,7 +74,7 @@ func verify(t *testing.T, sc scenario, js jetstream.JetStream, client *jobs.Clie
 		ta.deliveries = max(ta.deliveries, ev.Data.Attempt)
 	}
 	perRequest := map[int]int{} // terminal events → requests
-	var succeeded, failed, cleaned, rejected, overQuota, wrong, redelivered, maxDeliveries int
+	var succeeded, failed, cleaned, rejected, overQuota, appExpired, wrong, redelivered, maxDeliveries int
 	var missing []request
 	for _, r := range reqs {
 		ta := tallies[r.ID]
@@ -106,6 +109,8 @@ func verify(t *testing.T, sc scenario, js jetstream.JetStream, client *jobs.Clie
 			}
 		case r.OverQuota.Reject() && ev.Type == jobs.TypeRejected && ev.Data.Error != nil && ev.Data.Error.Code == jobs.CodeQuotaExceeded:
 			overQuota++
+		case r.App != "" && ev.Type == jobs.TypeRejected && ev.Data.Error != nil && ev.Data.Error.Code == jobs.CodeAppExpired:
+			appExpired++
 		case ev.Type == jobs.TypeSucceeded && !r.fail:
 			succeeded++
 			if ev.Data.URL == "" || ev.Data.ClaimURL == "" || ev.Data.DeploymentID == "" {
@@ -125,9 +130,10 @@ func verify(t *testing.T, sc scenario, js jetstream.JetStream, client *jobs.Clie
 		t.Errorf("%d of %d requests have no terminal event after %s:\n%s",
 			len(missing), len(reqs), run.wall.Round(time.Second), describeMissing(ctx, js, f, missing))
 	}
-	rep.line("outcomes", "%d succeeded, %d failed with BUILD_FAILED (%d of them with project and database deleted), %d rejected, %d rejected over quota, %d ended otherwise, %d without an outcome",
-		succeeded, failed, cleaned, rejected, overQuota, wrong, len(missing))
+	rep.line("outcomes", "%d succeeded, %d failed with BUILD_FAILED (%d of them with project and database deleted), %d rejected, %d rejected over quota, %d versions rejected as their app had expired, %d ended otherwise, %d without an outcome",
+		succeeded, failed, cleaned, rejected, overQuota, appExpired, wrong, len(missing))
 	rep.line("quota", "%s", checkQuota(ctx, t, client, reqs, tallies))
+	rep.line("apps", "%s; all settled %s after the first submit", verifyApps(t, js, sim, reqs, evs, users), run.appsSettled.Round(time.Second))
 	// Progress events are best effort (the terminal event is the
 	// contract): count those missing rather than fail on them.
 	wantSteps, gotSteps := 0, 0
@@ -139,6 +145,10 @@ func verify(t *testing.T, sc scenario, js jetstream.JetStream, client *jobs.Clie
 		switch ta.terminal[0].Type {
 		case jobs.TypeSucceeded:
 			wantSteps += len(jobs.Steps())
+			if ta.terminal[0].Data.AppVersion > 1 {
+				// A later version starts at the upload.
+				wantSteps -= slices.Index(jobs.Steps(), jobs.StepUploadSource)
+			}
 		case jobs.TypeFailed:
 			wantSteps += slices.Index(jobs.Steps(), jobs.StepWaitReady) // the steps before the build's end
 		}
@@ -153,6 +163,9 @@ func verify(t *testing.T, sc scenario, js jetstream.JetStream, client *jobs.Clie
 	st := sim.Stats()
 	var maxProjects, maxStores, maxReady, dupDeployments, readyOK int
 	for _, r := range reqs {
+		if r.App != "" {
+			continue // an app's versions share a project: verifyApps
+		}
 		pn, sn := jobs.ProjectName(&r.Request), jobs.StoreName(&r.Request)
 		projects, stores := st.ProjectsCreated[pn], st.StoresCreated[sn]
 		ready, created := st.DeploymentsReady[pn], st.DeploymentsCreated[pn]

@@ -153,6 +153,9 @@ func TestClaimedAppIsAnnouncedOnceAndNeverExpires(t *testing.T) {
 	if rej.Type != jobs.TypeRejected || rej.Data.Error.Code != jobs.CodeAppClaimed {
 		t.Fatalf("version of a claimed app: %s %+v", rej.Type, rej.Data.Error)
 	}
+	if n := len(deadLetters(t, h, "acme")); n != 0 {
+		t.Errorf("%d dead letters: a version its app refused is not dead-lettered", n)
+	}
 	passesAfter(t, h, 3)
 	if n := len(appEvents(t, h, "acme", "site-1", jobs.TypeClaimed)); n != 1 {
 		t.Errorf("%d claimed events, want 1", n)

@@ -678,7 +678,7 @@ func (j *job) finish(ctx context.Context) outcome {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), natsOpTimeout)
 	defer cancel()
 	j.awaitProgress(ctx)
-	dead := st.Status == jobs.StatusFailed || st.Status == jobs.StatusRejected
+	dead := st.Status == jobs.StatusFailed || (st.Status == jobs.StatusRejected && !refusedByApp(st))
 	if dead {
 		reason := jobs.DLQReasonFailed
 		if st.Status == jobs.StatusRejected {
@@ -724,6 +724,17 @@ func (j *job) finish(ctx context.Context) outcome {
 		}
 	}
 	return outcomeOf(st.Status)
+}
+
+// refusedByApp reports a version its app refused (claimed or expired):
+// nothing was wrong with the request, and a replay would be refused
+// again, so it gets its event but no dead letter, as a quota's refusal.
+func refusedByApp(st *jobs.JobState) bool {
+	if st.Terminal == nil || st.Terminal.Data.Error == nil {
+		return false
+	}
+	code := st.Terminal.Data.Error.Code
+	return code == jobs.CodeAppClaimed || code == jobs.CodeAppExpired
 }
 
 // duplicate handles a second message for a request id that has a job
