@@ -161,7 +161,7 @@ func verify(t *testing.T, sc scenario, js jetstream.JetStream, client *jobs.Clie
 	// The simulator: at most one project, database and READY deployment
 	// per request, and exactly one READY deployment per success.
 	st := sim.Stats()
-	var maxProjects, maxStores, maxReady, dupDeployments, readyOK int
+	var maxProjects, maxStores, maxReady, dupDeployments, readyOK, ownSuccesses int
 	for _, r := range reqs {
 		if r.App != "" {
 			continue // an app's versions share a project: verifyApps
@@ -178,6 +178,7 @@ func verify(t *testing.T, sc scenario, js jetstream.JetStream, client *jobs.Clie
 				r.ID, projects, pn, stores, sn, created, ready)
 		}
 		if ta := tallies[r.ID]; ta != nil && len(ta.terminal) > 0 && ta.terminal[0].Type == jobs.TypeSucceeded {
+			ownSuccesses++
 			if ready == 1 {
 				readyOK++
 			} else {
@@ -185,8 +186,8 @@ func verify(t *testing.T, sc scenario, js jetstream.JetStream, client *jobs.Clie
 			}
 		}
 	}
-	rep.line("simulator", "per request at most %d project, %d database, %d READY deployment; %d of %d successes with exactly one READY deployment; %d requests with a second deployment created",
-		maxProjects, maxStores, maxReady, readyOK, succeeded, dupDeployments)
+	rep.line("simulator", "per request of its own app at most %d project, %d database, %d READY deployment; %d of its %d successes with exactly one READY deployment; %d requests with a second deployment created",
+		maxProjects, maxStores, maxReady, readyOK, ownSuccesses, dupDeployments)
 
 	// The DLQ holds exactly the requests made to fail, once each.
 	dead, err := client.DeadLetters(ctx, "")

@@ -11,6 +11,8 @@
 //	                       neighbour, skewed tenants, a crowd, a cluster (internal/bench/fair)
 //	bench path [flags]     submit to claim URL at low load, each call at its step against
 //	                       independent calls sent early (internal/bench/critpath)
+//	bench apps [flags]     a day of traffic compressed against a database cap below the
+//	                       day's new apps: redeploys, claims, expiry (internal/bench/appday)
 //
 // `make bench` runs all five. `bench <name> -h` lists a benchmark's
 // flags. The scale and budget benchmarks start worker processes by
@@ -23,6 +25,7 @@ import (
 	"os"
 
 	"github.com/deployq/deployq/internal/bench/budget"
+	"github.com/deployq/deployq/internal/bench/appday"
 	"github.com/deployq/deployq/internal/bench/critpath"
 	"github.com/deployq/deployq/internal/bench/fair"
 	"github.com/deployq/deployq/internal/bench/load"
@@ -35,7 +38,7 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stdout, "usage: bench load|scale|budget|fair|path [flags]   (bench <name> -h for its flags; docs/BENCHMARKS.md)")
+		fmt.Fprintln(stdout, "usage: bench load|scale|budget|fair|path|apps [flags]   (bench <name> -h for its flags; docs/BENCHMARKS.md)")
 		if len(args) == 0 {
 			return 2
 		}
@@ -52,7 +55,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return fair.Main(args[1:], stdout, stderr)
 	case "path":
 		return critpath.Main(args[1:], stdout, stderr)
+	case "apps":
+		return appday.Main(args[1:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "bench: unknown benchmark %q (want load, scale, budget, fair or path)\n", args[0])
+	fmt.Fprintf(stderr, "bench: unknown benchmark %q (want load, scale, budget, fair, path or apps)\n", args[0])
 	return 2
 }

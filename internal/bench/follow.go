@@ -92,3 +92,7 @@ func (f *Follower) Await(ctx context.Context, want map[string]bool, timeout, per
 	}
 	return got, nil, nil
 }
+
+// Events is the stream of terminal events, for a caller that acts on
+// each as it comes instead of awaiting a set.
+func (f *Follower) Events() <-chan Ended { return f.ch }
