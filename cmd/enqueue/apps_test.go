@@ -22,7 +22,7 @@ func TestAppsVersionsListShowAndClaim(t *testing.T) {
 		t.Fatalf("apps list: %v", r)
 	}
 	r = b.run(t, "apps", "show", "chat-7", "--tenant", "acme")
-	for _, want := range []string{"state         live\n", "versions      2 (first v1, last v2", "claim code    valid for 2", "upkeep calls  1 claim codes"} {
+	for _, want := range []string{"state         live\n", "versions      2 (first v1, last v2", "claim code    valid for 2", "upkeep calls  0 claim codes"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("apps show lacks %q\n%v", want, r)
 		}

@@ -131,7 +131,11 @@ type AppExpiry struct {
 	StoreDeleted    bool `json:"storeDeleted,omitempty"`
 }
 
-// AppCalls counts API calls spent on an app's upkeep.
+// AppCalls counts API calls spent on an app's upkeep, beyond its
+// versions' deploys: claim codes after the first (refreshes, and a later
+// version's fresh code when the app's had expired), claim checks (with
+// the store listing that tells where a claimed app's database went), and
+// the expiry's reads and deletions.
 type AppCalls struct {
 	Claims int `json:"claims,omitempty"`
 	Checks int `json:"checks,omitempty"`

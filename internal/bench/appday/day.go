@@ -390,7 +390,7 @@ func (o options) run(ctx context.Context, dir string, stderr io.Writer) (*Result
 
 	var claims, checks, expiry, expiredCalls int
 	for _, a := range final {
-		claims += max(a.Calls.Claims-1, 0) // the first code is the first version's own step
+		claims += a.Calls.Claims
 		checks += a.Calls.Checks
 		switch a.State {
 		case jobs.AppClaimed:

@@ -181,7 +181,9 @@ func (j *job) settleApp(ctx context.Context) error {
 		if !jobs.SettleVersion(a, j.st, j.now()) {
 			return nil, nil
 		}
-		if newCode = a.Claim != nil && a.Claim.Code != prev; newCode {
+		// The first version's code is part of its deploy; a later
+		// version's fresh one (the app's had expired) is upkeep.
+		if newCode = a.Claim != nil && a.Claim.Code != prev && prev != ""; newCode {
 			a.Calls.Claims++
 		}
 		return a, nil

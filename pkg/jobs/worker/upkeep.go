@@ -293,6 +293,8 @@ func (u *upkeep) expire(ctx context.Context, a *jobs.App) {
 		}
 		return
 	}
+	// calls counts the expiry's API calls not yet recorded in the app.
+	calls := 0
 	// record saves progress, if the expiry is still this worker's.
 	record := func(change func(x *jobs.App)) bool {
 		got, err := jobs.UpdateApp(ctx, u.w.assets.Apps, key, func(x *jobs.App) (*jobs.App, error) {
@@ -300,14 +302,14 @@ func (u *upkeep) expire(ctx context.Context, a *jobs.App) {
 				return nil, errNotMine
 			}
 			change(x)
-			x.Calls.Expiry++
+			x.Calls.Expiry += calls
 			x.UpdatedAt = u.w.now()
 			return x, nil
 		})
 		if err != nil {
 			return false
 		}
-		app = got
+		app, calls = got, 0
 		return true
 	}
 	if !app.Expiry.ProjectDeleted && app.ProjectID != "" {
@@ -320,6 +322,7 @@ func (u *upkeep) expire(ctx context.Context, a *jobs.App) {
 			}
 			_, _, err = u.w.pipeline.api.GetProject(cctx, app.ProjectID)
 			u.w.m.UpkeepCall("expiry")
+			calls++
 			if isNotFound(err) {
 				_ = u.w.markClaimed(ctx, app.Tenant, app.ID, jobs.ClaimedViaCheck, u.databaseOutcome(ctx, app))
 				return
@@ -343,6 +346,7 @@ func (u *upkeep) expire(ctx context.Context, a *jobs.App) {
 		}
 		_, err = u.w.pipeline.api.DeleteProject(cctx, app.ProjectID)
 		u.w.m.UpkeepCall("expiry")
+		calls++
 		if err != nil && !isNotFound(err) {
 			log.Warn("app upkeep: project not deleted; expiry waits", "err", err)
 			return
@@ -358,6 +362,7 @@ func (u *upkeep) expire(ctx context.Context, a *jobs.App) {
 		}
 		_, err = u.w.pipeline.api.DeleteStore(cctx, app.StoreID)
 		u.w.m.UpkeepCall("expiry")
+		calls++
 		if err != nil && !isNotFound(err) {
 			log.Warn("app upkeep: database not deleted; expiry waits", "err", err)
 			return
