@@ -244,7 +244,11 @@ func SettleVersion(a *App, st *JobState, now time.Time) bool {
 		}
 		return true
 	}
-	a.State, a.Versions, a.LastRequest, a.LastVersionAt = AppLive, st.AppVersion, st.ID, now
+	if a.State != AppClaimed {
+		// A claim that came while the version was in flight stands.
+		a.State = AppLive
+	}
+	a.Versions, a.LastRequest, a.LastVersionAt = st.AppVersion, st.ID, now
 	a.ProjectID, a.ProjectName, a.StoreID, a.StoreName = st.ProjectID, st.ProjectName, st.StoreID, st.StoreName
 	a.Domain, a.URL = st.Domain, st.PublicURL()
 	if st.ClaimCode != "" && (a.Claim == nil || a.Claim.Code != st.ClaimCode) {
@@ -310,34 +314,62 @@ var ErrAppContended = errors.New("the app's record kept changing; try again")
 // write, or nil to write nothing; its error stops the update and is
 // returned. The app as stored after the update is returned.
 func UpdateApp(ctx context.Context, kv jetstream.KeyValue, key string, change func(a *App) (*App, error)) (*App, error) {
-	for range 20 {
+	return UpdateAppAt(ctx, kv, key, nil, change)
+}
+
+// AppRef is an app as its holder last wrote it, with the revision: the
+// next change from it is written without reading first (one round trip
+// instead of two), and only a write lost to another writer reads.
+// A zero AppRef with Guessed set stands for an app believed not to
+// exist yet, which is created without reading.
+type AppRef struct {
+	App     *App
+	Rev     uint64
+	Guessed bool
+}
+
+// UpdateAppAt is UpdateApp starting from ref, when it is not nil and
+// Guessed; ref is updated to what was written.
+func UpdateAppAt(ctx context.Context, kv jetstream.KeyValue, key string, ref *AppRef, change func(a *App) (*App, error)) (*App, error) {
+	for i := range 20 {
 		var cur *App
 		var rev uint64
-		e, err := kv.Get(ctx, key)
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-		case err != nil:
-			return nil, fmt.Errorf("read app %s: %w", key, err)
-		default:
-			cur, rev = new(App), e.Revision()
-			if err := json.Unmarshal(e.Value(), cur); err != nil {
-				return nil, fmt.Errorf("decode app %s: %w", key, err)
+		if i == 0 && ref != nil && ref.Guessed {
+			cur, rev = ref.App.clone(), ref.Rev
+		} else {
+			e, err := kv.Get(ctx, key)
+			switch {
+			case errors.Is(err, jetstream.ErrKeyNotFound):
+			case err != nil:
+				return nil, fmt.Errorf("read app %s: %w", key, err)
+			default:
+				cur, rev = new(App), e.Revision()
+				if err := json.Unmarshal(e.Value(), cur); err != nil {
+					return nil, fmt.Errorf("decode app %s: %w", key, err)
+				}
 			}
 		}
 		next, cerr := change(cur)
 		if next == nil || cerr != nil {
+			if i == 0 && ref != nil && ref.Guessed && cerr == nil {
+				continue // nothing to write from a guess: read what is stored
+			}
 			return cur, cerr
 		}
 		data, err := json.Marshal(next)
 		if err != nil {
 			return nil, err
 		}
+		var nrev uint64
 		if rev == 0 {
-			_, err = kv.Create(ctx, key, data)
+			nrev, err = kv.Create(ctx, key, data)
 		} else {
-			_, err = kv.Update(ctx, key, data, rev)
+			nrev, err = kv.Update(ctx, key, data, rev)
 		}
 		if err == nil {
+			if ref != nil {
+				*ref = AppRef{App: next.clone(), Rev: nrev, Guessed: true}
+			}
 			return next, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
@@ -345,6 +377,23 @@ func UpdateApp(ctx context.Context, kv jetstream.KeyValue, key string, change fu
 		}
 	}
 	return nil, ErrAppContended
+}
+
+// clone copies a, its claim and expiry too; nil stays nil.
+func (a *App) clone() *App {
+	if a == nil {
+		return nil
+	}
+	c := *a
+	if a.Claim != nil {
+		claim := *a.Claim
+		c.Claim = &claim
+	}
+	if a.Expiry != nil {
+		exp := *a.Expiry
+		c.Expiry = &exp
+	}
+	return &c
 }
 
 // ReadApp reads an app's record; nil when there is none.

@@ -85,9 +85,12 @@ func (j *job) bindApp(ctx context.Context) (outcome, bool) {
 	}
 	key := jobs.AppKey(j.req.Tenant, j.req.AppID())
 	team := j.p.api.TeamID()
+	// A request without an app, on its first delivery, is almost surely
+	// a new app: it is created without reading first.
+	j.app = jobs.AppRef{Guessed: j.req.App == "" && j.d.First}
 	for {
 		var b jobs.Binding
-		app, err := jobs.UpdateApp(ctx, kv, key, func(a *jobs.App) (*jobs.App, error) {
+		app, err := jobs.UpdateAppAt(ctx, kv, key, &j.app, func(a *jobs.App) (*jobs.App, error) {
 			n, bb, err := jobs.BindVersion(a, j.req, team, j.now())
 			b = bb
 			if err != nil {
@@ -173,7 +176,9 @@ func (j *job) settleApp(ctx context.Context) error {
 	}
 	key := jobs.AppKey(j.req.Tenant, j.st.App)
 	newCode := false
-	app, err := jobs.UpdateApp(ctx, j.w.assets.Apps, key, func(a *jobs.App) (*jobs.App, error) {
+	// From the app as bound: its record changes only by this job while
+	// it holds it, so the write usually needs no read.
+	app, err := jobs.UpdateAppAt(ctx, j.w.assets.Apps, key, &j.app, func(a *jobs.App) (*jobs.App, error) {
 		prev := ""
 		if a != nil && a.Claim != nil {
 			prev = a.Claim.Code

@@ -349,3 +349,28 @@ func TestDatabaseCapIsAClearFailure(t *testing.T) {
 		t.Errorf("app %+v, want failed and free", a)
 	}
 }
+
+// A version whose job ended elsewhere (dead-lettered out of deliveries)
+// and left its app held is let go by the upkeep, so the app can expire.
+func TestUpkeepLetsGoOfAVersionThatEndedElsewhere(t *testing.T) {
+	t.Parallel()
+	var clk offsetClock
+	h := jobstest.Start(t, jobstest.Config{Sim: vercelsim.Config{Clock: clk.clock()}, Worker: worker.Config{Clock: clk.clock(), Apps: worker.AppsConfig{
+		TTL: time.Hour, UpkeepEvery: 20 * time.Millisecond, UpkeepPace: time.Millisecond,
+	}}})
+	id := h.Submit(t, appRequest("acme", "held", "held"), h.Tarball(t, nil)).ID
+	if ev := h.WaitTerminal(t, "acme", waitLong, id)[id]; ev.Type != jobs.TypeSucceeded {
+		t.Fatalf("deploy: %s", ev.Type)
+	}
+	ctx := context.Background()
+	if _, err := jobs.UpdateApp(ctx, h.Assets.Apps, jobs.AppKey("acme", "held"), func(a *jobs.App) (*jobs.App, error) {
+		a.Busy, a.BusySince = "ghost", clk.Now()
+		return a, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2 * time.Hour) // past the TTL and the stale hold
+	jobstest.Eventually(t, waitLong, "the app held by a version that ended elsewhere never expired", func() bool {
+		return len(appEvents(t, h, "acme", "held", jobs.TypeExpired)) == 1
+	})
+}

@@ -114,6 +114,8 @@ type job struct {
 	builtSeen bool
 	// early holds the calls sent ahead of their steps (early.go).
 	early earlyCalls
+	// app is the job's app as this delivery last wrote it (apps.go).
+	app jobs.AppRef
 	// busyWaited is the time this delivery waited for the team's
 	// concurrent builds (Config.MaxBuildsFullWait).
 	busyWaited time.Duration

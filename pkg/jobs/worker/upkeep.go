@@ -152,6 +152,8 @@ func (u *upkeep) pass(ctx context.Context) {
 			if err := u.w.announce(ctx, a, typ); err != nil {
 				u.w.log.Warn("app upkeep: event not published", "app", a.ID, "tenant", a.Tenant, "err", err)
 			}
+		case a.Busy != "" && now.Sub(a.BusySince) > staleBusy:
+			u.settleStale(ctx, a)
 		case a.Expires(u.c.TTL, now) && u.c.DryRun:
 			dry++
 			u.w.log.Info("app upkeep (dry run): would expire", "tenant", a.Tenant, "app", a.ID,
@@ -379,6 +381,33 @@ func (u *upkeep) expire(ctx context.Context, a *jobs.App) {
 		"last_version", app.LastVersionAt)
 	if err := u.w.announce(ctx, app, jobs.TypeExpired); err != nil {
 		log.Warn("app upkeep: expired event not published; the next pass retries", "err", err)
+	}
+}
+
+// staleBusy is how long a version may hold its app before the upkeep
+// asks whether its job has ended.
+const staleBusy = time.Minute
+
+// settleStale lets go of an app whose version's job ended without doing
+// so: a job dead-lettered out of deliveries ends outside the worker that
+// ran it, and an app held by it would never take another version nor
+// expire.
+func (u *upkeep) settleStale(ctx context.Context, a *jobs.App) {
+	st, err := jobs.ReadState(ctx, u.w.assets.Jobs, a.Tenant, a.Busy)
+	if err != nil || (st != nil && !st.Done()) {
+		return
+	}
+	if st == nil {
+		st = &jobs.JobState{ID: a.Busy, Tenant: a.Tenant, Status: jobs.StatusFailed}
+	}
+	_, err = jobs.UpdateApp(ctx, u.w.assets.Apps, jobs.AppKey(a.Tenant, a.ID), func(x *jobs.App) (*jobs.App, error) {
+		if !jobs.SettleVersion(x, st, u.w.now()) {
+			return nil, nil
+		}
+		return x, nil
+	})
+	if err == nil {
+		u.w.log.Info("app upkeep: let go of an app whose version ended elsewhere", "tenant", a.Tenant, "app", a.ID, "request_id", st.ID, "status", st.Status)
 	}
 }
 
