@@ -24,8 +24,8 @@ import (
 	"io"
 	"os"
 
-	"github.com/deployq/deployq/internal/bench/budget"
 	"github.com/deployq/deployq/internal/bench/appday"
+	"github.com/deployq/deployq/internal/bench/budget"
 	"github.com/deployq/deployq/internal/bench/critpath"
 	"github.com/deployq/deployq/internal/bench/fair"
 	"github.com/deployq/deployq/internal/bench/load"
