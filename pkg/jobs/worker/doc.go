@@ -31,7 +31,8 @@
 // decoded and checked against its subject (reject.go otherwise), admitted
 // against its tenant's quota when it has one (quota.go: held or rejected
 // past it), its checkpoint opened and claimed, its source tarball vetted
-// (sourcecheck.go), then each step of the table in steps.go runs behind
+// (sourcecheck.go), its app taken (apps.go: a later version starts at the
+// upload, in the app's project), then each step of the table in steps.go runs behind
 // the fence; a failure is decided before its resources are cleaned up,
 // and the terminal event is published before the message is settled
 // (deadletter.go for failures). waitready.go waits for the build without
@@ -40,13 +41,21 @@
 // source tarballs nobody needs; credentials.go pauses the worker while
 // the API refuses its token.
 //
+// # Apps after their versions
+//
+// claims.go serves Vercel's claim callbacks (ClaimHandler) and claim
+// refreshes; upkeep.go, run by one worker of the fleet at a time, checks
+// claims, expires apps unclaimed past AppsConfig.TTL and counts the
+// inventory against the plan's caps.
+//
 // # Where to change what
 //
 // A new step: a method of job in steps.go and a row in pipelineSteps (and
 // its name in jobs.Steps). A new way for a job to end: a transition of
 // jobs.Checkpoint and an EventType. Retry rules: stepFailed and retryWait
 // in job.go. Whose request a free slot takes: lanes.go; what a tenant's
-// quota does to it: quota.go. The stack a
+// quota does to it: quota.go. An app's states: jobs/apps.go; what a job
+// does with its app: apps.go; the upkeep: upkeep.go. The stack a
 // waiting job holds is guarded by
 // TestWaitingJobStackStaysSmall.
 package worker
