@@ -69,3 +69,25 @@ func ExampleJobState_Event() {
 	fmt.Println(ev.ID, ev.Short(), ev.Data.Step, ev.Data.ProjectID)
 	// Output: acme.hello-1.step.create_project step_completed create_project prj_1
 }
+
+// An app's versions: the first makes the app, a second waits while it is
+// in flight, and once settled the app takes the next version into the
+// same project.
+func ExampleBindVersion() {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	first := &jobs.Request{ID: "req-1", Tenant: "acme", App: "chat-7"}
+	app, b, _ := jobs.BindVersion(nil, first, "team_abc", now)
+	fmt.Println("version", b.Version, "makes the app:", b.First, app.State)
+
+	second := &jobs.Request{ID: "req-2", Tenant: "acme", App: "chat-7"}
+	_, _, err := jobs.BindVersion(app, second, "team_abc", now)
+	fmt.Println(err)
+
+	jobs.SettleVersion(app, &jobs.JobState{ID: "req-1", Tenant: "acme", Status: jobs.StatusSucceeded, AppVersion: 1, ProjectID: "prj_1"}, now)
+	_, b, _ = jobs.BindVersion(app, second, "team_abc", now)
+	fmt.Println("version", b.Version, "makes the app:", b.First, "project", app.ProjectID)
+	// Output:
+	// version 1 makes the app: true creating
+	// version req-1 of the app is in flight
+	// version 2 makes the app: false project prj_1
+}
