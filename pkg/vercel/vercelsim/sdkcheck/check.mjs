@@ -38,6 +38,10 @@ const sha = createHash("sha1").update(tarball).digest("hex");
 const project = await check("projects.createProject", () =>
   vercel.projects.createProject({ teamId, requestBody: { name, framework: "nextjs" } }));
 await check("projects.getProject", () => vercel.projects.getProject({ teamId, idOrName: name }));
+await check("projects.addProjectDomain", () =>
+  vercel.projects.addProjectDomain({ teamId, idOrName: name, requestBody: { name: name + ".apps.example" } }));
+await check("projects.getProjectDomain", () =>
+  vercel.projects.getProjectDomain({ teamId, idOrName: name, domain: name + ".apps.example" }));
 await check("deployments.uploadFile", () =>
   vercel.deployments.uploadFile({ teamId, xVercelDigest: sha, contentLength: tarball.length, requestBody: new Uint8Array(tarball) }));
 const store = await check("integrations.createIntegrationStoreDirect", () =>
@@ -76,4 +80,16 @@ if (deployment) {
 await check("projects.createProjectTransferRequest", () =>
   vercel.projects.createProjectTransferRequest({ teamId, idOrName: name, requestBody: {} }));
 await check("projects.deleteProject", () => vercel.projects.deleteProject({ teamId, idOrName: name }));
+// A claim: another project's code accepted by the user's team (the
+// simulator's claiming team), which takes the project away.
+const claimed = name + "-claimed";
+await check("projects.createProject (to claim)", () =>
+  vercel.projects.createProject({ teamId, requestBody: { name: claimed } }));
+const transfer = await check("projects.createProjectTransferRequest (to claim)", () =>
+  vercel.projects.createProjectTransferRequest({ teamId, idOrName: claimed,
+    requestBody: { callbackUrl: "http://127.0.0.1:9/claimed", callbackSecret: "s3cret" } }));
+if (transfer) {
+  await check("projects.acceptProjectTransferRequest", () =>
+    vercel.projects.acceptProjectTransferRequest({ teamId: "team_claimer", code: transfer.code, requestBody: {} }));
+}
 process.exit(failed ? 1 : 0);
