@@ -2,6 +2,7 @@ package nats_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -147,6 +148,20 @@ func TestTenantCredentialsStayInTheirLane(t *testing.T) {
 		}
 	}
 
+	// Each tenant has an app, and a worker answers claim refreshes (as
+	// its user may: allow_responses), here with a fixed answer.
+	for _, tenant := range []string{"acme", "globex"} {
+		app, _ := json.Marshal(jobs.App{Tenant: tenant, ID: "site", State: jobs.AppLive})
+		if _, err := assets.Apps.Put(ctx, jobs.AppKey(tenant, "site"), app); err != nil {
+			t.Fatalf("worker writes %s's app: %v", tenant, err)
+		}
+	}
+	if _, err := worker.QueueSubscribe(jobs.AllClaims, jobs.ClaimQueue, func(m *nats.Msg) {
+		_ = m.Respond([]byte(`{"code":"c0de","claimUrl":"https://vercel.com/claim-deployment?code=c0de"}`))
+	}); err != nil {
+		t.Fatalf("worker answers claim refreshes: %v", err)
+	}
+
 	var r refusals
 	r.seen = make(chan struct{}, 1)
 	acme := connect(t, s, "tenant-acme", nats.CustomInboxPrefix("_INBOX_acme"), nats.ErrorHandler(r.handler))
@@ -188,6 +203,12 @@ func TestTenantCredentialsStayInTheirLane(t *testing.T) {
 	}
 	if _, err := client.Status(ctx, "acme", sub.ID); err != nil && !errors.Is(err, jobs.ErrUnknownRequest) {
 		t.Fatalf("acme cannot read its own status: %v", err)
+	}
+	if a, err := client.App(ctx, "acme", "site"); err != nil || a == nil || a.ID != "site" {
+		t.Fatalf("acme cannot read its own app: %+v, %v", a, err)
+	}
+	if ans, err := client.RefreshClaim(ctx, "acme", "site", jobs.ClaimAsk{}); err != nil || ans.Code != "c0de" {
+		t.Fatalf("acme cannot ask for its own app's claim URL: %+v, %v", ans, err)
 	}
 	if r.waitFor("", 0) {
 		t.Fatalf("allowed operations were refused: %q", r.errs)
@@ -276,6 +297,10 @@ func TestTenantCredentialsStayInTheirLane(t *testing.T) {
 			request("$JS.API.CONSUMER.CREATE.DEPLOY_EVENTS.mine.deploy.events.acme.>",
 				`{"stream_name":"DEPLOY_EVENTS","config":{"name":"mine","filter_subject":"deploy.events.acme.>","ack_policy":"none"}}`)},
 		{"write a checkpoint", `Publish to "$KV.DEPLOY_JOBS.acme.forged"`, publish("$KV.DEPLOY_JOBS.acme.forged")},
+		{"direct get of globex's app", "$JS.API.DIRECT.GET.KV_DEPLOY_APPS.$KV.DEPLOY_APPS.globex.site",
+			request("$JS.API.DIRECT.GET.KV_DEPLOY_APPS.$KV.DEPLOY_APPS.globex.site", "")},
+		{"write its own app's record", `Publish to "$KV.DEPLOY_APPS.acme.site"`, publish("$KV.DEPLOY_APPS.acme.site")},
+		{"ask for globex's claim URL", `Publish to "deploy.apps.claim.globex.site"`, request("deploy.apps.claim.globex.site", "{}")},
 		{"record a source reference for globex", `Publish to "$KV.DEPLOY_SOURCE_REFS.`, publish("$KV.DEPLOY_SOURCE_REFS." + sha("x") + ".globex.x")},
 		{"an admin's client", "$JS.API.STREAM.INFO.", func() error {
 			c, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -287,7 +312,7 @@ func TestTenantCredentialsStayInTheirLane(t *testing.T) {
 		}},
 	}
 	for _, stream := range []string{jobs.StreamRequests, jobs.StreamEvents, jobs.StreamDLQ, jobs.StreamSources,
-		"KV_" + jobs.BucketJobs, "KV_" + jobs.BucketSourceRefs, "KV_" + jobs.BucketUploads} {
+		"KV_" + jobs.BucketJobs, "KV_" + jobs.BucketSourceRefs, "KV_" + jobs.BucketUploads, "KV_" + jobs.BucketApps} {
 		subj := "$JS.API.STREAM.INFO." + stream
 		cases = append(cases, struct {
 			what, refusal string
