@@ -77,9 +77,10 @@ func runApps(ctx context.Context, e env, conn natsConfig, args []string) int {
 	conn.register(fs)
 	tenant := fs.String("tenant", "", "the apps' tenant")
 	state := fs.String("state", "", "list: keep the apps in this state only")
+	olderThan := fs.Duration("older-than", 0, "list: keep the live apps whose last version is older than this: what APP_TTL=D would expire")
 	asJSON := fs.Bool("json", false, "print each app's record as a JSON line")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage:\n  enqueue apps list [--tenant T] [--state S] [--json]\n  enqueue apps show APP --tenant T [--json]\n\nFlags:\n")
+		fmt.Fprint(fs.Output(), "Usage:\n  enqueue apps list [--tenant T] [--state S] [--older-than D] [--json]\n  enqueue apps show APP --tenant T [--json]\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	pos, err := parseFlags(fs, args)
@@ -94,6 +95,8 @@ func runApps(ctx context.Context, e env, conn natsConfig, args []string) int {
 		check = usagef("--tenant is required")
 	case sub == "list" && len(pos) > 0:
 		check = usagef("unexpected argument %q", pos[0])
+	case *olderThan < 0:
+		check = usagef("--older-than must not be negative")
 	case *state != "" && !validState(*state):
 		check = usagef("--state %q: one of creating, live, claimed, expiring, expired, failed", *state)
 	case sub == "show":
@@ -145,6 +148,9 @@ func runApps(ctx context.Context, e env, conn natsConfig, args []string) int {
 		if *state != "" && string(a.State) != *state {
 			continue
 		}
+		if *olderThan > 0 && (a.State != jobs.AppLive || a.Busy != "" || now.Sub(a.LastVersionAt) < *olderThan) {
+			continue
+		}
 		counts[a.State]++
 		if *asJSON {
 			data, _ := json.Marshal(a)
@@ -160,7 +166,7 @@ func runApps(ctx context.Context, e env, conn natsConfig, args []string) int {
 		}
 	}
 	if *asJSON {
-		fmt.Fprintf(e.stderr, "%d apps\n", len(apps))
+		fmt.Fprintf(e.stderr, "%d apps\n", sum(counts))
 		return exitOK
 	}
 	_ = tw.Flush()

@@ -34,6 +34,12 @@ func TestAppsVersionsListShowAndClaim(t *testing.T) {
 	if r := b.run(t, "claim", "nope", "--tenant", "acme"); r.code != exitFailed || !strings.Contains(r.stderr, "app_unknown") {
 		t.Errorf("claim of an unknown app: %v", r)
 	}
+	if r := b.run(t, "apps", "list", "--older-than", "1h"); r.code != exitOK || !strings.Contains(r.stdout, "0 apps: -") {
+		t.Errorf("apps list --older-than 1h lists a fresh app: %v", r)
+	}
+	if r := b.run(t, "apps", "list", "--older-than", "1ns"); r.code != exitOK || !strings.Contains(r.stdout, "1 apps: 1 live") {
+		t.Errorf("apps list --older-than 1ns: %v", r)
+	}
 	if r := b.run(t, "apps", "list", "--state", "sideways"); r.code != exitUsage {
 		t.Errorf("bad --state: %v", r)
 	}

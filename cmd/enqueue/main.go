@@ -101,10 +101,12 @@ claim:
     no worker answers.
 
 apps:
-  enqueue apps list [--tenant T] [--state S] [--json]
+  enqueue apps list [--tenant T] [--state S] [--older-than D] [--json]
     One row per app: tenant, app, state, versions, age of the last version,
     claim code expiry, URL; then the count per state. --state keeps one
-    state (creating, live, claimed, expiring, expired, failed).
+    state (creating, live, claimed, expiring, expired, failed);
+    --older-than D the live, idle apps whose last version is older than D:
+    what APP_TTL=D would delete (a dry run from any machine).
   enqueue apps show APP --tenant T [--json]
     The app's record: project, database, domain, versions, claim, expiry,
     and the API calls spent on its claims and expiry.
