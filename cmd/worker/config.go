@@ -131,6 +131,10 @@ type Config struct {
 	// (TENANT_QUOTAS, --tenant-quotas). Defaults to none.
 	TenantQuotas map[string][]budget.Cap
 
+	// StartTimeout bounds the retries of start-up: connecting to NATS_URL
+	// and setting up the streams (START_TIMEOUT, --start-timeout).
+	// Defaults to 2m.
+	StartTimeout time.Duration
 	// AppTTL is how long an unclaimed app lives after its last version
 	// before the fleet deletes it (APP_TTL, --app-ttl); 0 keeps apps
 	// forever. Defaults to 7 days.
@@ -484,6 +488,12 @@ func settings() []setting {
 			},
 		},
 
+		{
+			env: []string{"START_TIMEOUT"}, flag: "start-timeout", arg: "DURATION", group: "NATS",
+			def:   "2m",
+			usage: "How long start-up retries connecting to NATS_URL and setting up the streams (a cluster still electing leaders) before the worker gives up and exits 1.",
+			apply: func(c *Config, v string) (err error) { c.StartTimeout, err = parseDuration(v, 100*time.Millisecond); return err },
+		},
 		{
 			env: []string{"APP_TTL"}, flag: "app-ttl", arg: "DURATION", group: "Apps",
 			def:   "7d",

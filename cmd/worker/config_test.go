@@ -69,6 +69,7 @@ func TestConfigDefaults(t *testing.T) {
 		BudgetHeadroom:      0.97,
 		BudgetMaxPause:      15 * time.Minute,
 		AppTTL:              7 * 24 * time.Hour,
+		StartTimeout:        2 * time.Minute,
 		ClaimCheckEvery:     6 * time.Hour,
 		AppUpkeepEvery:      30 * time.Second,
 		AppUpkeepPace:       time.Second,

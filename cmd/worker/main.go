@@ -59,11 +59,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		log.Warn(w)
 	}
 	if err := serve(ctx, cfg, log); err != nil {
+		var se *startError
+		if errors.As(err, &se) {
+			// Nothing ran yet: one line, as a bad setting gets.
+			fmt.Fprintf(stderr, "worker: %v\n", se.err)
+			return 1
+		}
 		log.Error("worker stopped", "err", err)
 		return 1
 	}
 	return 0
 }
+
+// startError is a failure to start (NATS unreachable after the start-up
+// retries, DATA_DIR held by another worker): said in one line on stderr.
+type startError struct{ err error }
+
+func (e *startError) Error() string { return e.err.Error() }
+func (e *startError) Unwrap() error { return e.err }
 
 func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	var level slog.Level
@@ -76,9 +89,9 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 }
 
 func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
-	nc, closeNATS, err := connectNATS(cfg, log)
+	nc, closeNATS, err := connectNATS(ctx, cfg, log)
 	if err != nil {
-		return err
+		return &startError{err}
 	}
 	defer closeNATS()
 	js, err := jetstream.New(nc)
@@ -86,7 +99,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	var assets *jobs.Assets
-	if err := retryStart(ctx, log, "set up streams and buckets", func() (err error) {
+	if err := retryStart(ctx, log, cfg.StartTimeout, "set up streams and buckets", func() (err error) {
 		assets, err = jobs.Setup(ctx, js, jobs.SetupConfig{AckWait: cfg.AckWait, Replicas: cfg.StreamReplicas, MaxLanes: cfg.MaxTenantConsumers, LaneIdle: cfg.TenantConsumerIdle})
 		return err
 	}); err != nil {
@@ -101,7 +114,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	// tenants' quota counts (the same bucket, different keys).
 	var shared *budget.KVStore
 	if cfg.Budget == "shared" || len(cfg.TenantQuotas) > 0 {
-		if err := retryStart(ctx, log, "set up the budget bucket", func() (err error) {
+		if err := retryStart(ctx, log, cfg.StartTimeout, "set up the budget bucket", func() (err error) {
 			shared, err = budget.NewKVStore(ctx, js, budget.KVStoreConfig{Replicas: cfg.StreamReplicas})
 			return err
 		}); err != nil {
@@ -167,18 +180,15 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	return err
 }
 
-// startupTimeout bounds retries of the start-up steps that need a
-// JetStream quorum: workers starting together on a fresh cluster, or during
-// a leader election, see their stream creations time out for a while.
-const startupTimeout = 2 * time.Minute
-
 // retryStart retries a start-up step with backoff until it succeeds,
-// startupTimeout passes or ctx ends.
-func retryStart(ctx context.Context, log *slog.Logger, what string, step func() error) error {
+// timeout (START_TIMEOUT) passes or ctx ends: workers starting together
+// on a fresh cluster, during a leader election, or before NATS is up, see
+// their first attempts fail for a while.
+func retryStart(ctx context.Context, log *slog.Logger, timeout time.Duration, what string, step func() error) error {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = 250 * time.Millisecond
 	b.MaxInterval = 5 * time.Second
-	b.MaxElapsedTime = startupTimeout
+	b.MaxElapsedTime = timeout
 	return backoff.RetryNotify(step, backoff.WithContext(b, ctx), func(err error, wait time.Duration) {
 		log.Warn("start-up step failed; retrying", "step", what, "err", err, "wait", wait)
 	})
@@ -199,7 +209,7 @@ func expectedBuild(cfg Config) time.Duration {
 	return 0
 }
 
-func connectNATS(cfg Config, log *slog.Logger) (*nats.Conn, func(), error) {
+func connectNATS(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn, func(), error) {
 	opts := []nats.Option{
 		nats.Name("deployq-worker"),
 		nats.MaxReconnects(-1),
@@ -220,11 +230,20 @@ func connectNATS(cfg Config, log *slog.Logger) (*nats.Conn, func(), error) {
 		if cfg.NATSTLSCert != "" {
 			opts = append(opts, nats.ClientCert(cfg.NATSTLSCert, cfg.NATSTLSKey))
 		}
-		nc, err := nats.Connect(cfg.NATSURL, opts...)
+		var nc *nats.Conn
+		err := retryStart(ctx, log, cfg.StartTimeout, "connect to NATS", func() (err error) {
+			nc, err = nats.Connect(cfg.NATSURL, opts...)
+			return err
+		})
 		if err != nil {
-			return nil, nil, fmt.Errorf("connect to NATS_URL: %w", err)
+			return nil, nil, fmt.Errorf("NATS_URL %s: %w (retried for %s: is the server up and reachable from here? START_TIMEOUT waits longer)",
+				redactURLs(cfg.NATSURL), err, cfg.StartTimeout)
 		}
 		return nc, func() { _ = nc.Drain() }, nil
+	}
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, nil, err
 	}
 	host, portStr, err := net.SplitHostPort(cfg.EmbeddedAddr)
 	if err != nil {
@@ -233,15 +252,17 @@ func connectNATS(cfg Config, log *slog.Logger) (*nats.Conn, func(), error) {
 	port, _ := strconv.Atoi(portStr)
 	srv, err := natsembed.Start(natsembed.Options{Dir: filepath.Join(cfg.DataDir, "nats"), Host: host, Port: port})
 	if err != nil {
-		return nil, nil, err
+		unlock()
+		return nil, nil, fmt.Errorf("embedded NATS on %s: %w (EMBEDDED_NATS_ADDR moves it)", cfg.EmbeddedAddr, err)
 	}
 	nc, err := srv.Connect(opts...)
 	if err != nil {
 		srv.Shutdown()
+		unlock()
 		return nil, nil, err
 	}
 	log.Info("embedded NATS server started", "url", srv.ClientURL(), "store", filepath.Join(cfg.DataDir, "nats"))
-	return nc, func() { nc.Close(); srv.Shutdown() }, nil
+	return nc, func() { nc.Close(); srv.Shutdown(); unlock() }, nil
 }
 
 // newBudget returns the limiter every API call passes: buckets shared by

@@ -152,3 +152,62 @@ func TestRunBadConfigExits2(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", code, stderr.String())
 	}
 }
+
+// Two workers on one DATA_DIR would run two servers on one store: the
+// second is refused at start, in one line, and exits 1.
+func TestTwoWorkersCannotShareADataDir(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	httpAddr := freeAddr(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var logs syncbuf.Buffer
+	exit := make(chan int, 1)
+	go func() {
+		exit <- run(runCtx, []string{"--simulate", "--data-dir", dir, "--embedded-nats-addr", freeAddr(t), "--http-addr", httpAddr},
+			func(string) string { return "" }, &logs)
+	}()
+	for {
+		if code, _ := get(ctx, "http://"+httpAddr+"/readyz"); code == http.StatusOK {
+			break
+		}
+		select {
+		case code := <-exit:
+			t.Fatalf("first worker exited %d:\n%s", code, logs.String())
+		case <-ctx.Done():
+			t.Fatalf("first worker never ready:\n%s", logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	var stderr bytes.Buffer
+	code := run(ctx, []string{"--simulate", "--data-dir", dir, "--embedded-nats-addr", freeAddr(t), "--http-addr", "off"},
+		func(string) string { return "" }, &stderr)
+	got := stderr.String()
+	if code != 1 || strings.Count(got, "\n") != 1 || !strings.HasPrefix(got, "worker: DATA_DIR "+dir+" is in use by another worker (pid ") {
+		t.Fatalf("second worker on one DATA_DIR: exit %d, stderr %q", code, got)
+	}
+	stop()
+	if code := <-exit; code != 0 {
+		t.Fatalf("first worker exit %d:\n%s", code, logs.String())
+	}
+}
+
+// An unreachable NATS_URL is retried for START_TIMEOUT, then said in one
+// line.
+func TestUnreachableNATSIsOneLine(t *testing.T) {
+	t.Parallel()
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"--simulate", "--nats-url", "nats://" + freeAddr(t), "--start-timeout", "500ms", "--http-addr", "off"},
+		func(string) string { return "" }, &stderr)
+	got := stderr.String()
+	lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
+	last := lines[len(lines)-1]
+	if code != 1 || !strings.HasPrefix(last, "worker: NATS_URL nats://127.0.0.1:") || !strings.Contains(last, "retried for 500ms") {
+		t.Fatalf("exit %d, stderr:\n%s", code, got)
+	}
+	if !strings.Contains(got, "start-up step failed; retrying") {
+		t.Errorf("the retries were not logged:\n%s", got)
+	}
+}
