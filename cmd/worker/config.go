@@ -492,7 +492,10 @@ func settings() []setting {
 			env: []string{"START_TIMEOUT"}, flag: "start-timeout", arg: "DURATION", group: "NATS",
 			def:   "2m",
 			usage: "How long start-up retries connecting to NATS_URL and setting up the streams (a cluster still electing leaders) before the worker gives up and exits 1.",
-			apply: func(c *Config, v string) (err error) { c.StartTimeout, err = parseDuration(v, 100*time.Millisecond); return err },
+			apply: func(c *Config, v string) (err error) {
+				c.StartTimeout, err = parseDuration(v, 100*time.Millisecond)
+				return err
+			},
 		},
 		{
 			env: []string{"APP_TTL"}, flag: "app-ttl", arg: "DURATION", group: "Apps",
