@@ -126,7 +126,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	api, integrationID, stopSim, err := vercelClient(cfg, m, limiter, log)
+	api, integrationID, claimPage, stopSim, err := vercelClient(cfg, m, limiter, log)
 	if err != nil {
 		return err
 	}
@@ -156,6 +156,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		TenantWeights:    cfg.TenantWeights,
 		TenantMaxRunning: cfg.TenantMaxRunning,
 		Quotas:           quotas,
+		ClaimPage:        claimPage,
 		Apps: worker.AppsConfig{
 			DomainSuffix: cfg.AppDomainSuffix, TTL: cfg.AppTTL, DryRun: cfg.AppExpiryDryRun,
 			CallbackURL: cfg.ClaimCallbackURL, CallbackSecret: cfg.ClaimCallbackSecret,
@@ -330,14 +331,15 @@ func orPersonal(team string) string {
 
 // vercelClient returns the API client: the real API, or the simulator
 // served in-process on a loopback port when --simulate is set.
-func vercelClient(cfg Config, m *metrics.Metrics, limiter vercel.Limiter, log *slog.Logger) (*vercel.Client, string, func(), error) {
-	baseURL, token, integrationID := cfg.VercelAPIURL, cfg.Token, cfg.IntegrationConfigID
-	stop := func() {}
+func vercelClient(cfg Config, m *metrics.Metrics, limiter vercel.Limiter, log *slog.Logger) (api *vercel.Client, integrationID, claimPage string, stop func(), err error) {
+	baseURL, token := cfg.VercelAPIURL, cfg.Token
+	integrationID = cfg.IntegrationConfigID
+	stop = func() {}
 	if cfg.Simulate {
 		sim := vercelsim.New(vercelsim.Config{BuildTime: cfg.SimBuildTime, BuildJitter: cfg.SimBuildTime / 5, RateLimits: stack.SimLimits(cfg.SimLimits)})
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return nil, "", nil, fmt.Errorf("simulator listener: %w", err)
+			return nil, "", "", nil, fmt.Errorf("simulator listener: %w", err)
 		}
 		hs := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = hs.Serve(ln) }()
@@ -346,7 +348,9 @@ func vercelClient(cfg Config, m *metrics.Metrics, limiter vercel.Limiter, log *s
 		if integrationID == "" {
 			integrationID = "icfg_simulated"
 		}
-		log.Info("Vercel simulator started", "url", baseURL, "build_time", cfg.SimBuildTime)
+		// Simulated claim URLs open the simulator's page, which says so.
+		claimPage = baseURL + vercelsim.ClaimPagePath
+		log.Info("Vercel simulator started", "url", baseURL, "build_time", cfg.SimBuildTime, "claim_page", claimPage)
 	}
 	opts := []vercel.Option{
 		vercel.WithBaseURL(baseURL),
@@ -360,12 +364,11 @@ func vercelClient(cfg Config, m *metrics.Metrics, limiter vercel.Limiter, log *s
 	if limiter != nil {
 		opts = append(opts, vercel.WithLimiter(limiter))
 	}
-	api, err := vercel.New(opts...)
-	if err != nil {
+	if api, err = vercel.New(opts...); err != nil {
 		stop()
-		return nil, "", nil, err
+		return nil, "", "", nil, err
 	}
-	return api, integrationID, stop, nil
+	return api, integrationID, claimPage, stop, nil
 }
 
 func serveHTTP(addr string, reg *prometheus.Registry, nc *nats.Conn, w *worker.Worker, log *slog.Logger) (func(), error) {

@@ -13,6 +13,7 @@ import (
 	"github.com/deployq/deployq/internal/syncbuf"
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/jobs/jobstest"
+	"github.com/deployq/deployq/pkg/vercel/vercelsim"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -100,6 +101,14 @@ func TestRunSimulatedEndToEnd(t *testing.T) {
 		if ev.Terminal() {
 			if ev.Type != jobs.TypeSucceeded || ev.Data.ClaimURL == "" {
 				t.Fatalf("terminal event %s %+v", ev.Type, ev.Data)
+			}
+			// A simulated claim URL opens the simulator's page, which says
+			// it is simulated.
+			if !strings.HasPrefix(ev.Data.ClaimURL, "http://127.0.0.1:") || !strings.Contains(ev.Data.ClaimURL, vercelsim.ClaimPagePath+"?code=") {
+				t.Fatalf("simulated claim URL %s passes for a real one", ev.Data.ClaimURL)
+			}
+			if code, body := get(ctx, ev.Data.ClaimURL); code != http.StatusOK || !strings.Contains(body, "Simulated.") {
+				t.Fatalf("the simulated claim page: %d %.200s", code, body)
 			}
 			break
 		}

@@ -119,12 +119,15 @@ const ClaimURLBase = "https://vercel.com/claim-deployment"
 // ClaimURL is the link handed to the end user to claim a project:
 // https://vercel.com/claim-deployment?code=<code>&returnUrl=<returnURL>.
 // returnURL is left out when empty.
-func ClaimURL(code, returnURL string) string {
+func ClaimURL(code, returnURL string) string { return ClaimURLAt(ClaimURLBase, code, returnURL) }
+
+// ClaimURLAt is ClaimURL on another claim page (the simulator's).
+func ClaimURLAt(page, code, returnURL string) string {
 	q := url.Values{"code": {code}}
 	if returnURL != "" {
 		q.Set("returnUrl", returnURL)
 	}
-	return ClaimURLBase + "?" + q.Encode()
+	return page + "?" + q.Encode()
 }
 
 // ValidateProjectName checks Vercel's rules for project names (at most 100

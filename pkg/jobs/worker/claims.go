@@ -223,7 +223,7 @@ func (w *Worker) refreshClaim(ctx context.Context, m *nats.Msg) {
 	}
 	now := w.now()
 	if a.ClaimValid(now) && !ask.Fresh {
-		reply(jobs.ClaimAnswer{Code: a.Claim.Code, ClaimURL: vercel.ClaimURL(a.Claim.Code, ask.ReturnURL), ExpiresAt: a.Claim.ExpiresAt})
+		reply(jobs.ClaimAnswer{Code: a.Claim.Code, ClaimURL: vercel.ClaimURLAt(w.cfg.ClaimPage, a.Claim.Code, ask.ReturnURL), ExpiresAt: a.Claim.ExpiresAt})
 		return
 	}
 	// The user is waiting on the page: the call goes in the tenant's
@@ -254,7 +254,7 @@ func (w *Worker) refreshClaim(ctx context.Context, m *nats.Msg) {
 	}); err != nil {
 		w.log.Warn("fresh claim code not recorded in the app", "tenant", tenant, "app", app, "err", err)
 	}
-	reply(jobs.ClaimAnswer{Code: tc.Code, ClaimURL: vercel.ClaimURL(tc.Code, ask.ReturnURL), ExpiresAt: claim.ExpiresAt, Fresh: true})
+	reply(jobs.ClaimAnswer{Code: tc.Code, ClaimURL: vercel.ClaimURLAt(w.cfg.ClaimPage, tc.Code, ask.ReturnURL), ExpiresAt: claim.ExpiresAt, Fresh: true})
 }
 
 // claimOrigin reads the tenant and app of a claim refresh's subject.

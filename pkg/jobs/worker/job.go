@@ -607,7 +607,7 @@ func (j *job) awaitProgress(ctx context.Context) {
 // succeed records the success and its terminal event, then finishes.
 func (j *job) succeed(ctx context.Context) outcome {
 	ev := j.st.Event(jobs.TypeSucceeded, "", int(j.meta.NumDelivered), j.now())
-	ev.Data.ClaimURL = vercel.ClaimURL(j.st.ClaimCode, j.req.ReturnURL)
+	ev.Data.ClaimURL = vercel.ClaimURLAt(j.w.cfg.ClaimPage, j.st.ClaimCode, j.req.ReturnURL)
 	if err := j.cp.Succeed(ctx, ev, j.now()); err != nil {
 		return j.abandon(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/deployq/deployq/pkg/budget"
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/metrics"
+	"github.com/deployq/deployq/pkg/vercel"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -89,6 +90,11 @@ type Config struct {
 	// Clock tells the time: of checkpoints, apps' versions, claims and
 	// expiry. Defaults to time.Now; a test moves an app a day on with it.
 	Clock func() time.Time
+	// ClaimPage is the page claim URLs point at. Defaults to Vercel's
+	// (vercel.ClaimURLBase); a worker against the simulator points them
+	// at the simulator's own page (vercelsim.ClaimPagePath), so that no
+	// simulated claim URL passes for a real one.
+	ClaimPage string
 	// Apps configures apps' domains, claims and expiry (apps.go,
 	// upkeep.go).
 	Apps AppsConfig
@@ -116,6 +122,9 @@ func (c Config) withDefaults(ackWait time.Duration) Config {
 	c.Apps = c.Apps.withDefaults()
 	if c.Clock == nil {
 		c.Clock = time.Now
+	}
+	if c.ClaimPage == "" {
+		c.ClaimPage = vercel.ClaimURLBase
 	}
 	if c.NewBackOff == nil {
 		c.NewBackOff = func() backoff.BackOff {

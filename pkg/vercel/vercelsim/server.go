@@ -84,6 +84,8 @@ func (s *Server) routes() {
 	s.handle("PUT /projects/transfer-request/{code}", vercel.EndpointAcceptTransfer, s.acceptTransfer)
 	s.handle("PUT /v9/projects/transfer-request/{code}", vercel.EndpointAcceptTransfer, s.acceptTransfer)
 	s.handle("POST /v10/projects/{idOrName}/domains", vercel.EndpointAddDomain, s.addDomain)
+	s.mux.HandleFunc("GET "+ClaimPagePath, s.claimPage)
+	s.mux.HandleFunc("POST "+ClaimPagePath, s.claimPage)
 	s.handle("GET /v9/projects/{idOrName}/domains/{domain}", vercel.EndpointGetDomain, s.getDomain)
 
 	s.handle("POST /v1/integrations/billing/authorization", vercel.EndpointAuthorize, s.createAuthorization)

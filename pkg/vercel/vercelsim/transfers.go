@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"html"
 	"maps"
 	"net"
 	"net/http"
@@ -15,6 +16,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/deployq/deployq/pkg/vercel"
 )
 
 // Claims and domains: what happens to a project after its first deploy.
@@ -398,4 +401,65 @@ func (s *Server) projectDomainsLocked(id string) []string {
 		return p.domains
 	}
 	return nil
+}
+
+// ---- the claim page
+
+// ClaimPagePath is where the simulator serves its stand-in for Vercel's
+// claim page: a claim URL a worker hands out in simulation points here,
+// so nobody takes it for a real one, and opening it plays the user who
+// claims (the transfer is accepted into Config.ClaimTeam).
+const ClaimPagePath = "/claim-deployment"
+
+// claimPage answers GET (the page) and POST (the user accepts) on
+// ClaimPagePath. It needs no token: it is the user's browser, not the
+// API. Everything it shows is inline; nothing is fetched from elsewhere.
+func (s *Server) claimPage(w http.ResponseWriter, r *http.Request) {
+	code := r.FormValue("code")
+	back := r.FormValue("returnUrl")
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
+	status, msg := http.StatusOK, ""
+	if r.Method == http.MethodPost {
+		s.mu.Lock()
+		t := s.st.transfers[code]
+		s.mu.Unlock()
+		if t == nil {
+			status, msg = http.StatusNotFound, "This claim code is unknown or expired: ask the platform for a fresh link."
+		} else {
+			req := r.Clone(r.Context())
+			req.SetPathValue("code", code)
+			req.Body = http.NoBody
+			rep := s.acceptTransfer(&call{r: req, team: s.cfg.ClaimTeam})
+			if rep.status == http.StatusAccepted {
+				msg = "Claimed: the project moved to the simulated team " + s.cfg.ClaimTeam + "."
+			} else {
+				status, msg = rep.status, "The claim failed (status "+fmt.Sprint(rep.status)+")."
+			}
+		}
+	}
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>Simulated claim — deployq</title><style>body{font:16px system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem}
+.sim{background:#fff3cd;border:1px solid #e0c060;padding:.75rem;border-radius:6px}button{font-size:1rem;padding:.5rem 1rem}</style></head>
+<body><p class="sim"><strong>Simulated.</strong> This page is served by deployq's Vercel simulator (<code>--simulate</code>), not by Vercel: no real project exists. In production the claim URL opens Vercel's claim page at %s.</p>
+<h1>Claim this project</h1><p>Code <code>%s</code></p>%s
+<form method="post" action="%s"><input type="hidden" name="code" value="%s"><input type="hidden" name="returnUrl" value="%s"><button type="submit">Claim (simulated)</button></form>%s</body></html>`,
+		html.EscapeString(vercel.ClaimURLBase), html.EscapeString(code), paragraph(msg), ClaimPagePath,
+		html.EscapeString(code), html.EscapeString(back), returnLink(back))
+}
+
+func paragraph(msg string) string {
+	if msg == "" {
+		return ""
+	}
+	return "<p><strong>" + html.EscapeString(msg) + "</strong></p>"
+}
+
+func returnLink(back string) string {
+	u, err := url.Parse(back)
+	if back == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") {
+		return ""
+	}
+	return `<p><a href="` + html.EscapeString(back) + `">Back to the platform</a></p>`
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -163,5 +165,42 @@ func TestProjectDomainsAliasProduction(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("production aliases %v lack the project's domain", alias)
+	}
+}
+
+func TestClaimPageSaysSimulatedAndClaims(t *testing.T) {
+	t.Parallel()
+	b := setup(t, vercelsim.Config{})
+	projectID, _ := connectedApp(t, b, "page")
+	code := b.do(t, "POST", "/projects/"+projectID+"/transfer-request", nil).json(t)["code"].(string)
+	page := b.srv.URL + vercelsim.ClaimPagePath + "?code=" + code + "&returnUrl=https%3A%2F%2Fplatform.example%2Fback"
+	resp, err := http.Get(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "<strong>Simulated.</strong>") || !strings.Contains(string(body), code) {
+		t.Fatalf("claim page: %d %s", resp.StatusCode, body)
+	}
+	resp, err = http.PostForm(b.srv.URL+vercelsim.ClaimPagePath, url.Values{"code": {code}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "Claimed") {
+		t.Fatalf("claiming on the page: %d %s", resp.StatusCode, body)
+	}
+	if p, ok := b.sim.Project(projectID); !ok || p.AccountID != "team_claimer" {
+		t.Errorf("after the page's claim the project is %+v", p)
+	}
+	resp, err = http.PostForm(b.srv.URL+vercelsim.ClaimPagePath, url.Values{"code": {code}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Errorf("a spent code on the page: %d, want 404", resp.StatusCode)
 	}
 }
