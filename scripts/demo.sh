@@ -18,7 +18,21 @@ http_addr="127.0.0.1:${DEMO_HTTP_PORT:-18080}"
 repeat="${DEMO_REPEAT:-10}"
 build_time="${DEMO_BUILD_TIME:-3s}"
 
+# The first build compiles every dependency (about half a minute on two
+# CPUs); later ones take a second.
+echo "==> building bin/worker and bin/enqueue (the first build takes about 30 s)"
 go build -o bin/ ./cmd/worker ./cmd/enqueue
+
+# A port in use is said before the worker tries it, with the way out.
+port_in_use() { { exec 4<>"/dev/tcp/${1%:*}/${1#*:}"; } 2>/dev/null && { exec 4<&- 4>&-; return 0; }; return 1; }
+if port_in_use "$nats_addr"; then
+	echo "make demo: $nats_addr is in use (another demo or worker?): stop it, or pick a free port, e.g. DEMO_NATS_PORT=24222 make demo" >&2
+	exit 1
+fi
+if port_in_use "$http_addr"; then
+	echo "make demo: $http_addr is in use: stop what listens there, or pick a free port, e.g. DEMO_HTTP_PORT=28080 make demo" >&2
+	exit 1
+fi
 data="$(mktemp -d)"
 worker_pid=""
 cleanup() {
