@@ -210,6 +210,24 @@ func TestTenantCredentialsStayInTheirLane(t *testing.T) {
 	if ans, err := client.RefreshClaim(ctx, "acme", "site", jobs.ClaimAsk{}); err != nil || ans.Code != "c0de" {
 		t.Fatalf("acme cannot ask for its own app's claim URL: %+v, %v", ans, err)
 	}
+	// Build logs: acme follows its own, the worker hears it and publishes.
+	logs, err := client.FollowLogs(ctx, "acme", "built-1")
+	if err != nil {
+		t.Fatalf("acme cannot follow its own build log: %v", err)
+	}
+	if _, err := worker.Request(jobs.LogWatchSubject("acme", "built-1"), nil, 2*time.Second); err != nil {
+		t.Fatalf("the worker does not hear acme following its log: %v", err)
+	}
+	if err := worker.Publish(jobs.LogSubject("acme", "built-1"), []byte(`{"requestId":"built-1","tenant":"acme","seq":1,"text":"hello"}`)); err != nil {
+		t.Fatal(err)
+	}
+	for l := range logs.Lines() {
+		if l.Text != "hello" {
+			t.Fatalf("acme's log line %+v", l)
+		}
+		break
+	}
+	logs.Stop()
 	if r.waitFor("", 0) {
 		t.Fatalf("allowed operations were refused: %q", r.errs)
 	}
@@ -274,6 +292,8 @@ func TestTenantCredentialsStayInTheirLane(t *testing.T) {
 		{"subscribe to globex's events", `Subscription to "deploy.events.globex.>"`, subscribe("deploy.events.globex.>")},
 		{"subscribe to every event", `Subscription to "deploy.events.>"`, subscribe("deploy.events.>")},
 		{"subscribe to cancel notices", `Subscription to "deploy.cancel.>"`, subscribe("deploy.cancel.>")},
+		{"subscribe to globex's build logs", `Subscription to "deploy.logs.globex.>"`, subscribe("deploy.logs.globex.>")},
+		{"publish a build log line", `Publish to "deploy.logs.acme.x"`, publish("deploy.logs.acme.x")},
 		{"direct get of globex's event", "$JS.API.DIRECT.GET.DEPLOY_EVENTS.deploy.events.globex.globex-1",
 			request("$JS.API.DIRECT.GET.DEPLOY_EVENTS.deploy.events.globex.globex-1", "")},
 		{"direct get of globex's checkpoint", "$JS.API.DIRECT.GET.KV_DEPLOY_JOBS.$KV.DEPLOY_JOBS.globex.globex-1",

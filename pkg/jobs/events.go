@@ -110,6 +110,9 @@ type EventError struct {
 	// RetryAt is, for a request rejected for its tenant's spent quota,
 	// when the quota allows another deploy.
 	RetryAt *time.Time `json:"retryAt,omitempty"`
+	// Logs are a failed build's last log lines (at most FailedLogLines),
+	// so a platform can show its user why the build broke.
+	Logs []string `json:"logs,omitempty"`
 }
 
 // Codes of rejections: a request that was never run.

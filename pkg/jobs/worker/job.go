@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -116,6 +117,9 @@ type job struct {
 	early earlyCalls
 	// app is the job's app as this delivery last wrote it (apps.go).
 	app jobs.AppRef
+	// logs is the build's log (buildlog.go), made once a line comes.
+	logs    *buildLog
+	logOnce sync.Once
 	// busyWaited is the time this delivery waited for the team's
 	// concurrent builds (Config.MaxBuildsFullWait).
 	busyWaited time.Duration
@@ -617,7 +621,12 @@ func (j *job) succeed(ctx context.Context) outcome {
 
 // fail ends the job failed at step: see end.
 func (j *job) fail(ctx context.Context, step jobs.Step, code string, cause error) outcome {
-	return j.end(ctx, jobs.TypeFailed, &jobs.EventError{Step: step, Code: code, Message: cause.Error()})
+	e := &jobs.EventError{Step: step, Code: code, Message: cause.Error()}
+	var be *BuildError
+	if errors.As(cause, &be) {
+		e.Logs = be.Logs
+	}
+	return j.end(ctx, jobs.TypeFailed, e)
 }
 
 // cancel ends a cancelled job: see end. It runs on a context of its own:

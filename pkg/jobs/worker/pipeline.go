@@ -221,6 +221,8 @@ type BuildError struct {
 	State        string
 	Code         string
 	Message      string
+	// Logs are the build's last log lines, for the failed event.
+	Logs []string
 }
 
 func (e *BuildError) Error() string {

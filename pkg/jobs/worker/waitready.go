@@ -58,6 +58,10 @@ func (j *job) waitReady(ctx context.Context) error {
 	if started.IsZero() {
 		started = j.now()
 	}
+	if j.logsWanted(ctx) {
+		// Someone follows the build's log: the stream brings its lines.
+		return j.follow(ctx, started)
+	}
 	est := j.p.builds.Current(ctx)
 	j.p.recordEstimate(est)
 	if est.Cold() {
@@ -201,6 +205,7 @@ func (j *job) followStream(ctx context.Context) {
 	j.p.cfg.Metrics.BuildWaitStarted(metrics.BuildWaitStream)
 	defer j.p.cfg.Metrics.BuildWaitEnded(metrics.BuildWaitStream)
 	_, err := j.p.api.FollowDeploymentEvents(ctx, j.st.DeploymentID, func(e vercel.DeploymentEvent) bool {
+		j.logEvent(e)
 		return e.TerminalState() != ""
 	})
 	if err == nil || ctx.Err() != nil {
@@ -270,7 +275,11 @@ func (j *job) readDeployment(ctx context.Context) (done bool, err error) {
 		j.st.URL, j.st.DeploymentURL = publicURL(d, j.st.ProjectName, j.st.Domain), httpsURL(d.URL)
 		return true, nil
 	case vercel.StateError, vercel.StateCanceled:
-		return true, &BuildError{DeploymentID: d.ID, State: d.ReadyState, Code: cmp.Or(d.ErrorCode, "BUILD_FAILED"), Message: d.ErrorMessage}
+		be := &BuildError{DeploymentID: d.ID, State: d.ReadyState, Code: cmp.Or(d.ErrorCode, "BUILD_FAILED"), Message: d.ErrorMessage}
+		if d.ReadyState == vercel.StateError {
+			be.Logs = j.failedLog(ctx, d.ID)
+		}
+		return true, be
 	case vercel.StateBlocked:
 		// Vercel holds the deployment back (a team's protection or
 		// check, an author without access): it will not build by
