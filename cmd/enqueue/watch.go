@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/deployq/deployq/pkg/jobs"
 )
@@ -17,8 +18,10 @@ func runWatch(ctx context.Context, e env, conn natsConfig, args []string) int {
 	fs.StringVar(&f.ID, "id", "", "only this request's events")
 	fs.BoolVar(&f.FromStart, "from-start", false, "replay stored events first (default: only new events)")
 	asJSON := fs.Bool("json", false, "print each CloudEvent as one JSON line")
+	logs := fs.Bool("logs", false, "with --id and --tenant: also print the build's log lines as they come (the worker then follows the build's stream)")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage:\n  enqueue watch [--tenant T] [--id ID] [--from-start] [--json]\n\nStreams events until SIGINT or SIGTERM.\n\nFlags:\n")
+		fmt.Fprint(fs.Output(), "Usage:\n  enqueue watch [--tenant T] [--id ID] [--from-start] [--logs] [--json]\n\n"+
+			"Streams events until SIGINT or SIGTERM; with --id, until the request's terminal event\n(exit status 0 if it succeeded, 1 otherwise).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	pos, err := parseFlags(fs, args)
@@ -33,6 +36,9 @@ func runWatch(ctx context.Context, e env, conn natsConfig, args []string) int {
 	if f.ID != "" {
 		check = errors.Join(check, checkID(f.ID))
 	}
+	if *logs && (f.ID == "" || (f.Tenant == "" && conn.Tenant == "")) {
+		check = errors.Join(check, usagef("--logs follows one request's build: give --id and --tenant"))
+	}
 	if err := errors.Join(check, conn.validate()); err != nil {
 		fmt.Fprintf(e.stderr, "enqueue watch: %v\n", err)
 		return exitUsage
@@ -44,6 +50,29 @@ func runWatch(ctx context.Context, e env, conn natsConfig, args []string) int {
 	}
 	defer sess.close()
 
+	// The log is followed before the events are: a worker asks whether
+	// anyone follows when the build starts.
+	var out sync.Mutex
+	if *logs {
+		lf, err := sess.client.FollowLogs(ctx, f.Tenant, f.ID)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "enqueue watch: %v\n", err)
+			return exitFailed
+		}
+		defer lf.Stop()
+		go func() {
+			for l := range lf.Lines() {
+				out.Lock()
+				if *asJSON {
+					data, _ := json.Marshal(l)
+					fmt.Fprintf(e.stdout, "%s\n", data)
+				} else {
+					fmt.Fprintf(e.stdout, "%s   │ %s\n", formatTime(l.At), l.Text)
+				}
+				out.Unlock()
+			}
+		}()
+	}
 	w, err := sess.client.Watch(ctx, f)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "enqueue watch: %v\n", err)
@@ -57,20 +86,29 @@ func runWatch(ctx context.Context, e env, conn natsConfig, args []string) int {
 			fmt.Fprintf(e.stderr, "enqueue watch: %v\n", err)
 			continue
 		}
+		out.Lock()
 		if *asJSON {
 			data, err := json.Marshal(ev)
 			if err != nil {
 				fmt.Fprintf(e.stderr, "enqueue watch: %v\n", err)
-				continue
+			} else {
+				fmt.Fprintf(e.stdout, "%s\n", data)
 			}
-			fmt.Fprintf(e.stdout, "%s\n", data)
-			continue
+		} else {
+			line := formatTime(ev.Time) + " " + eventLine(&ev)
+			if ev.Terminal() {
+				line += inlineOutcome(&ev)
+			}
+			fmt.Fprintln(e.stdout, line)
 		}
-		line := formatTime(ev.Time) + " " + eventLine(&ev)
-		if ev.Terminal() {
-			line += inlineOutcome(&ev)
+		out.Unlock()
+		if f.ID != "" && ev.Terminal() && ev.Data.RequestID == f.ID {
+			// One request watched: its terminal event ends the watch.
+			if ev.Type == jobs.TypeSucceeded {
+				return exitOK
+			}
+			return exitFailed
 		}
-		fmt.Fprintln(e.stdout, line)
 	}
 	if ctx.Err() != nil {
 		return exitOK // interrupted: the normal way to stop watching

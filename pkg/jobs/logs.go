@@ -83,7 +83,9 @@ func (c *Client) FollowLogs(ctx context.Context, tenant, id string) (*LogFollow,
 		_ = f.lines.Unsubscribe()
 		return nil, fmt.Errorf("follow logs: %w", err)
 	}
-	if err := nc.FlushWithContext(ctx); err != nil {
+	fctx, cancel := c.apiCtx(ctx)
+	defer cancel()
+	if err := nc.FlushWithContext(fctx); err != nil {
 		f.Stop()
 		return nil, fmt.Errorf("follow logs: %w", err)
 	}
