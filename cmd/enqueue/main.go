@@ -76,13 +76,16 @@ submit (both forms):
 status:
   enqueue status ID [--tenant T] [--json]
     Prints the job's status, last step, project, URL, claim URL, attempts,
-    errors and last event. --tenant finds a job that has not completed a
-    step yet. Exit status 1 when the id is unknown.
+    errors and last event; for a request no worker has taken yet, that it
+    is queued and since when. Exit status 1 when the id is unknown.
 
 watch:
-  enqueue watch [--tenant T] [--id ID] [--from-start] [--json]
+  enqueue watch [--tenant T] [--id ID] [--from-start] [--logs] [--json]
     Prints one line per event (or the CloudEvent as a JSON line with --json)
-    until SIGINT/SIGTERM. --from-start replays stored events first.
+    until SIGINT/SIGTERM; with --id, until the request's terminal event
+    (exit status 0 if it succeeded, 1 otherwise). --from-start replays
+    stored events first. --logs (with --id and --tenant) prints the build's
+    log lines as they come; start it right after the submit.
 
 cancel:
   enqueue cancel ID --tenant T [--wait] [--json] [--timeout D]
@@ -170,6 +173,11 @@ type env struct {
 
 // run executes one command line and returns the process exit status.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if asksHelp(args) {
+		// Help that was asked for is the command's output, on stdout
+		// with status 0, whether asked as -h, --help or `enqueue help`.
+		stderr = stdout
+	}
 	e := env{getenv: getenv, stdout: stdout, stderr: stderr}
 	conn := natsConfigFromEnv(getenv)
 
@@ -205,6 +213,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	fmt.Fprintf(stderr, "enqueue: unknown command %q; commands are submit, status, watch, cancel, claim, apps, dlq (see enqueue help)\n", cmd)
 	return exitUsage
+}
+
+// asksHelp reports whether the command line asks for help (-h, -help,
+// --help before a "--").
+func asksHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
 }
 
 func runHelp(e env, args []string) int {

@@ -143,10 +143,13 @@ func TestUsageErrors(t *testing.T) {
 
 func TestHelp(t *testing.T) {
 	t.Parallel()
-	for _, args := range [][]string{{"help"}, {"-h"}, {"help", "submit"}, {"submit", "-h"}, {"help", "cancel"}, {"help", "dlq", "replay"}, {"dlq", "purge", "-h"}} {
+	// Help asked for, however, is on stdout with status 0, and nothing on
+	// stderr.
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}, {"help", "submit"}, {"submit", "-h"}, {"submit", "--help"}, {"help", "cancel"},
+		{"help", "dlq", "replay"}, {"dlq", "purge", "-h"}, {"help", "claim"}, {"apps", "list", "-h"}} {
 		r := runWith(t, nil, args...)
-		if r.code != exitOK || !strings.Contains(r.stdout+r.stderr, "nats-url") {
-			t.Errorf("%v: want exit 0 and the flags listed; got %v", args, r)
+		if r.code != exitOK || !strings.Contains(r.stdout, "nats-url") || r.stderr != "" {
+			t.Errorf("%v: want exit 0 and the flags listed on stdout; got %v", args, r)
 		}
 	}
 	for _, args := range [][]string{{"help", "dlq"}, {"dlq", "-h"}} {

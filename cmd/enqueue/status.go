@@ -39,7 +39,7 @@ func checkTenant(tenant string) error {
 func runStatus(ctx context.Context, e env, conn natsConfig, args []string) int {
 	fs := newFlagSet("enqueue status", e.stderr)
 	conn.register(fs)
-	tenant := fs.String("tenant", "", "the request's tenant; finds a job that has not completed a step yet")
+	tenant := fs.String("tenant", "", "the request's tenant (found without it, with one lookup more)")
 	asJSON := fs.Bool("json", false, `print {"state": <job checkpoint>, "last": <last CloudEvent>} as JSON`)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage:\n  enqueue status ID [--tenant T] [--json]\n\nFlags:\n")
@@ -68,9 +68,7 @@ func runStatus(ctx context.Context, e env, conn natsConfig, args []string) int {
 	st, err := sess.client.Status(ctx, *tenant, id)
 	if errors.Is(err, jobs.ErrUnknownRequest) {
 		fmt.Fprintf(e.stderr, "enqueue status: request %s: %v\n", id, err)
-		if *tenant == "" {
-			fmt.Fprintln(e.stderr, "  a request that has not completed its first step is found only with --tenant")
-		}
+
 		return exitFailed
 	}
 	if err != nil {
@@ -79,9 +77,10 @@ func runStatus(ctx context.Context, e env, conn natsConfig, args []string) int {
 	}
 	if *asJSON {
 		data, err := json.Marshal(struct {
-			State *jobs.JobState `json:"state"`
-			Last  *jobs.Event    `json:"last"`
-		}{st.State, st.Last})
+			State  *jobs.JobState      `json:"state"`
+			Last   *jobs.Event         `json:"last"`
+			Queued *jobs.QueuedRequest `json:"queued,omitempty"`
+		}{st.State, st.Last, st.Queued})
 		if err != nil {
 			fmt.Fprintf(e.stderr, "enqueue status: %v\n", err)
 			return exitFailed
@@ -129,6 +128,11 @@ func writeStatus(w io.Writer, id string, st *jobs.JobStatus) {
 		if s.URL != "" {
 			add("deployment url", s.DeploymentURL)
 		}
+	case st.Queued != nil:
+		q := st.Queued
+		add("tenant", q.Tenant)
+		add("status", "queued: waiting for a worker since "+formatTime(q.Submitted)+" ("+time.Since(q.Submitted).Round(time.Second).String()+")")
+		add("stream", fmt.Sprintf("%s #%d (%s)", jobs.StreamRequests, q.Sequence, q.Subject))
 	case last != nil:
 		add("tenant", last.Data.Tenant)
 		if last.Terminal() {

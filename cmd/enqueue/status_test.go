@@ -61,3 +61,20 @@ func TestStatusOfUnknownRequest(t *testing.T) {
 		t.Fatalf("want exit 1 and a clear message; got %v", r)
 	}
 }
+
+// A request no worker has taken yet is found in the requests stream,
+// with or without its tenant.
+func TestStatusOfQueuedRequest(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobstest.Config{NoWorkers: true})
+	if r := b.run(t, "submit", "--tenant", "acme", "--source", filepath.Join(b.examples, "nextjs-prisma"), "--id", "waiting-1"); r.code != exitOK {
+		t.Fatalf("submit: %v", r)
+	}
+	for _, args := range [][]string{{"status", "waiting-1", "--tenant", "acme"}, {"status", "waiting-1"}} {
+		r := b.run(t, args...)
+		if r.code != exitOK || !strings.Contains(r.stdout, "status     queued: waiting for a worker since ") || !strings.Contains(r.stdout, "tenant     acme\n") ||
+			!strings.Contains(r.stdout, "deploy.requests.acme.waiting-1") {
+			t.Errorf("%v: %v", args, r)
+		}
+	}
+}

@@ -76,6 +76,7 @@ type Client struct {
 	jobsLeader jetstream.KeyValue
 	events     jetstream.Stream
 	dlq        jetstream.Stream
+	requests   jetstream.Stream
 	cfg        ClientConfig
 	now        func() time.Time
 
@@ -126,6 +127,9 @@ func NewClient(ctx context.Context, js jetstream.JetStream, cfg ClientConfig) (*
 	}
 	if c.dlq, err = js.Stream(ctx, StreamDLQ); err != nil {
 		return nil, bindErr("stream "+StreamDLQ, err)
+	}
+	if c.requests, err = js.Stream(ctx, StreamRequests); err != nil {
+		return nil, bindErr("stream "+StreamRequests, err)
 	}
 	return c, nil
 }
@@ -563,6 +567,17 @@ type JobStatus struct {
 	State *JobState
 	// Last is the request's latest event, nil when it has none.
 	Last *Event
+	// Queued is the request waiting in the requests stream for a worker,
+	// when it has neither a job nor an event yet (an admin's client looks).
+	Queued *QueuedRequest
+}
+
+// QueuedRequest is a request no worker has taken yet.
+type QueuedRequest struct {
+	Tenant    string    `json:"tenant"`
+	Subject   string    `json:"subject"`
+	Sequence  uint64    `json:"sequence"`
+	Submitted time.Time `json:"submitted"`
 }
 
 // ErrUnknownRequest is returned by Status for an id with no job and no event.
@@ -591,7 +606,14 @@ func (c *Client) Status(ctx context.Context, tenant, id string) (*JobStatus, err
 			return nil, err
 		}
 	}
-	if out.State == nil && out.Last == nil {
+	if out.State == nil && out.Last == nil && c.requests != nil {
+		q, err := c.queued(ctx, tenant, id)
+		if err != nil {
+			return nil, err
+		}
+		out.Queued = q
+	}
+	if out.State == nil && out.Last == nil && out.Queued == nil {
 		return nil, ErrUnknownRequest
 	}
 	return out, nil
@@ -650,6 +672,27 @@ func (c *Client) findTenant(ctx context.Context, id string) (string, error) {
 		return "", nil
 	}
 	return "", fmt.Errorf("look up events of %s: %w", id, err)
+}
+
+// queued finds a request still in the requests stream, in either subject
+// form; tenant "" looks in every tenant's.
+func (c *Client) queued(ctx context.Context, tenant, id string) (*QueuedRequest, error) {
+	t := tenant
+	if t == "" {
+		t = "*"
+	}
+	for _, subj := range []string{RequestSubject(t, id), BatchRequestSubject(t, id)} {
+		m, err := c.requests.GetLastMsgForSubject(ctx, subj)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("look up the queued request %s: %w", id, err)
+		}
+		rt, _ := RequestOrigin(m.Subject)
+		return &QueuedRequest{Tenant: rt, Subject: m.Subject, Sequence: m.Sequence, Submitted: m.Time}, nil
+	}
+	return nil, nil
 }
 
 func tenantOfEventSubject(subject string) string {
