@@ -159,7 +159,7 @@ func TestTTYDisplayRedrawsInPlace(t *testing.T) {
 	}
 	wantLines := [][]string{
 		{"a     acme    submitting", "bbbb  globex  submitting"},
-		{"a     acme    [5/8] upload_source", "bbbb  globex  submitting"},
+		{"a     acme    [6/8] creating deployment", "bbbb  globex  submitting"},
 	}
 	for i, want := range wantLines {
 		for _, w := range want {
@@ -194,6 +194,10 @@ func TestProgressText(t *testing.T) {
 		{tracked{state: stateQueued, sub: &jobs.Submitted{}}, "queued"},
 		{tracked{state: stateQueued, sub: &jobs.Submitted{Duplicate: true}}, "queued (duplicate id)"},
 		{tracked{state: stateQueued, steps: 8, step: jobs.StepCreateClaim}, "[8/8] create_claim"},
+		// The step in progress and its time so far: a build is "building".
+		{tracked{state: stateQueued, steps: 6, step: jobs.StepCreateDeployment, since: time.Now().Add(-12 * time.Second)}, "[7/8] building 12s"},
+		{tracked{state: stateQueued, sub: &jobs.Submitted{Duplicate: true}, end: &jobs.Event{Type: jobs.TypeSucceeded, Data: jobs.EventData{URL: "https://x.vercel.app"}}},
+			"= duplicate of an earlier job: succeeded  https://x.vercel.app"},
 		{tracked{end: failed}, "✗ failed at wait_ready: BUILD_FAILED"},
 		{tracked{end: rejected}, "✗ rejected: name: missing"},
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/deployq/deployq/pkg/jobs"
@@ -23,6 +24,8 @@ type display interface {
 	// updated with it.
 	event(t *tracked, ev *jobs.Event)
 	warn(err error)
+	// tick is called every second while the batch runs.
+	tick()
 	end(s summary)
 }
 
@@ -95,7 +98,19 @@ func (d *plainDisplay) submitted(t *tracked) {
 	fmt.Fprintln(d.stdout, line)
 }
 
-func (d *plainDisplay) event(_ *tracked, ev *jobs.Event) {
+func (d *plainDisplay) tick() {}
+
+func (d *plainDisplay) event(t *tracked, ev *jobs.Event) {
+	if t.sub != nil && t.sub.Duplicate {
+		// A duplicate's steps are the earlier job's history, not a new
+		// run: only its outcome is shown, marked as the earlier one's.
+		if !ev.Terminal() {
+			return
+		}
+		fmt.Fprintln(d.stdout, eventLine(ev)+" (duplicate: the earlier job's outcome)")
+		writeOutcome(d.stdout, ev)
+		return
+	}
 	fmt.Fprintln(d.stdout, eventLine(ev))
 	if ev.Terminal() {
 		writeOutcome(d.stdout, ev)
@@ -172,6 +187,8 @@ func (d *jsonDisplay) warn(err error) { fmt.Fprintf(d.stderr, "enqueue %s: warni
 
 func (d *jsonDisplay) end(summary) {}
 
+func (d *jsonDisplay) tick() {}
+
 // ttyDisplay keeps one line per request on screen and rewrites them in
 // place as events arrive: "[5/8] upload_source", then the outcome. The
 // URLs and failure reasons follow the table once every request ended.
@@ -202,6 +219,7 @@ func (d *ttyDisplay) begin()                      { d.redraw() }
 func (d *ttyDisplay) submitted(*tracked)          { d.redraw() }
 func (d *ttyDisplay) event(*tracked, *jobs.Event) { d.redraw() }
 func (d *ttyDisplay) warn(err error)              { d.warnings = append(d.warnings, err) }
+func (d *ttyDisplay) tick()                       { d.redraw() }
 
 func (d *ttyDisplay) end(s summary) {
 	d.redraw()
@@ -238,10 +256,34 @@ func (d *ttyDisplay) redraw() {
 	_, _ = io.WriteString(d.out, b.String())
 }
 
+// phases names what a request does after each step: the step in
+// progress, as a person would say it.
+var phases = map[jobs.Step]string{
+	"":                        "creating project",
+	jobs.StepCreateProject:    "authorizing Prisma",
+	jobs.StepAuthorize:        "creating database",
+	jobs.StepCreateDatabase:   "connecting database",
+	jobs.StepConnectDatabase:  "uploading source",
+	jobs.StepUploadSource:     "creating deployment",
+	jobs.StepCreateDeployment: "building",
+	jobs.StepWaitReady:        "issuing claim code",
+}
+
+// elapsed is how long ago since was, in whole seconds.
+func elapsed(since time.Time) string {
+	if since.IsZero() {
+		return ""
+	}
+	return " " + time.Since(since).Round(time.Second).String()
+}
+
 // progressText is a request's state in a few words.
 func progressText(t *tracked) string {
 	if ev := t.end; ev != nil {
 		d := ev.Data
+		if t.sub != nil && t.sub.Duplicate {
+			return "= duplicate of an earlier job: " + ev.Short() + "  " + d.URL
+		}
 		switch ev.Type {
 		case jobs.TypeSucceeded:
 			return "✓ succeeded  " + d.URL
@@ -260,6 +302,10 @@ func progressText(t *tracked) string {
 	switch {
 	case t.err != nil:
 		return "✗ " + t.err.Error()
+	case t.steps > 0 && t.steps < len(jobs.Steps()):
+		// The step in progress and how long it has taken so far: a build
+		// shows "building 12s", not the step before it, frozen.
+		return fmt.Sprintf("[%d/%d] %s%s", t.steps+1, len(jobs.Steps()), phases[t.step], elapsed(t.since))
 	case t.steps > 0:
 		return fmt.Sprintf("[%d/%d] %s", t.steps, len(jobs.Steps()), t.step)
 	case t.state == stateWaiting:
@@ -267,7 +313,7 @@ func progressText(t *tracked) string {
 	case t.sub != nil && t.sub.Duplicate:
 		return "queued (duplicate id)"
 	}
-	return "queued"
+	return "queued" + elapsed(t.since)
 }
 
 func truncate(s string, width int) string {

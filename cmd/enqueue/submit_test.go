@@ -215,6 +215,11 @@ func TestSubmitDuplicateReturnsTheFirstOutcome(t *testing.T) {
 	if second.code != exitOK || !strings.Contains(second.stdout, "twice acme duplicate: a job with this id is already succeeded") {
 		t.Fatalf("want the duplicate noted and exit 0; got %v", second)
 	}
+	// The earlier job's history is not replayed as if it ran again.
+	if strings.Contains(second.stdout, "step_completed") || !strings.Contains(second.stdout, "(duplicate: the earlier job's outcome)") ||
+		!strings.Contains(second.stdout, "(1 of them duplicates: an earlier job's outcome, nothing ran again)") {
+		t.Errorf("a duplicate shown as a new run:\n%s", second.stdout)
+	}
 	url := func(out string) string {
 		_, rest, _ := strings.Cut(out, "url:     ")
 		u, _, _ := strings.Cut(rest, "\n")

@@ -38,6 +38,9 @@ type tracked struct {
 	err   error     // why it was not published (stateUnsent)
 	steps int       // pipeline steps completed
 	step  jobs.Step // the last of them
+	// since is when the request entered its current phase: submitted, or
+	// its last step completed (the event's time).
+	since time.Time
 	end   *jobs.Event
 	// endRaw is the terminal event as received, printed as is by --json.
 	endRaw []byte
@@ -200,9 +203,15 @@ func runBatch(ctx context.Context, e env, sess *session, plans []*plan, o batchO
 			submitErr = r.err
 		}
 	}
+	// A live table's phases show their elapsed time: it is redrawn every
+	// second between events.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 loop:
 	for pending != nil || waiting() {
 		select {
+		case <-tick.C:
+			disp.tick()
 		case r, ok := <-pending:
 			if !ok {
 				pending = nil
@@ -250,7 +259,7 @@ loop:
 
 // queue records a confirmed submit, then the events that came before it.
 func queue(disp display, t *tracked, sub *jobs.Submitted, run int) {
-	t.state, t.sub, t.run = stateQueued, sub, run
+	t.state, t.sub, t.run, t.since = stateQueued, sub, run, time.Now()
 	disp.submitted(t)
 	for _, rc := range t.early {
 		apply(disp, t, rc)
@@ -279,7 +288,7 @@ func apply(disp display, t *tracked, rc received) {
 	}
 	if ev.Type == jobs.TypeStepCompleted {
 		if i := stepOf(ev.Data.Step); i > 0 {
-			t.steps, t.step = i, ev.Data.Step
+			t.steps, t.step, t.since = i, ev.Data.Step, ev.Time
 		}
 	}
 	if ev.Terminal() {
@@ -349,6 +358,9 @@ func finish(ctx context.Context, e env, o batchOptions, reqs []*tracked, sum sum
 type summary struct {
 	succeeded, failed, rejected, cancelled int
 	unfinished, unsent                     int
+	// duplicates is how many of the ended requests were duplicate
+	// submits, whose outcome is an earlier job's.
+	duplicates int
 	elapsed                                time.Duration
 	verb                                   string // "submitted" unless set
 }
@@ -361,6 +373,7 @@ func summarize(reqs []*tracked, elapsed time.Duration) summary {
 			s.unsent++
 		case t.end == nil:
 			s.unfinished++
+			continue
 		case t.end.Type == jobs.TypeSucceeded:
 			s.succeeded++
 		case t.end.Type == jobs.TypeFailed:
@@ -369,6 +382,9 @@ func summarize(reqs []*tracked, elapsed time.Duration) summary {
 			s.rejected++
 		default:
 			s.cancelled++
+		}
+		if t.sub != nil && t.sub.Duplicate {
+			s.duplicates++
 		}
 	}
 	return s
@@ -386,6 +402,9 @@ func (s summary) String() string {
 	}
 	if s.unsent > 0 {
 		fmt.Fprintf(&b, ", %d not %s", s.unsent, cmp.Or(s.verb, "submitted"))
+	}
+	if s.duplicates > 0 {
+		fmt.Fprintf(&b, " (%d of them duplicates: an earlier job's outcome, nothing ran again)", s.duplicates)
 	}
 	fmt.Fprintf(&b, " in %s", s.elapsed.Round(100*time.Millisecond))
 	return b.String()
