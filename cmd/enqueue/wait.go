@@ -361,8 +361,8 @@ type summary struct {
 	// duplicates is how many of the ended requests were duplicate
 	// submits, whose outcome is an earlier job's.
 	duplicates int
-	elapsed                                time.Duration
-	verb                                   string // "submitted" unless set
+	elapsed    time.Duration
+	verb       string // "submitted" unless set
 }
 
 func summarize(reqs []*tracked, elapsed time.Duration) summary {
