@@ -32,6 +32,7 @@ Commands:
   status   show a request's job state and last event
   watch    stream events until interrupted
   cancel   stop a running or queued request
+  stats    the queue at a glance: waiting and running per tenant, the oldest, DLQ, apps, budget
   claim    a claim URL for an unclaimed app (a fresh one once its code has expired)
   apps     list the apps and their states, or show one
   dlq      list, show, replay or purge dead-lettered (failed and rejected) requests
@@ -95,6 +96,12 @@ cancel:
     if it arrives. Exit status 1 when the job had already finished. --wait
     follows the job to its cancelled event and shows what was cleaned up
     (exit status 1 if it ended otherwise first); --json prints that event.
+
+stats:
+  enqueue stats [--json]
+    Requests in the queue and the oldest; per tenant, waiting, running (or
+    held for a quota) and batch requests and the oldest; dead letters; apps
+    by state; API endpoints paused or booked ahead in the shared budget.
 
 claim:
   enqueue claim APP --tenant T [--return-url U] [--fresh] [--json]
@@ -206,12 +213,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runDLQ(ctx, e, conn, cmdArgs)
 	case "claim":
 		return runClaim(ctx, e, conn, cmdArgs)
+	case "stats":
+		return runStats(ctx, e, conn, cmdArgs)
 	case "apps":
 		return runApps(ctx, e, conn, cmdArgs)
 	case "help":
 		return runHelp(e, cmdArgs)
 	}
-	fmt.Fprintf(stderr, "enqueue: unknown command %q; commands are submit, status, watch, cancel, claim, apps, dlq (see enqueue help)\n", cmd)
+	fmt.Fprintf(stderr, "enqueue: unknown command %q; commands are submit, status, watch, cancel, stats, claim, apps, dlq (see enqueue help)\n", cmd)
 	return exitUsage
 }
 
@@ -232,7 +241,7 @@ func asksHelp(args []string) bool {
 func runHelp(e env, args []string) int {
 	var cmd []string
 	switch {
-	case len(args) == 1 && slices.Contains([]string{"submit", "status", "watch", "cancel", "claim", "apps", "dlq"}, args[0]):
+	case len(args) == 1 && slices.Contains([]string{"submit", "status", "watch", "cancel", "stats", "claim", "apps", "dlq"}, args[0]):
 		cmd = args
 	case len(args) == 2 && args[0] == "dlq" && slices.Contains([]string{"list", "show", "replay", "purge"}, args[1]):
 		cmd = args

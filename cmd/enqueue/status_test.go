@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/jobs/jobstest"
@@ -76,5 +77,32 @@ func TestStatusOfQueuedRequest(t *testing.T) {
 			!strings.Contains(r.stdout, "deploy.requests.acme.waiting-1") {
 			t.Errorf("%v: %v", args, r)
 		}
+	}
+}
+
+// stats shows the queue per tenant, the DLQ and the apps.
+func TestStatsShowsTheQueue(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobstest.Config{NoWorkers: true})
+	for _, id := range []string{"q-1", "q-2"} {
+		if r := b.run(t, "submit", "--tenant", "acme", "--source", filepath.Join(b.examples, "nextjs-prisma"), "--id", id); r.code != exitOK {
+			t.Fatalf("submit: %v", r)
+		}
+	}
+	if r := b.run(t, "stats"); r.code != exitOK || !strings.Contains(r.stdout, "queue    2 requests, the oldest waiting ") {
+		t.Errorf("stats before any worker: %v", r)
+	}
+	b.h.StartWorker(t, t.Context())
+	jobstest.Eventually(t, 30*time.Second, "the requests never ended", func() bool {
+		r := b.run(t, "status", "q-2", "--tenant", "acme")
+		return strings.Contains(r.stdout, "succeeded")
+	})
+	r := b.run(t, "stats")
+	if r.code != exitOK || !strings.Contains(r.stdout, "queue    0 requests; 0 dead letters") || !strings.Contains(r.stdout, "apps     2 live") ||
+		!strings.Contains(r.stdout, "budget   ") {
+		t.Errorf("stats: %v", r)
+	}
+	if r := b.run(t, "stats", "--json"); r.code != exitOK || !strings.Contains(r.stdout, `"apps":{"live":2}`) {
+		t.Errorf("stats --json: %v", r)
 	}
 }
