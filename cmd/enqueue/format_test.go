@@ -180,6 +180,17 @@ func TestTTYDisplayRedrawsInPlace(t *testing.T) {
 	if !strings.Contains(errs.String(), "unexpected EOF") {
 		t.Errorf("warnings are printed after the table; stderr: %q", errs.String())
 	}
+	if strings.Contains(out.String(), "\x1b[32m") {
+		t.Error("coloured without being asked (color is off by default)")
+	}
+	// With colour, the outcome is green.
+	out.Reset()
+	d = newTTYDisplay(&out, &errs, 40, []*tracked{a})
+	d.color = true
+	d.end(summary{succeeded: 1})
+	if !strings.Contains(out.String(), "\x1b[32ma  acme  ✓ succeeded") {
+		t.Errorf("no green success:\n%q", out.String())
+	}
 }
 
 func TestProgressText(t *testing.T) {

@@ -142,6 +142,10 @@ dlq:
     tarballs they kept. Without --yes it says what it would delete, deletes
     nothing and exits 2.
 
+Output: on a terminal, submit --wait keeps a live table (the step in
+progress and its time so far) in colour; NO_COLOR=1 turns colour off,
+TERM=dumb or a pipe gives one line per event.
+
 Connection flags (accepted before or after the command):
   --nats-url URL       NATS server(s), comma-separated; env NATS_URL (default nats://127.0.0.1:4222)
   --nats-creds FILE    NATS credentials file; env NATS_CREDS

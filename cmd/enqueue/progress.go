@@ -56,6 +56,9 @@ func newDisplay(e env, o batchOptions, reqs []*tracked) display {
 	if tty, ok := stdoutTerminal(e); ok && o.wait && len(reqs) < tty.height-1 {
 		d := newTTYDisplay(e.stdout, e.stderr, tty.width, reqs)
 		d.cmd = o.cmd
+		// Colour on a terminal, unless NO_COLOR says otherwise
+		// (https://no-color.org: set to anything, it turns colour off).
+		d.color = e.getenv("NO_COLOR") == ""
 		return d
 	}
 	return &plainDisplay{stdout: e.stdout, stderr: e.stderr, cmd: o.cmd, verb: o.verb, wait: o.wait}
@@ -203,6 +206,9 @@ type ttyDisplay struct {
 	// Warnings wait until the table is done: writing them while it is
 	// redrawn would leave it misaligned.
 	warnings []error
+	// color paints outcomes: green succeeded, red failed or rejected,
+	// yellow a duplicate's, dim what waits.
+	color bool
 }
 
 func newTTYDisplay(out, stderr io.Writer, width int, reqs []*tracked) *ttyDisplay {
@@ -248,12 +254,32 @@ func (d *ttyDisplay) redraw() {
 	for _, t := range d.reqs {
 		line := fmt.Sprintf("%-*s  %-*s  %s", d.idW, t.req.ID, d.tenantW, t.req.Tenant, progressText(t))
 		b.WriteString("\r\x1b[2K") // clear what the previous frame left
-		// A line that wraps takes two rows and breaks the count above.
-		b.WriteString(truncate(line, d.width-1))
+		// A line that wraps takes two rows and breaks the count above;
+		// the colour's escapes take no room.
+		line = truncate(line, d.width-1)
+		if c := colorOf(t); d.color && c != "" {
+			line = c + line + "\x1b[0m"
+		}
+		b.WriteString(line)
 		b.WriteByte('\n')
 	}
 	d.drawn = len(d.reqs)
 	_, _ = io.WriteString(d.out, b.String())
+}
+
+// colorOf is the SGR sequence a request's line is painted with.
+func colorOf(t *tracked) string {
+	switch {
+	case t.end != nil && t.sub != nil && t.sub.Duplicate:
+		return "\x1b[33m" // yellow
+	case t.end != nil && t.end.Type == jobs.TypeSucceeded:
+		return "\x1b[32m" // green
+	case t.end != nil, t.err != nil:
+		return "\x1b[31m" // red
+	case t.steps == 0:
+		return "\x1b[2m" // dim: not started
+	}
+	return ""
 }
 
 // phases names what a request does after each step: the step in
