@@ -21,7 +21,21 @@ func eventLine(ev *jobs.Event) string {
 	if ev.Terminal() && ev.Data.DurationMs > 0 {
 		line += " (" + formatMs(ev.Data.DurationMs) + ")"
 	}
+	if ev.Type == jobs.TypeWaiting {
+		line += ": " + waitingText(ev)
+	}
 	return line
+}
+
+// waitingText says what a waiting event's step waits for.
+func waitingText(ev *jobs.Event) string {
+	switch ev.Data.Waiting {
+	case jobs.WaitingBudget:
+		return "waiting for API budget: " + ev.Data.Endpoint
+	case jobs.WaitingBuildSlot:
+		return "waiting for a build slot (the team's concurrent builds are full)"
+	}
+	return "waiting (" + ev.Data.Waiting + ")"
 }
 
 func formatMs(ms int64) string {

@@ -205,6 +205,8 @@ func TestProgressText(t *testing.T) {
 		{tracked{state: stateQueued, sub: &jobs.Submitted{}}, "queued"},
 		{tracked{state: stateQueued, sub: &jobs.Submitted{Duplicate: true}}, "queued (duplicate id)"},
 		{tracked{state: stateQueued, steps: 8, step: jobs.StepCreateClaim}, "[8/8] create_claim"},
+		{tracked{state: stateQueued, steps: 5, step: jobs.StepUploadSource, waiting: "waiting for API budget: deployments.create", waitSince: time.Now().Add(-40 * time.Second)},
+			"[6/8] waiting for API budget: deployments.create 40s"},
 		// The step in progress and its time so far: a build is "building".
 		{tracked{state: stateQueued, steps: 6, step: jobs.StepCreateDeployment, since: time.Now().Add(-12 * time.Second)}, "[7/8] building 12s"},
 		{tracked{state: stateQueued, sub: &jobs.Submitted{Duplicate: true}, end: &jobs.Event{Type: jobs.TypeSucceeded, Data: jobs.EventData{URL: "https://x.vercel.app"}}},

@@ -328,6 +328,8 @@ func progressText(t *tracked) string {
 	switch {
 	case t.err != nil:
 		return "✗ " + t.err.Error()
+	case t.waiting != "":
+		return fmt.Sprintf("[%d/%d] %s%s", min(t.steps+1, len(jobs.Steps())), len(jobs.Steps()), t.waiting, elapsed(t.waitSince))
 	case t.steps > 0 && t.steps < len(jobs.Steps()):
 		// The step in progress and how long it has taken so far: a build
 		// shows "building 12s", not the step before it, frozen.

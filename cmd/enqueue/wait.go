@@ -41,6 +41,10 @@ type tracked struct {
 	// since is when the request entered its current phase: submitted, or
 	// its last step completed (the event's time).
 	since time.Time
+	// waiting says what the step in progress waits for (a waiting
+	// event), since waitSince; cleared by the next step's event.
+	waiting   string
+	waitSince time.Time
 	end   *jobs.Event
 	// endRaw is the terminal event as received, printed as is by --json.
 	endRaw []byte
@@ -290,6 +294,10 @@ func apply(disp display, t *tracked, rc received) {
 		if i := stepOf(ev.Data.Step); i > 0 {
 			t.steps, t.step, t.since = i, ev.Data.Step, ev.Time
 		}
+		t.waiting = ""
+	}
+	if ev.Type == jobs.TypeWaiting {
+		t.waiting, t.waitSince = waitingText(&ev), ev.Time
 	}
 	if ev.Terminal() {
 		t.end, t.endRaw = &ev, rc.raw

@@ -29,6 +29,10 @@ const (
 	// user took it over, or it went unclaimed past its TTL and was
 	// deleted. One each per app, on the events subject of the app's id.
 	TypeClaimed EventType = "dev.deployq.app.claimed"
+	// TypeWaiting says a request's step waits for something outside it
+	// (Waiting: WaitingBudget, WaitingBuildSlot); informative, like
+	// step_completed, and followed by the step's own event.
+	TypeWaiting EventType = "dev.deployq.deploy.waiting"
 	TypeExpired EventType = "dev.deployq.app.expired"
 )
 
@@ -93,6 +97,11 @@ type EventData struct {
 	Cleaned []string `json:"cleaned,omitempty"`
 	// DurationMs is the time from submit to this terminal event.
 	DurationMs int64 `json:"durationMs,omitempty"`
+
+	// Waiting is what a waiting event's step waits for, and Endpoint the
+	// API endpoint whose budget it waits on.
+	Waiting  string `json:"waiting,omitempty"`
+	Endpoint string `json:"endpoint,omitempty"`
 
 	// ClaimedVia says how a claim was learned (callback, check);
 	// Database what became of the claimed app's database (moved, stayed,
@@ -202,6 +211,21 @@ func (s *JobState) Event(typ EventType, step Step, attempt int, at time.Time) Ev
 		data.DurationMs = at.Sub(s.SubmittedAt).Milliseconds()
 	}
 	return newEvent(typ, id, at, data)
+}
+
+// What a waiting event waits for.
+const (
+	WaitingBudget    = "api_budget" // the fleet's API budget for Endpoint
+	WaitingBuildSlot = "build_slot" // the team's concurrent builds are full
+)
+
+// WaitingEvent is the event saying that request id's step waits for
+// what (WaitingBudget, WaitingBuildSlot), since at. Built from the
+// request's identity alone, so it can be made off the job's goroutine.
+func WaitingEvent(tenant, id string, run int, step Step, what, endpoint string, at time.Time) Event {
+	data := EventData{RequestID: id, Tenant: tenant, Step: step, Run: runField(run), Waiting: what, Endpoint: endpoint}
+	eid := tenant + "." + id + ".wait." + string(step) + "." + strconv.FormatInt(at.UnixNano(), 36) + runSuffix(run)
+	return newEvent(TypeWaiting, eid, at, data)
 }
 
 // runField is the event's run field: omitted for the first run.

@@ -154,7 +154,10 @@ func (c *Client) budgeted(ctx context.Context, ep Endpoint, attempt func() (*Res
 		}
 		return attempt()
 	}
-	if err := l.Wait(ctx, ep); err != nil {
+	disarm := noticeWait(ctx, ep)
+	err := l.Wait(ctx, ep)
+	disarm()
+	if err != nil {
 		return nil, fmt.Errorf("vercel: %s: waiting for budget: %w", ep, err)
 	}
 	if err := beforeSend(ctx); err != nil {

@@ -318,7 +318,7 @@ func (j *job) runSteps(ctx context.Context, takeover bool) outcome {
 			defer j.startEarly(ctx, j.st.Step)()
 		}
 		t0 := j.now()
-		err := s.do(j, ctx)
+		err := s.do(j, j.stepCtx(ctx, s.name))
 		if err == nil {
 			if out, stop := j.stepDone(ctx, s, t0); stop {
 				return out
@@ -470,6 +470,9 @@ func (j *job) stepFailed(ctx context.Context, step jobs.Step, t0 time.Time, err 
 	}
 	wait, capped := retryWait(d, j.w.cfg.MaxRateLimitWait, bo)
 	if d.Busy {
+		if j.busyWaited == 0 {
+			j.waitingFor(step, jobs.WaitingBuildSlot)
+		}
 		if j.busyWaited += wait; j.busyWaited > j.w.cfg.MaxBuildsFullWait {
 			return j.fail(ctx, step, errorCode(err, d), err), true
 		}
