@@ -45,7 +45,7 @@ type tracked struct {
 	// event), since waitSince; cleared by the next step's event.
 	waiting   string
 	waitSince time.Time
-	end   *jobs.Event
+	end       *jobs.Event
 	// endRaw is the terminal event as received, printed as is by --json.
 	endRaw []byte
 	// early holds events that came before the submit was confirmed (a
