@@ -68,7 +68,7 @@ func verify(t *testing.T, sc scenario, js jetstream.JetStream, client *jobs.Clie
 		}
 		if ev.Terminal() {
 			ta.terminal = append(ta.terminal, ev)
-		} else {
+		} else if ev.Type == jobs.TypeStepCompleted {
 			ta.steps++
 		}
 		ta.deliveries = max(ta.deliveries, ev.Data.Attempt)
