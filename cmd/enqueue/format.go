@@ -32,6 +32,8 @@ func waitingText(ev *jobs.Event) string {
 	switch ev.Data.Waiting {
 	case jobs.WaitingBudget:
 		return "waiting for API budget: " + ev.Data.Endpoint
+	case jobs.WaitingQuota:
+		return "held for the tenant's quota"
 	case jobs.WaitingBuildSlot:
 		return "waiting for a build slot (the team's concurrent builds are full)"
 	}

@@ -217,6 +217,7 @@ func (s *JobState) Event(typ EventType, step Step, attempt int, at time.Time) Ev
 const (
 	WaitingBudget    = "api_budget" // the fleet's API budget for Endpoint
 	WaitingBuildSlot = "build_slot" // the team's concurrent builds are full
+	WaitingQuota     = "quota"      // the tenant's quota is spent (before the first step)
 )
 
 // WaitingEvent is the event saying that request id's step waits for

@@ -115,6 +115,9 @@ func (w *Worker) admit(ctx context.Context, msg jetstream.Msg, meta *jetstream.M
 				w.lanes.hold(lane.token)
 			}
 			w.m.QuotaHeld(req.Tenant, 1)
+			if !w.cfg.NoProgressEvents {
+				w.publishWaiting(jobs.WaitingEvent(req.Tenant, req.ID, 0, "", jobs.WaitingQuota, "", w.now()))
+			}
 			log.Info("tenant's quota is spent; the request waits for it", "quota", budget.FormatQuota(q.Quota(req.Tenant)), "until", a.Until)
 		}
 		s.leave()

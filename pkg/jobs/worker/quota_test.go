@@ -118,6 +118,14 @@ func TestQuotaRejectsWhenAsked(t *testing.T) {
 	jobstest.Eventually(t, waitLong, "the waiting request was never held", func() bool {
 		return h.LaneInfo(t, "acme").NumAckPending == 1
 	})
+	jobstest.Eventually(t, waitLong, "the held request never said it waits for the quota", func() bool {
+		for _, ev := range h.Events(t, "acme", waiting) {
+			if ev.Type == jobs.TypeWaiting && ev.Data.Waiting == jobs.WaitingQuota {
+				return true
+			}
+		}
+		return false
+	})
 	if _, err := h.Client.Cancel(context.Background(), "acme", waiting); err != nil {
 		t.Fatal(err)
 	}
