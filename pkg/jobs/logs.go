@@ -3,7 +3,6 @@ package jobs
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"iter"
 	"time"
@@ -113,22 +112,6 @@ func (f *LogFollow) Lines() iter.Seq[LogLine] {
 			}
 		}
 	}
-}
-
-// C is the channel of raw line messages, for a caller that selects on it
-// with other channels; decode each with DecodeLogLine.
-func (f *LogFollow) C() <-chan *nats.Msg { return f.ch }
-
-// DecodeLogLine reads a line message.
-func DecodeLogLine(data []byte) (LogLine, error) {
-	var l LogLine
-	if err := json.Unmarshal(data, &l); err != nil {
-		return LogLine{}, fmt.Errorf("decode log line: %w", err)
-	}
-	if l.RequestID == "" {
-		return LogLine{}, errors.New("decode log line: no request id")
-	}
-	return l, nil
 }
 
 // Stop ends the following.
