@@ -29,6 +29,24 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// awaitReady waits until the worker run answers /readyz with 200, and
+// fails the test if it exits or ctx ends first.
+func awaitReady(ctx context.Context, t *testing.T, httpAddr string, exit <-chan int, logs *syncbuf.Buffer) {
+	t.Helper()
+	for {
+		if code, _ := get(ctx, "http://"+httpAddr+"/readyz"); code == http.StatusOK {
+			return
+		}
+		select {
+		case code := <-exit:
+			t.Fatalf("worker exited %d before ready:\n%s", code, logs.String())
+		case <-ctx.Done():
+			t.Fatalf("worker never ready:\n%s", logs.String())
+		case <-time.After(20 * time.Millisecond): // polling /readyz
+		}
+	}
+}
+
 func get(ctx context.Context, url string) (int, string) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	resp, err := http.DefaultClient.Do(req)
@@ -60,18 +78,7 @@ func TestRunSimulatedEndToEnd(t *testing.T) {
 		}, func(string) string { return "" }, &logs)
 	}()
 
-	for {
-		if code, _ := get(ctx, "http://"+httpAddr+"/readyz"); code == http.StatusOK {
-			break
-		}
-		select {
-		case code := <-exit:
-			t.Fatalf("worker exited %d before ready:\n%s", code, logs.String())
-		case <-ctx.Done():
-			t.Fatalf("never ready:\n%s", logs.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	awaitReady(ctx, t, httpAddr, exit, &logs)
 	if code, body := get(ctx, "http://"+httpAddr+"/healthz"); code != http.StatusOK {
 		t.Fatalf("/healthz %d %s", code, body)
 	}
@@ -178,18 +185,7 @@ func TestTwoWorkersCannotShareADataDir(t *testing.T) {
 		exit <- run(runCtx, []string{"--simulate", "--data-dir", dir, "--embedded-nats-addr", freeAddr(t), "--http-addr", httpAddr},
 			func(string) string { return "" }, &logs)
 	}()
-	for {
-		if code, _ := get(ctx, "http://"+httpAddr+"/readyz"); code == http.StatusOK {
-			break
-		}
-		select {
-		case code := <-exit:
-			t.Fatalf("first worker exited %d:\n%s", code, logs.String())
-		case <-ctx.Done():
-			t.Fatalf("first worker never ready:\n%s", logs.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	awaitReady(ctx, t, httpAddr, exit, &logs)
 	var stderr bytes.Buffer
 	code := run(ctx, []string{"--simulate", "--data-dir", dir, "--embedded-nats-addr", freeAddr(t), "--http-addr", "off"},
 		func(string) string { return "" }, &stderr)
