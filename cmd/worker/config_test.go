@@ -340,7 +340,7 @@ func TestConfigEveryFieldHasASetting(t *testing.T) {
 			v = "apps.example.com"
 		case s.arg == "URL":
 			v = "https://deployq.example.com"
-		case s.arg == "KEY":
+		case s.arg == "KEY", s.arg == "TOKEN":
 			v = "a-key-of-sixteen-characters"
 		case s.arg == "COUNT":
 			v = "5"

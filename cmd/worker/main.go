@@ -24,6 +24,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/deployq/deployq/internal/stack"
 	"github.com/deployq/deployq/pkg/budget"
+	"github.com/deployq/deployq/pkg/console"
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/jobs/worker"
 	"github.com/deployq/deployq/pkg/metrics"
@@ -169,7 +170,17 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 
-	stopHTTP, err := serveHTTP(cfg.HTTPAddr, reg, nc, worker, log)
+	// The console reads the queue as the admin does, through the worker's
+	// connection.
+	client, err := jobs.NewClient(ctx, js, jobs.ClientConfig{})
+	if err != nil {
+		return err
+	}
+	ui, err := console.Handler(console.Config{Client: client, Token: cfg.ConsoleToken, Logger: log})
+	if err != nil {
+		return err
+	}
+	stopHTTP, err := serveHTTP(cfg.HTTPAddr, reg, nc, worker, ui, log)
 	if err != nil {
 		return err
 	}
@@ -371,7 +382,7 @@ func vercelClient(cfg Config, m *metrics.Metrics, limiter vercel.Limiter, log *s
 	return api, integrationID, claimPage, stop, nil
 }
 
-func serveHTTP(addr string, reg *prometheus.Registry, nc *nats.Conn, w *worker.Worker, log *slog.Logger) (func(), error) {
+func serveHTTP(addr string, reg *prometheus.Registry, nc *nats.Conn, w *worker.Worker, ui http.Handler, log *slog.Logger) (func(), error) {
 	if addr == "" {
 		return func() {}, nil
 	}
@@ -396,6 +407,8 @@ func serveHTTP(addr string, reg *prometheus.Registry, nc *nats.Conn, w *worker.W
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	// Vercel's calls when an app is claimed (CLAIM_CALLBACK_URL).
 	mux.Handle("POST /claims/", w.ClaimHandler())
+	// The operations console: the page at /, its API under /api/.
+	mux.Handle("/", ui)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("HTTP_ADDR %s: %w", addr, err)

@@ -79,6 +79,13 @@ func TestRunSimulatedEndToEnd(t *testing.T) {
 	}()
 
 	awaitReady(ctx, t, httpAddr, exit, &logs)
+	// The console, at / on the same address.
+	if code, body := get(ctx, "http://"+httpAddr+"/"); code != http.StatusOK || !strings.Contains(body, "<title>deployq console</title>") {
+		t.Fatalf("console page: %d %.200s", code, body)
+	}
+	if code, body := get(ctx, "http://"+httpAddr+"/api/overview"); code != http.StatusOK || !strings.Contains(body, `"queued":`) {
+		t.Fatalf("console overview: %d %.200s", code, body)
+	}
 	if code, body := get(ctx, "http://"+httpAddr+"/healthz"); code != http.StatusOK {
 		t.Fatalf("/healthz %d %s", code, body)
 	}

@@ -133,3 +133,40 @@ func laneTenant(cfg jetstream.ConsumerConfig) (tenant string, batch, ok bool) {
 	tenant, tail, _ := strings.Cut(rest, ".")
 	return tenant, strings.HasPrefix(tail, "batch."), tenant != ""
 }
+
+// Jobs lists the checkpoints of tenant's jobs ("": every tenant's), the
+// most recently updated first, at most limit of them. It reads every
+// checkpoint of the bucket (an admin's read, for the console).
+func (c *Client) Jobs(ctx context.Context, tenant string, limit int) ([]JobState, error) {
+	if err := c.adminOnly("list jobs"); err != nil {
+		return nil, err
+	}
+	filter := ">"
+	if tenant != "" {
+		filter = tenant + ".>"
+	}
+	w, err := c.jobs.WatchFiltered(ctx, []string{filter}, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	defer func() { _ = w.Stop() }()
+	var out []JobState
+	for {
+		select {
+		case e := <-w.Updates():
+			if e == nil {
+				slices.SortFunc(out, func(a, b JobState) int { return b.UpdatedAt.Compare(a.UpdatedAt) })
+				if limit > 0 && len(out) > limit {
+					out = out[:limit]
+				}
+				return out, nil
+			}
+			var st JobState
+			if jsonUnmarshal(e.Value(), &st) == nil {
+				out = append(out, st)
+			}
+		case <-ctx.Done():
+			return nil, fmt.Errorf("list jobs: %w", context.Cause(ctx))
+		}
+	}
+}
