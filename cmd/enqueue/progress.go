@@ -282,19 +282,6 @@ func colorOf(t *tracked) string {
 	return ""
 }
 
-// phases names what a request does after each step: the step in
-// progress, as a person would say it.
-var phases = map[jobs.Step]string{
-	"":                        "creating project",
-	jobs.StepCreateProject:    "authorizing Prisma",
-	jobs.StepAuthorize:        "creating database",
-	jobs.StepCreateDatabase:   "connecting database",
-	jobs.StepConnectDatabase:  "uploading source",
-	jobs.StepUploadSource:     "creating deployment",
-	jobs.StepCreateDeployment: "building",
-	jobs.StepWaitReady:        "issuing claim code",
-}
-
 // elapsed is how long ago since was, in whole seconds.
 func elapsed(since time.Time) string {
 	if since.IsZero() {
@@ -333,7 +320,7 @@ func progressText(t *tracked) string {
 	case t.steps > 0 && t.steps < len(jobs.Steps()):
 		// The step in progress and how long it has taken so far: a build
 		// shows "building 12s", not the step before it, frozen.
-		return fmt.Sprintf("[%d/%d] %s%s", t.steps+1, len(jobs.Steps()), phases[t.step], elapsed(t.since))
+		return fmt.Sprintf("[%d/%d] %s%s", t.steps+1, len(jobs.Steps()), jobs.PhaseAfter(t.step), elapsed(t.since))
 	case t.steps > 0:
 		return fmt.Sprintf("[%d/%d] %s", t.steps, len(jobs.Steps()), t.step)
 	case t.state == stateWaiting:

@@ -23,3 +23,28 @@ func Steps() []Step {
 		StepUploadSource, StepCreateDeployment, StepWaitReady, StepCreateClaim,
 	}
 }
+
+// PhaseAfter names what a running request does once step is done (""
+// before the first): the step in progress, as a person would say it.
+// The CLI's live table and the console show it.
+func PhaseAfter(step Step) string {
+	switch step {
+	case "":
+		return "creating project"
+	case StepCreateProject:
+		return "authorizing Prisma"
+	case StepAuthorize:
+		return "creating database"
+	case StepCreateDatabase:
+		return "connecting database"
+	case StepConnectDatabase:
+		return "uploading source"
+	case StepUploadSource:
+		return "creating deployment"
+	case StepCreateDeployment:
+		return "building"
+	case StepWaitReady:
+		return "issuing claim code"
+	}
+	return "finishing"
+}
