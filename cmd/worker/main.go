@@ -176,7 +176,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	ui, err := console.Handler(console.Config{Client: client, Token: cfg.ConsoleToken, Logger: log})
+	fleetBudget, _ := limiter.(*budget.Budget) // nil with BUDGET=off
+	ui, err := console.Handler(console.Config{Client: client, Budget: fleetBudget, AppTTL: cfg.AppTTL, Token: cfg.ConsoleToken, Logger: log})
 	if err != nil {
 		return err
 	}

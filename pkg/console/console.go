@@ -1,18 +1,16 @@
 package console
 
 import (
-	"context"
 	"crypto/subtle"
 	_ "embed"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/deployq/deployq/pkg/budget"
 	"github.com/deployq/deployq/pkg/jobs"
 )
 
@@ -23,16 +21,35 @@ var page []byte
 type Config struct {
 	// Client reads the queue; an admin's client (no Tenant). Required.
 	Client *jobs.Client
-	// Token, when set, allows actions (cancel) to callers that give it.
-	// Unset, the console is read-only.
+	// Budget, when set, is the worker's API budget, shown per endpoint
+	// (tokens, pauses, windows).
+	Budget *budget.Budget
+	// AppTTL is the worker's APP_TTL, to show when an unclaimed app
+	// expires; 0 when apps never expire.
+	AppTTL time.Duration
+	// Token, when set, allows actions (cancel, replay, purge) to callers
+	// that give it. Unset, the console is read-only.
 	Token string
 	// Logger receives the console's errors. Defaults to slog.Default().
 	Logger *slog.Logger
 }
 
-// Handler returns the console: GET / (the page), GET /api/overview,
-// GET /api/jobs?tenant=&limit=, GET /api/events (server-sent events),
-// POST /api/jobs/{tenant}/{id}/cancel (with the token).
+// Handler returns the console: the page at GET /, and its API:
+//
+//	GET  /api/overview                    the queue per tenant, DLQ, apps
+//	GET  /api/jobs?tenant=&status=&code=&q=&limit=
+//	GET  /api/jobs/{tenant}/{id}          one job: checkpoint and events
+//	GET  /api/jobs/{tenant}/{id}/logs     its build log, live (server-sent events)
+//	POST /api/jobs/{tenant}/{id}/cancel   (token)
+//	GET  /api/dlq?tenant=                 dead letters, newest first
+//	POST /api/dlq/{tenant}/{id}/replay    (token)
+//	POST /api/dlq/purge?tenant=           (token)
+//	GET  /api/budget                      each endpoint's bucket
+//	GET  /api/apps?tenant=&state=
+//	GET  /api/events                      every new event (server-sent events)
+//
+// Claim codes and URLs never leave it (they hand a project over), nor
+// the environment values of requests.
 func Handler(cfg Config) (http.Handler, error) {
 	if cfg.Client == nil {
 		return nil, errors.New("console: Config.Client is required")
@@ -45,8 +62,15 @@ func Handler(cfg Config) (http.Handler, error) {
 	mux.HandleFunc("GET /{$}", s.index)
 	mux.HandleFunc("GET /api/overview", s.overview)
 	mux.HandleFunc("GET /api/jobs", s.jobs)
+	mux.HandleFunc("GET /api/jobs/{tenant}/{id}", s.job)
+	mux.HandleFunc("GET /api/jobs/{tenant}/{id}/logs", s.logs)
+	mux.HandleFunc("POST /api/jobs/{tenant}/{id}/cancel", s.action(s.cancel))
+	mux.HandleFunc("GET /api/dlq", s.deadLetters)
+	mux.HandleFunc("POST /api/dlq/{tenant}/{id}/replay", s.action(s.replay))
+	mux.HandleFunc("POST /api/dlq/purge", s.action(s.purge))
+	mux.HandleFunc("GET /api/budget", s.budget)
+	mux.HandleFunc("GET /api/apps", s.apps)
 	mux.HandleFunc("GET /api/events", s.events)
-	mux.HandleFunc("POST /api/jobs/{tenant}/{id}/cancel", s.cancel)
 	return mux, nil
 }
 
@@ -61,10 +85,12 @@ func (s *server) index(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write(page)
 }
 
+// reply writes v as JSON, or err as a 503 with its message.
 func (s *server) reply(w http.ResponseWriter, v any, err error) {
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
 	if err != nil {
-		s.cfg.Logger.Warn("console: read failed", "err", err)
+		s.cfg.Logger.Warn("console: request failed", "err", err)
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
 		return
@@ -72,116 +98,46 @@ func (s *server) reply(w http.ResponseWriter, v any, err error) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func (s *server) overview(w http.ResponseWriter, r *http.Request) {
-	o, err := s.cfg.Client.Overview(r.Context())
-	s.reply(w, struct {
-		*jobs.Overview
-		Actions bool `json:"actions"`
-	}{o, s.cfg.Token != ""}, err)
+// fail writes a client error as JSON.
+func fail(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }
 
-// jobRow is a job as the console lists it.
-type jobRow struct {
-	ID        string    `json:"id"`
-	Tenant    string    `json:"tenant"`
-	Status    string    `json:"status"`
-	Step      string    `json:"step,omitempty"`
-	Code      string    `json:"code,omitempty"`
-	URL       string    `json:"url,omitempty"`
-	App       string    `json:"app,omitempty"`
-	Updated   time.Time `json:"updated"`
-	Attempts  int       `json:"attempts"`
-	Submitted time.Time `json:"submitted"`
-}
-
-func (s *server) jobs(w http.ResponseWriter, r *http.Request) {
-	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
-	if limit <= 0 || limit > 1000 {
-		limit = 200
-	}
-	tenant := r.URL.Query().Get("tenant")
-	if tenant != "" && !jobs.ValidAppKey(tenant, "x") {
-		http.Error(w, "bad tenant", http.StatusBadRequest)
-		return
-	}
-	list, err := s.cfg.Client.Jobs(r.Context(), tenant, limit)
-	rows := make([]jobRow, 0, len(list))
-	for _, st := range list {
-		row := jobRow{ID: st.ID, Tenant: st.Tenant, Status: string(st.Status), Step: string(st.Step), URL: st.PublicURL(),
-			App: st.App, Updated: st.UpdatedAt, Attempts: st.Attempts, Submitted: st.SubmittedAt}
-		if st.Terminal != nil && st.Terminal.Data.Error != nil {
-			row.Code = st.Terminal.Data.Error.Code
-		}
-		rows = append(rows, row)
-	}
-	s.reply(w, rows, err)
-}
-
-// events streams new events as server-sent events until the client
-// leaves.
-func (s *server) events(w http.ResponseWriter, r *http.Request) {
-	flusher, ok := w.(http.Flusher)
-	if !ok {
-		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
-		return
-	}
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	watch, err := s.cfg.Client.Watch(ctx, jobs.WatchFilter{})
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusServiceUnavailable)
-		return
-	}
-	defer watch.Stop()
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	_, _ = fmt.Fprint(w, ": connected\n\n")
-	flusher.Flush()
-	for ev, err := range watch.Events() {
-		if err != nil {
-			continue
-		}
-		data, _ := json.Marshal(ev)
-		if _, err := fmt.Fprintf(w, "data: %s\n\n", data); err != nil {
+// action wraps a handler that changes something: it runs only on a
+// console with a token, for a caller that gives it.
+func (s *server) action(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.Token == "" {
+			fail(w, http.StatusForbidden, "the console is read-only: set CONSOLE_TOKEN on the worker to allow actions")
 			return
 		}
-		flusher.Flush()
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) != 1 {
+			fail(w, http.StatusUnauthorized, "a valid console token is required")
+			return
+		}
+		next(w, r)
 	}
 }
 
-// authorized reports whether r carries the console's token.
-func (s *server) authorized(r *http.Request) bool {
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && s.cfg.Token != "" && subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) == 1
-}
-
-func (s *server) cancel(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.Token == "" {
-		http.Error(w, "the console is read-only: set CONSOLE_TOKEN on the worker to allow actions", http.StatusForbidden)
-		return
-	}
-	if !s.authorized(r) {
-		http.Error(w, "a valid console token is required", http.StatusUnauthorized)
-		return
-	}
-	tenant, id := r.PathValue("tenant"), r.PathValue("id")
+// requestKey reads and checks the {tenant}/{id} of a path.
+func requestKey(w http.ResponseWriter, r *http.Request) (tenant, id string, ok bool) {
+	tenant, id = r.PathValue("tenant"), r.PathValue("id")
 	if !jobs.ValidAppKey(tenant, id) {
-		http.Error(w, "bad tenant or id", http.StatusBadRequest)
-		return
+		fail(w, http.StatusBadRequest, "bad tenant or id")
+		return "", "", false
 	}
-	st, err := s.cfg.Client.Cancel(r.Context(), tenant, id)
-	if errors.Is(err, jobs.ErrFinished) {
-		http.Error(w, "already finished", http.StatusConflict)
-		return
-	}
-	s.reply(w, map[string]string{"status": string(statusOf(st))}, err)
+	return tenant, id, true
 }
 
-func statusOf(st *jobs.JobState) jobs.Status {
-	if st == nil {
-		return ""
+// tenantParam reads an optional ?tenant=.
+func tenantParam(w http.ResponseWriter, r *http.Request) (string, bool) {
+	tenant := r.URL.Query().Get("tenant")
+	if tenant != "" && !jobs.ValidAppKey(tenant, "x") {
+		fail(w, http.StatusBadRequest, "bad tenant")
+		return "", false
 	}
-	return st.Status
+	return tenant, true
 }

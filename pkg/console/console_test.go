@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -12,17 +13,23 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/deployq/deployq/pkg/budget"
 	"github.com/deployq/deployq/pkg/console"
 	"github.com/deployq/deployq/pkg/jobs/jobstest"
 )
 
 const token = "console-token-for-tests"
 
-// start serves the console of a running deployq on loopback.
+// start serves the console of a running deployq on loopback, with an
+// API budget of its own (in memory).
 func start(t *testing.T) (*jobstest.Harness, string) {
 	t.Helper()
 	h := jobstest.Start(t, jobstest.Config{})
-	handler, err := console.Handler(console.Config{Client: h.Client, Token: token})
+	b, err := budget.New(budget.NewMemoryStore(), budget.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	handler, err := console.Handler(console.Config{Client: h.Client, Budget: b, AppTTL: 7 * 24 * time.Hour, Token: token})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +58,11 @@ func browser(t *testing.T) (context.Context, *[]string) {
 		defer mu.Unlock()
 		switch e := ev.(type) {
 		case *runtime.EventExceptionThrown:
-			errs = append(errs, e.ExceptionDetails.Text)
+			msg := e.ExceptionDetails.Text
+			if e.ExceptionDetails.Exception != nil {
+				msg += " " + e.ExceptionDetails.Exception.Description
+			}
+			errs = append(errs, msg)
 		case *runtime.EventConsoleAPICalled:
 			if e.Type == "error" {
 				errs = append(errs, "console.error")
@@ -154,5 +165,141 @@ func TestConsoleActionsNeedTheToken(t *testing.T) {
 	ro.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/api/jobs/acme/x/cancel", nil))
 	if rec.Code != http.StatusForbidden {
 		t.Errorf("read-only console: %d, want 403", rec.Code)
+	}
+}
+
+// click clicks the element sel names once it is enabled, through the
+// page: a table redrawn between finding a node and clicking it would
+// leave a driver's click on a node gone.
+func click(sel string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		q := strconv.Quote(sel)
+		_, err := chromedp.Poll[bool](`(() => { const b = document.querySelector(`+q+`); if (!b || b.disabled) return false; b.click(); return true; })()`)(ctx, t)
+		return chromedp.Void{}, err
+	}
+}
+
+// show switches the open page to another view (a change of its
+// address's fragment, which loads nothing).
+func show(hash string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		_, err := chromedp.Evaluate[string](`location.hash = `+strconv.Quote(hash))(ctx, t)
+		return chromedp.Void{}, err
+	}
+}
+
+// flashSays waits until the page's status line contains text.
+func flashSays(text string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		_, err := chromedp.Poll[bool](`document.getElementById("flash").textContent.includes(`+strconv.Quote(text)+`)`)(ctx, t)
+		return chromedp.Void{}, err
+	}
+}
+
+// A failed job's page shows its timeline and the build's last lines; its
+// dead letter is replayed from the page with the token, and refused
+// without it or with a wrong one.
+func TestConsoleReplaysADeadLetterOnlyWithTheToken(t *testing.T) {
+	t.Parallel()
+	h, url := start(t)
+	ctx, errs := browser(t)
+	id := h.Submit(t, jobstest.Request("acme", "broken"), jobstest.FailingTarball(t, "Type error: boom in app/page.tsx")).ID
+	h.WaitTerminal(t, "acme", time.Minute, id)
+
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(url+"/#/job/acme/"+id),
+		chromedp.WaitVisible(chromedp.CSS(`#timeline tr[data-type="failed"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#timeline tr[data-type="step_completed"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#letterBox`)),
+	); err != nil {
+		t.Fatalf("the job's page did not show its timeline and dead letter: %v", err)
+	}
+	log, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#buildLog`)))
+	if err != nil || !strings.Contains(log, "boom in app/page.tsx") {
+		t.Errorf("build log %q, %v: want the failed build's last lines", log, err)
+	}
+	facts, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#jobFacts`)))
+	if err != nil || !strings.Contains(facts, "prj_") || !strings.Contains(facts, "dpl_") {
+		t.Errorf("job facts %q, %v: want the Vercel ids", facts, err)
+	}
+
+	replay := `#letters tr[data-id="` + id + `"] button.replay`
+	if err := chromedp.Do(ctx,
+		show("#/dlq"),
+		click(replay),
+		flashSays("enter the console token"),
+		chromedp.WaitVisible(chromedp.CSS(`#token`)),
+		chromedp.SendKeys(chromedp.CSS(`#token`), "not-the-token"),
+		click(`#tokenForm button`),
+		click(replay),
+		flashSays("a valid console token is required"),
+	); err != nil {
+		t.Fatalf("replay without a valid token: %v", err)
+	}
+	if runs := replays(t, h, id); runs != 0 {
+		t.Fatalf("replayed %d times without a valid token", runs)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.WaitVisible(chromedp.CSS(`#token`)),
+		chromedp.SendKeys(chromedp.CSS(`#token`), token),
+		click(`#tokenForm button`),
+		click(replay),
+		flashSays("replay "+id+": done"),
+	); err != nil {
+		t.Fatalf("replay with the token: %v", err)
+	}
+	jobstest.Eventually(t, time.Minute, "the replay never ran", func() bool { return replays(t, h, id) > 0 })
+	if len(*errs) > 0 {
+		t.Errorf("the page logged errors: %q", *errs)
+	}
+}
+
+// replays counts the events of id's second run.
+func replays(t *testing.T, h *jobstest.Harness, id string) int {
+	t.Helper()
+	evs, err := h.Client.History(context.Background(), "acme", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, ev := range evs {
+		if ev.Data.Run == 2 {
+			n++
+		}
+	}
+	return n
+}
+
+// The budget and apps views show what the worker and the bucket hold.
+func TestConsoleShowsBudgetAndApps(t *testing.T) {
+	t.Parallel()
+	h, url := start(t)
+	ctx, errs := browser(t)
+	req := jobstest.Request("acme", "site")
+	req.App = "chat-1"
+	id := h.Submit(t, req, h.Tarball(t, nil)).ID
+	h.WaitTerminal(t, "acme", time.Minute, id)
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(url+"/#/budget"),
+		chromedp.WaitVisible(chromedp.CSS(`#buckets tr[data-endpoint="deployments.create"]`)),
+	); err != nil {
+		t.Fatalf("the budget view: %v", err)
+	}
+	row, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#buckets tr[data-endpoint="deployments.create"]`)))
+	if err != nil || !strings.Contains(row, "per 24h") || !strings.Contains(row, "120/5m") {
+		t.Errorf("deployments.create row %q, %v: want its limit and daily window", row, err)
+	}
+	if err := chromedp.Do(ctx,
+		show("#/apps"),
+		chromedp.WaitVisible(chromedp.CSS(`#apps tr[data-app="chat-1"]`)),
+	); err != nil {
+		t.Fatalf("the apps view: %v", err)
+	}
+	row, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#apps tr[data-app="chat-1"]`)))
+	if err != nil || !strings.Contains(row, "live") || !strings.Contains(row, "in 6d") {
+		t.Errorf("app row %q, %v: want live, expiring in 6 days and some hours", row, err)
+	}
+	if len(*errs) > 0 {
+		t.Errorf("the page logged errors: %q", *errs)
 	}
 }
