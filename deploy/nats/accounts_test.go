@@ -210,11 +210,23 @@ func TestTenantCredentialsStayInTheirLane(t *testing.T) {
 	if ans, err := client.RefreshClaim(ctx, "acme", "site", jobs.ClaimAsk{}); err != nil || ans.Code != "c0de" {
 		t.Fatalf("acme cannot ask for its own app's claim URL: %+v, %v", ans, err)
 	}
-	// Build logs: acme follows its own, the worker hears it and publishes.
+	// Build logs: acme follows its own, the worker hears it (asking, and
+	// told of a follower that comes during the build) and publishes.
+	hello, err := worker.SubscribeSync(jobs.LogFollowSubject("acme", "built-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := worker.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	logs, err := client.FollowLogs(ctx, "acme", "built-1")
 	if err != nil {
 		t.Fatalf("acme cannot follow its own build log: %v", err)
 	}
+	if _, err := hello.NextMsg(2 * time.Second); err != nil {
+		t.Fatalf("the worker is not told that acme follows its log: %v", err)
+	}
+	_ = hello.Unsubscribe()
 	if _, err := worker.Request(jobs.LogWatchSubject("acme", "built-1"), nil, 2*time.Second); err != nil {
 		t.Fatalf("the worker does not hear acme following its log: %v", err)
 	}

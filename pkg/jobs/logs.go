@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"iter"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -18,7 +19,11 @@ import (
 // listens decides how the worker waits for the build: a listener (a
 // LogFollow) answers on deploy.logwatch.<tenant>.<id>, and a worker that
 // hears an answer follows the build's stream (one API call, like a
-// poll) instead of polling, so that the lines exist. A failed build's
+// poll) instead of polling, so that the lines exist. A listener that
+// comes while the build already runs says so on
+// deploy.logfollow.<tenant>.<id>: the worker waiting for that build stops
+// polling and follows the stream, which starts with the build's first
+// line. A failed build's
 // last FailedLogLines lines also travel in its failed event
 // (EventError.Logs), so a platform can show its user why the build broke
 // without listening.
@@ -48,10 +53,28 @@ func LogSubject(tenant, id string) string { return logsPrefix + tenant + "." + i
 // request's build log.
 func LogWatchSubject(tenant, id string) string { return logWatchPrefix + tenant + "." + id }
 
+// LogFollowSubject is where a follower that starts while the build runs
+// tells the worker waiting for it.
+func LogFollowSubject(tenant, id string) string { return logFollowPrefix + tenant + "." + id }
+
+// AllLogFollows matches every request's LogFollowSubject.
+const AllLogFollows = logFollowPrefix + ">"
+
 const (
-	logsPrefix     = "deploy.logs."
-	logWatchPrefix = "deploy.logwatch."
+	logsPrefix      = "deploy.logs."
+	logWatchPrefix  = "deploy.logwatch."
+	logFollowPrefix = "deploy.logfollow."
 )
+
+// LogFollowKey reads the tenant and request id of a LogFollowSubject.
+func LogFollowKey(subject string) (tenant, id string, ok bool) {
+	rest, found := strings.CutPrefix(subject, logFollowPrefix)
+	if !found {
+		return "", "", false
+	}
+	tenant, id, ok = strings.Cut(rest, ".")
+	return tenant, id, ok && ValidAppKey(tenant, id)
+}
 
 // LogFollow follows one request's build log lines as they are published.
 type LogFollow struct {
@@ -80,6 +103,12 @@ func (c *Client) FollowLogs(ctx context.Context, tenant, id string) (*LogFollow,
 	}
 	if f.answer, err = nc.Subscribe(LogWatchSubject(tenant, id), func(m *nats.Msg) { _ = m.Respond(nil) }); err != nil {
 		_ = f.lines.Unsubscribe()
+		return nil, fmt.Errorf("follow logs: %w", err)
+	}
+	// A build already running learns of the follower now; one not yet
+	// running asks when it starts, and is answered.
+	if err := nc.Publish(LogFollowSubject(tenant, id), nil); err != nil {
+		f.Stop()
 		return nil, fmt.Errorf("follow logs: %w", err)
 	}
 	fctx, cancel := c.apiCtx(ctx)

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/deployq/deployq/internal/clip"
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/vercel"
+	"github.com/nats-io/nats.go"
 )
 
 // A build's log (jobs/logs.go): the lines a followed event stream brings
@@ -108,4 +110,43 @@ func (j *job) failedLog(ctx context.Context, deploymentID string) []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.last)
+}
+
+// subscribeLogFollows hears followers that arrive while a build runs
+// (jobs.FollowLogs says so on jobs.LogFollowSubject). The job waiting for
+// that build, if it runs here, stops polling and follows the build's
+// stream. (Not on the log watch subject: a subscriber there would answer
+// nothing yet keep every worker's ask waiting for its timeout.)
+func (w *Worker) subscribeLogFollows() (*nats.Subscription, error) {
+	return w.js.Conn().Subscribe(jobs.AllLogFollows, func(m *nats.Msg) {
+		tenant, id, ok := jobs.LogFollowKey(m.Subject)
+		if !ok {
+			return
+		}
+		if t := w.inflight.lookup(jobs.CancelSubject(tenant, id)); t != nil && t.logs != nil {
+			select {
+			case t.logs <- struct{}{}:
+			default: // already told
+			}
+		}
+	})
+}
+
+// errFollowAsked ends a wait for a build when someone starts following
+// its log: the job follows the build's stream instead.
+var errFollowAsked = errors.New("a follower of the build log arrived")
+
+// sleepOrFollow sleeps d, or less if someone starts following the build's
+// log (errFollowAsked) or ctx ends.
+func (j *job) sleepOrFollow(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-j.logsAsked: // nil outside a tracked job: never ready
+		return errFollowAsked
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
 }

@@ -9,8 +9,11 @@ import (
 
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/jobs/jobstest"
+	"github.com/deployq/deployq/pkg/jobs/worker"
+	"github.com/deployq/deployq/pkg/metrics"
 	"github.com/deployq/deployq/pkg/vercel"
 	"github.com/deployq/deployq/pkg/vercel/vercelsim"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // A build whose log someone follows is streamed, and its lines reach the
@@ -67,5 +70,44 @@ func TestFailedBuildCarriesItsLastLines(t *testing.T) {
 	}
 	if n := h.Sim.Stats().Requests[vercel.EndpointDeploymentEvents]; n != 1 {
 		t.Errorf("%d event reads for a build nobody followed, want 1 (its last lines)", n)
+	}
+}
+
+// A follower that arrives while the build runs gets its whole log: the
+// job stops polling and follows the build's stream, which starts from
+// the first line.
+func TestLateFollowerGetsTheWholeBuildLog(t *testing.T) {
+	t.Parallel()
+	// The build's length is known (ExpectedBuild), so nobody streams it
+	// unless asked: the job sleeps until its expected end, then polls.
+	reg := prometheus.NewPedanticRegistry()
+	h := jobstest.Start(t, jobstest.Config{Sim: vercelsim.Config{BuildTime: 3 * time.Second},
+		Pipeline: worker.PipelineConfig{Metrics: metrics.New(reg, metrics.BuildInfo{})}})
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	req := jobstest.Request("acme", "late")
+	req.ID = "late"
+	h.Submit(t, req, h.Tarball(t, nil))
+	jobstest.Eventually(t, waitLong, "the job never slept for its poll", func() bool {
+		v, err := gaugeValue(reg, "deployq_build_waiting_jobs", metrics.BuildWaitPoll)
+		return err == nil && v == 1
+	})
+	f, err := h.Client.FollowLogs(ctx, "acme", "late")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Stop()
+	var texts []string
+	for l := range f.Lines() {
+		texts = append(texts, l.Text)
+		if strings.HasPrefix(l.Text, "Build Completed") {
+			break
+		}
+	}
+	if len(texts) < 4 || !strings.HasPrefix(texts[0], "Running build in") {
+		t.Errorf("lines %q: want the build's log from its first line", texts)
+	}
+	if ev := h.WaitTerminal(t, "acme", waitLong, "late")["late"]; ev.Type != jobs.TypeSucceeded {
+		t.Fatalf("deploy: %s", ev.Type)
 	}
 }

@@ -29,16 +29,21 @@ type inflight struct {
 type tracked struct {
 	tenant, id string
 	cancel     context.CancelCauseFunc
+	// logs, when not nil, hears that someone started following the job's
+	// build log (buildlog.go).
+	logs chan struct{}
 }
 
-func (f *inflight) track(ctx context.Context, tenant, id string) (context.Context, func()) {
+// track registers a running job; logs, when not nil, is signalled when a
+// follower of its build log arrives.
+func (f *inflight) track(ctx context.Context, tenant, id string, logs chan struct{}) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	key := jobs.CancelSubject(tenant, id)
 	f.mu.Lock()
 	if f.jobs == nil {
 		f.jobs = map[string]*tracked{}
 	}
-	f.jobs[key] = &tracked{tenant: tenant, id: id, cancel: cancel}
+	f.jobs[key] = &tracked{tenant: tenant, id: id, cancel: cancel, logs: logs}
 	f.mu.Unlock()
 	return ctx, func() {
 		f.mu.Lock()

@@ -117,6 +117,9 @@ type job struct {
 	early earlyCalls
 	// app is the job's app as this delivery last wrote it (apps.go).
 	app jobs.AppRef
+	// logsAsked hears that someone started following the build's log
+	// while the job waits for the build (buildlog.go).
+	logsAsked chan struct{}
 	// logs is the build's log (buildlog.go), made once a line comes.
 	logs    *buildLog
 	logOnce sync.Once
@@ -266,7 +269,8 @@ func (j *job) begin(ctx context.Context) (context.Context, bool, func(), outcome
 			return ctx, false, nil, j.abandon(err)
 		}
 	}
-	ctx, release := j.w.inflight.track(ctx, j.req.Tenant, j.req.ID)
+	j.logsAsked = make(chan struct{}, 1)
+	ctx, release := j.w.inflight.track(ctx, j.req.Tenant, j.req.ID, j.logsAsked)
 	if j.cp.Decided() {
 		// An earlier delivery decided the outcome and died cleaning up.
 		defer release()

@@ -123,7 +123,7 @@ func (w *Worker) admit(ctx context.Context, msg jetstream.Msg, meta *jetstream.M
 		s.leave()
 		// A cancel of the held request ends the wait: the job then
 		// opens, sees the mark and ends cancelled, spending no quota.
-		cancelled, untrack := w.inflight.track(ctx, req.Tenant, req.ID)
+		cancelled, untrack := w.inflight.track(ctx, req.Tenant, req.ID, nil)
 		t := time.NewTimer(max(a.Until.Sub(w.now()), 0))
 		select {
 		case <-t.C:

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/deployq/deployq/internal/buildtime"
-	"github.com/deployq/deployq/internal/clock"
 	"github.com/deployq/deployq/pkg/metrics"
 	"github.com/deployq/deployq/pkg/vercel"
 )
@@ -62,6 +61,17 @@ func (j *job) waitReady(ctx context.Context) error {
 		// Someone follows the build's log: the stream brings its lines.
 		return j.follow(ctx, started)
 	}
+	err := j.waitByEstimate(ctx, started)
+	if errors.Is(err, errFollowAsked) {
+		// Someone started following the log meanwhile.
+		return j.follow(ctx, started)
+	}
+	return err
+}
+
+// waitByEstimate waits as the estimate says, then follows the build; it
+// returns errFollowAsked when a follower of the build log arrives first.
+func (j *job) waitByEstimate(ctx context.Context, started time.Time) error {
 	est := j.p.builds.Current(ctx)
 	j.p.recordEstimate(est)
 	if est.Cold() {
@@ -122,6 +132,9 @@ func (j *job) waitCold(ctx context.Context, started time.Time) (done bool, err e
 		select {
 		case <-changed:
 		case <-t.C:
+		case <-j.logsAsked:
+			t.Stop()
+			return false, errFollowAsked
 		case <-ctx.Done():
 			t.Stop()
 			return false, context.Cause(ctx)
@@ -152,7 +165,12 @@ func (j *job) follow(ctx context.Context, started time.Time) error {
 			}
 		}
 		wait := min(max(j.now().Sub(started)/4, j.p.cfg.PollMin), j.p.cfg.PollMax)
-		if done, err := j.pollAt(ctx, j.now().Add(wait)); done || err != nil {
+		done, err := j.pollAt(ctx, j.now().Add(wait))
+		if errors.Is(err, errFollowAsked) {
+			streamed = false // someone follows the log now: stream again
+			continue
+		}
+		if done || err != nil {
 			return err
 		}
 	}
@@ -234,7 +252,7 @@ const streamRetry = 10 * time.Minute
 func (j *job) pollAt(ctx context.Context, at time.Time) (done bool, err error) {
 	if d := at.Sub(j.now()); d > 0 {
 		j.p.cfg.Metrics.BuildWaitStarted(metrics.BuildWaitPoll)
-		err := clock.Sleep(ctx, d)
+		err := j.sleepOrFollow(ctx, d)
 		j.p.cfg.Metrics.BuildWaitEnded(metrics.BuildWaitPoll)
 		if err != nil {
 			return false, err

@@ -261,6 +261,11 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("subscribe to cancel notices: %w", err)
 	}
 	defer func() { _ = cancels.Unsubscribe() }()
+	logFollows, err := w.subscribeLogFollows()
+	if err != nil {
+		return fmt.Errorf("subscribe to build log followers: %w", err)
+	}
+	defer func() { _ = logFollows.Unsubscribe() }()
 	advisories, err := w.subscribeMaxDeliveries()
 	if err != nil {
 		return fmt.Errorf("subscribe to max-deliveries advisories: %w", err)
