@@ -16,15 +16,20 @@ import (
 	"github.com/deployq/deployq/pkg/budget"
 	"github.com/deployq/deployq/pkg/console"
 	"github.com/deployq/deployq/pkg/jobs/jobstest"
+	"github.com/deployq/deployq/pkg/vercel/vercelsim"
 )
 
 const token = "console-token-for-tests"
 
 // start serves the console of a running deployq on loopback, with an
 // API budget of its own (in memory).
-func start(t *testing.T) (*jobstest.Harness, string) {
+func start(t *testing.T, cfgs ...jobstest.Config) (*jobstest.Harness, string) {
 	t.Helper()
-	h := jobstest.Start(t, jobstest.Config{})
+	cfg := jobstest.Config{}
+	if len(cfgs) > 0 {
+		cfg = cfgs[0]
+	}
+	h := jobstest.Start(t, cfg)
 	b, err := budget.New(budget.NewMemoryStore(), budget.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -298,6 +303,30 @@ func TestConsoleShowsBudgetAndApps(t *testing.T) {
 	row, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#apps tr[data-app="chat-1"]`)))
 	if err != nil || !strings.Contains(row, "live") || !strings.Contains(row, "in 6d") {
 		t.Errorf("app row %q, %v: want live, expiring in 6 days and some hours", row, err)
+	}
+	if len(*errs) > 0 {
+		t.Errorf("the page logged errors: %q", *errs)
+	}
+}
+
+// A job's page opened during its build shows the build's log live, from
+// its first line, and then the job's end.
+func TestConsoleShowsABuildLogLive(t *testing.T) {
+	t.Parallel()
+	h, url := start(t, jobstest.Config{Sim: vercelsim.Config{BuildTime: 2 * time.Second}})
+	ctx, errs := browser(t)
+	id := h.Submit(t, jobstest.Request("acme", "building"), h.Tarball(t, nil)).ID
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(url+"/#/job/acme/"+id),
+		chromedp.WaitVisible(chromedp.CSS(`#timeline tr[data-type="step_completed"]`)),
+	); err != nil {
+		t.Fatalf("the job's page: %v", err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById("buildLog").textContent.startsWith("Running build in")`)); err != nil {
+		t.Fatalf("no build log on the page: %v", err)
+	}
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`#timeline tr[data-type="succeeded"]`))); err != nil {
+		t.Fatalf("the page did not follow the job to its end: %v", err)
 	}
 	if len(*errs) > 0 {
 		t.Errorf("the page logged errors: %q", *errs)
