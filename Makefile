@@ -16,7 +16,7 @@ FUZZ_DECODE ?= 50000x
 FUZZ_PATH   ?= 300x
 BIN         := bin
 
-.PHONY: all build test unit vet lint fuzz demo clean tools bench bench-budget bench-load bench-scale bench-fair bench-path bench-apps chaos lint-deploy
+.PHONY: all build test unit vet lint fuzz demo clean tools bench bench-budget bench-load bench-scale bench-fair bench-path bench-apps bench-console screenshots chaos lint-deploy
 
 all: build
 
@@ -68,8 +68,8 @@ chaos:
 lint-deploy:
 	./deploy/lint.sh
 
-## bench: every benchmark; docs/BENCHMARKS.md shows and explains their figures (about 12 minutes).
-bench: bench-load bench-scale bench-budget bench-fair bench-path bench-apps
+## bench: every benchmark; docs/BENCHMARKS.md shows and explains their figures (about 30 minutes).
+bench: bench-load bench-scale bench-budget bench-fair bench-path bench-apps bench-console
 
 ## bench-load: deployq against the bare pipeline, the broker's own rates, Submit's rate, latency at
 ## half load (about 1 minute); writes docs/benchmarks/loadbench.json. Profiles: LOADBENCH_FLAGS="-profile-dir DIR".
@@ -103,6 +103,15 @@ bench-path:
 ## (about 3 minutes); writes docs/benchmarks/apps.json.
 bench-apps:
 	$(GO) run ./cmd/bench apps $(APPSBENCH_FLAGS)
+
+## bench-console: the console's first render and page weight with 10 000 jobs kept and 10 000 requests
+## queued, in headless Chromium (about 5 minutes, mostly seeding the jobs); writes docs/benchmarks/console.json.
+bench-console:
+	$(GO) run ./cmd/bench console $(CONSOLEBENCH_FLAGS)
+
+## screenshots: the console's views, taken from a run like bench-console's (smaller), into docs/console/.
+screenshots:
+	$(GO) run ./cmd/bench console -jobs 1500 -queued 400 -loads 1 -json "" -screenshots docs/console
 
 clean:
 	rm -rf $(BIN) data

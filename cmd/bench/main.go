@@ -13,8 +13,10 @@
 //	                       independent calls sent early (internal/bench/critpath)
 //	bench apps [flags]     a day of traffic compressed against a database cap below the
 //	                       day's new apps: redeploys, claims, expiry (internal/bench/appday)
+//	bench console [flags]  the console's first render with 10 000 jobs kept and 10 000
+//	                       queued, in headless Chromium; -screenshots DIR (internal/bench/consolepage)
 //
-// `make bench` runs all five. `bench <name> -h` lists a benchmark's
+// `make bench` runs them all. `bench <name> -h` lists a benchmark's
 // flags. The scale and budget benchmarks start worker processes by
 // running this binary again with a hidden mode of their own.
 package main
@@ -26,6 +28,7 @@ import (
 
 	"github.com/deployq/deployq/internal/bench/appday"
 	"github.com/deployq/deployq/internal/bench/budget"
+	"github.com/deployq/deployq/internal/bench/consolepage"
 	"github.com/deployq/deployq/internal/bench/critpath"
 	"github.com/deployq/deployq/internal/bench/fair"
 	"github.com/deployq/deployq/internal/bench/load"
@@ -38,7 +41,7 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stdout, "usage: bench load|scale|budget|fair|path|apps [flags]   (bench <name> -h for its flags; docs/BENCHMARKS.md)")
+		fmt.Fprintln(stdout, "usage: bench load|scale|budget|fair|path|apps|console [flags]   (bench <name> -h for its flags; docs/BENCHMARKS.md)")
 		if len(args) == 0 {
 			return 2
 		}
@@ -57,7 +60,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return critpath.Main(args[1:], stdout, stderr)
 	case "apps":
 		return appday.Main(args[1:], stdout, stderr)
+	case "console":
+		return consolepage.Main(args[1:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "bench: unknown benchmark %q (want load, scale, budget, fair, path or apps)\n", args[0])
+	fmt.Fprintf(stderr, "bench: unknown benchmark %q (want load, scale, budget, fair, path, apps or console)\n", args[0])
 	return 2
 }
