@@ -5,38 +5,48 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/deployq/deployq/pkg/jobs"
+	"github.com/spf13/cobra"
 )
 
+func claimCommand(ctx context.Context, e env, conn *natsConfig) *cobra.Command {
+	var o claimOptions
+	c := &cobra.Command{
+		Use:   "claim APP --tenant T [flags]",
+		Short: "a claim URL for an unclaimed app (a fresh one once its code has expired)",
+		Long: `Prints a claim URL for the app: its current code while it has more than
+an hour to live, else (or with --fresh) a new one the workers issue and
+record. Exit status 1 when the app is unknown, claimed or expired, or
+no worker answers.`,
+	}
+	c.Flags().StringVar(&o.tenant, "tenant", "", "the app's tenant (required)")
+	c.Flags().StringVar(&o.returnURL, "return-url", "", "URL the claim page sends the user back to")
+	c.Flags().BoolVar(&o.fresh, "fresh", false, "issue a new code even if the current one has hours left")
+	c.Flags().BoolVar(&o.json, "json", false, "print the answer as one JSON line")
+	return command(c, func(pos []string) int { return runClaim(ctx, e, *conn, pos, o) })
+}
+
+// claimOptions are the claim command's flags.
+type claimOptions struct {
+	tenant, returnURL string
+	fresh, json       bool
+}
+
 // runClaim prints a claim URL for an unclaimed app.
-func runClaim(ctx context.Context, e env, conn natsConfig, args []string) int {
-	fs := newFlagSet("enqueue claim", e.stderr)
-	conn.register(fs)
-	tenant := fs.String("tenant", "", "the app's tenant (required)")
-	returnURL := fs.String("return-url", "", "URL the claim page sends the user back to")
-	fresh := fs.Bool("fresh", false, "issue a new code even if the current one has hours left")
-	asJSON := fs.Bool("json", false, "print the answer as one JSON line")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage:\n  enqueue claim APP --tenant T [--return-url U] [--fresh] [--json]\n\n"+
-			"Prints a claim URL for an unclaimed app; a fresh code once the last one expired.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return usageExit(err)
-	}
+func runClaim(ctx context.Context, e env, conn natsConfig, pos []string, o claimOptions) int {
 	var check error
 	switch {
 	case len(pos) != 1:
 		check = usagef("give exactly one app id")
-	case *tenant == "" && conn.Tenant == "":
+	case o.tenant == "" && conn.Tenant == "":
 		check = usagef("--tenant is required")
 	default:
-		check = errors.Join(checkID(pos[0]), checkTenant(*tenant))
+		check = errors.Join(checkID(pos[0]), checkTenant(o.tenant))
 	}
 	if err := errors.Join(check, conn.validate()); err != nil {
 		fmt.Fprintf(e.stderr, "enqueue claim: %v\n", err)
@@ -48,12 +58,12 @@ func runClaim(ctx context.Context, e env, conn natsConfig, args []string) int {
 		return exitFailed
 	}
 	defer sess.close()
-	ans, err := sess.client.RefreshClaim(ctx, *tenant, pos[0], jobs.ClaimAsk{ReturnURL: *returnURL, Fresh: *fresh})
+	ans, err := sess.client.RefreshClaim(ctx, o.tenant, pos[0], jobs.ClaimAsk{ReturnURL: o.returnURL, Fresh: o.fresh})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "enqueue claim: %s: %v\n", pos[0], err)
 		return exitFailed
 	}
-	if *asJSON {
+	if o.json {
 		data, _ := json.Marshal(ans)
 		fmt.Fprintln(e.stdout, string(data))
 		return exitOK
@@ -66,43 +76,64 @@ func runClaim(ctx context.Context, e env, conn natsConfig, args []string) int {
 	return exitOK
 }
 
+func appsCommand(ctx context.Context, e env, conn *natsConfig) *cobra.Command {
+	list := &cobra.Command{
+		Use:   "list [flags]",
+		Short: "one row per app, then the count per state",
+		Long: `One row per app: tenant, app, state, versions, age of the last version,
+claim code expiry, URL; then the count per state. --state keeps one
+state; --older-than D the live, idle apps whose last version is older
+than D: what APP_TTL=D would delete (a dry run from any machine).`,
+	}
+	show := &cobra.Command{
+		Use:   "show APP --tenant T [flags]",
+		Short: "an app's record: project, database, domain, versions, claim, expiry",
+		Long: `The app's record: project, database, domain, versions, claim, expiry,
+and the API calls spent on its claims and expiry.`,
+	}
+	for _, c := range []*cobra.Command{list, show} {
+		o := &appsOptions{sub: c.Name()}
+		c.Flags().StringVar(&o.tenant, "tenant", "", "the apps' tenant")
+		c.Flags().BoolVar(&o.json, "json", false, "print each app's record as a JSON line")
+		if c == list {
+			c.Flags().StringVar(&o.state, "state", "", "keep the apps in this `state` only: "+strings.Join(appStateNames(), ", "))
+			c.Flags().DurationVar(&o.olderThan, "older-than", 0, "keep the live apps whose last version is older than this: what APP_TTL=D would expire")
+			_ = c.RegisterFlagCompletionFunc("state", completeWords(appStateNames()...))
+		}
+		command(c, func(pos []string) int { return runApps(ctx, e, *conn, pos, *o) })
+	}
+	return group(e, &cobra.Command{
+		Use:   "apps",
+		Short: "list the apps and their states, or show one",
+	}, list, show)
+}
+
+// appsOptions are the flags of apps list and apps show.
+type appsOptions struct {
+	sub, tenant, state string
+	olderThan          time.Duration
+	json               bool
+}
+
 // runApps lists the apps or shows one.
-func runApps(ctx context.Context, e env, conn natsConfig, args []string) int {
-	if len(args) == 0 || (args[0] != "list" && args[0] != "show") {
-		fmt.Fprintln(e.stderr, "enqueue apps: give list or show (see enqueue help apps)")
-		return exitUsage
-	}
-	sub, args := args[0], args[1:]
-	fs := newFlagSet("enqueue apps "+sub, e.stderr)
-	conn.register(fs)
-	tenant := fs.String("tenant", "", "the apps' tenant")
-	state := fs.String("state", "", "list: keep the apps in this state only")
-	olderThan := fs.Duration("older-than", 0, "list: keep the live apps whose last version is older than this: what APP_TTL=D would expire")
-	asJSON := fs.Bool("json", false, "print each app's record as a JSON line")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage:\n  enqueue apps list [--tenant T] [--state S] [--older-than D] [--json]\n  enqueue apps show APP --tenant T [--json]\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return usageExit(err)
-	}
+func runApps(ctx context.Context, e env, conn natsConfig, pos []string, o appsOptions) int {
+	sub := o.sub
 	var check error
 	switch {
 	case sub == "show" && len(pos) != 1:
 		check = usagef("give exactly one app id")
-	case sub == "show" && *tenant == "" && conn.Tenant == "":
+	case sub == "show" && o.tenant == "" && conn.Tenant == "":
 		check = usagef("--tenant is required")
 	case sub == "list" && len(pos) > 0:
 		check = usagef("unexpected argument %q", pos[0])
-	case *olderThan < 0:
+	case o.olderThan < 0:
 		check = usagef("--older-than must not be negative")
-	case *state != "" && !validState(*state):
-		check = usagef("--state %q: one of creating, live, claimed, expiring, expired, failed", *state)
+	case o.state != "" && !slices.Contains(appStateNames(), o.state):
+		check = usagef("--state %q: one of %s", o.state, strings.Join(appStateNames(), ", "))
 	case sub == "show":
-		check = errors.Join(checkID(pos[0]), checkTenant(*tenant))
+		check = errors.Join(checkID(pos[0]), checkTenant(o.tenant))
 	default:
-		check = checkTenant(*tenant)
+		check = checkTenant(o.tenant)
 	}
 	if err := errors.Join(check, conn.validate()); err != nil {
 		fmt.Fprintf(e.stderr, "enqueue apps %s: %v\n", sub, err)
@@ -115,7 +146,7 @@ func runApps(ctx context.Context, e env, conn natsConfig, args []string) int {
 	}
 	defer sess.close()
 	if sub == "show" {
-		a, err := sess.client.App(ctx, *tenant, pos[0])
+		a, err := sess.client.App(ctx, o.tenant, pos[0])
 		switch {
 		case err != nil:
 			fmt.Fprintf(e.stderr, "enqueue apps show: %v\n", err)
@@ -124,7 +155,7 @@ func runApps(ctx context.Context, e env, conn natsConfig, args []string) int {
 			fmt.Fprintf(e.stderr, "enqueue apps show: %s: no such app\n", pos[0])
 			return exitFailed
 		}
-		if *asJSON {
+		if o.json {
 			data, _ := json.Marshal(a)
 			fmt.Fprintln(e.stdout, string(data))
 		} else {
@@ -132,27 +163,27 @@ func runApps(ctx context.Context, e env, conn natsConfig, args []string) int {
 		}
 		return exitOK
 	}
-	apps, err := sess.client.Apps(ctx, *tenant)
+	apps, err := sess.client.Apps(ctx, o.tenant)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "enqueue apps list: %v\n", err)
 		return exitFailed
 	}
 	counts := map[jobs.AppState]int{}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	if !*asJSON {
+	if !o.json {
 		fmt.Fprintln(tw, "TENANT\tAPP\tSTATE\tVERSIONS\tLAST VERSION\tCLAIM CODE\tURL")
 	}
 	now := time.Now()
 	for i := range apps {
 		a := &apps[i]
-		if *state != "" && string(a.State) != *state {
+		if o.state != "" && string(a.State) != o.state {
 			continue
 		}
-		if *olderThan > 0 && (a.State != jobs.AppLive || a.Busy != "" || now.Sub(a.LastVersionAt) < *olderThan) {
+		if o.olderThan > 0 && (a.State != jobs.AppLive || a.Busy != "" || now.Sub(a.LastVersionAt) < o.olderThan) {
 			continue
 		}
 		counts[a.State]++
-		if *asJSON {
+		if o.json {
 			data, _ := json.Marshal(a)
 			fmt.Fprintln(e.stdout, string(data))
 			continue
@@ -165,7 +196,7 @@ func runApps(ctx context.Context, e env, conn natsConfig, args []string) int {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
 		}
 	}
-	if *asJSON {
+	if o.json {
 		fmt.Fprintf(e.stderr, "%d apps\n", sum(counts))
 		return exitOK
 	}
@@ -174,13 +205,13 @@ func runApps(ctx context.Context, e env, conn natsConfig, args []string) int {
 	return exitOK
 }
 
-func validState(s string) bool {
+// appStateNames are the states --state takes.
+func appStateNames() []string {
+	var names []string
 	for _, x := range jobs.AppStates() {
-		if string(x) == s {
-			return true
-		}
+		names = append(names, string(x))
 	}
-	return false
+	return names
 }
 
 func sum(m map[jobs.AppState]int) int {

@@ -9,36 +9,48 @@ import (
 	"time"
 
 	"github.com/deployq/deployq/pkg/jobs"
+	"github.com/spf13/cobra"
 )
 
-func runCancel(ctx context.Context, e env, conn natsConfig, args []string) int {
-	fs := newFlagSet("enqueue cancel", e.stderr)
-	conn.register(fs)
-	tenant := fs.String("tenant", "", "the request's tenant (required)")
-	wait := fs.Bool("wait", false, "wait for the cancelled event and show what was cleaned up")
-	asJSON := fs.Bool("json", false, "with --wait: print the terminal CloudEvent as one JSON line and nothing else on stdout")
-	timeout := fs.Duration("timeout", 30*time.Minute, "with --wait: give up after this long (exit status 3)")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage:\n  enqueue cancel ID --tenant T [--wait] [--json] [--timeout D]\n\n"+
-			"Stops a request: a running job stops and deletes what it created, a queued one never runs.\n\nFlags:\n")
-		fs.PrintDefaults()
+func cancelCommand(ctx context.Context, e env, conn *natsConfig) *cobra.Command {
+	var o cancelOptions
+	c := &cobra.Command{
+		Use:   "cancel ID --tenant T [flags]",
+		Short: "stop a running or queued request",
+		Long: `A running job stops, deletes the project and database it created and
+ends with a cancelled event; a queued one never runs; for an id no
+worker has seen, the cancel is recorded and the request will not run
+if it arrives. Exit status 1 when the job had already finished. --wait
+follows the job to its cancelled event and shows what was cleaned up
+(exit status 1 if it ended otherwise first); --json prints that event.`,
 	}
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return usageExit(err)
-	}
+	c.Flags().StringVar(&o.tenant, "tenant", "", "the request's tenant (required)")
+	c.Flags().BoolVar(&o.wait, "wait", false, "wait for the cancelled event and show what was cleaned up")
+	c.Flags().BoolVar(&o.json, "json", false, "with --wait: print the terminal CloudEvent as one JSON line and nothing else on stdout")
+	c.Flags().DurationVar(&o.timeout, "timeout", 30*time.Minute, "with --wait: give up after this long (exit status 3)")
+	return command(c, func(pos []string) int { return runCancel(ctx, e, *conn, pos, o) })
+}
+
+// cancelOptions are the cancel command's flags.
+type cancelOptions struct {
+	tenant     string
+	wait, json bool
+	timeout    time.Duration
+}
+
+func runCancel(ctx context.Context, e env, conn natsConfig, pos []string, o cancelOptions) int {
 	var check error
 	switch {
 	case len(pos) != 1:
 		check = usagef("give exactly one request id")
-	case *tenant == "":
+	case o.tenant == "":
 		check = usagef("--tenant is required: a cancel is recorded under the request's tenant")
-	case *asJSON && !*wait:
+	case o.json && !o.wait:
 		check = usagef("--json goes with --wait")
-	case *timeout <= 0:
+	case o.timeout <= 0:
 		check = usagef("--timeout must be positive")
 	default:
-		check = errors.Join(checkID(pos[0]), checkTenant(*tenant))
+		check = errors.Join(checkID(pos[0]), checkTenant(o.tenant))
 	}
 	if err := errors.Join(check, conn.validate()); err != nil {
 		fmt.Fprintf(e.stderr, "enqueue cancel: %v\n", err)
@@ -46,7 +58,7 @@ func runCancel(ctx context.Context, e env, conn natsConfig, args []string) int {
 	}
 	id := pos[0]
 
-	ctx, cancel := context.WithTimeoutCause(ctx, *timeout, errTimedOut)
+	ctx, cancel := context.WithTimeoutCause(ctx, o.timeout, errTimedOut)
 	defer cancel()
 	sess, err := connect(ctx, conn)
 	if err != nil {
@@ -57,7 +69,7 @@ func runCancel(ctx context.Context, e env, conn natsConfig, args []string) int {
 
 	// Taken before the cancel: the job's end comes after it.
 	var after uint64
-	if *wait {
+	if o.wait {
 		if after, err = lastEventSeq(ctx, sess.js); err != nil {
 			fmt.Fprintf(e.stderr, "enqueue cancel: %v\n", err)
 			return exitFailed
@@ -65,11 +77,11 @@ func runCancel(ctx context.Context, e env, conn natsConfig, args []string) int {
 	}
 	// A rejected request has no checkpoint, only its event: Cancel would
 	// record a cancel for it as for a request not seen yet.
-	if status, err := sess.client.Status(ctx, *tenant, id); err == nil && status.State == nil && status.Last != nil && status.Last.Terminal() {
+	if status, err := sess.client.Status(ctx, o.tenant, id); err == nil && status.State == nil && status.Last != nil && status.Last.Terminal() {
 		fmt.Fprintf(e.stderr, "enqueue cancel: %s: already finished with status %s; nothing to cancel\n", id, status.Last.Short())
 		return exitFailed
 	}
-	st, err := sess.client.Cancel(ctx, *tenant, id)
+	st, err := sess.client.Cancel(ctx, o.tenant, id)
 	if errors.Is(err, jobs.ErrFinished) && st != nil {
 		fmt.Fprintf(e.stderr, "enqueue cancel: %s: already finished with status %s; nothing to cancel\n", id, st.Status)
 		return exitFailed
@@ -78,16 +90,16 @@ func runCancel(ctx context.Context, e env, conn natsConfig, args []string) int {
 		fmt.Fprintf(e.stderr, "enqueue cancel: %s: %v\n", id, err)
 		return exitFailed
 	}
-	line := id + " " + *tenant + " " + cancelNote(st)
-	if *asJSON {
+	line := id + " " + o.tenant + " " + cancelNote(st)
+	if o.json {
 		fmt.Fprintln(e.stderr, "enqueue cancel: "+line)
 	} else {
 		fmt.Fprintln(e.stdout, line)
 	}
-	if !*wait {
+	if !o.wait {
 		return exitOK
 	}
-	return waitCancelled(ctx, e, sess, *tenant, id, max(st.Run, 1), after, *asJSON)
+	return waitCancelled(ctx, e, sess, o.tenant, id, max(st.Run, 1), after, o.json)
 }
 
 // cancelNote says what a cancel did, from the checkpoint Cancel returned.

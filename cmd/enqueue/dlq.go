@@ -12,40 +12,66 @@ import (
 	"text/tabwriter"
 
 	"github.com/deployq/deployq/pkg/jobs"
+	"github.com/spf13/cobra"
 )
 
-const dlqUsageText = `Usage:
-  enqueue dlq list [--tenant T] [--json]
-  enqueue dlq show ID [--tenant T] [--json]
-  enqueue dlq replay ID [--tenant T] [--wait] [--json] [--timeout D]
-  enqueue dlq replay --all [--tenant T] [--wait] [--json] [--timeout D]
-  enqueue dlq purge [--tenant T] --yes
-
-Failed and rejected requests land in the dead-letter stream with every
-attempt's error. Run a subcommand with -h for its flags.
-`
-
-func runDLQ(ctx context.Context, e env, conn natsConfig, args []string) int {
-	if len(args) == 0 {
-		fmt.Fprint(e.stderr, dlqUsageText)
-		return exitUsage
+func dlqCommand(ctx context.Context, e env, conn *natsConfig) *cobra.Command {
+	var list struct {
+		tenant string
+		json   bool
 	}
-	sub, rest := args[0], args[1:]
-	switch sub {
-	case "list":
-		return runDLQList(ctx, e, conn, rest)
-	case "show":
-		return runDLQShow(ctx, e, conn, rest)
-	case "replay":
-		return runDLQReplay(ctx, e, conn, rest)
-	case "purge":
-		return runDLQPurge(ctx, e, conn, rest)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(e.stdout, dlqUsageText)
-		return exitOK
+	listCmd := &cobra.Command{
+		Use:   "list [flags]",
+		Short: "one row per dead letter, oldest first",
+		Long: `One row per dead letter, oldest first: DLQ sequence, time, tenant, id,
+reason, step, code, message; then a count. --json prints each entry as
+a JSON line (the count goes to stderr).`,
 	}
-	fmt.Fprintf(e.stderr, "enqueue dlq: unknown subcommand %q; subcommands are list, show, replay, purge\n", sub)
-	return exitUsage
+	listCmd.Flags().StringVar(&list.tenant, "tenant", "", "only this tenant's dead letters")
+	listCmd.Flags().BoolVar(&list.json, "json", false, "print each entry as one JSON line (the count goes to stderr)")
+	command(listCmd, func(pos []string) int { return runDLQList(ctx, e, *conn, pos, list.tenant, list.json) })
+
+	var show struct {
+		tenant string
+		json   bool
+	}
+	showCmd := &cobra.Command{
+		Use:   "show ID [flags]",
+		Short: "a request's latest dead letter: why, every attempt, the request",
+		Long: `A request's latest dead letter: reason, error, every failed attempt,
+deliveries, subject and the request as sent. Exit status 1 when the id
+has none.`,
+	}
+	showCmd.Flags().StringVar(&show.tenant, "tenant", "", "the request's tenant (needed when several tenants used the id)")
+	showCmd.Flags().BoolVar(&show.json, "json", false, "print the entry as one JSON object")
+	command(showCmd, func(pos []string) int { return runDLQShow(ctx, e, *conn, pos, show.tenant, show.json) })
+
+	var purge struct {
+		tenant string
+		yes    bool
+	}
+	purgeCmd := &cobra.Command{
+		Use:   "purge [--tenant T] --yes",
+		Short: "delete dead letters and release the source tarballs they kept",
+		Long: `Deletes dead letters (of --tenant, else all) and releases the source
+tarballs they kept; they can no longer be replayed. Without --yes it
+says what it would delete, deletes nothing and exits 2.`,
+	}
+	purgeCmd.Flags().StringVar(&purge.tenant, "tenant", "", "only this tenant's dead letters (default: every tenant's)")
+	purgeCmd.Flags().BoolVar(&purge.yes, "yes", false, "really delete them; without it, purge only says what it would delete")
+	command(purgeCmd, func(pos []string) int { return runDLQPurge(ctx, e, *conn, pos, purge.tenant, purge.yes) })
+
+	return group(e, &cobra.Command{
+		Use:   "dlq",
+		Short: "list, show, replay or purge dead-lettered (failed and rejected) requests",
+		Long: `Failed and rejected requests land in the dead-letter stream with every
+attempt's error, and the request as sent.`,
+		Example: `  enqueue dlq list [--tenant T]
+  enqueue dlq show ID
+  enqueue dlq replay ID --wait
+  enqueue dlq replay --all [--tenant T]
+  enqueue dlq purge [--tenant T] --yes`,
+	}, listCmd, showCmd, replayCommand(ctx, e, conn), purgeCmd)
 }
 
 // dlqSession checks what was parsed and connects. It reports the problem
@@ -63,36 +89,24 @@ func dlqSession(ctx context.Context, e env, conn natsConfig, cmd string, check e
 	return sess, exitOK
 }
 
-func runDLQList(ctx context.Context, e env, conn natsConfig, args []string) int {
-	fs := newFlagSet("enqueue dlq list", e.stderr)
-	conn.register(fs)
-	tenant := fs.String("tenant", "", "only this tenant's dead letters")
-	asJSON := fs.Bool("json", false, "print each entry as one JSON line (the count goes to stderr)")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage:\n  enqueue dlq list [--tenant T] [--json]\n\nLists dead letters, oldest first.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return usageExit(err)
-	}
+func runDLQList(ctx context.Context, e env, conn natsConfig, pos []string, tenant string, asJSON bool) int {
 	if len(pos) > 0 {
 		fmt.Fprintf(e.stderr, "enqueue dlq list: unexpected argument %q (show one entry with `enqueue dlq show ID`)\n", pos[0])
 		return exitUsage
 	}
-	sess, code := dlqSession(ctx, e, conn, "dlq list", checkTenant(*tenant))
+	sess, code := dlqSession(ctx, e, conn, "dlq list", checkTenant(tenant))
 	if sess == nil {
 		return code
 	}
 	defer sess.close()
 
-	entries, err := sess.client.DeadLetters(ctx, *tenant)
+	entries, err := sess.client.DeadLetters(ctx, tenant)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "enqueue dlq list: %v\n", err)
 		return exitFailed
 	}
-	count := countDeadLetters(len(entries), *tenant)
-	if *asJSON {
+	count := countDeadLetters(len(entries), tenant)
+	if asJSON {
 		for _, entry := range entries {
 			data, err := json.Marshal(entry)
 			if err != nil {
@@ -151,19 +165,7 @@ func shortMessage(ee *jobs.EventError) string {
 	return truncate(msg, maxMessage)
 }
 
-func runDLQShow(ctx context.Context, e env, conn natsConfig, args []string) int {
-	fs := newFlagSet("enqueue dlq show", e.stderr)
-	conn.register(fs)
-	asJSON := fs.Bool("json", false, "print the entry as one JSON object")
-	tenant := fs.String("tenant", "", "the request's tenant (needed when several tenants used the id)")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage:\n  enqueue dlq show ID [--tenant T] [--json]\n\nShows a request's latest dead letter: why, every attempt, and the request.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return usageExit(err)
-	}
+func runDLQShow(ctx context.Context, e env, conn natsConfig, pos []string, tenant string, asJSON bool) int {
 	if len(pos) != 1 {
 		fmt.Fprintln(e.stderr, "enqueue dlq show: give exactly one request id")
 		return exitUsage
@@ -171,7 +173,7 @@ func runDLQShow(ctx context.Context, e env, conn natsConfig, args []string) int 
 	id := pos[0]
 	check := checkID(id)
 	if check == nil {
-		check = checkTenant(*tenant)
+		check = checkTenant(tenant)
 	}
 	sess, code := dlqSession(ctx, e, conn, "dlq show", check)
 	if sess == nil {
@@ -179,12 +181,12 @@ func runDLQShow(ctx context.Context, e env, conn natsConfig, args []string) int 
 	}
 	defer sess.close()
 
-	entry, err := sess.client.DeadLetter(ctx, *tenant, id)
+	entry, err := sess.client.DeadLetter(ctx, tenant, id)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "enqueue dlq show: %s: %v\n", id, err)
 		return exitFailed
 	}
-	if *asJSON {
+	if asJSON {
 		data, err := json.Marshal(entry)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "enqueue dlq show: %v\n", err)
@@ -243,37 +245,25 @@ func writeDeadLetter(w io.Writer, entry *jobs.DeadLetterEntry) {
 	}
 }
 
-func runDLQPurge(ctx context.Context, e env, conn natsConfig, args []string) int {
-	fs := newFlagSet("enqueue dlq purge", e.stderr)
-	conn.register(fs)
-	tenant := fs.String("tenant", "", "only this tenant's dead letters (default: every tenant's)")
-	yes := fs.Bool("yes", false, "really delete them; without it, purge only says what it would delete")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage:\n  enqueue dlq purge [--tenant T] --yes\n\nDeletes dead letters; they can no longer be replayed.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return usageExit(err)
-	}
+func runDLQPurge(ctx context.Context, e env, conn natsConfig, pos []string, tenant string, yes bool) int {
 	if len(pos) > 0 {
 		fmt.Fprintf(e.stderr, "enqueue dlq purge: unexpected argument %q (select dead letters with --tenant)\n", pos[0])
 		return exitUsage
 	}
-	sess, code := dlqSession(ctx, e, conn, "dlq purge", checkTenant(*tenant))
+	sess, code := dlqSession(ctx, e, conn, "dlq purge", checkTenant(tenant))
 	if sess == nil {
 		return code
 	}
 	defer sess.close()
 
 	whose := "of every tenant"
-	if *tenant != "" {
-		whose = "of tenant " + *tenant
+	if tenant != "" {
+		whose = "of tenant " + tenant
 	}
-	if !*yes {
+	if !yes {
 		// Counting needs the server, but what to refuse is a usage
 		// matter: say what --yes would do, and do nothing.
-		entries, err := sess.client.DeadLetters(ctx, *tenant)
+		entries, err := sess.client.DeadLetters(ctx, tenant)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "enqueue dlq purge: %v\n", err)
 			return exitFailed
@@ -282,7 +272,7 @@ func runDLQPurge(ctx context.Context, e env, conn natsConfig, args []string) int
 			countOnly(len(entries)), whose)
 		return exitUsage
 	}
-	n, err := sess.client.PurgeDeadLetters(ctx, *tenant)
+	n, err := sess.client.PurgeDeadLetters(ctx, tenant)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "enqueue dlq purge: %v\n", err)
 		return exitFailed

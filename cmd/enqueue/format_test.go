@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"flag"
 	"io"
 	"slices"
 	"strings"
@@ -77,18 +76,19 @@ func TestParseRequestsResolvesSourcesAgainstTheFile(t *testing.T) {
 	}
 }
 
-func TestParseFlagsAcceptsFlagsAfterArguments(t *testing.T) {
+func TestFlagsAfterArguments(t *testing.T) {
 	t.Parallel()
-	fs := flag.NewFlagSet("t", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	asJSON := fs.Bool("json", false, "")
-	tenant := fs.String("tenant", "", "")
-	pos, err := parseFlags(fs, []string{"id1", "--json", "--tenant", "acme", "--", "--not-a-flag"})
-	if err != nil {
-		t.Fatal(err)
+	// No server listens here: reaching the connection means the command
+	// line was read as meant.
+	env := map[string]string{"NATS_URL": "nats://127.0.0.1:1"}
+	r := runWith(t, env, "status", "id1", "--json", "--tenant", "acme")
+	if r.code != exitFailed || !strings.Contains(r.stderr, "cannot connect to NATS") {
+		t.Errorf("flags after the id: want a connection attempt; got %v", r)
 	}
-	if !*asJSON || *tenant != "acme" || !slices.Equal(pos, []string{"id1", "--not-a-flag"}) {
-		t.Errorf("json=%v tenant=%q pos=%q", *asJSON, *tenant, pos)
+	// After "--", what looks like a flag is an argument: here a bad id.
+	r = runWith(t, env, "status", "--tenant", "acme", "--", "--tenant=x")
+	if r.code != exitUsage || !strings.Contains(r.stderr, `request id "--tenant=x"`) {
+		t.Errorf(`after "--": want --tenant=x taken as the id; got %v`, r)
 	}
 }
 

@@ -91,7 +91,7 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{"no command", nil, "Commands:"},
 		{"unknown command", []string{"deploy"}, `unknown command "deploy"`},
-		{"unknown flag", []string{"submit", "--bogus"}, "flag provided but not defined: -bogus"},
+		{"unknown flag", []string{"submit", "--bogus"}, "unknown flag: --bogus"},
 		{"no source", []string{"submit", "--tenant", "acme"}, "give --source"},
 		{"missing tenant", []string{"submit", "--source", app}, "--tenant: missing"},
 		{"bad tenant", []string{"submit", "--tenant", "Acme", "--source", app}, "--tenant: must be"},
@@ -156,6 +156,52 @@ func TestHelp(t *testing.T) {
 		r := runWith(t, nil, args...)
 		if r.code != exitOK || !strings.Contains(r.stdout, "enqueue dlq purge [--tenant T] --yes") {
 			t.Errorf("%v: want exit 0 and the dlq subcommands listed; got %v", args, r)
+		}
+	}
+}
+
+func TestHelpNeverShowsTheEnvironment(t *testing.T) {
+	t.Parallel()
+	// The connection flags take their values from the environment after
+	// parsing: help shows the built-in default, never a NATS_URL's secret.
+	env := map[string]string{"NATS_URL": "nats://deployq:s3cret@127.0.0.1:1", "NATS_CREDS": "/secret/path.creds"}
+	for _, args := range [][]string{{"--help"}, {"submit", "--help"}, {"help", "dlq", "purge"}} {
+		r := runWith(t, env, args...)
+		if r.code != exitOK || strings.Contains(r.stdout, "s3cret") || strings.Contains(r.stdout, "/secret/") {
+			t.Errorf("%v: the environment leaked into help, or it failed: %v", args, r)
+		}
+	}
+	if r := runWith(t, nil, "submit", "--help"); strings.Contains(r.stdout, "--nats-tls-key") {
+		t.Errorf("a command's help lists the connection flags, which enqueue --help lists: %v", r)
+	}
+}
+
+func TestCompletion(t *testing.T) {
+	t.Parallel()
+	for shell, want := range map[string]string{"bash": "__start_enqueue", "zsh": "#compdef enqueue", "fish": "complete -c enqueue"} {
+		r := runWith(t, nil, "completion", shell)
+		if r.code != exitOK || !strings.Contains(r.stdout, want) {
+			t.Errorf("completion %s: want a script with %q; got exit %d, stderr %q", shell, want, r.code, r.stderr)
+		}
+	}
+	// What the shells run on <TAB>: commands, flags, and flag values
+	// from fixed lists; none of it connects to NATS.
+	env := map[string]string{"NATS_URL": "nats://127.0.0.1:1"}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"__complete", "d"}, []string{"dlq"}},
+		{[]string{"__complete", "dlq", ""}, []string{"list", "show", "replay", "purge"}},
+		{[]string{"__complete", "submit", "--over"}, []string{"--over-quota"}},
+		{[]string{"__complete", "submit", "--priority", ""}, []string{"interactive", "batch"}},
+		{[]string{"__complete", "apps", "list", "--state", ""}, []string{"live", "claimed", "expired"}},
+	} {
+		r := runWith(t, env, tc.args...)
+		for _, w := range tc.want {
+			if r.code != exitOK || !strings.Contains(r.stdout, w+"\t") && !strings.Contains(r.stdout, w+"\n") {
+				t.Errorf("%v: want %q among the completions; got %v", tc.args, w, r)
+			}
 		}
 	}
 }

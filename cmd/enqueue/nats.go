@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net/url"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/pflag"
 )
 
 const defaultNATSURL = "nats://127.0.0.1:4222"
@@ -30,34 +30,41 @@ type natsConfig struct {
 	Tenant string
 }
 
-func natsConfigFromEnv(getenv func(string) string) natsConfig {
-	c := natsConfig{
-		URL:     getenv("NATS_URL"),
-		Creds:   getenv("NATS_CREDS"),
-		TLSCA:   getenv("NATS_TLS_CA"),
-		TLSCert: getenv("NATS_TLS_CERT"),
-		TLSKey:  getenv("NATS_TLS_KEY"),
-
-		InboxPrefix: getenv("NATS_INBOX_PREFIX"),
-		Tenant:      getenv("NATS_TENANT"),
+// fillFromEnv sets each connection setting whose flag was not given
+// (changed reports which were) from its environment variable, and the URL
+// from defaultNATSURL when neither says.
+func (c *natsConfig) fillFromEnv(getenv func(string) string, changed func(flag string) bool) {
+	for _, s := range []struct {
+		flag, env string
+		v         *string
+	}{
+		{"nats-url", "NATS_URL", &c.URL},
+		{"nats-creds", "NATS_CREDS", &c.Creds},
+		{"nats-tls-ca", "NATS_TLS_CA", &c.TLSCA},
+		{"nats-tls-cert", "NATS_TLS_CERT", &c.TLSCert},
+		{"nats-tls-key", "NATS_TLS_KEY", &c.TLSKey},
+		{"nats-inbox-prefix", "NATS_INBOX_PREFIX", &c.InboxPrefix},
+		{"nats-tenant", "NATS_TENANT", &c.Tenant},
+	} {
+		if !changed(s.flag) {
+			*s.v = getenv(s.env)
+		}
 	}
-	if c.URL == "" {
+	if c.URL == "" && !changed("nats-url") {
 		c.URL = defaultNATSURL
 	}
-	return c
 }
 
-// register binds the connection flags to c with c's current values as
-// defaults: registered on the global flag set and again on a subcommand's,
-// the flags work on either side of the command name.
-func (c *natsConfig) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.URL, "nats-url", c.URL, "NATS server URL(s), comma-separated (env NATS_URL)")
-	fs.StringVar(&c.Creds, "nats-creds", c.Creds, "NATS credentials file (env NATS_CREDS)")
-	fs.StringVar(&c.TLSCA, "nats-tls-ca", c.TLSCA, "CA bundle that signs the NATS server's certificate (env NATS_TLS_CA)")
-	fs.StringVar(&c.TLSCert, "nats-tls-cert", c.TLSCert, "client certificate for NATS (env NATS_TLS_CERT)")
-	fs.StringVar(&c.TLSKey, "nats-tls-key", c.TLSKey, "client key for NATS (env NATS_TLS_KEY)")
-	fs.StringVar(&c.InboxPrefix, "nats-inbox-prefix", c.InboxPrefix, "reply subject prefix, such as _INBOX_acme for a tenant's user (env NATS_INBOX_PREFIX)")
-	fs.StringVar(&c.Tenant, "nats-tenant", c.Tenant, "connect as this tenant's NATS user: submit, wait, status and watch for it only, replies on _INBOX_<tenant> (env NATS_TENANT)")
+// register binds the connection flags to c. They have no defaults in the
+// flag set: the environment's are applied after parsing (fillFromEnv).
+func (c *natsConfig) register(fs *pflag.FlagSet) {
+	fs.StringVar(&c.URL, "nats-url", "", "NATS server `URL`(s), comma-separated; env NATS_URL (default "+defaultNATSURL+")")
+	fs.StringVar(&c.Creds, "nats-creds", "", "NATS credentials `file`; env NATS_CREDS")
+	fs.StringVar(&c.TLSCA, "nats-tls-ca", "", "CA bundle that signs the NATS server's certificate; env NATS_TLS_CA")
+	fs.StringVar(&c.TLSCert, "nats-tls-cert", "", "client certificate for NATS (with --nats-tls-key); env NATS_TLS_CERT")
+	fs.StringVar(&c.TLSKey, "nats-tls-key", "", "client key for NATS; env NATS_TLS_KEY")
+	fs.StringVar(&c.Tenant, "nats-tenant", "", "connect as this `tenant`'s NATS user (deploy/nats/accounts.conf): submit, wait,\nstatus and watch for it only, replies on _INBOX_<tenant>; env NATS_TENANT")
+	fs.StringVar(&c.InboxPrefix, "nats-inbox-prefix", "", "reply subject `prefix`, if not _INBOX_<tenant>; env NATS_INBOX_PREFIX")
 }
 
 func (c natsConfig) validate() error {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/deployq/deployq/pkg/jobs"
+	"github.com/spf13/cobra"
 )
 
 // replayOptions are the flags of dlq replay.
@@ -19,50 +20,50 @@ type replayOptions struct {
 	tenant string
 }
 
-func parseReplay(args []string, conn *natsConfig, e env) (*replayOptions, error) {
+func replayCommand(ctx context.Context, e env, conn *natsConfig) *cobra.Command {
 	o := &replayOptions{batchOptions: batchOptions{cmd: "dlq replay", verb: "replayed"}}
-	fs := newFlagSet("enqueue dlq replay", e.stderr)
-	conn.register(fs)
-	fs.BoolVar(&o.all, "all", false, "replay every dead-lettered request (of --tenant) whose job has not succeeded and is not running")
-	fs.StringVar(&o.tenant, "tenant", "", "the request's tenant (needed when several tenants used the id); with --all: only this tenant's dead letters")
-	fs.BoolVar(&o.wait, "wait", false, "follow the new runs until each has ended")
-	fs.BoolVar(&o.json, "json", false, "print JSON lines: the new runs' terminal events with --wait, the replays without")
-	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up after this long (exit status 3)")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage:\n  enqueue dlq replay ID [--tenant T] [--wait] [--json] [--timeout D]\n  enqueue dlq replay --all [--tenant T] [--wait] [--json] [--timeout D]\n\n"+
-			"Runs a dead-lettered request again under its own id, as a new run.\n\nFlags:\n")
-		fs.PrintDefaults()
+	c := &cobra.Command{
+		Use:   "replay ID|--all [flags]",
+		Short: "run dead-lettered requests again under their own ids",
+		Long: `Runs a dead-lettered request again under its own id, as a new run (its
+events carry data.run = 2, 3, …). --all replays the latest dead letter
+of every id (of --tenant) except jobs running again or succeeded since.
+--wait, --json and --timeout work as for submit, following the new run
+only. A request whose source tarball has expired cannot be replayed:
+submit it again.`,
 	}
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return nil, err
-	}
+	c.Flags().BoolVar(&o.all, "all", false, "replay every dead-lettered request (of --tenant) whose job has not succeeded and is not running")
+	c.Flags().StringVar(&o.tenant, "tenant", "", "the request's tenant (needed when several tenants used the id); with --all: only this tenant's dead letters")
+	c.Flags().BoolVar(&o.wait, "wait", false, "follow the new runs until each has ended")
+	c.Flags().BoolVar(&o.json, "json", false, "print JSON lines: the new runs' terminal events with --wait, the replays without")
+	c.Flags().DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up after this long (exit status 3)")
+	return command(c, func(pos []string) int { return runDLQReplay(ctx, e, *conn, pos, *o) })
+}
+
+// checkReplay checks the flags and arguments of dlq replay and takes the id.
+func checkReplay(o *replayOptions, pos []string) error {
 	switch {
 	case o.all && len(pos) > 0:
-		return nil, usagef("give a request id or --all, not both")
+		return usagef("give a request id or --all, not both")
 	case !o.all && len(pos) != 1:
-		return nil, usagef("give exactly one request id, or --all")
+		return usagef("give exactly one request id, or --all")
 	case o.timeout <= 0:
-		return nil, usagef("--timeout must be positive")
+		return usagef("--timeout must be positive")
 	}
 	if !o.all {
 		o.id = pos[0]
 		if err := checkID(o.id); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return o, checkTenant(o.tenant)
+	return checkTenant(o.tenant)
 }
 
-func runDLQReplay(ctx context.Context, e env, conn natsConfig, args []string) int {
-	o, err := parseReplay(args, &conn, e)
-	if err != nil {
-		var uerr *usageError
-		if errors.As(err, &uerr) {
-			fmt.Fprintf(e.stderr, "enqueue dlq replay: %v\n", err)
-			return exitUsage
-		}
-		return usageExit(err)
+func runDLQReplay(ctx context.Context, e env, conn natsConfig, pos []string, opts replayOptions) int {
+	o := &opts
+	if err := checkReplay(o, pos); err != nil {
+		fmt.Fprintf(e.stderr, "enqueue dlq replay: %v\n", err)
+		return exitUsage
 	}
 	if err := conn.validate(); err != nil {
 		fmt.Fprintf(e.stderr, "enqueue dlq replay: %v\n", err)

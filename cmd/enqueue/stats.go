@@ -12,6 +12,7 @@ import (
 	"github.com/deployq/deployq/pkg/budget"
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
 )
 
 // budgetLine is one API bucket the fleet shares, as stats shows it.
@@ -23,20 +24,22 @@ type budgetLine struct {
 	BookedFor time.Duration `json:"bookedForNs,omitempty"`
 }
 
+func statsCommand(ctx context.Context, e env, conn *natsConfig) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "stats [flags]",
+		Short: "the queue at a glance: waiting and running per tenant, the oldest, DLQ, apps, budget",
+		Long: `Requests in the queue and the oldest; per tenant, waiting, running (or
+held for a quota) and batch requests and the oldest; dead letters; apps
+by state; API endpoints paused or booked ahead in the shared budget.
+Needs the admin NATS user.`,
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print the overview as one JSON object")
+	return command(c, func(pos []string) int { return runStats(ctx, e, *conn, pos, asJSON) })
+}
+
 // runStats prints the whole queue at a glance.
-func runStats(ctx context.Context, e env, conn natsConfig, args []string) int {
-	fs := newFlagSet("enqueue stats", e.stderr)
-	conn.register(fs)
-	asJSON := fs.Bool("json", false, "print the overview as one JSON object")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage:\n  enqueue stats [--json]\n\n"+
-			"The queue at a glance: requests waiting and running per tenant and the oldest, dead letters,\napps by state, and the API budget's pauses. Needs the admin NATS user.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return usageExit(err)
-	}
+func runStats(ctx context.Context, e env, conn natsConfig, pos []string, asJSON bool) int {
 	if len(pos) > 0 {
 		fmt.Fprintf(e.stderr, "enqueue stats: unexpected argument %q\n", pos[0])
 		return exitUsage
@@ -60,7 +63,7 @@ func runStats(ctx context.Context, e env, conn natsConfig, args []string) int {
 	if err != nil {
 		fmt.Fprintf(e.stderr, "enqueue stats: warning: %v\n", err)
 	}
-	if *asJSON {
+	if asJSON {
 		data, _ := json.Marshal(struct {
 			*jobs.Overview
 			Budget []budgetLine `json:"budget"`

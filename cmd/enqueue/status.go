@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/deployq/deployq/pkg/jobs"
+	"github.com/spf13/cobra"
 )
 
 // idPattern and tenantPattern are the request's own rules (see
@@ -36,25 +37,28 @@ func checkTenant(tenant string) error {
 	return nil
 }
 
-func runStatus(ctx context.Context, e env, conn natsConfig, args []string) int {
-	fs := newFlagSet("enqueue status", e.stderr)
-	conn.register(fs)
-	tenant := fs.String("tenant", "", "the request's tenant (found without it, with one lookup more)")
-	asJSON := fs.Bool("json", false, `print {"state": <job checkpoint>, "last": <last CloudEvent>} as JSON`)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage:\n  enqueue status ID [--tenant T] [--json]\n\nFlags:\n")
-		fs.PrintDefaults()
+func statusCommand(ctx context.Context, e env, conn *natsConfig) *cobra.Command {
+	var tenant string
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "status ID [flags]",
+		Short: "show a request's job state and last event, or that it is queued",
+		Long: `Prints the job's status, the phase it is in, project, URL, claim URL,
+attempts, errors and last event; for a request no worker has taken yet,
+that it is queued and since when. Exit status 1 when the id is unknown.`,
 	}
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return usageExit(err)
-	}
+	c.Flags().StringVar(&tenant, "tenant", "", "the request's tenant (found without it, with one lookup more)")
+	c.Flags().BoolVar(&asJSON, "json", false, `print {"state": <job checkpoint>, "last": <last CloudEvent>} as JSON`)
+	return command(c, func(pos []string) int { return runStatus(ctx, e, *conn, pos, tenant, asJSON) })
+}
+
+func runStatus(ctx context.Context, e env, conn natsConfig, pos []string, tenant string, asJSON bool) int {
 	if len(pos) != 1 {
 		fmt.Fprintln(e.stderr, "enqueue status: give exactly one request id")
 		return exitUsage
 	}
 	id := pos[0]
-	if err := errors.Join(checkID(id), checkTenant(*tenant), conn.validate()); err != nil {
+	if err := errors.Join(checkID(id), checkTenant(tenant), conn.validate()); err != nil {
 		fmt.Fprintf(e.stderr, "enqueue status: %v\n", err)
 		return exitUsage
 	}
@@ -65,7 +69,7 @@ func runStatus(ctx context.Context, e env, conn natsConfig, args []string) int {
 	}
 	defer sess.close()
 
-	st, err := sess.client.Status(ctx, *tenant, id)
+	st, err := sess.client.Status(ctx, tenant, id)
 	if errors.Is(err, jobs.ErrUnknownRequest) {
 		fmt.Fprintf(e.stderr, "enqueue status: request %s: %v\n", id, err)
 
@@ -75,7 +79,7 @@ func runStatus(ctx context.Context, e env, conn natsConfig, args []string) int {
 		fmt.Fprintf(e.stderr, "enqueue status: request %s: %v\n", id, err)
 		return exitFailed
 	}
-	if *asJSON {
+	if asJSON {
 		data, err := json.Marshal(struct {
 			State  *jobs.JobState      `json:"state"`
 			Last   *jobs.Event         `json:"last"`

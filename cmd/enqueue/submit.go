@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"slices"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/deployq/deployq/pkg/jobs"
 	"github.com/deployq/deployq/pkg/tarball"
+	"github.com/spf13/cobra"
 )
 
 // submitOptions are the submit command's flags.
@@ -26,56 +26,79 @@ type submitOptions struct {
 	repeat int
 }
 
-func parseSubmit(args []string, conn *natsConfig, e env) (*submitOptions, error) {
+func submitCommand(ctx context.Context, e env, conn *natsConfig) *cobra.Command {
 	o := &submitOptions{batchOptions: batchOptions{cmd: "submit", verb: "submitted"}}
-	fs := newFlagSet("enqueue submit", e.stderr)
-	conn.register(fs)
-	fs.StringVar(&o.file, "file", "", "JSONL file of requests, one JSON object per line (sources relative to the file)")
-	fs.StringVar(&o.req.Tenant, "tenant", "", "tenant the deploy belongs to")
-	fs.StringVar(&o.source, "source", "", "directory to pack, or a .tgz/.tar.gz file")
+	c := &cobra.Command{
+		Use:   "submit --tenant T --source DIR|FILE.tgz [flags]\n  enqueue submit --file requests.jsonl [flags]",
+		Short: "pack a source and publish one deploy request, or every line of a JSONL file",
+		Long: `Packs a source directory (or takes a prebuilt .tgz) and publishes one deploy
+request, or every request of a JSONL file: one JSON object per line,
+{"id","tenant","name","framework","source","region","returnUrl","env",
+"priority","overQuota","app"}, where only tenant and source are required
+and source is relative to the file. Blank lines and lines starting with
+'#' are skipped; every line is checked before any is submitted.
+
+Resubmitting an id never deploys twice: a duplicate is shown as such and
+follows the first submission's job. With --wait, a terminal shows a live
+table with each request's phase and its time so far.`,
+		Example: `  enqueue submit --tenant acme --source ./app --wait
+  enqueue submit --tenant acme --source ./app --app chat-42 --wait   # a new version of app chat-42
+  enqueue submit --file examples/requests.jsonl --repeat 7 --wait --json`,
+	}
+	fs := c.Flags()
+	fs.SortFlags = false
+	fs.StringVar(&o.req.Tenant, "tenant", "", "tenant the deploy belongs to ([a-z0-9_-])")
+	fs.StringVar(&o.source, "source", "", "directory to pack, or a prebuilt .tgz/.tar.gz `path`")
+	fs.StringVar(&o.file, "file", "", "JSONL `file` of requests, one JSON object per line (sources relative to the file)")
 	fs.StringVar(&o.req.Name, "name", "", "project name prefix (default: the source's base name, made valid)")
-	fs.StringVar(&o.req.Framework, "framework", "", "Vercel framework preset, e.g. nextjs")
-	fs.StringVar(&o.req.ReturnURL, "return-url", "", "URL the claim flow returns the user to")
+	fs.StringVar(&o.req.Framework, "framework", "", "Vercel framework preset, e.g. nextjs (default: detected by Vercel)")
+	fs.StringVar(&o.req.ReturnURL, "return-url", "", "where the claim flow returns the user (https, or http on localhost)")
 	fs.StringVar(&o.req.ID, "id", "", "request id, the idempotency key (default: a fresh UUID)")
-	fs.StringVar(&o.req.App, "app", "", "the app this deploys a version of: the first request of an app makes its project and database, later ones deploy into them")
-	fs.StringVar(&o.req.Region, "region", "", "Prisma Postgres region, e.g. iad1")
-	fs.Var(&o.env, "env", "KEY=VALUE environment variable for the project; repeatable")
-	fs.StringVar((*string)(&o.req.Priority), "priority", "", "interactive (default) or batch: batch work of a tenant yields to its interactive work")
-	fs.StringVar((*string)(&o.req.OverQuota), "over-quota", "", "wait (default) or reject: what becomes of the request when its tenant's quota is spent")
-	fs.IntVar(&o.repeat, "repeat", 1, "submit each request `N` times, each copy with its own id")
+	fs.StringVar(&o.req.App, "app", "", "the `app` this deploys a version of ([A-Za-z0-9_-]): its first request makes its\nproject and database, later ones deploy into them; a claimed or expired app\nrefuses new versions (app_claimed, app_expired)")
+	fs.StringVar(&o.req.Region, "region", "", "Prisma Postgres region, e.g. iad1 (default: the worker's)")
+	fs.Var(&o.env, "env", "environment variable of the new project; repeatable")
+	fs.StringVar((*string)(&o.req.Priority), "priority", "", "interactive (default) or batch: within the tenant's share, batch work\nyields to interactive work and is never starved")
+	fs.StringVar((*string)(&o.req.OverQuota), "over-quota", "", "wait (default) or reject: past the tenant's quota (TENANT_QUOTAS), wait until\nit allows the deploy, or end at once with a rejected event (quota_exceeded)")
+	fs.IntVar(&o.repeat, "repeat", 1, "submit each request `N` times; copies get fresh ids, or <id>-1 … <id>-N")
 	fs.BoolVar(&o.wait, "wait", false, "follow events until every request has ended")
-	fs.BoolVar(&o.json, "json", false, "print JSON lines: terminal events with --wait, submissions without")
+	fs.BoolVar(&o.json, "json", false, "print JSON lines: each request's terminal CloudEvent with --wait (and nothing\nelse on stdout), one line per submitted request without")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up after this long (exit status 3)")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage:\n  enqueue submit --tenant T --source DIR|FILE.tgz [flags]\n  enqueue submit --file requests.jsonl [flags]\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return nil, err
-	}
+	_ = c.RegisterFlagCompletionFunc("priority", completeWords(string(jobs.PriorityInteractive), string(jobs.PriorityBatch)))
+	_ = c.RegisterFlagCompletionFunc("over-quota", completeWords(string(jobs.OverQuotaWait), string(jobs.OverQuotaReject)))
+	_ = c.MarkFlagFilename("source", "tgz", "tar.gz")
+	_ = c.MarkFlagFilename("file", "jsonl")
+	return command(c, func(pos []string) int {
+		if err := o.check(pos, fs.Changed); err != nil {
+			fmt.Fprintf(e.stderr, "enqueue submit: %v\n", err)
+			return exitUsage
+		}
+		return runSubmit(ctx, e, *conn, o)
+	})
+}
+
+// check checks what the flags and arguments say together; changed
+// reports which flags were given.
+func (o *submitOptions) check(pos []string, changed func(string) bool) error {
 	if len(pos) > 0 {
-		return nil, usagef("unexpected argument %q (give the source with --source)", pos[0])
+		return usagef("unexpected argument %q (give the source with --source)", pos[0])
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	switch {
 	case o.repeat < 1:
-		return nil, usagef("--repeat must be at least 1")
+		return usagef("--repeat must be at least 1")
 	case o.timeout <= 0:
-		return nil, usagef("--timeout must be positive")
+		return usagef("--timeout must be positive")
 	case o.file != "":
 		// The file gives every request's fields; a flag would be ignored.
 		for _, name := range []string{"tenant", "source", "name", "framework", "return-url", "id", "region", "env", "priority", "over-quota", "app"} {
-			if set[name] {
-				return nil, usagef("--%s cannot be combined with --file: every request's fields come from the file", name)
+			if changed(name) {
+				return usagef("--%s cannot be combined with --file: every request's fields come from the file", name)
 			}
 		}
 	case o.source == "":
-		return nil, usagef("give --source DIR|FILE.tgz (and --tenant), or --file requests.jsonl")
+		return usagef("give --source DIR|FILE.tgz (and --tenant), or --file requests.jsonl")
 	}
 	o.req.Env = o.env.m
-	return o, nil
+	return nil
 }
 
 // plan is one request about to be submitted.
@@ -132,16 +155,7 @@ func flagFor(field string) string {
 	return "--" + field
 }
 
-func runSubmit(ctx context.Context, e env, conn natsConfig, args []string) int {
-	o, err := parseSubmit(args, &conn, e)
-	if err != nil {
-		var uerr *usageError
-		if errors.As(err, &uerr) {
-			fmt.Fprintf(e.stderr, "enqueue submit: %v\n", err)
-			return exitUsage
-		}
-		return usageExit(err)
-	}
+func runSubmit(ctx context.Context, e env, conn natsConfig, o *submitOptions) int {
 	// The lines that parse are checked too, so one run lists every
 	// mistake in the file, in line order.
 	plans, errs := o.plans()
@@ -288,6 +302,9 @@ func reportPlanErrors(e env, o *submitOptions, errs []error, planned int) {
 type envFlag struct{ m map[string]string }
 
 func (f *envFlag) String() string { return "" }
+
+// Type is the value's name in help: --env KEY=VALUE.
+func (f *envFlag) Type() string { return "KEY=VALUE" }
 
 func (f *envFlag) Set(s string) error {
 	k, v, ok := strings.Cut(s, "=")

@@ -8,26 +8,40 @@ import (
 	"sync"
 
 	"github.com/deployq/deployq/pkg/jobs"
+	"github.com/spf13/cobra"
 )
 
-func runWatch(ctx context.Context, e env, conn natsConfig, args []string) int {
-	fs := newFlagSet("enqueue watch", e.stderr)
-	conn.register(fs)
-	var f jobs.WatchFilter
-	fs.StringVar(&f.Tenant, "tenant", "", "only this tenant's events")
-	fs.StringVar(&f.ID, "id", "", "only this request's events")
-	fs.BoolVar(&f.FromStart, "from-start", false, "replay stored events first (default: only new events)")
-	asJSON := fs.Bool("json", false, "print each CloudEvent as one JSON line")
-	logs := fs.Bool("logs", false, "with --id and --tenant: also print the build's log lines as they come (the worker then follows the build's stream)")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage:\n  enqueue watch [--tenant T] [--id ID] [--from-start] [--logs] [--json]\n\n"+
-			"Streams events until SIGINT or SIGTERM; with --id, until the request's terminal event\n(exit status 0 if it succeeded, 1 otherwise).\n\nFlags:\n")
-		fs.PrintDefaults()
+func watchCommand(ctx context.Context, e env, conn *natsConfig) *cobra.Command {
+	var o watchOptions
+	c := &cobra.Command{
+		Use:   "watch [flags]",
+		Short: "stream events (and a build's log) as they come",
+		Long: `Prints one line per event (or the CloudEvent as a JSON line with --json)
+until SIGINT or SIGTERM; with --id, until the request's terminal event
+(exit status 0 if it succeeded, 1 otherwise). --from-start replays
+stored events first. --logs (with --id and --tenant) prints the build's
+log lines as they come, from the build's first line even when the watch
+starts while it runs.`,
+		Example: `  enqueue watch --tenant acme
+  enqueue watch --tenant acme --id 3f0c… --logs`,
 	}
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return usageExit(err)
-	}
+	c.Flags().StringVar(&o.filter.Tenant, "tenant", "", "only this tenant's events")
+	c.Flags().StringVar(&o.filter.ID, "id", "", "only this request's events, until its terminal event")
+	c.Flags().BoolVar(&o.filter.FromStart, "from-start", false, "replay stored events first (default: only new events)")
+	c.Flags().BoolVar(&o.json, "json", false, "print each CloudEvent as one JSON line")
+	c.Flags().BoolVar(&o.logs, "logs", false, "with --id and --tenant: also print the build's log lines")
+	return command(c, func(pos []string) int { return runWatch(ctx, e, *conn, pos, o) })
+}
+
+// watchOptions are the watch command's flags.
+type watchOptions struct {
+	filter jobs.WatchFilter
+	json   bool
+	logs   bool
+}
+
+func runWatch(ctx context.Context, e env, conn natsConfig, pos []string, o watchOptions) int {
+	f, asJSON, logs := o.filter, o.json, o.logs
 	if len(pos) > 0 {
 		fmt.Fprintf(e.stderr, "enqueue watch: unexpected argument %q (select a request with --id)\n", pos[0])
 		return exitUsage
@@ -36,7 +50,7 @@ func runWatch(ctx context.Context, e env, conn natsConfig, args []string) int {
 	if f.ID != "" {
 		check = errors.Join(check, checkID(f.ID))
 	}
-	if *logs && (f.ID == "" || (f.Tenant == "" && conn.Tenant == "")) {
+	if logs && (f.ID == "" || (f.Tenant == "" && conn.Tenant == "")) {
 		check = errors.Join(check, usagef("--logs follows one request's build: give --id and --tenant"))
 	}
 	if err := errors.Join(check, conn.validate()); err != nil {
@@ -53,7 +67,7 @@ func runWatch(ctx context.Context, e env, conn natsConfig, args []string) int {
 	// The log is followed before the events are: a worker asks whether
 	// anyone follows when the build starts.
 	var out sync.Mutex
-	if *logs {
+	if logs {
 		lf, err := sess.client.FollowLogs(ctx, f.Tenant, f.ID)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "enqueue watch: %v\n", err)
@@ -63,7 +77,7 @@ func runWatch(ctx context.Context, e env, conn natsConfig, args []string) int {
 		go func() {
 			for l := range lf.Lines() {
 				out.Lock()
-				if *asJSON {
+				if asJSON {
 					data, _ := json.Marshal(l)
 					fmt.Fprintf(e.stdout, "%s\n", data)
 				} else {
@@ -87,7 +101,7 @@ func runWatch(ctx context.Context, e env, conn natsConfig, args []string) int {
 			continue
 		}
 		out.Lock()
-		if *asJSON {
+		if asJSON {
 			data, err := json.Marshal(ev)
 			if err != nil {
 				fmt.Fprintf(e.stderr, "enqueue watch: %v\n", err)
