@@ -131,8 +131,9 @@ type Config struct {
 	// (TENANT_QUOTAS, --tenant-quotas). Defaults to none.
 	TenantQuotas map[string][]budget.Cap
 
-	// ConsoleToken allows the console's actions (cancel) to callers that
-	// give it (CONSOLE_TOKEN). Unset, the console is read-only.
+	// ConsoleToken allows the console's actions (cancel, replay, purge)
+	// to callers that give it (CONSOLE_TOKEN). Unset, the console is
+	// read-only.
 	ConsoleToken string `json:"-" redact:"secret"`
 	// StartTimeout bounds the retries of start-up: connecting to NATS_URL
 	// and setting up the streams (START_TIMEOUT, --start-timeout).
@@ -493,7 +494,7 @@ func settings() []setting {
 
 		{
 			env: []string{"CONSOLE_TOKEN"}, flag: "console-token", arg: "TOKEN", group: "Worker",
-			usage: "Allows the console's actions (cancel) to callers that give it (Authorization: Bearer); at least 16 characters. Unset, the console at / on HTTP_ADDR is read-only. Never logged or shown.",
+			usage: "Allows the console's actions (cancel, dead-letter replay and purge) to callers that give it (Authorization: Bearer); at least 16 characters. Unset, the console at / on HTTP_ADDR is read-only. Never logged or shown.",
 			apply: func(c *Config, v string) error {
 				if v != "" && len(v) < 16 {
 					return errors.New("shorter than 16 characters")
