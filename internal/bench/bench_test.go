@@ -142,3 +142,18 @@ func TestFinish(t *testing.T) {
 		t.Error("Seed keeps a given seed and draws one for 0")
 	}
 }
+
+func TestWriteJSON(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "new", "dir", "r.json")
+	if err := WriteJSON(path, map[string]int{"a": 1}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "{\n  \"a\": 1\n}\n"; string(got) != want {
+		t.Errorf("got %q; want %q", got, want)
+	}
+}

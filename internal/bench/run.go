@@ -1,10 +1,12 @@
 package bench
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 )
 
 // Seed is the simulator seed of a run: the one given, or a fresh one
@@ -29,4 +31,20 @@ func Finish(stderr io.Writer, name, dir string, failed, keep bool) int {
 		return 1
 	}
 	return 0
+}
+
+// WriteJSON writes v, indented, as the results file at path, making its
+// directory if need be.
+func WriteJSON(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }

@@ -2,7 +2,6 @@ package appday
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -121,8 +120,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	} else {
 		res.print(stdout, o)
 		if o.json != "" {
-			b, _ := json.MarshalIndent(res, "", "  ")
-			if err := os.WriteFile(o.json, append(b, '\n'), 0o644); err != nil {
+			if err := bench.WriteJSON(o.json, res); err != nil {
 				fmt.Fprintln(stderr, err)
 				failed = true
 			}

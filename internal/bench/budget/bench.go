@@ -114,11 +114,7 @@ func settingsOf(o options, seed int64) settings {
 // writeOutputs writes the JSON results and the SVG plot where asked.
 func writeOutputs(o options, rep report) error {
 	if o.jsonOut != "" {
-		data, err := json.MarshalIndent(rep, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := writeFile(o.jsonOut, append(data, '\n')); err != nil {
+		if err := bench.WriteJSON(o.jsonOut, rep); err != nil {
 			return err
 		}
 	}

@@ -2,7 +2,6 @@ package consolepage
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -107,8 +106,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	} else {
 		res.print(stdout)
 		if o.json != "" {
-			b, _ := json.MarshalIndent(res, "", "  ")
-			if err := os.WriteFile(o.json, append(b, '\n'), 0o644); err != nil {
+			if err := bench.WriteJSON(o.json, res); err != nil {
 				fmt.Fprintln(stderr, err)
 				failed = true
 			}

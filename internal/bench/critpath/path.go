@@ -2,7 +2,6 @@ package critpath
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -118,8 +117,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		res.Modes = out
 		res.print(stdout, o)
 		if o.json != "" {
-			b, _ := json.MarshalIndent(res, "", "  ")
-			if err := os.WriteFile(o.json, append(b, '\n'), 0o644); err != nil {
+			if err := bench.WriteJSON(o.json, res); err != nil {
 				fmt.Fprintln(stderr, err)
 				failed = true
 			}

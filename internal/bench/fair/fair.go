@@ -2,7 +2,6 @@ package fair
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -159,7 +158,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if !failed {
 		res.print(stdout, o)
 		if o.json != "" {
-			if err := writeJSON(o.json, res); err != nil {
+			if err := bench.WriteJSON(o.json, res); err != nil {
 				fmt.Fprintln(stderr, err)
 				failed = true
 			}
@@ -523,12 +522,4 @@ func (r results) printSkewed(w io.Writer, o options) {
 	if len(r.Skewed) == 2 && r.Skewed[0].Throughput > 0 {
 		fmt.Fprintf(w, "\nthroughput, fair ÷ arrival order: %.3f\n", r.Skewed[1].Throughput/r.Skewed[0].Throughput)
 	}
-}
-
-func writeJSON(path string, r results) error {
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
 }

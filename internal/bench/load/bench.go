@@ -2,7 +2,6 @@ package load
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -54,7 +53,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	rep.summarize()
 	printReport(stdout, rep)
 	if o.outDir != "" {
-		if err := writeJSON(filepath.Join(o.outDir, "loadbench.json"), rep); err != nil {
+		if err := bench.WriteJSON(filepath.Join(o.outDir, "loadbench.json"), rep); err != nil {
 			fmt.Fprintf(stderr, "loadbench: %v\n", err)
 			failed = true
 		}
@@ -157,15 +156,4 @@ func measureAll(ctx context.Context, b *runner, rep *report, stderr io.Writer) e
 
 func jobsPerSecond(runs []queueRun) []float64 {
 	return figures(runs, func(r queueRun) float64 { return r.JobsPerSecond })
-}
-
-func writeJSON(path string, rep report) error {
-	data, err := json.MarshalIndent(rep, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(data, '\n'), 0o644)
 }

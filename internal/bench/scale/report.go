@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io/fs"
 	"math"
 	"os"
@@ -269,15 +268,5 @@ func writeReport(dir string, rep report) (string, error) {
 	case !errors.Is(err, fs.ErrNotExist):
 		return path, err
 	}
-	data, err := json.MarshalIndent(rep, "", "  ")
-	if err != nil {
-		return path, err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return path, err
-	}
-	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
-		return path, fmt.Errorf("write %s: %w", path, err)
-	}
-	return path, nil
+	return path, bench.WriteJSON(path, rep)
 }
