@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
@@ -142,25 +143,7 @@ func TestConsoleActionsNeedTheToken(t *testing.T) {
 	if err != nil || st.State == nil || !st.State.CancelRequested {
 		t.Errorf("the cancel was not recorded: %+v %v", st, err)
 	}
-	for _, path := range []string{"/", "/api/overview", "/api/jobs"} {
-		resp, err := http.Get(url + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var b strings.Builder
-		buf := make([]byte, 1<<16)
-		for {
-			n, err := resp.Body.Read(buf)
-			b.Write(buf[:n])
-			if err != nil {
-				break
-			}
-		}
-		_ = resp.Body.Close()
-		if strings.Contains(b.String(), token) {
-			t.Errorf("%s shows the token", path)
-		}
-	}
+	neverShowsSecrets(t, url, "/", "/api/overview", "/api/jobs", "/api/jobs/acme/queued-1")
 	// A read-only console refuses every action.
 	ro, err := console.Handler(console.Config{Client: h.Client})
 	if err != nil {
@@ -254,8 +237,34 @@ func TestConsoleReplaysADeadLetterOnlyWithTheToken(t *testing.T) {
 		t.Fatalf("replay with the token: %v", err)
 	}
 	jobstest.Eventually(t, time.Minute, "the replay never ran", func() bool { return replays(t, h, id) > 0 })
+	// Every view of a job that made API calls and failed, with the token
+	// in use in the page: neither the console token nor the Vercel token
+	// is in any answer.
+	neverShowsSecrets(t, url, "/", "/api/overview", "/api/jobs", "/api/jobs/acme/"+id, "/api/dlq", "/api/apps", "/api/budget")
 	if len(*errs) > 0 {
 		t.Errorf("the page logged errors: %q", *errs)
+	}
+}
+
+// neverShowsSecrets reads each path and fails the test if an answer holds
+// the console token or the harness's Vercel token.
+func neverShowsSecrets(t *testing.T, url string, paths ...string) {
+	t.Helper()
+	for _, path := range paths {
+		resp, err := http.Get(url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d, %v", path, resp.StatusCode, err)
+		}
+		for _, secret := range []string{token, jobstest.VercelToken} {
+			if strings.Contains(string(body), secret) {
+				t.Errorf("GET %s shows a secret (%d bytes read)", path, len(body))
+			}
+		}
 	}
 }
 

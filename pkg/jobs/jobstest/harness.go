@@ -22,6 +22,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// VercelToken is the API token the harness's workers send the simulator:
+// tests search what they can see for it.
+const VercelToken = "vercel-token-of-the-harness"
+
 // Config shapes a harness. The zero value runs one worker pool against a
 // fault-free simulator whose builds take 50 ms.
 type Config struct {
@@ -135,7 +139,7 @@ func Start(tb testing.TB, cfg Config) *Harness {
 func NewAPI(tb testing.TB, url string, opts ...vercel.Option) *vercel.Client {
 	tb.Helper()
 	api, err := vercel.New(append([]vercel.Option{
-		vercel.WithBaseURL(url), vercel.WithToken("test-token"), vercel.WithRequestTimeout(10 * time.Second),
+		vercel.WithBaseURL(url), vercel.WithToken(VercelToken), vercel.WithRequestTimeout(10 * time.Second),
 	}, opts...)...)
 	if err != nil {
 		tb.Fatalf("vercel client: %v", err)

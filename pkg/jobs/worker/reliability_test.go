@@ -254,7 +254,7 @@ func TestMaxDeliveriesAdvisoryDeadLetters(t *testing.T) {
 func TestRejectedCredentialsPauseTheWorker(t *testing.T) {
 	t.Parallel()
 	h := jobstest.Start(t, jobstest.Config{
-		Sim:    vercelsim.Config{Token: "test-token"},
+		Sim:    vercelsim.Config{Token: jobstest.VercelToken},
 		Worker: worker.Config{CredentialsProbeInterval: 50 * time.Millisecond, MaxAttempts: 1},
 	})
 	w := h.Workers[0]
@@ -264,7 +264,7 @@ func TestRejectedCredentialsPauseTheWorker(t *testing.T) {
 	jobstest.Eventually(t, waitLong, "worker kept taking work with a refused token", func() bool { return !w.Ready() && !w.CredentialsOK() })
 
 	more := h.Submit(t, jobstest.Request("acme", "queued"), h.Tarball(t, nil))
-	h.Sim.SetToken("test-token")
+	h.Sim.SetToken(jobstest.VercelToken)
 	got := h.WaitTerminal(t, "acme", waitLong, sub.ID, more.ID)
 	for id, ev := range got {
 		if ev.Type != jobs.TypeSucceeded {
@@ -346,7 +346,7 @@ func TestCredentialsCheckedAtStart(t *testing.T) {
 	if ci, err := h.Lane(t, "acme").Info(ctx); err != nil || ci.NumAckPending != 0 || ci.NumPending != 1 {
 		t.Fatalf("a worker with a refused token took work: pending %d, delivered %d, %v", ci.NumPending, ci.NumAckPending, err)
 	}
-	h.Sim.SetToken("test-token")
+	h.Sim.SetToken(jobstest.VercelToken)
 	if ev := h.WaitTerminal(t, "acme", waitLong, sub.ID)[sub.ID]; ev.Type != jobs.TypeSucceeded {
 		t.Fatalf("%s %+v", ev.Type, ev.Data.Error)
 	}
