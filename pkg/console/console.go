@@ -48,8 +48,9 @@ type Config struct {
 //	GET  /api/apps?tenant=&state=
 //	GET  /api/events                      every new event (server-sent events)
 //
-// Claim codes and URLs never leave it (they hand a project over), nor
-// the environment values of requests.
+// The page and the JSON reads are gzipped for callers that accept it;
+// the event streams are not. Claim codes and URLs never leave it (they
+// hand a project over), nor the environment values of requests.
 func Handler(cfg Config) (http.Handler, error) {
 	if cfg.Client == nil {
 		return nil, errors.New("console: Config.Client is required")
@@ -59,17 +60,17 @@ func Handler(cfg Config) (http.Handler, error) {
 	}
 	s := &server{cfg: cfg}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", s.index)
-	mux.HandleFunc("GET /api/overview", s.overview)
-	mux.HandleFunc("GET /api/jobs", s.jobs)
-	mux.HandleFunc("GET /api/jobs/{tenant}/{id}", s.job)
+	mux.HandleFunc("GET /{$}", compressed(s.index))
+	mux.HandleFunc("GET /api/overview", compressed(s.overview))
+	mux.HandleFunc("GET /api/jobs", compressed(s.jobs))
+	mux.HandleFunc("GET /api/jobs/{tenant}/{id}", compressed(s.job))
 	mux.HandleFunc("GET /api/jobs/{tenant}/{id}/logs", s.logs)
 	mux.HandleFunc("POST /api/jobs/{tenant}/{id}/cancel", s.action(s.cancel))
-	mux.HandleFunc("GET /api/dlq", s.deadLetters)
+	mux.HandleFunc("GET /api/dlq", compressed(s.deadLetters))
 	mux.HandleFunc("POST /api/dlq/{tenant}/{id}/replay", s.action(s.replay))
 	mux.HandleFunc("POST /api/dlq/purge", s.action(s.purge))
-	mux.HandleFunc("GET /api/budget", s.budget)
-	mux.HandleFunc("GET /api/apps", s.apps)
+	mux.HandleFunc("GET /api/budget", compressed(s.budget))
+	mux.HandleFunc("GET /api/apps", compressed(s.apps))
 	mux.HandleFunc("GET /api/events", s.events)
 	return mux, nil
 }

@@ -144,6 +144,21 @@ func TestConsoleActionsNeedTheToken(t *testing.T) {
 		t.Errorf("the cancel was not recorded: %+v %v", st, err)
 	}
 	neverShowsSecrets(t, url, "/", "/api/overview", "/api/jobs", "/api/jobs/acme/queued-1")
+	// The documents are compressed for a browser, the event stream is
+	// not: a compressor would hold its lines back.
+	raw := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	for path, want := range map[string]string{"/": "gzip", "/api/jobs": "gzip", "/api/events": ""} {
+		req, _ := http.NewRequest(http.MethodGet, url+path, nil)
+		req.Header.Set("Accept-Encoding", "gzip, deflate, br")
+		resp, err := raw.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if got := resp.Header.Get("Content-Encoding"); got != want {
+			t.Errorf("GET %s: Content-Encoding %q, want %q", path, got, want)
+		}
+	}
 	// A read-only console refuses every action.
 	ro, err := console.Handler(console.Config{Client: h.Client})
 	if err != nil {
