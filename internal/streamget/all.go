@@ -2,11 +2,8 @@ package streamget
 
 import (
 	"context"
-	"errors"
 	"time"
 
-	"github.com/deployq/deployq/internal/clock"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -15,15 +12,7 @@ import (
 // just created may not answer its first pull yet ("no responders"): the
 // read then starts again, a few times, a little later each time.
 func All(ctx context.Context, s jetstream.Stream, subject string) ([]Msg, error) {
-	for attempt := 1; ; attempt++ {
-		out, err := readAll(ctx, s, subject)
-		if !errors.Is(err, nats.ErrNoResponders) || attempt == 5 {
-			return out, err
-		}
-		if err := clock.Sleep(ctx, time.Duration(attempt)*100*time.Millisecond); err != nil {
-			return nil, err
-		}
-	}
+	return retried(ctx, func() ([]Msg, error) { return readAll(ctx, s, subject) })
 }
 
 func readAll(ctx context.Context, s jetstream.Stream, subject string) ([]Msg, error) {

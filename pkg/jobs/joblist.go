@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/deployq/deployq/internal/streamget"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // JobQuery selects checkpoints for Client.Jobs. Empty fields select
@@ -42,77 +41,123 @@ func (q JobQuery) match(st *JobState) bool {
 	return true
 }
 
-// JobList is what Client.Jobs found: the jobs matching the query, and
-// counts over every job of the tenant read, so a page of jobs comes with
-// the picture around it.
+// JobList is what Client.Jobs found: the newest jobs matching the query,
+// and counts over the jobs it read, so a page of jobs comes with the
+// picture around it.
 type JobList struct {
 	Jobs []JobState `json:"jobs"`
-	// Matched counts the jobs matching the query (Jobs holds at most
-	// Limit of them); Total every checkpoint read.
+	// Total counts the checkpoints kept (of the query's tenant); Read
+	// those read to answer, the most recently updated, and Since is the
+	// oldest update among them. Complete says Read is Total: Matched and
+	// the counts below cover every job kept, not only the recent ones.
+	Total    int       `json:"total"`
+	Read     int       `json:"read"`
+	Since    time.Time `json:"since,omitzero"`
+	Complete bool      `json:"complete"`
+	// Matched counts the jobs read that match the query (Jobs holds at
+	// most Limit of them).
 	Matched int `json:"matched"`
-	Total   int `json:"total"`
 	// ByStatus counts the checkpoints read by status.
 	ByStatus map[Status]int `json:"byStatus"`
-	// Codes counts the error codes of the jobs that ended with one.
+	// Codes counts the error codes of the jobs read that ended with one.
 	Codes map[string]int `json:"codes"`
 	// Ended counts the jobs that ended in the last 5 minutes and the
-	// last hour, by status: the throughput.
+	// last hour, by status: the throughput. Always exact: the read goes
+	// back an hour at least.
 	Ended5m map[Status]int `json:"ended5m"`
 	Ended1h map[Status]int `json:"ended1h"`
 }
 
-// Jobs lists checkpoints matching q, the most recently updated first. It
-// reads every checkpoint of q.Tenant ("" every tenant's) from the jobs
-// bucket: an admin's read, for the console, whose cost grows with the
-// jobs kept (JOB_TTL); docs/BENCHMARKS.md has its measure.
+// Jobs lists the checkpoints matching q, the most recently updated
+// first: an admin's read, for the console.
+//
+// Reading every checkpoint kept (30 days of them) for a page of 200 would
+// cost in proportion to the days kept. The jobs bucket keeps one message
+// per job, its latest checkpoint, in the order of the jobs' last updates,
+// so Jobs reads its stream from the end backwards, in spans that double,
+// and stops once it has q.Limit matches and has gone back an hour (the
+// throughput's window), or has read everything; q.Limit 0 reads every
+// checkpoint.
 func (c *Client) Jobs(ctx context.Context, q JobQuery) (*JobList, error) {
 	if err := c.adminOnly("list jobs"); err != nil {
 		return nil, err
 	}
-	filter := ">"
-	if q.Tenant != "" {
-		filter = q.Tenant + ".>"
-	}
-	w, err := c.jobs.WatchFiltered(ctx, []string{filter}, jetstream.IgnoreDeletes())
+	stream, err := c.js.Stream(ctx, "KV_"+BucketJobs)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
-	defer func() { _ = w.Stop() }()
+	state := stream.CachedInfo().State
+	subject := "$KV." + BucketJobs + ".>"
+	total := state.Msgs
+	if q.Tenant != "" {
+		subject = "$KV." + BucketJobs + "." + q.Tenant + ".>"
+		if total, err = streamget.Count(ctx, stream, subject); err != nil {
+			return nil, fmt.Errorf("list jobs: %w", err)
+		}
+	}
 	now := c.now()
-	out := &JobList{ByStatus: map[Status]int{}, Codes: map[string]int{}, Ended5m: map[Status]int{}, Ended1h: map[Status]int{}}
-	for {
-		select {
-		case e := <-w.Updates():
-			if e == nil {
-				slices.SortFunc(out.Jobs, func(a, b JobState) int { return b.UpdatedAt.Compare(a.UpdatedAt) })
-				if q.Limit > 0 && len(out.Jobs) > q.Limit {
-					out.Jobs = slices.Clip(out.Jobs[:q.Limit])
-				}
-				return out, nil
-			}
+	out := &JobList{Total: int(total), ByStatus: map[Status]int{}, Codes: map[string]int{}, Ended5m: map[Status]int{}, Ended1h: map[Status]int{}}
+	if state.Msgs == 0 {
+		out.Complete = true
+		return out, nil
+	}
+	// The first span holds about as many jobs as the page, at the
+	// stream's mean density of kept messages per sequence.
+	span := uint64(max(q.Limit, 100)) * (state.LastSeq - state.FirstSeq + 1) / state.Msgs
+	for end := state.LastSeq + 1; ; span *= 2 {
+		start := state.FirstSeq
+		if end-state.FirstSeq > span {
+			start = end - span
+		}
+		msgs, err := streamget.Range(ctx, stream, subject, start, end)
+		if err != nil {
+			return nil, fmt.Errorf("list jobs: %w", err)
+		}
+		for i := len(msgs) - 1; i >= 0; i-- {
 			var st JobState
-			if jsonUnmarshal(e.Value(), &st) != nil {
+			if msgs[i].Header.Get("KV-Operation") != "" || jsonUnmarshal(msgs[i].Data, &st) != nil {
 				continue
 			}
-			out.Total++
-			out.ByStatus[st.Status]++
-			if st.Done() {
-				if st.Terminal != nil && st.Terminal.Data.Error != nil {
-					out.Codes[st.Terminal.Data.Error.Code]++
-				}
-				if age := now.Sub(st.UpdatedAt); age <= time.Hour {
-					out.Ended1h[st.Status]++
-					if age <= 5*time.Minute {
-						out.Ended5m[st.Status]++
-					}
-				}
-			}
+			out.count(&st, now)
 			if q.match(&st) {
 				out.Matched++
-				out.Jobs = append(out.Jobs, st)
+				if q.Limit == 0 || len(out.Jobs) < q.Limit {
+					out.Jobs = append(out.Jobs, st)
+				}
 			}
-		case <-ctx.Done():
-			return nil, fmt.Errorf("list jobs: %w", context.Cause(ctx))
+		}
+		end = start
+		if end <= state.FirstSeq {
+			out.Complete = true
+			break
+		}
+		if q.Limit > 0 && out.Matched >= q.Limit && now.Sub(out.Since) > time.Hour {
+			break
+		}
+	}
+	// The stream's order is the order of the writes; the workers' clocks
+	// stamp UpdatedAt.
+	slices.SortStableFunc(out.Jobs, func(a, b JobState) int { return b.UpdatedAt.Compare(a.UpdatedAt) })
+	return out, nil
+}
+
+// count adds one checkpoint read to the counts.
+func (l *JobList) count(st *JobState, now time.Time) {
+	l.Read++
+	if l.Since.IsZero() || st.UpdatedAt.Before(l.Since) {
+		l.Since = st.UpdatedAt
+	}
+	l.ByStatus[st.Status]++
+	if !st.Done() {
+		return
+	}
+	if st.Terminal != nil && st.Terminal.Data.Error != nil {
+		l.Codes[st.Terminal.Data.Error.Code]++
+	}
+	if age := now.Sub(st.UpdatedAt); age <= time.Hour {
+		l.Ended1h[st.Status]++
+		if age <= 5*time.Minute {
+			l.Ended5m[st.Status]++
 		}
 	}
 }

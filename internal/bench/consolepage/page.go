@@ -2,6 +2,7 @@ package consolepage
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -30,10 +31,12 @@ import (
 	"github.com/deployq/deployq/pkg/tarball"
 	"github.com/deployq/deployq/pkg/vercel"
 	"github.com/deployq/deployq/pkg/vercel/vercelsim"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 type options struct {
 	jobs        int
+	month       int
 	queued      int
 	loads       int
 	screenshots string
@@ -55,8 +58,15 @@ type Results struct {
 	Seed    int64         `json:"seed"`
 	// Jobs ended and requests queued when the page was measured.
 	Jobs   int `json:"jobsKept"`
+	Month  int `json:"jobsOfTheMonthBefore"`
 	Queued int `json:"requestsQueued"`
-	Loads  int `json:"loads"`
+	// The jobs view's read (Client.Jobs with the page's limit: the newest,
+	// back an hour) against a read of every checkpoint kept, side by side:
+	// medians of Loads each, and the checkpoints the page's read took.
+	JobsPageMs   float64 `json:"jobsPageReadMedianMs"`
+	JobsPageRead int     `json:"jobsPageReadCheckpoints"`
+	JobsEveryMs  float64 `json:"jobsEveryCheckpointMedianMs"`
+	Loads        int     `json:"loads"`
 	// First render: from navigation start until the jobs table holds its
 	// rows and the header its counts; medians and worst of Loads.
 	FirstRenderMs    float64 `json:"firstRenderMedianMs"`
@@ -80,6 +90,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench console", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.IntVar(&o.jobs, "jobs", 10000, "deploys run to their end before the page is measured")
+	fs.IntVar(&o.month, "month", 50000, "checkpoints of jobs that ended over the 30 days before, kept as the jobs bucket keeps them")
 	fs.IntVar(&o.queued, "queued", 10000, "requests left waiting in the queue")
 	fs.IntVar(&o.loads, "loads", 7, "page loads measured")
 	fs.StringVar(&o.screenshots, "screenshots", "", "write a PNG of each view into this directory")
@@ -89,8 +100,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if o.jobs < 1 || o.queued < 0 || o.loads < 1 {
-		fmt.Fprintln(stderr, "bench console: want -jobs and -loads positive, -queued not negative")
+	if o.jobs < 1 || o.queued < 0 || o.month < 0 || o.loads < 1 {
+		fmt.Fprintln(stderr, "bench console: want -jobs and -loads positive, -queued and -month not negative")
 		return 2
 	}
 	o.seed = bench.Seed(o.seed)
@@ -171,6 +182,15 @@ func (o options) run(ctx context.Context, dir string, stderr io.Writer) (*Result
 	}
 	rng := rand.New(rand.NewPCG(uint64(o.seed), 1))
 
+	// The month before: jobs long ended, kept as the bucket keeps them.
+	if o.month > 0 {
+		fmt.Fprintf(stderr, "consolebench: writing %d checkpoints of the month before\n", o.month)
+		if err := month(ctx, s.Assets.Jobs, rng, o.month); err != nil {
+			return nil, err
+		}
+	}
+	res.Month = o.month
+
 	// The seed: every deploy run to its end.
 	stopSeed, err := startWorker(256)
 	if err != nil {
@@ -209,6 +229,9 @@ func (o options) run(ctx context.Context, dir string, stderr io.Writer) (*Result
 		return nil, err
 	}
 	res.Jobs, res.Queued = list.Total, ov.Queued
+	if err := res.readsSideBySide(ctx, client, o.loads); err != nil {
+		return nil, err
+	}
 
 	for _, path := range []string{"/api/overview", "/api/jobs?limit=200", "/api/dlq", "/api/apps", "/api/budget"} {
 		ms, size, err := serverTime(ctx, url+path, o.loads)
@@ -250,6 +273,70 @@ func (o options) run(ctx context.Context, dir string, stderr io.Writer) (*Result
 		}
 	}
 	return res, nil
+}
+
+// readsSideBySide times the jobs view's read against a read of every
+// checkpoint, alternately, n times each.
+func (r *Results) readsSideBySide(ctx context.Context, c *jobs.Client, n int) error {
+	var page, every []float64
+	for range n {
+		for _, q := range []jobs.JobQuery{{Limit: maxRows}, {}} {
+			start := time.Now()
+			list, err := c.Jobs(ctx, q)
+			if err != nil {
+				return err
+			}
+			ms := float64(time.Since(start).Microseconds()) / 1000
+			if q.Limit == 0 {
+				every = append(every, ms)
+				continue
+			}
+			page, r.JobsPageRead = append(page, ms), list.Read
+		}
+	}
+	slices.Sort(page)
+	slices.Sort(every)
+	r.JobsPageMs, r.JobsEveryMs = page[len(page)/2], every[len(every)/2]
+	return nil
+}
+
+// maxRows is the console's page of jobs.
+const maxRows = 200
+
+// month writes n checkpoints of jobs that ended over the 30 days before
+// the run, oldest first, shaped as a worker leaves them (ids, URLs, the
+// terminal event; 3 % failed builds).
+func month(ctx context.Context, kv jetstream.KeyValue, rng *rand.Rand, n int) error {
+	now := time.Now()
+	id := func(prefix string) string { return fmt.Sprintf("%s_%016x%08x", prefix, rng.Uint64(), rng.Uint32()) }
+	for i := range n {
+		at := now.Add(-30*24*time.Hour + time.Duration(i)*(29*24*time.Hour/time.Duration(n)))
+		t := tenants[i%len(tenants)].name
+		name := fmt.Sprintf("site-%012x", rng.Uint64()>>16)
+		st := jobs.JobState{
+			Version: 1, ID: fmt.Sprintf("month-%06d", i), Tenant: t, Status: jobs.StatusSucceeded, Step: jobs.StepCreateClaim,
+			ProjectID: id("prj"), ProjectName: name, AuthorizationID: id("authz"), StoreID: id("store"), StoreName: "deployq-db-" + name[5:],
+			DeploymentID: id("dpl"), DeploymentURL: name + "-" + id("x")[2:11] + ".vercel.app", URL: name + ".vercel.app",
+			DeployedAt: at.Add(-time.Second), ClaimIssuedAt: at, App: fmt.Sprintf("month-%06d", i), AppVersion: 1,
+			Owner: "worker-" + id("w")[2:10], Lease: 1, Attempts: 1, Seq: uint64(i + 1),
+			SubmittedAt: at.Add(-40 * time.Second), StartedAt: at.Add(-39 * time.Second), UpdatedAt: at, Published: true,
+		}
+		ev := &jobs.Event{Type: jobs.TypeSucceeded, Time: at, Data: jobs.EventData{RequestID: st.ID, Tenant: t, URL: "https://" + st.URL}}
+		if rng.Float64() < 0.03 {
+			st.Status, st.Step = jobs.StatusFailed, jobs.StepCreateDeployment
+			ev.Type = jobs.TypeFailed
+			ev.Data.Error = &jobs.EventError{Code: "BUILD_FAILED", Message: "deployment " + st.DeploymentID + " ended ERROR (BUILD_FAILED): Type error: Property 'title' does not exist on type '{}'."}
+		}
+		st.Terminal = ev
+		data, err := json.Marshal(st)
+		if err != nil {
+			return err
+		}
+		if _, err := kv.Put(ctx, t+"."+st.ID, data); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // tarballs packs the source every deploy uploads, and one whose build
@@ -428,6 +515,8 @@ func (r *Results) print(w io.Writer) {
 	fmt.Fprintf(w, "console with %d jobs kept and %d requests queued (%s)\n", r.Jobs, r.Queued, r.Machine)
 	fmt.Fprintf(w, "  first render: median %.0f ms, worst %.0f ms of %d loads; %d rows\n", r.FirstRenderMs, r.FirstRenderMaxMs, r.Loads, r.RowsRendered)
 	fmt.Fprintf(w, "  transferred: %.1f KB (page %.1f KB)\n", float64(r.TotalBytes)/1024, float64(r.PageBytes)/1024)
+	fmt.Fprintf(w, "  jobs read for a page of 200: %.1f ms median (%d checkpoints read); every checkpoint: %.1f ms (%d); %.1f× less\n",
+		r.JobsPageMs, r.JobsPageRead, r.JobsEveryMs, r.Jobs, r.JobsEveryMs/r.JobsPageMs)
 	paths := slices.Sorted(func(yield func(string) bool) {
 		for p := range r.ServerMs {
 			if !yield(p) {
