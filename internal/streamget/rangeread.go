@@ -14,6 +14,11 @@ import (
 // [from, to), oldest first: part of a stream, where All reads the whole
 // of it. A reader that wants the newest messages first reads the ranges
 // before the last one, going back.
+//
+// It reads through one ephemeral consumer that acknowledges nothing,
+// pulled until the range ends: an ordered consumer would be made again
+// on the server for every pull, and making a filtered consumer costs the
+// server a count over the stream.
 func Range(ctx context.Context, s jetstream.Stream, subject string, from, to uint64) ([]Msg, error) {
 	if to <= from {
 		return nil, nil
@@ -21,71 +26,80 @@ func Range(ctx context.Context, s jetstream.Stream, subject string, from, to uin
 	return retried(ctx, func() ([]Msg, error) { return readRange(ctx, s, subject, from, to) })
 }
 
-// Count is how many messages of a stream are on subject: what an ordered
-// consumer from the start has to deliver, read from its first message,
-// so the server counts and nothing else is sent.
+// Count is how many messages of a stream are on subject: what a consumer
+// from the start would have to deliver, as the server counts it when the
+// consumer is made; nothing is sent.
 func Count(ctx context.Context, s jetstream.Stream, subject string) (uint64, error) {
 	return retried(ctx, func() (uint64, error) {
-		cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+		cons, done, err := reader(ctx, s, jetstream.ConsumerConfig{FilterSubject: subject})
 		if err != nil {
 			return 0, err
 		}
-		batch, err := cons.FetchNoWait(1)
-		if err != nil {
-			return 0, err
-		}
-		m, ok := <-batch.Messages()
-		if !ok {
-			return 0, ignoreNoMessages(batch.Error())
-		}
-		meta, err := m.Metadata()
-		if err != nil {
-			return 0, err
-		}
-		return meta.NumPending + 1, nil // this message and those after it
+		defer done()
+		return cons.CachedInfo().NumPending, nil
 	})
 }
 
+// reader makes an ephemeral consumer that reads without acknowledging,
+// and returns the function that deletes it. Should the delete be lost,
+// the server deletes it itself once idle.
+func reader(ctx context.Context, s jetstream.Stream, cfg jetstream.ConsumerConfig) (jetstream.Consumer, func(), error) {
+	cfg.AckPolicy = jetstream.AckNonePolicy
+	cfg.MemoryStorage = true
+	cfg.InactiveThreshold = time.Minute
+	cons, err := s.CreateConsumer(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cons, func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = s.DeleteConsumer(ctx, cons.CachedInfo().Name)
+	}, nil
+}
+
 func readRange(ctx context.Context, s jetstream.Stream, subject string, from, to uint64) ([]Msg, error) {
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subject},
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    from,
+	cons, done, err := reader(ctx, s, jetstream.ConsumerConfig{
+		FilterSubject: subject,
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   from,
 	})
 	if err != nil {
 		return nil, err
 	}
+	defer done()
 	var out []Msg
-	for {
-		// The span bounds the messages in it; a pull that asks for no
-		// more than that rarely reads past to. No-wait: the range may
-		// end at the stream's end, where a waiting pull would wait.
-		batch, err := cons.FetchNoWait(int(min(to-from, 1000)))
+	for pending := cons.CachedInfo().NumPending; pending > 0 && from < to; {
+		// The span bounds the messages left in it: a pull that asks for
+		// no more than that rarely reads past to. No-wait: what there is
+		// is stored, and the range may end at the stream's end.
+		batch, err := cons.FetchNoWait(int(min(pending, to-from, 1000)))
 		if err != nil {
 			return nil, err
 		}
-		got, last := 0, false
+		got := 0
 		for m := range batch.Messages() {
 			got++
 			meta, err := m.Metadata()
 			if err != nil {
 				return nil, err
 			}
+			pending = meta.NumPending
 			if meta.Sequence.Stream >= to {
-				last = true
+				from = to
 				continue
 			}
 			out = append(out, Msg{Data: m.Data(), Header: m.Headers(), Seq: meta.Sequence.Stream, Time: meta.Timestamp})
 			from = meta.Sequence.Stream + 1
-			last = last || meta.NumPending == 0 || from >= to
 		}
 		if err := ignoreNoMessages(batch.Error()); err != nil {
 			return nil, err
 		}
-		if got == 0 || last {
-			return out, nil
+		if got == 0 {
+			break // expired or purged meanwhile
 		}
 	}
+	return out, nil
 }
 
 // ignoreNoMessages is a no-wait pull's answer when nothing (more) is

@@ -2,12 +2,14 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/deployq/deployq/internal/streamget"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // JobQuery selects checkpoints for Client.Jobs. Empty fields select
@@ -74,10 +76,9 @@ type JobList struct {
 // Reading every checkpoint kept (30 days of them) for a page of 200 would
 // cost in proportion to the days kept. The jobs bucket keeps one message
 // per job, its latest checkpoint, in the order of the jobs' last updates,
-// so Jobs reads its stream from the end backwards, in spans that double,
-// and stops once it has q.Limit matches and has gone back an hour (the
-// throughput's window), or has read everything; q.Limit 0 reads every
-// checkpoint.
+// so Jobs reads the last hour of its stream (the throughput's window),
+// then on backwards in spans that double until it has q.Limit matches or
+// has read everything; q.Limit 0 reads every checkpoint.
 func (c *Client) Jobs(ctx context.Context, q JobQuery) (*JobList, error) {
 	if err := c.adminOnly("list jobs"); err != nil {
 		return nil, err
@@ -101,17 +102,10 @@ func (c *Client) Jobs(ctx context.Context, q JobQuery) (*JobList, error) {
 		out.Complete = true
 		return out, nil
 	}
-	// The first span holds about as many jobs as the page, at the
-	// stream's mean density of kept messages per sequence.
-	span := uint64(max(q.Limit, 100)) * (state.LastSeq - state.FirstSeq + 1) / state.Msgs
-	for end := state.LastSeq + 1; ; span *= 2 {
-		start := state.FirstSeq
-		if end-state.FirstSeq > span {
-			start = end - span
-		}
+	read := func(start, end uint64) error {
 		msgs, err := streamget.Range(ctx, stream, subject, start, end)
 		if err != nil {
-			return nil, fmt.Errorf("list jobs: %w", err)
+			return fmt.Errorf("list jobs: %w", err)
 		}
 		for i := len(msgs) - 1; i >= 0; i-- {
 			var st JobState
@@ -126,19 +120,66 @@ func (c *Client) Jobs(ctx context.Context, q JobQuery) (*JobList, error) {
 				}
 			}
 		}
-		end = start
-		if end <= state.FirstSeq {
-			out.Complete = true
-			break
-		}
-		if q.Limit > 0 && out.Matched >= q.Limit && now.Sub(out.Since) > time.Hour {
-			break
-		}
+		return nil
 	}
+	// The last hour, whole: the throughput counts every job in it.
+	end := state.LastSeq + 1
+	hour, err := firstSince(ctx, stream, subject, state.FirstSeq, end, now.Add(-time.Hour))
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	if err := read(hour, end); err != nil {
+		return nil, err
+	}
+	end = hour
+	// Then back, in spans that double, until a page of matches: the
+	// first span holds about the jobs missing, at the stream's mean
+	// density of kept messages per sequence.
+	perSeq := float64(state.LastSeq-state.FirstSeq+1) / float64(state.Msgs)
+	span := uint64(float64(max(q.Limit-out.Matched, 100))*perSeq) + 1
+	for ; end > state.FirstSeq && (q.Limit == 0 || out.Matched < q.Limit); span *= 2 {
+		start := state.FirstSeq
+		if end-state.FirstSeq > span {
+			start = end - span
+		}
+		if err := read(start, end); err != nil {
+			return nil, err
+		}
+		end = start
+	}
+	out.Complete = end <= state.FirstSeq
 	// The stream's order is the order of the writes; the workers' clocks
 	// stamp UpdatedAt.
 	slices.SortStableFunc(out.Jobs, func(a, b JobState) int { return b.UpdatedAt.Compare(a.UpdatedAt) })
 	return out, nil
+}
+
+// firstSince finds, by bisection over [lo, hi), the sequence from which
+// the checkpoints on subject were updated at t or later (hi when none
+// was): the stream's order is the order of the updates, give or take the
+// workers' clocks. Each step reads the first checkpoint at or after a
+// sequence, about log2(hi-lo) reads in all.
+func firstSince(ctx context.Context, s jetstream.Stream, subject string, lo, hi uint64, t time.Time) (uint64, error) {
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		m, err := s.GetMsg(ctx, mid, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			hi = mid // nothing on subject from mid on
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		var st struct {
+			UpdatedAt time.Time `json:"updatedAt"`
+		}
+		if jsonUnmarshal(m.Data, &st) == nil && st.UpdatedAt.Before(t) {
+			lo = m.Sequence + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo, nil
 }
 
 // count adds one checkpoint read to the counts.
