@@ -67,6 +67,9 @@ func TestRangeAndCount(t *testing.T) {
 	if got := seqs(20, 20, "t.>"); len(got) != 0 {
 		t.Errorf("an empty range: %v", got)
 	}
+	if all, err := streamget.All(ctx, s, "t.odd"); err != nil || len(all) != 1500 || all[0].Seq != 1 || all[1499].Seq != 2999 {
+		t.Errorf("all of t.odd: %d messages, %v", len(all), err)
+	}
 	for subject, want := range map[string]uint64{"t.even": 1500, "t.>": 3000, "t.none": 0} {
 		if n, err := streamget.Count(ctx, s, subject); err != nil || n != want {
 			t.Errorf("count of %s: %d, %v; want %d", subject, n, err, want)
