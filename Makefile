@@ -105,7 +105,7 @@ bench-apps:
 	$(GO) run ./cmd/bench apps $(APPSBENCH_FLAGS)
 
 ## bench-console: the console's first render and page weight with 10 000 jobs kept and 10 000 requests
-## queued, in headless Chromium (about 5 minutes, mostly seeding the jobs); writes docs/benchmarks/console.json.
+## queued and a month of older jobs kept, in headless Chromium (about 7 minutes, mostly seeding the jobs); writes docs/benchmarks/console.json.
 bench-console:
 	$(GO) run ./cmd/bench console $(CONSOLEBENCH_FLAGS)
 
