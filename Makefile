@@ -111,7 +111,7 @@ bench-console:
 
 ## screenshots: the console's views, taken from a run like bench-console's (smaller), into docs/console/.
 screenshots:
-	$(GO) run ./cmd/bench console -jobs 1500 -queued 400 -loads 1 -json "" -screenshots docs/console
+	$(GO) run ./cmd/bench console -jobs 1500 -month 5000 -queued 400 -loads 1 -json "" -screenshots docs/console
 
 clean:
 	rm -rf $(BIN) data
