@@ -26,17 +26,44 @@ type JobQuery struct {
 	Limit int
 }
 
-func (q JobQuery) match(st *JobState) bool {
-	if q.Status != "" && st.Status != q.Status {
+// jobFacts are the fields of a checkpoint that Jobs filters and counts
+// on. Decoding only these skips the rest of each checkpoint (attempts,
+// the terminal event's build log lines): most of the cost of a read that
+// goes back far. Only the jobs returned are decoded whole.
+type jobFacts struct {
+	ID          string    `json:"id"`
+	Status      Status    `json:"status"`
+	App         string    `json:"app"`
+	ProjectName string    `json:"projectName"`
+	UpdatedAt   time.Time `json:"updatedAt"`
+	Terminal    *struct {
+		Data struct {
+			Error *struct {
+				Code string `json:"code"`
+			} `json:"error"`
+		} `json:"data"`
+	} `json:"terminal"`
+}
+
+// code is the error code the job ended with, if any.
+func (f *jobFacts) code() string {
+	if f.Terminal == nil || f.Terminal.Data.Error == nil {
+		return ""
+	}
+	return f.Terminal.Data.Error.Code
+}
+
+func (q JobQuery) match(f *jobFacts) bool {
+	if q.Status != "" && f.Status != q.Status {
 		return false
 	}
-	if q.Code != "" && (st.Terminal == nil || st.Terminal.Data.Error == nil || st.Terminal.Data.Error.Code != q.Code) {
+	if q.Code != "" && f.code() != q.Code {
 		return false
 	}
 	if q.Search != "" {
 		s := strings.ToLower(q.Search)
-		if !strings.Contains(strings.ToLower(st.ID), s) && !strings.Contains(strings.ToLower(st.App), s) &&
-			!strings.Contains(strings.ToLower(st.ProjectName), s) {
+		if !strings.Contains(strings.ToLower(f.ID), s) && !strings.Contains(strings.ToLower(f.App), s) &&
+			!strings.Contains(strings.ToLower(f.ProjectName), s) {
 			return false
 		}
 	}
@@ -108,14 +135,18 @@ func (c *Client) Jobs(ctx context.Context, q JobQuery) (*JobList, error) {
 			return fmt.Errorf("list jobs: %w", err)
 		}
 		for i := len(msgs) - 1; i >= 0; i-- {
-			var st JobState
-			if msgs[i].Header.Get("KV-Operation") != "" || jsonUnmarshal(msgs[i].Data, &st) != nil {
+			var f jobFacts
+			if msgs[i].Header.Get("KV-Operation") != "" || jsonUnmarshal(msgs[i].Data, &f) != nil {
 				continue
 			}
-			out.count(&st, now)
-			if q.match(&st) {
-				out.Matched++
-				if q.Limit == 0 || len(out.Jobs) < q.Limit {
+			out.count(&f, now)
+			if !q.match(&f) {
+				continue
+			}
+			out.Matched++
+			if q.Limit == 0 || len(out.Jobs) < q.Limit {
+				var st JobState
+				if jsonUnmarshal(msgs[i].Data, &st) == nil {
 					out.Jobs = append(out.Jobs, st)
 				}
 			}
@@ -183,22 +214,22 @@ func firstSince(ctx context.Context, s jetstream.Stream, subject string, lo, hi 
 }
 
 // count adds one checkpoint read to the counts.
-func (l *JobList) count(st *JobState, now time.Time) {
+func (l *JobList) count(f *jobFacts, now time.Time) {
 	l.Read++
-	if l.Since.IsZero() || st.UpdatedAt.Before(l.Since) {
-		l.Since = st.UpdatedAt
+	if l.Since.IsZero() || f.UpdatedAt.Before(l.Since) {
+		l.Since = f.UpdatedAt
 	}
-	l.ByStatus[st.Status]++
-	if !st.Done() {
+	l.ByStatus[f.Status]++
+	if !f.Status.Done() {
 		return
 	}
-	if st.Terminal != nil && st.Terminal.Data.Error != nil {
-		l.Codes[st.Terminal.Data.Error.Code]++
+	if code := f.code(); code != "" {
+		l.Codes[code]++
 	}
-	if age := now.Sub(st.UpdatedAt); age <= time.Hour {
-		l.Ended1h[st.Status]++
+	if age := now.Sub(f.UpdatedAt); age <= time.Hour {
+		l.Ended1h[f.Status]++
 		if age <= 5*time.Minute {
-			l.Ended5m[st.Status]++
+			l.Ended5m[f.Status]++
 		}
 	}
 }
