@@ -125,7 +125,7 @@ func (c *Client) Jobs(ctx context.Context, q JobQuery) (*JobList, error) {
 	}
 	now := c.now()
 	out := &JobList{Total: int(total), ByStatus: map[Status]int{}, Codes: map[string]int{}, Ended5m: map[Status]int{}, Ended1h: map[Status]int{}}
-	if state.Msgs == 0 {
+	if total == 0 {
 		out.Complete = true
 		return out, nil
 	}

@@ -166,6 +166,9 @@ func TestJobsReadsTheNewestFirst(t *testing.T) {
 			t.Errorf("another tenant's job in globex's list: %s/%s", st.Tenant, st.ID)
 		}
 	}
+	if none, err := h.Client.Jobs(ctx, jobs.JobQuery{Tenant: "initech", Limit: 5}); err != nil || none.Total != 0 || !none.Complete || len(none.Jobs) != 0 {
+		t.Errorf("a tenant without jobs: %+v, %v", none, err)
+	}
 }
 
 func ids(list []jobs.JobState) []string {
