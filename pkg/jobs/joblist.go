@@ -31,18 +31,34 @@ type JobQuery struct {
 // the terminal event's build log lines): most of the cost of a read that
 // goes back far. Only the jobs returned are decoded whole.
 type jobFacts struct {
-	ID          string    `json:"id"`
-	Status      Status    `json:"status"`
-	App         string    `json:"app"`
-	ProjectName string    `json:"projectName"`
-	UpdatedAt   time.Time `json:"updatedAt"`
-	Terminal    *struct {
-		Data struct {
-			Error *struct {
-				Code string `json:"code"`
-			} `json:"error"`
-		} `json:"data"`
-	} `json:"terminal"`
+	ID          string         `json:"id"`
+	Status      Status         `json:"status"`
+	App         string         `json:"app"`
+	ProjectName string         `json:"projectName"`
+	UpdatedAt   time.Time      `json:"updatedAt"`
+	Terminal    *terminalFacts `json:"terminal"`
+}
+
+// terminalFacts is the part of a terminal event jobFacts decodes.
+type terminalFacts struct {
+	Data struct {
+		Error *errorFacts `json:"error"`
+	} `json:"data"`
+}
+
+// errorFacts is the part of an event's error jobFacts decodes.
+type errorFacts struct {
+	Code string `json:"code"`
+}
+
+// factsOf takes the facts from a checkpoint decoded whole.
+func factsOf(st *JobState) jobFacts {
+	f := jobFacts{ID: st.ID, Status: st.Status, App: st.App, ProjectName: st.ProjectName, UpdatedAt: st.UpdatedAt}
+	if st.Terminal != nil && st.Terminal.Data.Error != nil {
+		f.Terminal = &terminalFacts{}
+		f.Terminal.Data.Error = &errorFacts{Code: st.Terminal.Data.Error.Code}
+	}
+	return f
 }
 
 // code is the error code the job ended with, if any.
@@ -135,18 +151,26 @@ func (c *Client) Jobs(ctx context.Context, q JobQuery) (*JobList, error) {
 			return fmt.Errorf("list jobs: %w", err)
 		}
 		for i := len(msgs) - 1; i >= 0; i-- {
+			if msgs[i].Header.Get("KV-Operation") != "" {
+				continue
+			}
+			// A match that would be returned is decoded whole, once;
+			// the rest only for their facts.
+			var st JobState
 			var f jobFacts
-			if msgs[i].Header.Get("KV-Operation") != "" || jsonUnmarshal(msgs[i].Data, &f) != nil {
+			wanted := q.Limit == 0 || len(out.Jobs) < q.Limit
+			if wanted {
+				if jsonUnmarshal(msgs[i].Data, &st) != nil {
+					continue
+				}
+				f = factsOf(&st)
+			} else if jsonUnmarshal(msgs[i].Data, &f) != nil {
 				continue
 			}
 			out.count(&f, now)
-			if !q.match(&f) {
-				continue
-			}
-			out.Matched++
-			if q.Limit == 0 || len(out.Jobs) < q.Limit {
-				var st JobState
-				if jsonUnmarshal(msgs[i].Data, &st) == nil {
+			if q.match(&f) {
+				out.Matched++
+				if wanted {
 					out.Jobs = append(out.Jobs, st)
 				}
 			}
