@@ -70,10 +70,10 @@ func readRange(ctx context.Context, s jetstream.Stream, subject string, from, to
 	defer done()
 	var out []Msg
 	for pending := cons.CachedInfo().NumPending; pending > 0 && from < to; {
-		// The span bounds the messages left in it: a pull that asks for
-		// no more than that rarely reads past to. No-wait: what there is
-		// is stored, and the range may end at the stream's end.
-		batch, err := cons.FetchNoWait(int(min(pending, to-from, 1000)))
+		// Never more than are pending, so the pull is answered in full at
+		// once (it waits only if messages expire meanwhile); and the span
+		// bounds the messages left in it, so a pull rarely reads past to.
+		batch, err := cons.Fetch(int(min(pending, to-from, 1000)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			return nil, err
 		}
@@ -102,8 +102,9 @@ func readRange(ctx context.Context, s jetstream.Stream, subject string, from, to
 	return out, nil
 }
 
-// ignoreNoMessages is a no-wait pull's answer when nothing (more) is
-// there: the end of what there is to read, not a failure.
+// ignoreNoMessages is a pull's answer when nothing (more) is there (the
+// messages counted expired meanwhile): the end of what there is to read,
+// not a failure.
 func ignoreNoMessages(err error) error {
 	if errors.Is(err, jetstream.ErrNoMessages) {
 		return nil
